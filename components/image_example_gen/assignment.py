@@ -1,0 +1,115 @@
+"""Class-stratified, deterministic shard assignment (pure: no TensorFlow/TFX imports).
+
+Shards are numbered across the splits in order (train=8,eval=1,test=1 -> shards 0-7 are train,
+8 eval, 9 test). For every class with n examples over S shards, each shard gets floor(n/S) or
+ceil(n/S) of them; the n mod S "extra" examples of successive classes go to successive shards
+round a ring, so shard sizes also differ by at most one and each split's size is proportional to
+its shard count.
+
+Which example goes where is a function of (seed, image_id) only, never of the CSV's row order:
+each class's examples are ordered by ``rank(seed, image_id)`` (sha256), then dealt in contiguous
+runs to the shards by their quotas. Records inside a shard are written in another seeded hash
+order, so the same rows in any order with the same seed give byte-identical shards, and another
+seed gives another assignment.
+
+Grouping (all rows of a patient in one shard) fits this shape: a group is dealt as a unit instead
+of a single row; ``assign_shards`` takes the unit of assignment from ``group_of``.
+"""
+import collections
+import dataclasses
+import hashlib
+from typing import Dict, List, Sequence, Tuple
+
+from components.image_example_gen.config import SplitSpec
+from components.image_example_gen.index import IndexRow
+
+SHARD_FILE_PREFIX = 'data_tfrecord'
+SHARD_FILE_SUFFIX = '.gz'
+
+
+class AssignmentError(ValueError):
+  """The rows cannot be assigned to the requested shards."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+  """One output file: its split, its number within the split, and its rows in write order."""
+  split: str
+  index: int
+  num_shards: int
+  rows: Tuple[IndexRow, ...]
+
+  @property
+  def file_name(self) -> str:
+    return (f'{SHARD_FILE_PREFIX}-{self.index:05d}-of-{self.num_shards:05d}'
+            f'{SHARD_FILE_SUFFIX}')
+
+  def class_counts(self) -> Dict[int, int]:
+    return dict(sorted(collections.Counter(r.label for r in self.rows).items()))
+
+
+def rank(seed: int, salt: str, key: str) -> bytes:
+  """A stable pseudo-random sort key: the same in every process and on every platform."""
+  return hashlib.sha256(f'{seed}\x00{salt}\x00{key}'.encode('utf-8')).digest()
+
+
+def class_quotas(class_totals: Dict[int, int], num_shards: int,
+                 seed: int) -> List[Dict[int, int]]:
+  """Per shard, per class: how many examples it gets (floor or ceil of total / num_shards)."""
+  quotas = [dict.fromkeys(class_totals, 0) for _ in range(num_shards)]
+  offset = int.from_bytes(rank(seed, 'extras-offset', ''), 'big') % num_shards
+  for label in sorted(class_totals):
+    base, extra = divmod(class_totals[label], num_shards)
+    for k in range(num_shards):
+      quotas[k][label] = base
+    for j in range(extra):
+      quotas[(offset + j) % num_shards][label] += 1
+    offset = (offset + extra) % num_shards
+  return quotas
+
+
+def assign_shards(rows: Sequence[IndexRow], splits: Sequence[SplitSpec],
+                  seed: int) -> List[Shard]:
+  """Assigns every row to exactly one shard. Returns the shards in global order."""
+  ids = [r.image_id for r in rows]
+  if len(set(ids)) != len(ids):
+    dup = next(i for i, c in collections.Counter(ids).items() if c > 1)
+    raise AssignmentError(f'duplicate image_id {dup!r}: every row needs a unique key.')
+  num_shards = sum(s.num_shards for s in splits)
+  if len(rows) < num_shards:
+    raise AssignmentError(
+        f'{len(rows)} rows cannot fill {num_shards} shards without empty shards; '
+        'use fewer shards (option --splits).')
+
+  by_class: Dict[int, List[IndexRow]] = collections.defaultdict(list)
+  for row in rows:
+    by_class[row.label].append(row)
+  for members in by_class.values():
+    members.sort(key=lambda r: rank(seed, 'assign', r.image_id))
+  quotas = class_quotas({c: len(m) for c, m in by_class.items()}, num_shards, seed)
+
+  shard_rows: List[List[IndexRow]] = [[] for _ in range(num_shards)]
+  for label, members in by_class.items():
+    start = 0
+    for k in range(num_shards):
+      take = quotas[k][label]
+      shard_rows[k].extend(members[start:start + take])
+      start += take
+    assert start == len(members)
+
+  shards = []
+  k = 0
+  for split in splits:
+    for i in range(split.num_shards):
+      ordered = sorted(shard_rows[k], key=lambda r: rank(seed, 'order', r.image_id))
+      shards.append(Shard(split.name, i, split.num_shards, tuple(ordered)))
+      k += 1
+  return shards
+
+
+def shard_class_counts(shards: Sequence[Shard]) -> Dict[str, List[Dict[int, int]]]:
+  """{split: [per-shard {label: count}, ...]} for reports and artifact properties."""
+  out: Dict[str, List[Dict[int, int]]] = collections.OrderedDict()
+  for shard in shards:
+    out.setdefault(shard.split, []).append(shard.class_counts())
+  return out

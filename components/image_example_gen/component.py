@@ -1,0 +1,60 @@
+"""ImageExampleGen: TFX's FileBasedExampleGen, with a CSV index of image files as its input."""
+import os
+from typing import Mapping, Sequence, Tuple, Union
+
+from tfx import types
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.dsl.components.base import base_beam_component
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+
+from components.image_example_gen import config as config_lib
+from components.image_example_gen import executor
+from components.image_example_gen import spec
+
+INDEX_SPLIT_NAME = 'index'
+
+
+class ImageExampleGen(FileBasedExampleGen):
+  """CSV of ``image_path, mask_path, class`` -> Examples with class-stratified, seeded shards.
+
+  Output: a standard ``Examples`` artifact, ``Split-<name>/data_tfrecord-0000k-of-0000n.gz``
+  (gzipped TFRecords of tf.Example{image, mask, class, image_id}), one file per shard.
+  Each split's ``hash_buckets`` is its shard count. It is a FileBasedExampleGen, so TFX's
+  driver fingerprints the CSV for caching and records span/version as usual.
+  """
+
+  SPEC_CLASS = spec.ImageExampleGenSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+  def __init__(self, csv_path: str, class_mapping: Mapping[str, int],
+               splits: Sequence[Union[config_lib.SplitSpec, Tuple[str, int]]] = (
+                   config_lib.DEFAULT_SPLITS),
+               seed: int = config_lib.DEFAULT_SEED):
+    """Args:
+      csv_path: the CSV index (local path or any tf.io.gfile URI such as gs://...). Relative
+        image/mask paths in it resolve against its folder.
+      class_mapping: class name -> label 0..K-1.
+      splits: (name, number of shards) per output split, in order.
+      seed: seeds the shard assignment and the record order within shards.
+    """
+    ingest_config = config_lib.IngestConfig(  # validates now, at pipeline construction
+        class_mapping=class_mapping, seed=seed,
+        splits=tuple(s if isinstance(s, config_lib.SplitSpec) else config_lib.SplitSpec(*s)
+                     for s in splits))
+    input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
+        name=INDEX_SPLIT_NAME, pattern=os.path.basename(csv_path))])
+    output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name=s.name, hash_buckets=s.num_shards)
+        for s in ingest_config.splits]))
+    component_spec = spec.ImageExampleGenSpec(
+        input_base=os.path.dirname(csv_path),
+        input_config=input_config,
+        output_config=output_config,
+        output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+        output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+        class_mapping=config_lib.class_mapping_to_json(ingest_config.class_mapping),
+        seed=ingest_config.seed,
+        examples=types.Channel(type=standard_artifacts.Examples))
+    base_beam_component.BaseBeamComponent.__init__(self, spec=component_spec)

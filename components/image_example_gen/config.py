@@ -1,0 +1,115 @@
+"""Validated configuration of one ImageExampleGen run (pure: no TensorFlow/TFX imports).
+
+Every error says what was wrong and which option fixes it.
+"""
+import dataclasses
+import json
+import re
+from typing import Dict, Mapping, Sequence, Tuple
+
+DEFAULT_SPLITS = (('train', 8), ('eval', 1), ('test', 1))
+DEFAULT_SEED = 0
+
+_SPLIT_NAME = re.compile(r'^[A-Za-z0-9_]+$')
+
+
+class ConfigError(ValueError):
+  """An ImageExampleGen option is invalid; the message names the option."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSpec:
+  """One output split and how many shard files it is written as."""
+  name: str
+  num_shards: int
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+  """What ImageExampleGen needs besides the CSV itself.
+
+  Attributes:
+    class_mapping: class name (as in the CSV's ``class`` column) -> int label 0..K-1.
+    splits: output splits in order; shard files are numbered across them in this order.
+    seed: seeds the shard assignment and the record order inside each shard.
+  """
+  class_mapping: Mapping[str, int]
+  splits: Tuple[SplitSpec, ...] = tuple(SplitSpec(n, k) for n, k in DEFAULT_SPLITS)
+  seed: int = DEFAULT_SEED
+
+  def __post_init__(self):
+    validate_class_mapping(self.class_mapping)
+    object.__setattr__(self, 'splits', tuple(self.splits))
+    validate_splits(self.splits)
+    if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+      raise ConfigError(f'seed must be an int, got {self.seed!r} (option --seed).')
+
+  @property
+  def total_shards(self) -> int:
+    return sum(s.num_shards for s in self.splits)
+
+
+def validate_class_mapping(mapping: Mapping[str, int]) -> None:
+  """Labels must be exactly 0..K-1, one per class name."""
+  if not mapping:
+    raise ConfigError('class mapping is empty: give a JSON object {"class name": label, ...} '
+                      '(option --class-mapping).')
+  for name, label in mapping.items():
+    if not isinstance(name, str) or not name:
+      raise ConfigError(f'class mapping has an empty or non-string class name: {name!r}.')
+    if not isinstance(label, int) or isinstance(label, bool):
+      raise ConfigError(f'class mapping label for {name!r} must be an int, got {label!r}.')
+  labels = sorted(mapping.values())
+  if labels != list(range(len(labels))):
+    raise ConfigError(f'class mapping labels must be exactly 0..{len(labels) - 1}, one per class; '
+                      f'got {labels} (fix the class mapping JSON).')
+
+
+def validate_splits(splits: Sequence[SplitSpec]) -> None:
+  if not splits:
+    raise ConfigError('at least one split is needed (option --splits, e.g. train=8,eval=1,test=1).')
+  seen = set()
+  for s in splits:
+    if not _SPLIT_NAME.match(s.name):
+      raise ConfigError(f'split name {s.name!r} must be letters, digits or _ (option --splits).')
+    if s.name in seen:
+      raise ConfigError(f'split {s.name!r} is given twice (option --splits).')
+    seen.add(s.name)
+    if not isinstance(s.num_shards, int) or s.num_shards < 1:
+      raise ConfigError(f'split {s.name!r} needs at least 1 shard, got {s.num_shards!r} '
+                        '(option --splits NAME=SHARDS).')
+
+
+def parse_splits(text: str) -> Tuple[SplitSpec, ...]:
+  """'train=8,eval=1,test=1' -> (SplitSpec('train', 8), ...)."""
+  splits = []
+  for part in (p.strip() for p in text.split(',')):
+    name, sep, shards = part.partition('=')
+    if not sep or not shards.strip().isdigit():
+      raise ConfigError(f'bad split {part!r} in {text!r}: expected NAME=SHARDS, '
+                        'e.g. --splits train=8,eval=1,test=1.')
+    splits.append(SplitSpec(name.strip(), int(shards)))
+  validate_splits(splits)
+  return tuple(splits)
+
+
+def format_splits(splits: Sequence[SplitSpec]) -> str:
+  return ','.join(f'{s.name}={s.num_shards}' for s in splits)
+
+
+def load_class_mapping_text(text: str, source: str = 'class mapping') -> Dict[str, int]:
+  """Parses and validates a class mapping JSON document."""
+  try:
+    mapping = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ConfigError(f'{source} is not valid JSON: {e} (option --class-mapping).') from e
+  if not isinstance(mapping, dict):
+    raise ConfigError(f'{source} must be a JSON object {{"class name": label}}, '
+                      f'got {type(mapping).__name__}.')
+  validate_class_mapping(mapping)
+  return mapping
+
+
+def class_mapping_to_json(mapping: Mapping[str, int]) -> str:
+  """Canonical JSON (sorted keys) so equal mappings give equal exec properties (cache hits)."""
+  return json.dumps(dict(mapping), sort_keys=True)

@@ -1,0 +1,67 @@
+"""ImageExampleGen's executor: validates exec properties, then calls ``ingest.run_ingest``."""
+import os
+from typing import Any, Dict, List, Tuple
+
+from tfx import types
+from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import write_split
+from tfx.components.util import examples_utils
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+from tfx.utils import proto_utils
+import tensorflow as tf
+
+from components.image_example_gen import config as config_lib
+from components.image_example_gen import ingest
+from components.image_example_gen import spec
+
+
+def config_from_exec_properties(
+    exec_properties: Dict[str, Any]) -> Tuple[str, config_lib.IngestConfig]:
+  """-> (CSV path, validated IngestConfig). Raises ConfigError naming the bad property."""
+  input_config = example_gen_pb2.Input()
+  proto_utils.json_to_proto(exec_properties[spec.INPUT_CONFIG_KEY], input_config)
+  output_config = example_gen_pb2.Output()
+  proto_utils.json_to_proto(exec_properties[spec.OUTPUT_CONFIG_KEY], output_config)
+  if len(input_config.splits) != 1:
+    raise config_lib.ConfigError(
+        f'input_config must have exactly one split (the CSV index), got {len(input_config.splits)}.')
+  pattern = os.path.join(exec_properties[spec.INPUT_BASE_KEY], input_config.splits[0].pattern)
+  matches = tf.io.gfile.glob(pattern)
+  if len(matches) != 1:
+    raise config_lib.ConfigError(
+        f'the input pattern {pattern!r} must match exactly one CSV index, matched {matches}.')
+  if not output_config.split_config.splits:
+    raise config_lib.ConfigError('output_config.split_config must name the output splits.')
+  splits = tuple(config_lib.SplitSpec(s.name, s.hash_buckets)
+                 for s in output_config.split_config.splits)
+  mapping = config_lib.load_class_mapping_text(exec_properties[spec.CLASS_MAPPING_KEY])
+  return matches[0], config_lib.IngestConfig(
+      class_mapping=mapping, splits=splits, seed=int(exec_properties[spec.SEED_KEY]))
+
+
+class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+  """Writes class-stratified, deterministic shards; see ``components.image_example_gen.ingest``."""
+
+  def GetInputSourceToExamplePTransform(self):
+    raise NotImplementedError(
+        'ImageExampleGen plans shards from the whole index and writes them itself (Do); '
+        'it does not use the per-record ExampleGen path.')
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    self._log_startup(input_dict, output_dict, exec_properties)
+    csv_path, ingest_config = config_from_exec_properties(exec_properties)
+    examples = artifact_utils.get_single_instance(output_dict[spec.EXAMPLES_KEY])
+    summary = ingest.run_ingest(csv_path, ingest_config, examples.uri, self._make_beam_pipeline)
+
+    examples.split_names = artifact_utils.encode_split_names(
+        [s.name for s in ingest_config.splits])
+    examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+    examples_utils.set_file_format(
+        examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+    examples.set_string_custom_property(spec.SUMMARY_PROPERTY, summary.to_json())
+    examples.set_int_custom_property(spec.ROWS_IN_PROPERTY, summary.rows_in)
+    examples.set_int_custom_property(spec.EXAMPLES_WRITTEN_PROPERTY, summary.examples_written)
+    examples.set_int_custom_property(spec.SEED_PROPERTY, summary.seed)

@@ -1,0 +1,148 @@
+"""ImageExampleGen's work, outside TFX: index -> shard plan -> Beam job that writes each shard.
+
+Memory stays bounded: the plan holds only ids, paths and labels; each shard is one Beam element
+whose DoFn reads the files of that shard one row at a time while writing, so peak memory is one
+example, not the dataset. Shards are the unit of parallel work on every Beam runner.
+
+Each shard is written to ``<examples>/.staging/`` and renamed into ``Split-<name>/`` only when
+complete, so a killed run never leaves a half-written shard where readers glob.
+"""
+import dataclasses
+import os
+from typing import Callable, Dict, List, Sequence
+
+from absl import logging
+import apache_beam as beam
+import tensorflow as tf
+
+from components import features
+from components.image_example_gen import assignment
+from components.image_example_gen import index
+from components.image_example_gen.config import IngestConfig
+from components.image_example_gen.summary import IngestSummary
+
+SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
+STAGING_DIR = '.staging'
+SUMMARY_FILE = 'ingest_summary.json'
+METRICS_NAMESPACE = 'ImageExampleGen'
+EXAMPLES_WRITTEN = 'examples_written'
+# zlib level 1: PNG payloads barely compress, so higher levels only cost CPU (see bench/).
+TFRECORD_OPTIONS = dict(compression_type='GZIP', compression_level=1)
+
+
+class ReconciliationError(RuntimeError):
+  """Rows in != examples written: something was lost between the index and the shards."""
+
+
+def split_uri(examples_uri: str, split: str) -> str:
+  return os.path.join(examples_uri, f'{SPLIT_DIR_PREFIX}{split}')
+
+
+def read_bytes(path: str) -> bytes:
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    return f.read()
+
+
+def make_example(row: index.IndexRow, image: bytes, mask: bytes) -> tf.train.Example:
+  """The seed's record (image, mask, class) plus the stable key image_id."""
+  feature = tf.train.Feature
+  return tf.train.Example(features=tf.train.Features(feature={
+      features.IMAGE: feature(bytes_list=tf.train.BytesList(value=[image])),
+      features.MASK: feature(bytes_list=tf.train.BytesList(value=[mask])),
+      features.LABEL: feature(int64_list=tf.train.Int64List(value=[row.label])),
+      features.IMAGE_ID: feature(bytes_list=tf.train.BytesList(
+          value=[row.image_id.encode('utf-8')])),
+  }))
+
+
+def serialize_row(row: index.IndexRow) -> bytes:
+  """Reads a row's files and returns its serialized example (deterministic map order)."""
+  image = read_bytes(row.image_path)
+  mask = read_bytes(row.mask_path) if row.mask_path else b''
+  return make_example(row, image, mask).SerializeToString(deterministic=True)
+
+
+class _WriteShardFn(beam.DoFn):
+  """Shard plan -> one complete TFRecord file. Yields (split, shard index, records written)."""
+
+  def __init__(self, examples_uri: str):
+    self._examples_uri = examples_uri
+    self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, EXAMPLES_WRITTEN)
+
+  def process(self, shard: assignment.Shard):
+    final_path = os.path.join(split_uri(self._examples_uri, shard.split), shard.file_name)
+    staging_path = os.path.join(self._examples_uri, STAGING_DIR,
+                                f'{shard.split}-{shard.file_name}')
+    tf.io.gfile.makedirs(os.path.dirname(staging_path))
+    options = tf.io.TFRecordOptions(**TFRECORD_OPTIONS)
+    with tf.io.TFRecordWriter(staging_path, options) as writer:
+      for row in shard.rows:
+        writer.write(serialize_row(row))
+    tf.io.gfile.makedirs(os.path.dirname(final_path))
+    tf.io.gfile.rename(staging_path, final_path, overwrite=True)
+    self._written.inc(len(shard.rows))
+    yield shard.split, shard.index, len(shard.rows)
+
+
+@beam.ptransform_fn
+def WriteShards(pipeline: beam.Pipeline, shards: Sequence[assignment.Shard],  # pylint: disable=invalid-name
+                examples_uri: str) -> Dict[str, beam.PCollection]:
+  """One labelled branch per split: Create(plans) -> Reshuffle -> ParDo(write shard)."""
+  written = {}
+  for split in dict.fromkeys(s.split for s in shards):
+    plans = [s for s in shards if s.split == split]
+    written[split] = (
+        pipeline
+        # PCollection[Shard]: a few hundred bytes per row (ids, paths, labels), no image bytes.
+        | f'PlanShards[{split}]' >> beam.Create(plans)
+        # Spreads shards over workers on distributed runners.
+        | f'Distribute[{split}]' >> beam.Reshuffle()
+        # PCollection[(split, shard index, records written)]
+        | f'WriteShard[{split}]' >> beam.ParDo(_WriteShardFn(examples_uri)))
+  return written
+
+
+def plan(csv_path: str, config: IngestConfig) -> List[assignment.Shard]:
+  """Reads and checks the index, then assigns shards. No image bytes are read."""
+  rows = index.read_index(csv_path, config.class_mapping)
+  return assignment.assign_shards(rows, config.splits, config.seed)
+
+
+def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
+               make_pipeline: Callable[[], beam.Pipeline]) -> IngestSummary:
+  """Plans, writes every shard with Beam, reconciles counts, writes the summary."""
+  shards = plan(csv_path, config)
+  rows_in = sum(len(s.rows) for s in shards)
+  logging.info('ImageExampleGen: %s rows from %s -> %s shards', rows_in, csv_path, len(shards))
+
+  pipeline = make_pipeline()
+  _ = pipeline | 'WriteShards' >> WriteShards(shards, examples_uri)  # pylint: disable=no-value-for-parameter
+  result = pipeline.run()
+  result.wait_until_finish()
+  written = _counter(result, EXAMPLES_WRITTEN)
+  staging = os.path.join(examples_uri, STAGING_DIR)
+  if tf.io.gfile.exists(staging):
+    tf.io.gfile.rmtree(staging)
+  missing = [s for s in shards if not tf.io.gfile.exists(
+      os.path.join(split_uri(examples_uri, s.split), s.file_name))]
+  if missing or written != rows_in:
+    raise ReconciliationError(
+        f'rows in ({rows_in}) != examples written ({written}); missing shard files: '
+        f'{[s.split + "/" + s.file_name for s in missing]}')
+
+  names = {label: name for name, label in config.class_mapping.items()}
+  summary = IngestSummary(
+      csv_path=csv_path, seed=config.seed,
+      splits=[dataclasses.asdict(s) for s in config.splits],
+      class_names=dict(sorted(names.items())), rows_in=rows_in, examples_written=written,
+      shards=[dict(split=s.split, index=s.index, file=s.file_name, count=len(s.rows),
+                   class_counts=s.class_counts()) for s in shards])
+  with tf.io.gfile.GFile(os.path.join(examples_uri, SUMMARY_FILE), 'w') as f:
+    f.write(summary.to_json())
+  return summary
+
+
+def _counter(result: beam.runners.runner.PipelineResult, name: str) -> int:
+  query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(
+      METRICS_NAMESPACE).with_name(name))
+  return sum(c.committed for c in query['counters'])

@@ -1,0 +1,31 @@
+"""ImageExampleGen's component spec: every exec-property and output key, in one place."""
+from tfx.types import standard_component_specs
+from tfx.types.component_spec import ExecutionParameter
+
+# Keys inherited from TFX's FileBasedExampleGen.
+INPUT_BASE_KEY = standard_component_specs.INPUT_BASE_KEY
+INPUT_CONFIG_KEY = standard_component_specs.INPUT_CONFIG_KEY
+OUTPUT_CONFIG_KEY = standard_component_specs.OUTPUT_CONFIG_KEY
+OUTPUT_DATA_FORMAT_KEY = standard_component_specs.OUTPUT_DATA_FORMAT_KEY
+OUTPUT_FILE_FORMAT_KEY = standard_component_specs.OUTPUT_FILE_FORMAT_KEY
+EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
+
+# ImageExampleGen's own parameters.
+CLASS_MAPPING_KEY = 'class_mapping'  # canonical JSON {"class name": label}
+SEED_KEY = 'seed'  # int: shard assignment and in-shard order
+
+# Custom properties set on the output Examples artifact.
+SUMMARY_PROPERTY = 'cxr_ingest_summary'  # IngestSummary JSON (per-shard class counts, ...)
+ROWS_IN_PROPERTY = 'cxr_rows_in'
+EXAMPLES_WRITTEN_PROPERTY = 'cxr_examples_written'
+SEED_PROPERTY = 'cxr_seed'
+
+
+class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
+  """FileBasedExampleGen's spec plus the class mapping and the seed."""
+
+  PARAMETERS = {
+      **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+      CLASS_MAPPING_KEY: ExecutionParameter(type=str),
+      SEED_KEY: ExecutionParameter(type=int),
+  }

@@ -1,0 +1,56 @@
+"""What one ingestion wrote, and its per-split/per-shard class-count table (pure)."""
+import collections
+import dataclasses
+import json
+from typing import Any, Dict, List
+
+
+@dataclasses.dataclass
+class IngestSummary:
+  """What one ingestion wrote; stored as ``ingest_summary.json`` and an artifact property."""
+  csv_path: str
+  seed: int
+  splits: List[Dict[str, Any]]
+  class_names: Dict[int, str]
+  rows_in: int
+  examples_written: int
+  shards: List[Dict[str, Any]]
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=1)
+
+  @classmethod
+  def from_json(cls, text: str) -> 'IngestSummary':
+    data = json.loads(text)
+    data['class_names'] = {int(k): v for k, v in data['class_names'].items()}
+    for s in data['shards']:
+      s['class_counts'] = {int(k): v for k, v in s['class_counts'].items()}
+    return cls(**data)
+
+
+def split_class_totals(summary: IngestSummary) -> Dict[str, Dict[int, int]]:
+  totals: Dict[str, Dict[int, int]] = collections.OrderedDict()
+  for s in summary.shards:
+    split = totals.setdefault(s['split'], collections.Counter())
+    split.update(s['class_counts'])
+  return totals
+
+
+def format_shard_table(summary: IngestSummary) -> str:
+  """Per split, per shard class counts, with split and overall totals."""
+  labels = sorted(summary.class_names)
+  headers = ['split', 'shard'] + [summary.class_names[l] for l in labels] + ['total']
+  rows = []
+  overall = collections.Counter()
+  for split, totals in split_class_totals(summary).items():
+    for s in (s for s in summary.shards if s['split'] == split):
+      rows.append([split, s['file']] + [s['class_counts'].get(l, 0) for l in labels]
+                  + [s['count']])
+    rows.append([split, '(all shards)'] + [totals.get(l, 0) for l in labels]
+                + [sum(totals.values())])
+    overall.update(totals)
+  rows.append(['all', ''] + [overall.get(l, 0) for l in labels] + [sum(overall.values())])
+  widths = [max(len(str(r[i])) for r in [headers] + rows) for i in range(len(headers))]
+  fmt = lambda r: '  '.join(str(v).ljust(w) if i < 2 else str(v).rjust(w)
+                            for i, (v, w) in enumerate(zip(r, widths)))
+  return '\n'.join([fmt(headers)] + [fmt(r) for r in rows])

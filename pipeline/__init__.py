@@ -1,0 +1,1 @@
+"""cxr-tfx pipelines: ``create_pipeline`` (pure), runners, and the ``cxr-tfx`` CLI."""

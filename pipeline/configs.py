@@ -1,0 +1,9 @@
+"""Pipeline constants (pure: importing this costs nothing)."""
+from components.image_example_gen.config import DEFAULT_SEED, DEFAULT_SPLITS  # noqa: F401 (re-export)
+
+PIPELINE_NAME = 'cxr-tfx'  # KFP needs [a-z0-9][a-z0-9-]{0,127}
+DEFAULT_PIPELINE_ROOT = 'tfx_pipeline_output'
+METADATA_FILE = 'metadata.sqlite'  # default store: <pipeline_root>/metadata.sqlite
+DEMO_DATA_DIR = 'demo_data'  # `cxr-tfx run` without --csv generates data here, under the root
+DEMO_SCALE = 0.02  # 423 images: a demo that runs in about a minute
+DEMO_MISSING_MASKS = 0.1  # some rows without masks, as in real indexes

@@ -1,0 +1,42 @@
+"""``create_pipeline``: the cxr-tfx TFX pipeline as a pure function of its arguments."""
+from typing import Mapping, Optional, Sequence, Tuple
+
+from tfx import v1 as tfx
+from ml_metadata.proto import metadata_store_pb2
+
+from components.image_example_gen.component import ImageExampleGen
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    csv_path: str,
+    class_mapping: Mapping[str, int],
+    splits: Sequence[Tuple[str, int]],
+    seed: int,
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    beam_pipeline_args: Sequence[str] = (),
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+  """Builds the pipeline; runs nothing and touches no file.
+
+  Args:
+    pipeline_name: also the KFP pipeline name ([a-z0-9-]).
+    pipeline_root: where artifacts are written (local path, gs://, s3://, hdfs://).
+    csv_path: the CSV index, absolute (or a URI).
+    class_mapping: class name -> label 0..K-1.
+    splits: (split name, number of shards) in order.
+    seed: shard assignment seed.
+    metadata_connection_config: ML Metadata store; None lets the orchestrator provide one (KFP).
+    beam_pipeline_args: passed to every Beam-based component (runner, workers, ...).
+    enable_cache: reuse outputs of unchanged executions.
+  """
+  example_gen = ImageExampleGen(
+      csv_path=csv_path, class_mapping=class_mapping, splits=splits, seed=seed)
+  return tfx.dsl.Pipeline(
+      pipeline_name=pipeline_name,
+      pipeline_root=pipeline_root,
+      components=[example_gen],
+      enable_cache=enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=list(beam_pipeline_args))

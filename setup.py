@@ -1,0 +1,28 @@
+"""cxr-tfx: TFX components that turn an image/mask CSV index into validated, sharded tf.Examples.
+
+Loose requirements live here; the exact, tested set is pinned in requirements.lock
+(installed by `make install`). Keep the two in step (`make lock` re-resolves the lock).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name='cxr-tfx',
+    version='0.1.0',
+    description=('TFX components for chest X-ray image datasets: ImageExampleGen, '
+                 'ClassBalance validation, Transform and pipelines.'),
+    python_requires='>=3.10,<3.11',
+    packages=find_packages(include=['components', 'components.*', 'pipeline', 'pipeline.*']),
+    package_data={'components': ['../schemas/*.pbtxt']},
+    install_requires=[
+        'tfx[kfp]>=1.16,<1.22',
+        'apache-beam[gcp]>=2.59,<2.74',  # tfx-bsl 1.16 imports dill, dropped in Beam 2.74
+        'tensorflow>=2.16,<2.17',
+        'tensorflow-data-validation>=1.16,<1.22',
+        'tensorflow-transform>=1.16,<1.22',
+        'ml-metadata>=1.16,<1.22',
+        'pillow>=9',
+        'numpy<2',
+    ],
+    extras_require={'test': ['pytest', 'pytest-timeout', 'hypothesis']},
+    entry_points={'console_scripts': ['cxr-tfx=pipeline.cli:main']},
+)
