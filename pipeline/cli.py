@@ -7,6 +7,7 @@ import warnings
 from typing import List, Optional
 
 from components.image_example_gen import config as config_lib
+from components.image_example_gen import summary as summary_lib
 from pipeline import configs
 from pipeline import progress
 
@@ -66,6 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
                         'files (default %(default)s)')
   run.add_argument('--seed', type=int, default=configs.DEFAULT_SEED,
                    help='shard assignment seed (default %(default)s)')
+  run.add_argument('--on-bad-record', choices=config_lib.ON_BAD_RECORD_CHOICES,
+                   default=config_lib.ON_BAD_RECORD_FAIL,
+                   help='fail: stop before writing anything and list the bad rows (line, path, '
+                        'reason); quarantine: write the good rows and record the bad ones in '
+                        'quarantine.json next to the shards (default %(default)s)')
+  run.add_argument('--allowed-root', action='append', default=[], metavar='DIR',
+                   help='folder (or URI prefix) that images and masks may resolve into, '
+                        'symlinks followed; repeatable; default: the CSV\'s folder')
+  run.add_argument('--max-pixels', type=int, default=config_lib.DEFAULT_MAX_PIXELS,
+                   help='images/masks with more pixels are bad records '
+                        '(decompression-bomb guard; default %(default)s)')
   run.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
                    help='Beam pipeline option, repeatable, e.g. --beam-arg=--runner=DirectRunner '
                         '--beam-arg=--direct_running_mode=multi_processing')
@@ -88,10 +100,9 @@ def _demo_data(args) -> int:
 def _run(args) -> int:
   if not args.verbose:  # import-time FutureWarnings of google-cloud & co. are not the user's
     warnings.simplefilter('ignore')
+  splits = config_lib.parse_splits(args.splits)  # fail fast, before demo data or imports
   progress.quiet_native_logs()
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.summary import format_shard_table  # pylint: disable=g-import-not-at-top
-  splits = config_lib.parse_splits(args.splits)
   csv_path = args.csv
   if not csv_path:
     from pipeline import demo_data  # pylint: disable=g-import-not-at-top
@@ -102,17 +113,23 @@ def _run(args) -> int:
     csv_path = ds.csv_path
   mapping_path = args.class_mapping or os.path.join(os.path.dirname(csv_path),
                                                     'class_mapping.json')
-  mapping = _load_mapping(mapping_path)
+  ingest_config = config_lib.IngestConfig(
+      class_mapping=_load_mapping(mapping_path), splits=splits, seed=args.seed,
+      on_bad_record=args.on_bad_record, max_pixels=args.max_pixels,
+      allowed_roots=tuple(a if '://' in a else os.path.abspath(a) for a in args.allowed_root))
   result = local_runner.run_local(
-      pipeline_root=args.pipeline_root, csv_path=csv_path, class_mapping=mapping,
-      splits=[(s.name, s.num_shards) for s in splits], seed=args.seed,
+      pipeline_root=args.pipeline_root, csv_path=csv_path, ingest_config=ingest_config,
       metadata_path=args.metadata, beam_pipeline_args=args.beam_arg,
       enable_cache=not args.no_cache, verbose=args.verbose)
   s = result.summary
   print(f'\nExamples: {result.examples_uri}')
   print(f'ML Metadata: {result.metadata_path}')
-  print(f'rows in: {s.rows_in}   examples written: {s.examples_written}   seed: {s.seed}\n')
-  print(format_shard_table(s))
+  print(f'rows in: {s.rows_in}   examples written: {s.examples_written}   '
+        f'rows quarantined: {s.rows_quarantined}   seed: {s.seed}')
+  if s.rows_quarantined:
+    print(f'quarantine report: {os.path.join(result.examples_uri, summary_lib.QUARANTINE_FILE)}')
+  print()
+  print(summary_lib.format_shard_table(s))
   return 0
 
 
@@ -132,6 +149,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   try:
     return handler(args)
   except (ValueError, RuntimeError) as e:  # ConfigError, IndexValidationError, ...
+    if getattr(args, 'verbose', False):
+      raise
     print(f'cxr-tfx {args.command}: error: {e}', file=sys.stderr)
     return 2
 

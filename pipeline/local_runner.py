@@ -5,9 +5,10 @@ the metadata store, so the summary is what ML Metadata recorded.
 """
 import dataclasses
 import os
-from typing import List, Mapping, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 from components.image_example_gen import index
+from components.image_example_gen.config import IngestConfig
 from components.image_example_gen.summary import IngestSummary
 from pipeline import configs
 from pipeline import progress
@@ -22,9 +23,8 @@ class RunResult:
   components: List[Tuple[str, float, bool]]  # (component id, seconds, cached)
 
 
-def run_local(pipeline_root: str, csv_path: str, class_mapping: Mapping[str, int],
-              splits: Sequence[Tuple[str, int]] = configs.DEFAULT_SPLITS,
-              seed: int = configs.DEFAULT_SEED, metadata_path: str = '',
+def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
+              metadata_path: str = '',
               beam_pipeline_args: Sequence[str] = (), enable_cache: bool = True,
               verbose: bool = False) -> RunResult:
   """Runs the pipeline locally and returns what the metadata store recorded."""
@@ -43,7 +43,7 @@ def run_local(pipeline_root: str, csv_path: str, class_mapping: Mapping[str, int
       metadata_path or os.path.join(pipeline_root, configs.METADATA_FILE))
   pipeline = create_pipeline(
       pipeline_name=configs.PIPELINE_NAME, pipeline_root=pipeline_root, csv_path=csv_path,
-      class_mapping=class_mapping, splits=splits, seed=seed,
+      ingest_config=ingest_config,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           metadata_path),
       beam_pipeline_args=beam_pipeline_args, enable_cache=enable_cache)

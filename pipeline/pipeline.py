@@ -1,19 +1,19 @@
 """``create_pipeline``: the cxr-tfx TFX pipeline as a pure function of its arguments."""
-from typing import Mapping, Optional, Sequence, Tuple
+import dataclasses
+from typing import Optional, Sequence
 
 from tfx import v1 as tfx
 from ml_metadata.proto import metadata_store_pb2
 
 from components.image_example_gen.component import ImageExampleGen
+from components.image_example_gen.config import IngestConfig
 
 
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
     csv_path: str,
-    class_mapping: Mapping[str, int],
-    splits: Sequence[Tuple[str, int]],
-    seed: int,
+    ingest_config: IngestConfig,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = True,
@@ -24,15 +24,14 @@ def create_pipeline(
     pipeline_name: also the KFP pipeline name ([a-z0-9-]).
     pipeline_root: where artifacts are written (local path, gs://, s3://, hdfs://).
     csv_path: the CSV index, absolute (or a URI).
-    class_mapping: class name -> label 0..K-1.
-    splits: (split name, number of shards) in order.
-    seed: shard assignment seed.
+    ingest_config: class mapping, splits and shard counts, seed, bad-record policy.
     metadata_connection_config: ML Metadata store; None lets the orchestrator provide one (KFP).
     beam_pipeline_args: passed to every Beam-based component (runner, workers, ...).
     enable_cache: reuse outputs of unchanged executions.
   """
   example_gen = ImageExampleGen(
-      csv_path=csv_path, class_mapping=class_mapping, splits=splits, seed=seed)
+      csv_path=csv_path,
+      **{f.name: getattr(ingest_config, f.name) for f in dataclasses.fields(ingest_config)})
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,

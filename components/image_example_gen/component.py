@@ -1,4 +1,5 @@
 """ImageExampleGen: TFX's FileBasedExampleGen, with a CSV index of image files as its input."""
+import json
 import os
 from typing import Mapping, Sequence, Tuple, Union
 
@@ -31,16 +32,25 @@ class ImageExampleGen(FileBasedExampleGen):
   def __init__(self, csv_path: str, class_mapping: Mapping[str, int],
                splits: Sequence[Union[config_lib.SplitSpec, Tuple[str, int]]] = (
                    config_lib.DEFAULT_SPLITS),
-               seed: int = config_lib.DEFAULT_SEED):
+               seed: int = config_lib.DEFAULT_SEED,
+               on_bad_record: str = config_lib.ON_BAD_RECORD_FAIL,
+               allowed_roots: Sequence[str] = (),
+               max_pixels: int = config_lib.DEFAULT_MAX_PIXELS):
     """Args:
       csv_path: the CSV index (local path or any tf.io.gfile URI such as gs://...). Relative
         image/mask paths in it resolve against its folder.
       class_mapping: class name -> label 0..K-1.
       splits: (name, number of shards) per output split, in order.
       seed: seeds the shard assignment and the record order within shards.
+      on_bad_record: 'fail' stops before writing and lists the bad rows (line, path, reason);
+        'quarantine' writes the good rows and records the bad ones in ``quarantine.json``.
+      allowed_roots: folders/URI prefixes every file must resolve into, symlinks followed
+        (default: the CSV's folder), so an index cannot pull in files from elsewhere.
+      max_pixels: images/masks with more pixels are bad records (decompression bombs).
     """
     ingest_config = config_lib.IngestConfig(  # validates now, at pipeline construction
-        class_mapping=class_mapping, seed=seed,
+        class_mapping=class_mapping, seed=seed, on_bad_record=on_bad_record,
+        allowed_roots=tuple(allowed_roots), max_pixels=max_pixels,
         splits=tuple(s if isinstance(s, config_lib.SplitSpec) else config_lib.SplitSpec(*s)
                      for s in splits))
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
@@ -56,5 +66,8 @@ class ImageExampleGen(FileBasedExampleGen):
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         class_mapping=config_lib.class_mapping_to_json(ingest_config.class_mapping),
         seed=ingest_config.seed,
+        on_bad_record=ingest_config.on_bad_record,
+        allowed_roots=json.dumps(list(ingest_config.allowed_roots)),
+        max_pixels=ingest_config.max_pixels,
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=component_spec)

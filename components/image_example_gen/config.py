@@ -9,6 +9,11 @@ from typing import Dict, Mapping, Sequence, Tuple
 
 DEFAULT_SPLITS = (('train', 8), ('eval', 1), ('test', 1))
 DEFAULT_SEED = 0
+ON_BAD_RECORD_FAIL = 'fail'
+ON_BAD_RECORD_QUARANTINE = 'quarantine'
+ON_BAD_RECORD_CHOICES = (ON_BAD_RECORD_FAIL, ON_BAD_RECORD_QUARANTINE)
+# Decompression-bomb guard: 50 MP is far above any radiograph (a 4k x 4k CXR is 16.8 MP).
+DEFAULT_MAX_PIXELS = 50_000_000
 
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_]+$')
 
@@ -32,10 +37,18 @@ class IngestConfig:
     class_mapping: class name (as in the CSV's ``class`` column) -> int label 0..K-1.
     splits: output splits in order; shard files are numbered across them in this order.
     seed: seeds the shard assignment and the record order inside each shard.
+    on_bad_record: 'fail' (stop before writing, listing bad rows) or 'quarantine' (write the
+      good rows, record the bad ones with the output).
+    allowed_roots: folders/URI prefixes files must resolve into (symlinks followed); empty
+      means the CSV's folder.
+    max_pixels: images or masks with more pixels are bad records.
   """
   class_mapping: Mapping[str, int]
   splits: Tuple[SplitSpec, ...] = tuple(SplitSpec(n, k) for n, k in DEFAULT_SPLITS)
   seed: int = DEFAULT_SEED
+  on_bad_record: str = ON_BAD_RECORD_FAIL
+  allowed_roots: Tuple[str, ...] = ()
+  max_pixels: int = DEFAULT_MAX_PIXELS
 
   def __post_init__(self):
     validate_class_mapping(self.class_mapping)
@@ -43,6 +56,17 @@ class IngestConfig:
     validate_splits(self.splits)
     if not isinstance(self.seed, int) or isinstance(self.seed, bool):
       raise ConfigError(f'seed must be an int, got {self.seed!r} (option --seed).')
+    if self.on_bad_record not in ON_BAD_RECORD_CHOICES:
+      raise ConfigError(f'on_bad_record must be one of {ON_BAD_RECORD_CHOICES}, got '
+                        f'{self.on_bad_record!r} (option --on-bad-record).')
+    object.__setattr__(self, 'allowed_roots', tuple(self.allowed_roots))
+    if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
+      raise ConfigError(f'max_pixels must be a positive int, got {self.max_pixels!r} '
+                        '(option --max-pixels).')
+
+  @property
+  def quarantine(self) -> bool:
+    return self.on_bad_record == ON_BAD_RECORD_QUARANTINE
 
   @property
   def total_shards(self) -> int:

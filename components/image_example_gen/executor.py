@@ -1,4 +1,5 @@
 """ImageExampleGen's executor: validates exec properties, then calls ``ingest.run_ingest``."""
+import json
 import os
 from typing import Any, Dict, List, Tuple
 
@@ -37,7 +38,10 @@ def config_from_exec_properties(
                  for s in output_config.split_config.splits)
   mapping = config_lib.load_class_mapping_text(exec_properties[spec.CLASS_MAPPING_KEY])
   return matches[0], config_lib.IngestConfig(
-      class_mapping=mapping, splits=splits, seed=int(exec_properties[spec.SEED_KEY]))
+      class_mapping=mapping, splits=splits, seed=int(exec_properties[spec.SEED_KEY]),
+      on_bad_record=exec_properties[spec.ON_BAD_RECORD_KEY],
+      allowed_roots=tuple(json.loads(exec_properties[spec.ALLOWED_ROOTS_KEY])),
+      max_pixels=int(exec_properties[spec.MAX_PIXELS_KEY]))
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -64,4 +68,5 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     examples.set_string_custom_property(spec.SUMMARY_PROPERTY, summary.to_json())
     examples.set_int_custom_property(spec.ROWS_IN_PROPERTY, summary.rows_in)
     examples.set_int_custom_property(spec.EXAMPLES_WRITTEN_PROPERTY, summary.examples_written)
+    examples.set_int_custom_property(spec.ROWS_QUARANTINED_PROPERTY, summary.rows_quarantined)
     examples.set_int_custom_property(spec.SEED_PROPERTY, summary.seed)

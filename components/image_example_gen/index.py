@@ -5,12 +5,16 @@ dataset size. ``parse_index`` is pure; ``read_index`` adds the file system (``tf
 ``gs://`` works), imported lazily to keep this module light.
 """
 import collections
+import concurrent.futures
 import csv
 import dataclasses
 import io
 import os
 import posixpath
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from components.image_example_gen.image_header import (HEAD_BYTES, TAIL_BYTES, BadImage,
+                                                       ImageHeader, inspect_image_bytes)
 
 IMAGE_PATH_COLUMN = 'image_path'
 MASK_PATH_COLUMN = 'mask_path'
@@ -19,6 +23,7 @@ IMAGE_ID_COLUMN = 'image_id'  # optional; defaults to the image path as written 
 REQUIRED_COLUMNS = (IMAGE_PATH_COLUMN, MASK_PATH_COLUMN, CLASS_COLUMN)
 
 MAX_LISTED_PROBLEMS = 20
+CHECK_THREADS = 16  # header reads overlap I/O latency (matters on gs://)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +35,8 @@ class IndexRow:
   mask_path: str  # '' when the row has no mask
   label: int
   class_name: str
+  image_header: Optional[ImageHeader] = None  # filled by check_files
+  mask_header: Optional[ImageHeader] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +48,21 @@ class Problem:
 
   def __str__(self):
     return f'line {self.line}: {self.reason}' + (f' ({self.path})' if self.path else '')
+
+  def to_dict(self) -> Dict[str, object]:
+    return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class CheckedIndex:
+  """The outcome of reading an index: rows to write, and rows set aside with their reasons.
+
+  ``rows_in`` counts every data row of the CSV, so rows_in == len(rows) + len(quarantined)
+  always holds (one quarantine record per bad row, its reasons joined).
+  """
+  rows: List[IndexRow]
+  quarantined: List[Problem]
+  rows_in: int
 
 
 class IndexValidationError(ValueError):
@@ -86,14 +108,19 @@ def default_image_id(raw_image_path: str) -> str:
 
 
 def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
-                csv_path: str = '<csv>') -> List[IndexRow]:
-  """Parses the CSV text into rows; raises IndexValidationError listing every bad row.
+                csv_path: str = '<csv>') -> CheckedIndex:
+  """Parses the CSV text; bad rows become problems, one per row (pure: no file access).
 
-  Checks: header has the required columns, at least one row, every class is in the mapping,
-  every row has an image path, no duplicate ``image_id``.
+  Raises IndexValidationError only when the CSV as a whole is unusable: a required column is
+  missing, it cannot be parsed, or it has no rows. Row checks: an image path is given, the
+  class is in the mapping, the field count matches the header, the ``image_id`` is unique
+  (the first occurrence is kept).
   """
   reader = csv.DictReader(io.StringIO(csv_text, newline=''))
-  header = reader.fieldnames or []
+  try:
+    header = reader.fieldnames or []
+  except csv.Error as e:
+    raise IndexValidationError(csv_path, [], f'unparseable CSV header: {e}') from e
   missing = [c for c in REQUIRED_COLUMNS if c not in header]
   if missing:
     raise IndexValidationError(
@@ -102,15 +129,17 @@ def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
   rows: List[IndexRow] = []
   problems: List[Problem] = []
   first_line_of_id: Dict[str, int] = {}
+  rows_in = 0
   try:
     for record in reader:
+      rows_in += 1
       line = reader.line_num
-      if None in record:  # more fields than header columns
-        problems.append(Problem(line, '', 'bad row: more fields than the header has'))
-        continue
       raw_image = (record.get(IMAGE_PATH_COLUMN) or '').strip()
       raw_mask = (record.get(MASK_PATH_COLUMN) or '').strip()
       class_name = (record.get(CLASS_COLUMN) or '').strip()
+      if None in record:  # more fields than header columns
+        problems.append(Problem(line, raw_image, 'bad row: more fields than the header has'))
+        continue
       if not raw_image:
         problems.append(Problem(line, '', 'no image path: the image_path column is empty'))
         continue
@@ -132,45 +161,116 @@ def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
           mask_path=resolve_path(raw_mask, csv_dir) if raw_mask else '',
           label=class_mapping[class_name], class_name=class_name))
   except csv.Error as e:
-    raise IndexValidationError(csv_path, problems, f'unparseable CSV at line {reader.line_num}: {e}')
-  if problems:
-    raise IndexValidationError(csv_path, problems)
-  if not rows:
+    raise IndexValidationError(
+        csv_path, problems, f'unparseable CSV at line {reader.line_num}: {e}') from e
+  if not rows_in:
     raise IndexValidationError(csv_path, [], 'the index has a header but no rows')
-  return rows
+  return CheckedIndex(rows, problems, rows_in)
 
 
-def find_missing_files(rows: Sequence[IndexRow],
-                       exists: Optional[Callable[[str], bool]] = None) -> List[Problem]:
-  """Every image or mask path that does not exist, as problems."""
-  if exists is None:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    exists = tf.io.gfile.exists
-  problems = []
+def _within(path: str, roots: Sequence[str]) -> bool:
+  """Does the path, symlinks resolved, lie inside one of the (resolved) roots?"""
+  if is_uri(path):
+    norm = path.rstrip('/')
+    return any(norm.startswith(r.rstrip('/') + '/') for r in roots if is_uri(r))
+  real = os.path.realpath(path)
+  return any(os.path.commonpath([real, os.path.realpath(r)]) == os.path.realpath(r)
+             for r in roots if not is_uri(r))
+
+
+def inspect_file(path: str) -> ImageHeader:
+  """Reads a file's head and tail (not the whole file) and checks it is a complete image."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    size = f.size()
+    head = f.read(HEAD_BYTES)
+    f.seek(max(0, size - TAIL_BYTES))
+    tail = f.read(TAIL_BYTES)
+  return inspect_image_bytes(head, tail, size)
+
+
+def _check_one(path: str, what: str, roots: Sequence[str],
+               max_pixels: int) -> Tuple[Optional[ImageHeader], Optional[str]]:
+  """-> (header, None) for a good file, (None, reason) for a bad one."""
+  if not _within(path, roots):
+    return None, (f'outside allowed roots: the {what} resolves (symlinks followed) outside '
+                  f'{list(roots)}; add its folder with --allowed-root if it is trusted')
+  try:
+    header = inspect_file(path)
+  except BadImage as e:
+    return None, f'bad {what}: {e}'
+  except Exception as e:  # pylint: disable=broad-except  (NotFound, permissions, I/O)
+    if 'not found' in str(e).lower() or 'no such file' in str(e).lower():
+      return None, f'missing file: {what} not found'
+    return None, f'unreadable {what}: {type(e).__name__}: {e}'
+  if header.pixels > max_pixels:
+    return None, (f'too large {what}: {header.width}x{header.height} = {header.pixels} pixels '
+                  f'> {max_pixels} (option --max-pixels)')
+  return header, None
+
+
+def check_files(rows: Sequence[IndexRow], allowed_roots: Sequence[str],
+                max_pixels: int) -> Tuple[List[IndexRow], List[Problem]]:
+  """Checks every image and mask from its header; -> (good rows with headers, problems)."""
+  items = sorted({(p, what) for r in rows
+                  for what, p in (('image', r.image_path), ('mask', r.mask_path)) if p})
+  with concurrent.futures.ThreadPoolExecutor(CHECK_THREADS) as pool:
+    checked = dict(zip(items, pool.map(
+        lambda item: _check_one(item[0], item[1], allowed_roots, max_pixels), items)))
+  good, problems = [], []
   for row in rows:
-    if not exists(row.image_path):
-      problems.append(Problem(row.line, row.image_path, 'missing file: image not found'))
-    if row.mask_path and not exists(row.mask_path):
-      problems.append(Problem(row.line, row.mask_path, 'missing file: mask not found'))
-  return problems
+    image_header, image_problem = checked[(row.image_path, 'image')]
+    mask_header, mask_problem = checked[(row.mask_path, 'mask')] if row.mask_path else (None, None)
+    bad = [(path, reason) for path, reason in ((row.image_path, image_problem),
+                                               (row.mask_path, mask_problem)) if reason]
+    if bad:
+      problems.append(Problem(row.line, bad[0][0], '; '.join(reason for _, reason in bad)))
+    else:
+      good.append(dataclasses.replace(row, image_header=image_header, mask_header=mask_header))
+  return good, problems
 
 
-def read_index(csv_path: str, class_mapping: Mapping[str, int],
-               check_files: bool = True) -> List[IndexRow]:
-  """Reads the CSV (any ``tf.io.gfile`` path), parses it, and checks that its files exist."""
+def read_csv_text(csv_path: str) -> str:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if not tf.io.gfile.exists(csv_path):
     raise IndexValidationError(csv_path, [], 'the CSV index does not exist (option --csv)')
   with tf.io.gfile.GFile(csv_path, 'rb') as f:
     raw = f.read()
   try:
-    text = raw.decode('utf-8-sig')
+    return raw.decode('utf-8-sig')
   except UnicodeDecodeError as e:
     raise IndexValidationError(csv_path, [], f'the CSV is not UTF-8 text: {e}') from e
-  rows = parse_index(text, posixpath.dirname(csv_path) if is_uri(csv_path)
-                     else os.path.dirname(os.path.abspath(csv_path)), class_mapping, csv_path)
-  if check_files:
-    problems = find_missing_files(rows, tf.io.gfile.exists)
-    if problems:
-      raise IndexValidationError(csv_path, problems)
-  return rows
+
+
+def csv_folder(csv_path: str) -> str:
+  return posixpath.dirname(csv_path) if is_uri(csv_path) else os.path.dirname(
+      os.path.abspath(csv_path))
+
+
+def read_index(csv_path: str, class_mapping: Mapping[str, int], quarantine: bool = False,
+               allowed_roots: Sequence[str] = (), *, max_pixels: int) -> CheckedIndex:
+  """Reads the CSV (any ``tf.io.gfile`` path) and checks every row and file header.
+
+  Args:
+    csv_path: the index.
+    class_mapping: class name -> label.
+    quarantine: False: any bad row raises IndexValidationError listing the bad rows (line, path,
+      reason) and totals per reason, before anything is written. True: bad rows are returned
+      in ``quarantined`` and the good ones are written.
+    allowed_roots: folders (or URI prefixes) that files must resolve into, symlinks followed;
+      empty means the CSV's own folder.
+    max_pixels: larger images or masks are refused (decompression-bomb guard).
+  """
+  csv_dir = csv_folder(csv_path)
+  parsed = parse_index(read_csv_text(csv_path), csv_dir, class_mapping, csv_path)
+  roots = list(allowed_roots) or [csv_dir]
+  good, file_problems = check_files(parsed.rows, roots, max_pixels)
+  problems = sorted(parsed.quarantined + file_problems, key=lambda p: p.line)
+  if problems and not quarantine:
+    raise IndexValidationError(
+        csv_path, problems,
+        f'{len(problems)} of {parsed.rows_in} rows are bad and nothing was written; fix them, or '
+        'pass --on-bad-record quarantine to write the good rows and record the bad ones')
+  if not good:
+    raise IndexValidationError(csv_path, problems, 'no usable rows: every row is bad')
+  return CheckedIndex(good, problems, parsed.rows_in)

@@ -8,8 +8,9 @@ Each shard is written to ``<examples>/.staging/`` and renamed into ``Split-<name
 complete, so a killed run never leaves a half-written shard where readers glob.
 """
 import dataclasses
+import json
 import os
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 from absl import logging
 import apache_beam as beam
@@ -19,11 +20,10 @@ from components import features
 from components.image_example_gen import assignment
 from components.image_example_gen import index
 from components.image_example_gen.config import IngestConfig
-from components.image_example_gen.summary import IngestSummary
+from components.image_example_gen.summary import QUARANTINE_FILE, SUMMARY_FILE, IngestSummary
 
 SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
 STAGING_DIR = '.staging'
-SUMMARY_FILE = 'ingest_summary.json'
 METRICS_NAMESPACE = 'ImageExampleGen'
 EXAMPLES_WRITTEN = 'examples_written'
 # zlib level 1: PNG payloads barely compress, so higher levels only cost CPU (see bench/).
@@ -102,18 +102,20 @@ def WriteShards(pipeline: beam.Pipeline, shards: Sequence[assignment.Shard],  # 
   return written
 
 
-def plan(csv_path: str, config: IngestConfig) -> List[assignment.Shard]:
-  """Reads and checks the index, then assigns shards. No image bytes are read."""
-  rows = index.read_index(csv_path, config.class_mapping)
-  return assignment.assign_shards(rows, config.splits, config.seed)
+def plan(csv_path: str, config: IngestConfig) -> Tuple[index.CheckedIndex, List[assignment.Shard]]:
+  """Reads and checks the index (file headers only), then assigns shards."""
+  checked = index.read_index(csv_path, config.class_mapping, quarantine=config.quarantine,
+                             allowed_roots=config.allowed_roots, max_pixels=config.max_pixels)
+  return checked, assignment.assign_shards(checked.rows, config.splits, config.seed)
 
 
 def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
                make_pipeline: Callable[[], beam.Pipeline]) -> IngestSummary:
   """Plans, writes every shard with Beam, reconciles counts, writes the summary."""
-  shards = plan(csv_path, config)
-  rows_in = sum(len(s.rows) for s in shards)
-  logging.info('ImageExampleGen: %s rows from %s -> %s shards', rows_in, csv_path, len(shards))
+  checked, shards = plan(csv_path, config)
+  rows_in, quarantined = checked.rows_in, len(checked.quarantined)
+  logging.info('ImageExampleGen: %s rows from %s (%s quarantined) -> %s shards', rows_in,
+               csv_path, quarantined, len(shards))
 
   pipeline = make_pipeline()
   _ = pipeline | 'WriteShards' >> WriteShards(shards, examples_uri)  # pylint: disable=no-value-for-parameter
@@ -125,16 +127,19 @@ def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
     tf.io.gfile.rmtree(staging)
   missing = [s for s in shards if not tf.io.gfile.exists(
       os.path.join(split_uri(examples_uri, s.split), s.file_name))]
-  if missing or written != rows_in:
+  if missing or written + quarantined != rows_in:
     raise ReconciliationError(
-        f'rows in ({rows_in}) != examples written ({written}); missing shard files: '
-        f'{[s.split + "/" + s.file_name for s in missing]}')
+        f'rows in ({rows_in}) != examples written ({written}) + rows quarantined '
+        f'({quarantined}); missing shard files: {[s.split + "/" + s.file_name for s in missing]}')
+  with tf.io.gfile.GFile(os.path.join(examples_uri, QUARANTINE_FILE), 'w') as f:
+    json.dump([p.to_dict() for p in checked.quarantined], f, indent=1)
 
   names = {label: name for name, label in config.class_mapping.items()}
   summary = IngestSummary(
       csv_path=csv_path, seed=config.seed,
       splits=[dataclasses.asdict(s) for s in config.splits],
       class_names=dict(sorted(names.items())), rows_in=rows_in, examples_written=written,
+      rows_quarantined=quarantined, on_bad_record=config.on_bad_record,
       shards=[dict(split=s.split, index=s.index, file=s.file_name, count=len(s.rows),
                    class_counts=s.class_counts()) for s in shards])
   with tf.io.gfile.GFile(os.path.join(examples_uri, SUMMARY_FILE), 'w') as f:

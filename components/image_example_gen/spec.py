@@ -13,19 +13,26 @@ EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
 # ImageExampleGen's own parameters.
 CLASS_MAPPING_KEY = 'class_mapping'  # canonical JSON {"class name": label}
 SEED_KEY = 'seed'  # int: shard assignment and in-shard order
+ON_BAD_RECORD_KEY = 'on_bad_record'  # 'fail' | 'quarantine'
+ALLOWED_ROOTS_KEY = 'allowed_roots'  # JSON list of folders/URI prefixes; [] = the CSV's folder
+MAX_PIXELS_KEY = 'max_pixels'  # int: decompression-bomb guard
 
 # Custom properties set on the output Examples artifact.
 SUMMARY_PROPERTY = 'cxr_ingest_summary'  # IngestSummary JSON (per-shard class counts, ...)
 ROWS_IN_PROPERTY = 'cxr_rows_in'
 EXAMPLES_WRITTEN_PROPERTY = 'cxr_examples_written'
+ROWS_QUARANTINED_PROPERTY = 'cxr_rows_quarantined'
 SEED_PROPERTY = 'cxr_seed'
 
 
 class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
-  """FileBasedExampleGen's spec plus the class mapping and the seed."""
+  """FileBasedExampleGen's spec plus the class mapping, seed and bad-record policy."""
 
   PARAMETERS = {
       **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
       CLASS_MAPPING_KEY: ExecutionParameter(type=str),
       SEED_KEY: ExecutionParameter(type=int),
+      ON_BAD_RECORD_KEY: ExecutionParameter(type=str),
+      ALLOWED_ROOTS_KEY: ExecutionParameter(type=str),
+      MAX_PIXELS_KEY: ExecutionParameter(type=int),
   }

@@ -4,6 +4,9 @@ import dataclasses
 import json
 from typing import Any, Dict, List
 
+SUMMARY_FILE = 'ingest_summary.json'  # next to the Split-* folders of the Examples artifact
+QUARANTINE_FILE = 'quarantine.json'  # bad rows set aside: [{line, path, reason}]
+
 
 @dataclasses.dataclass
 class IngestSummary:
@@ -15,6 +18,8 @@ class IngestSummary:
   rows_in: int
   examples_written: int
   shards: List[Dict[str, Any]]
+  rows_quarantined: int = 0
+  on_bad_record: str = 'fail'
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=1)

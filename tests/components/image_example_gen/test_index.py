@@ -12,7 +12,9 @@ HEADER = 'image_path,mask_path,class\n'
 
 
 def parse(text, csv_dir='/data/set'):
-  return index.parse_index(text, csv_dir, MAPPING, csv_path='/data/set/index.csv')
+  checked = index.parse_index(text, csv_dir, MAPPING, csv_path='/data/set/index.csv')
+  assert checked.rows_in == len(checked.rows) + len(checked.quarantined)
+  return checked.rows
 
 
 def test_relative_paths_resolve_against_the_csv_folder_and_spaces_survive():
@@ -29,7 +31,7 @@ def test_relative_paths_resolve_against_the_csv_folder_and_spaces_survive():
 
 
 def test_relative_paths_resolve_against_a_bucket_folder():
-  rows = index.parse_index(HEADER + 'a/../b/c.png,,COVID\n', 'gs://bkt/set', MAPPING)
+  rows = index.parse_index(HEADER + 'a/../b/c.png,,COVID\n', 'gs://bkt/set', MAPPING).rows
   assert rows[0].image_path == 'gs://bkt/set/b/c.png'
   assert rows[0].image_id == 'b/c.png'
 
@@ -51,37 +53,35 @@ def test_empty_csv_and_header_only_are_errors():
     parse(HEADER)
 
 
-def test_every_bad_row_is_listed_with_line_path_and_reason():
-  with pytest.raises(index.IndexValidationError) as e:
-    parse(HEADER + 'a.png,,COVID\n'
-          'b.png,,Covid\n'          # typo
-          'a.png,,Normal\n'         # duplicate key
-          ',,Normal\n'              # no image
-          'c.png,,Normal,extra\n')  # too many fields
-  msg = str(e.value)
-  assert "line 3: unknown class: 'Covid' is not in the class mapping" in msg and '(b.png)' in msg
-  assert "line 4: duplicate image_id: 'a.png' is also on line 2 (a.png)" in msg
-  assert 'line 5: no image path' in msg
-  assert 'line 6: bad row: more fields than the header has' in msg
-  assert [p.line for p in e.value.problems] == [3, 4, 5, 6]
-  assert 'totals:' in msg
+def test_bad_rows_become_problems_with_line_path_and_reason():
+  checked = index.parse_index(
+      HEADER + 'a.png,,COVID\n'
+      'b.png,,Covid\n'          # typo
+      'a.png,,Normal\n'         # duplicate key
+      ',,Normal\n'              # no image
+      'c.png,,Normal,extra\n',  # too many fields
+      '/d', MAPPING)
+  assert [r.image_id for r in checked.rows] == ['a.png']
+  assert checked.rows_in == 5
+  got = [str(p) for p in checked.quarantined]
+  assert got == [
+      "line 3: unknown class: 'Covid' is not in the class mapping "
+      "['COVID', 'Lung_Opacity', 'Normal', 'Viral Pneumonia'] (b.png)",
+      "line 4: duplicate image_id: 'a.png' is also on line 2 (a.png)",
+      'line 5: no image path: the image_path column is empty',
+      'line 6: bad row: more fields than the header has (c.png)']
 
 
-def test_missing_files_are_found_with_their_rows(tmp_path):
-  (tmp_path / 'img').mkdir()
-  (tmp_path / 'img' / 'a.png').write_bytes(b'x')
+def test_fail_policy_lists_every_bad_row_and_totals_before_writing(tmp_path):
   csv_path = tmp_path / 'index.csv'
-  csv_path.write_text(HEADER + 'img/a.png,img/a-mask.png,COVID\nimg/b.png,,Normal\n')
+  csv_path.write_text(HEADER + ''.join(f'missing-{i}.png,,Nope\n' for i in range(25)))
   with pytest.raises(index.IndexValidationError) as e:
-    index.read_index(str(csv_path), MAPPING)
+    index.read_index(str(csv_path), MAPPING, max_pixels=10**8)
   msg = str(e.value)
-  assert f"line 2: missing file: mask not found ({tmp_path / 'img' / 'a-mask.png'})" in msg
-  assert f"line 3: missing file: image not found ({tmp_path / 'img' / 'b.png'})" in msg
-
-
-def test_missing_csv_names_the_option(tmp_path):
-  with pytest.raises(index.IndexValidationError, match='does not exist.*--csv'):
-    index.read_index(str(tmp_path / 'nope.csv'), MAPPING)
+  assert '25 of 25 rows are bad and nothing was written' in msg
+  assert '--on-bad-record quarantine' in msg
+  assert "line 2: unknown class: 'Nope'" in msg and '... and 5 more' in msg
+  assert 'totals: unknown class: 25' in msg
 
 
 def test_split_and_mapping_options_are_validated_with_the_option_named():
