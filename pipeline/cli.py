@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
   run.add_argument('--max-pixels', type=int, default=config_lib.DEFAULT_MAX_PIXELS,
                    help='images/masks with more pixels are bad records '
                         '(decompression-bomb guard; default %(default)s)')
+  run.add_argument('--group-column', default='', metavar='NAME',
+                   help='CSV column (e.g. patient_id) whose rows must stay together: a group '
+                        'never spans shards or splits; classes stay as close to proportional '
+                        'as the groups allow, and the achieved deviation is reported')
   run.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
                    help='Beam pipeline option, repeatable, e.g. --beam-arg=--runner=DirectRunner '
                         '--beam-arg=--direct_running_mode=multi_processing')
@@ -116,6 +120,7 @@ def _run(args) -> int:
   ingest_config = config_lib.IngestConfig(
       class_mapping=_load_mapping(mapping_path), splits=splits, seed=args.seed,
       on_bad_record=args.on_bad_record, max_pixels=args.max_pixels,
+      group_column=args.group_column,
       allowed_roots=tuple(a if '://' in a else os.path.abspath(a) for a in args.allowed_root))
   result = local_runner.run_local(
       pipeline_root=args.pipeline_root, csv_path=csv_path, ingest_config=ingest_config,
@@ -126,6 +131,8 @@ def _run(args) -> int:
   print(f'ML Metadata: {result.metadata_path}')
   print(f'rows in: {s.rows_in}   examples written: {s.examples_written}   '
         f'rows quarantined: {s.rows_quarantined}   seed: {s.seed}')
+  print(f'largest shard deviation from proportional: {s.max_class_deviation} records'
+        + (f' (grouped by {s.group_column})' if s.group_column else ' (floor/ceil)'))
   if s.rows_quarantined:
     print(f'quarantine report: {os.path.join(result.examples_uri, summary_lib.QUARANTINE_FILE)}')
   print()

@@ -12,8 +12,12 @@ runs to the shards by their quotas. Records inside a shard are written in anothe
 order, so the same rows in any order with the same seed give byte-identical shards, and another
 seed gives another assignment.
 
-Grouping (all rows of a patient in one shard) fits this shape: a group is dealt as a unit instead
-of a single row; ``assign_shards`` takes the unit of assignment from ``group_of``.
+With a group column (rows sharing a patient id), a group is the unit instead: groups are taken
+largest first (ties in seeded hash order) and each goes to the shard where it least increases
+the squared distance between the shard's class counts and its proportional target (ties: the
+smaller shard, then a seeded hash). A whole group lands in one shard, so in one split; the
+achieved deviation from proportional is reported (``max_class_deviation``), since floor/ceil
+can no longer be guaranteed when groups are large.
 """
 import collections
 import dataclasses
@@ -81,21 +85,15 @@ def assign_shards(rows: Sequence[IndexRow], splits: Sequence[SplitSpec],
         f'{len(rows)} rows cannot fill {num_shards} shards without empty shards; '
         'use fewer shards (option --splits).')
 
-  by_class: Dict[int, List[IndexRow]] = collections.defaultdict(list)
-  for row in rows:
-    by_class[row.label].append(row)
-  for members in by_class.values():
-    members.sort(key=lambda r: rank(seed, 'assign', r.image_id))
-  quotas = class_quotas({c: len(m) for c, m in by_class.items()}, num_shards, seed)
-
-  shard_rows: List[List[IndexRow]] = [[] for _ in range(num_shards)]
-  for label, members in by_class.items():
-    start = 0
-    for k in range(num_shards):
-      take = quotas[k][label]
-      shard_rows[k].extend(members[start:start + take])
-      start += take
-    assert start == len(members)
+  if any(r.group for r in rows):
+    shard_rows = _deal_groups(rows, num_shards, seed)
+    empty = sum(1 for members in shard_rows if not members)
+    if empty:
+      raise AssignmentError(
+          f'{len({r.group for r in rows})} groups cannot fill {num_shards} shards: {empty} would '
+          'be empty; use fewer shards (option --splits).')
+  else:
+    shard_rows = _deal_rows(rows, num_shards, seed)
 
   shards = []
   k = 0
@@ -105,6 +103,57 @@ def assign_shards(rows: Sequence[IndexRow], splits: Sequence[SplitSpec],
       shards.append(Shard(split.name, i, split.num_shards, tuple(ordered)))
       k += 1
   return shards
+
+
+def _deal_rows(rows: Sequence[IndexRow], num_shards: int, seed: int) -> List[List[IndexRow]]:
+  """Each class in seeded hash order, dealt to shards in contiguous runs by quota."""
+  by_class: Dict[int, List[IndexRow]] = collections.defaultdict(list)
+  for row in rows:
+    by_class[row.label].append(row)
+  for members in by_class.values():
+    members.sort(key=lambda r: rank(seed, 'assign', r.image_id))
+  quotas = class_quotas({c: len(m) for c, m in by_class.items()}, num_shards, seed)
+  shard_rows: List[List[IndexRow]] = [[] for _ in range(num_shards)]
+  for label, members in by_class.items():
+    start = 0
+    for k in range(num_shards):
+      take = quotas[k][label]
+      shard_rows[k].extend(members[start:start + take])
+      start += take
+  return shard_rows
+
+
+def _deal_groups(rows: Sequence[IndexRow], num_shards: int, seed: int) -> List[List[IndexRow]]:
+  """Greedy stratified group assignment: whole groups, closest to proportional per class."""
+  groups: Dict[str, List[IndexRow]] = collections.defaultdict(list)
+  for row in rows:
+    groups[row.group].append(row)
+  totals = collections.Counter(r.label for r in rows)
+  target = {c: n / num_shards for c, n in totals.items()}
+  counts = [collections.Counter() for _ in range(num_shards)]
+  shard_rows: List[List[IndexRow]] = [[] for _ in range(num_shards)]
+  for name in sorted(groups, key=lambda g: (-len(groups[g]), rank(seed, 'group', g))):
+    members = groups[name]
+    add = collections.Counter(r.label for r in members)
+
+    def cost(k, add=add, name=name):
+      increase = sum((2 * (counts[k][c] - target[c]) + n) * n for c, n in add.items())
+      return increase, len(shard_rows[k]), rank(seed, 'group-tie', f'{name}\x00{k}')
+
+    best = min(range(num_shards), key=cost)
+    counts[best].update(add)
+    shard_rows[best].extend(members)
+  return shard_rows
+
+
+def max_class_deviation(shards: Sequence[Shard]) -> float:
+  """Largest |count - class total / number of shards| over shards and classes (in records).
+
+  Below 1 means every shard holds floor or ceil of proportional for every class.
+  """
+  totals = collections.Counter(r.label for s in shards for r in s.rows)
+  return max((abs(s.class_counts().get(c, 0) - n / len(shards))
+              for s in shards for c, n in totals.items()), default=0.0)
 
 
 def shard_class_counts(shards: Sequence[Shard]) -> Dict[str, List[Dict[int, int]]]:

@@ -35,7 +35,8 @@ class ImageExampleGen(FileBasedExampleGen):
                seed: int = config_lib.DEFAULT_SEED,
                on_bad_record: str = config_lib.ON_BAD_RECORD_FAIL,
                allowed_roots: Sequence[str] = (),
-               max_pixels: int = config_lib.DEFAULT_MAX_PIXELS):
+               max_pixels: int = config_lib.DEFAULT_MAX_PIXELS,
+               group_column: str = ''):
     """Args:
       csv_path: the CSV index (local path or any tf.io.gfile URI such as gs://...). Relative
         image/mask paths in it resolve against its folder.
@@ -47,10 +48,12 @@ class ImageExampleGen(FileBasedExampleGen):
       allowed_roots: folders/URI prefixes every file must resolve into, symlinks followed
         (default: the CSV's folder), so an index cannot pull in files from elsewhere.
       max_pixels: images/masks with more pixels are bad records (decompression bombs).
+      group_column: optional CSV column (e.g. patient id): all rows sharing a value go to one
+        shard, hence one split, with classes kept as close to proportional as groups allow.
     """
     ingest_config = config_lib.IngestConfig(  # validates now, at pipeline construction
         class_mapping=class_mapping, seed=seed, on_bad_record=on_bad_record,
-        allowed_roots=tuple(allowed_roots), max_pixels=max_pixels,
+        allowed_roots=tuple(allowed_roots), max_pixels=max_pixels, group_column=group_column,
         splits=tuple(s if isinstance(s, config_lib.SplitSpec) else config_lib.SplitSpec(*s)
                      for s in splits))
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
@@ -69,5 +72,6 @@ class ImageExampleGen(FileBasedExampleGen):
         on_bad_record=ingest_config.on_bad_record,
         allowed_roots=json.dumps(list(ingest_config.allowed_roots)),
         max_pixels=ingest_config.max_pixels,
+        group_column=ingest_config.group_column,
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=component_spec)

@@ -42,6 +42,7 @@ class IngestConfig:
     allowed_roots: folders/URI prefixes files must resolve into (symlinks followed); empty
       means the CSV's folder.
     max_pixels: images or masks with more pixels are bad records.
+    group_column: optional CSV column (e.g. patient id) whose rows stay in one shard/split.
   """
   class_mapping: Mapping[str, int]
   splits: Tuple[SplitSpec, ...] = tuple(SplitSpec(n, k) for n, k in DEFAULT_SPLITS)
@@ -49,6 +50,7 @@ class IngestConfig:
   on_bad_record: str = ON_BAD_RECORD_FAIL
   allowed_roots: Tuple[str, ...] = ()
   max_pixels: int = DEFAULT_MAX_PIXELS
+  group_column: str = ''
 
   def __post_init__(self):
     validate_class_mapping(self.class_mapping)

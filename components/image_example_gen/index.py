@@ -35,6 +35,7 @@ class IndexRow:
   mask_path: str  # '' when the row has no mask
   label: int
   class_name: str
+  group: str = ''  # the group column's value (e.g. patient id); '' without a group column
   image_header: Optional[ImageHeader] = None  # filled by check_files
   mask_header: Optional[ImageHeader] = None
 
@@ -108,24 +109,27 @@ def default_image_id(raw_image_path: str) -> str:
 
 
 def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
-                csv_path: str = '<csv>') -> CheckedIndex:
+                csv_path: str = '<csv>', group_column: str = '') -> CheckedIndex:
   """Parses the CSV text; bad rows become problems, one per row (pure: no file access).
 
   Raises IndexValidationError only when the CSV as a whole is unusable: a required column is
   missing, it cannot be parsed, or it has no rows. Row checks: an image path is given, the
   class is in the mapping, the field count matches the header, the ``image_id`` is unique
-  (the first occurrence is kept).
+  (the first occurrence is kept), and the group column, if named, is filled in.
   """
   reader = csv.DictReader(io.StringIO(csv_text, newline=''))
   try:
     header = reader.fieldnames or []
   except csv.Error as e:
     raise IndexValidationError(csv_path, [], f'unparseable CSV header: {e}') from e
-  missing = [c for c in REQUIRED_COLUMNS if c not in header]
+  missing = [c for c in REQUIRED_COLUMNS + ((group_column,) if group_column else ())
+             if c not in header]
   if missing:
     raise IndexValidationError(
         csv_path, [], f'missing column(s) {missing}; the header must name '
-        f'{", ".join(REQUIRED_COLUMNS)} (found: {header or "no header"})')
+        f'{", ".join(REQUIRED_COLUMNS)}' + (f' and the group column {group_column!r} '
+                                             '(option --group-column)' if group_column else '')
+        + f' (found: {header or "no header"})')
   rows: List[IndexRow] = []
   problems: List[Problem] = []
   first_line_of_id: Dict[str, int] = {}
@@ -148,6 +152,10 @@ def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
             line, raw_image, f'unknown class: {class_name!r} is not in the class mapping '
             f'{sorted(class_mapping)}'))
         continue
+      group = (record.get(group_column) or '').strip() if group_column else ''
+      if group_column and not group:
+        problems.append(Problem(line, raw_image, f'no group: the {group_column!r} column is empty'))
+        continue
       image_id = (record.get(IMAGE_ID_COLUMN) or '').strip() or default_image_id(raw_image)
       if image_id in first_line_of_id:
         problems.append(Problem(
@@ -159,7 +167,7 @@ def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
           line=line, image_id=image_id,
           image_path=resolve_path(raw_image, csv_dir),
           mask_path=resolve_path(raw_mask, csv_dir) if raw_mask else '',
-          label=class_mapping[class_name], class_name=class_name))
+          label=class_mapping[class_name], class_name=class_name, group=group))
   except csv.Error as e:
     raise IndexValidationError(
         csv_path, problems, f'unparseable CSV at line {reader.line_num}: {e}') from e
@@ -248,7 +256,8 @@ def csv_folder(csv_path: str) -> str:
 
 
 def read_index(csv_path: str, class_mapping: Mapping[str, int], quarantine: bool = False,
-               allowed_roots: Sequence[str] = (), *, max_pixels: int) -> CheckedIndex:
+               allowed_roots: Sequence[str] = (), *, max_pixels: int,
+               group_column: str = '') -> CheckedIndex:
   """Reads the CSV (any ``tf.io.gfile`` path) and checks every row and file header.
 
   Args:
@@ -262,7 +271,7 @@ def read_index(csv_path: str, class_mapping: Mapping[str, int], quarantine: bool
     max_pixels: larger images or masks are refused (decompression-bomb guard).
   """
   csv_dir = csv_folder(csv_path)
-  parsed = parse_index(read_csv_text(csv_path), csv_dir, class_mapping, csv_path)
+  parsed = parse_index(read_csv_text(csv_path), csv_dir, class_mapping, csv_path, group_column)
   roots = list(allowed_roots) or [csv_dir]
   good, file_problems = check_files(parsed.rows, roots, max_pixels)
   problems = sorted(parsed.quarantined + file_problems, key=lambda p: p.line)

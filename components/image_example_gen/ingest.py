@@ -105,7 +105,8 @@ def WriteShards(pipeline: beam.Pipeline, shards: Sequence[assignment.Shard],  # 
 def plan(csv_path: str, config: IngestConfig) -> Tuple[index.CheckedIndex, List[assignment.Shard]]:
   """Reads and checks the index (file headers only), then assigns shards."""
   checked = index.read_index(csv_path, config.class_mapping, quarantine=config.quarantine,
-                             allowed_roots=config.allowed_roots, max_pixels=config.max_pixels)
+                             allowed_roots=config.allowed_roots, max_pixels=config.max_pixels,
+                             group_column=config.group_column)
   return checked, assignment.assign_shards(checked.rows, config.splits, config.seed)
 
 
@@ -140,6 +141,8 @@ def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
       splits=[dataclasses.asdict(s) for s in config.splits],
       class_names=dict(sorted(names.items())), rows_in=rows_in, examples_written=written,
       rows_quarantined=quarantined, on_bad_record=config.on_bad_record,
+      group_column=config.group_column,
+      max_class_deviation=round(assignment.max_class_deviation(shards), 3),
       shards=[dict(split=s.split, index=s.index, file=s.file_name, count=len(s.rows),
                    class_counts=s.class_counts()) for s in shards])
   with tf.io.gfile.GFile(os.path.join(examples_uri, SUMMARY_FILE), 'w') as f:

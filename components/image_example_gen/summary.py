@@ -20,6 +20,9 @@ class IngestSummary:
   shards: List[Dict[str, Any]]
   rows_quarantined: int = 0
   on_bad_record: str = 'fail'
+  group_column: str = ''
+  # largest |shard class count - proportional| in records; < 1 means floor/ceil everywhere
+  max_class_deviation: float = 0.0
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=1)

@@ -117,3 +117,58 @@ def test_golden_assignment_is_pinned():
       json.dump(got, f, indent=1, sort_keys=True)
   with open(GOLDEN) as f:
     assert got == json.load(f)
+
+
+def make_grouped_rows(group_sizes, num_classes, seed):
+  """Patients with 1..k images each; a patient's images mostly share a class, as in real data."""
+  rnd = random.Random(seed)
+  rows, line = [], 2
+  for g, size in enumerate(group_sizes):
+    label = rnd.randrange(num_classes)
+    for i in range(size):
+      rows.append(IndexRow(line=line, image_id=f'p{g}/img{i}.png', image_path=f'/d/p{g}/{i}.png',
+                           mask_path='', label=label if rnd.random() < 0.9 else rnd.randrange(
+                               num_classes), class_name='', group=f'patient-{g}'))
+      line += 1
+  return rows
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=10, max_size=150), st.integers(1, 4),
+       st.integers(0, 2**31), st.randoms())
+def test_groups_never_span_shards_and_order_does_not_matter(sizes, num_classes, seed, rnd):
+  from components.image_example_gen.assignment import max_class_deviation
+  rows = make_grouped_rows(sizes, num_classes, seed)
+  try:
+    shards = assign_shards(rows, SPLITS, seed)
+  except AssignmentError as e:
+    assert len(sizes) < 10 or 'groups cannot fill' in str(e)
+    return
+  shard_of_group = collections.defaultdict(set)
+  for k, s in enumerate(shards):
+    for r in s.rows:
+      shard_of_group[r.group].add(k)
+  assert all(len(ks) == 1 for ks in shard_of_group.values())
+  assert sorted(r.image_id for s in shards for r in s.rows) == sorted(r.image_id for r in rows)
+  # greedy bound: no shard is further from proportional than the largest group
+  assert max_class_deviation(shards) <= max(sizes) + 1
+  shuffled = list(rows)
+  rnd.shuffle(shuffled)
+  assert ids_by_shard(assign_shards(shuffled, SPLITS, seed)) == ids_by_shard(shards)
+
+
+def test_many_small_groups_stay_close_to_proportional():
+  from components.image_example_gen.assignment import max_class_deviation
+  rows = make_grouped_rows([1 + (i % 3) for i in range(900)], 4, seed=5)  # ~1800 images
+  shards = assign_shards(rows, SPLITS, 0)
+  assert max_class_deviation(shards) <= 3
+  splits_of_patient = collections.defaultdict(set)
+  for s in shards:
+    for r in s.rows:
+      splits_of_patient[r.group].add(s.split)
+  assert all(len(v) == 1 for v in splits_of_patient.values())
+
+
+def test_ungrouped_deviation_is_below_one_record():
+  from components.image_example_gen.assignment import max_class_deviation
+  assert max_class_deviation(assign_shards(make_rows([37, 1019, 5]), SPLITS, 4)) < 1

@@ -99,3 +99,16 @@ def test_split_and_mapping_options_are_validated_with_the_option_named():
     load_class_mapping_text('{a: 0}')
   with pytest.raises(ConfigError, match='seed must be an int'):
     IngestConfig(MAPPING, seed='1')
+
+
+def test_group_column_is_read_required_and_never_empty():
+  checked = index.parse_index('image_path,mask_path,class,patient_id\n'
+                              'a.png,,COVID,p1\nb.png,,Normal,p1\nc.png,,Normal,\n', '/d', MAPPING,
+                              group_column='patient_id')
+  assert [(r.image_id, r.group) for r in checked.rows] == [('a.png', 'p1'), ('b.png', 'p1')]
+  assert [str(p) for p in checked.quarantined] == [
+      "line 4: no group: the 'patient_id' column is empty (c.png)"]
+  with pytest.raises(index.IndexValidationError,
+                     match=r"missing column\(s\) \['patient_id'\].*--group-column"):
+    index.parse_index(
+        HEADER + 'a.png,,COVID\n', '/d', MAPPING, group_column='patient_id')
