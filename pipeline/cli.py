@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help='CSV column (e.g. patient_id) whose rows must stay together: a group '
                         'never spans shards or splits; classes stay as close to proportional '
                         'as the groups allow, and the achieved deviation is reported')
+  run.add_argument('--duplicates', choices=config_lib.DUPLICATES_CHOICES,
+                   default=config_lib.DUPLICATES_REPORT,
+                   help='rows whose image bytes are identical (sha256): report them (those in '
+                        'different splits are leakage), fail before writing, or drop all but '
+                        'the first by image_id into the quarantine report (default %(default)s)')
   run.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
                    help='Beam pipeline option, repeatable, e.g. --beam-arg=--runner=DirectRunner '
                         '--beam-arg=--direct_running_mode=multi_processing')
@@ -120,7 +125,7 @@ def _run(args) -> int:
   ingest_config = config_lib.IngestConfig(
       class_mapping=_load_mapping(mapping_path), splits=splits, seed=args.seed,
       on_bad_record=args.on_bad_record, max_pixels=args.max_pixels,
-      group_column=args.group_column,
+      group_column=args.group_column, duplicates=args.duplicates,
       allowed_roots=tuple(a if '://' in a else os.path.abspath(a) for a in args.allowed_root))
   result = local_runner.run_local(
       pipeline_root=args.pipeline_root, csv_path=csv_path, ingest_config=ingest_config,
@@ -133,6 +138,9 @@ def _run(args) -> int:
         f'rows quarantined: {s.rows_quarantined}   seed: {s.seed}')
   print(f'largest shard deviation from proportional: {s.max_class_deviation} records'
         + (f' (grouped by {s.group_column})' if s.group_column else ' (floor/ceil)'))
+  if s.duplicate_images:
+    print(f'duplicate images: {len(s.duplicate_images)} group(s), '
+          f'{len(s.cross_split_duplicates)} across splits (leakage)')
   if s.rows_quarantined:
     print(f'quarantine report: {os.path.join(result.examples_uri, summary_lib.QUARANTINE_FILE)}')
   print()

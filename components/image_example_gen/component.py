@@ -36,7 +36,8 @@ class ImageExampleGen(FileBasedExampleGen):
                on_bad_record: str = config_lib.ON_BAD_RECORD_FAIL,
                allowed_roots: Sequence[str] = (),
                max_pixels: int = config_lib.DEFAULT_MAX_PIXELS,
-               group_column: str = ''):
+               group_column: str = '',
+               duplicates: str = config_lib.DUPLICATES_REPORT):
     """Args:
       csv_path: the CSV index (local path or any tf.io.gfile URI such as gs://...). Relative
         image/mask paths in it resolve against its folder.
@@ -50,10 +51,13 @@ class ImageExampleGen(FileBasedExampleGen):
       max_pixels: images/masks with more pixels are bad records (decompression bombs).
       group_column: optional CSV column (e.g. patient id): all rows sharing a value go to one
         shard, hence one split, with classes kept as close to proportional as groups allow.
+      duplicates: rows whose image bytes are identical: 'report', 'fail' or 'drop' (keep the
+        first by image_id, quarantine the rest).
     """
     ingest_config = config_lib.IngestConfig(  # validates now, at pipeline construction
         class_mapping=class_mapping, seed=seed, on_bad_record=on_bad_record,
         allowed_roots=tuple(allowed_roots), max_pixels=max_pixels, group_column=group_column,
+        duplicates=duplicates,
         splits=tuple(s if isinstance(s, config_lib.SplitSpec) else config_lib.SplitSpec(*s)
                      for s in splits))
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
@@ -73,5 +77,6 @@ class ImageExampleGen(FileBasedExampleGen):
         allowed_roots=json.dumps(list(ingest_config.allowed_roots)),
         max_pixels=ingest_config.max_pixels,
         group_column=ingest_config.group_column,
+        duplicates=ingest_config.duplicates,
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=component_spec)

@@ -12,6 +12,10 @@ DEFAULT_SEED = 0
 ON_BAD_RECORD_FAIL = 'fail'
 ON_BAD_RECORD_QUARANTINE = 'quarantine'
 ON_BAD_RECORD_CHOICES = (ON_BAD_RECORD_FAIL, ON_BAD_RECORD_QUARANTINE)
+DUPLICATES_REPORT = 'report'
+DUPLICATES_FAIL = 'fail'
+DUPLICATES_DROP = 'drop'
+DUPLICATES_CHOICES = (DUPLICATES_REPORT, DUPLICATES_FAIL, DUPLICATES_DROP)
 # Decompression-bomb guard: 50 MP is far above any radiograph (a 4k x 4k CXR is 16.8 MP).
 DEFAULT_MAX_PIXELS = 50_000_000
 
@@ -43,6 +47,9 @@ class IngestConfig:
       means the CSV's folder.
     max_pixels: images or masks with more pixels are bad records.
     group_column: optional CSV column (e.g. patient id) whose rows stay in one shard/split.
+    duplicates: identical image bytes under several rows: 'report' (keep all, list them;
+      cross-split ones are leakage anomalies), 'fail' (stop before writing) or 'drop' (keep the
+      first by image_id, quarantine the rest).
   """
   class_mapping: Mapping[str, int]
   splits: Tuple[SplitSpec, ...] = tuple(SplitSpec(n, k) for n, k in DEFAULT_SPLITS)
@@ -51,6 +58,7 @@ class IngestConfig:
   allowed_roots: Tuple[str, ...] = ()
   max_pixels: int = DEFAULT_MAX_PIXELS
   group_column: str = ''
+  duplicates: str = DUPLICATES_REPORT
 
   def __post_init__(self):
     validate_class_mapping(self.class_mapping)
@@ -62,6 +70,9 @@ class IngestConfig:
       raise ConfigError(f'on_bad_record must be one of {ON_BAD_RECORD_CHOICES}, got '
                         f'{self.on_bad_record!r} (option --on-bad-record).')
     object.__setattr__(self, 'allowed_roots', tuple(self.allowed_roots))
+    if self.duplicates not in DUPLICATES_CHOICES:
+      raise ConfigError(f'duplicates must be one of {DUPLICATES_CHOICES}, got '
+                        f'{self.duplicates!r} (option --duplicates).')
     if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
       raise ConfigError(f'max_pixels must be a positive int, got {self.max_pixels!r} '
                         '(option --max-pixels).')

@@ -42,7 +42,8 @@ def config_from_exec_properties(
       on_bad_record=exec_properties[spec.ON_BAD_RECORD_KEY],
       allowed_roots=tuple(json.loads(exec_properties[spec.ALLOWED_ROOTS_KEY])),
       max_pixels=int(exec_properties[spec.MAX_PIXELS_KEY]),
-      group_column=exec_properties[spec.GROUP_COLUMN_KEY])
+      group_column=exec_properties[spec.GROUP_COLUMN_KEY],
+      duplicates=exec_properties[spec.DUPLICATES_KEY])
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):

@@ -8,9 +8,10 @@ Each shard is written to ``<examples>/.staging/`` and renamed into ``Split-<name
 complete, so a killed run never leaves a half-written shard where readers glob.
 """
 import dataclasses
+import hashlib
 import json
 import os
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence
 
 from absl import logging
 import apache_beam as beam
@@ -18,6 +19,7 @@ import tensorflow as tf
 
 from components import features
 from components.image_example_gen import assignment
+from components.image_example_gen import duplicates as duplicates_lib
 from components.image_example_gen import index
 from components.image_example_gen.config import IngestConfig
 from components.image_example_gen.summary import QUARANTINE_FILE, SUMMARY_FILE, IngestSummary
@@ -28,6 +30,10 @@ METRICS_NAMESPACE = 'ImageExampleGen'
 EXAMPLES_WRITTEN = 'examples_written'
 # zlib level 1: PNG payloads barely compress, so higher levels only cost CPU (see bench/).
 TFRECORD_OPTIONS = dict(compression_type='GZIP', compression_level=1)
+
+
+class FileChangedError(RuntimeError):
+  """An image's bytes differ between the check pass and the write pass."""
 
 
 class ReconciliationError(RuntimeError):
@@ -44,7 +50,7 @@ def read_bytes(path: str) -> bytes:
 
 
 def make_example(row: index.IndexRow, image: bytes, mask: bytes) -> tf.train.Example:
-  """The seed's record (image, mask, class) plus the stable key image_id."""
+  """The seed's record (image, mask, class) plus the key image_id and the hash image_sha256."""
   feature = tf.train.Feature
   return tf.train.Example(features=tf.train.Features(feature={
       features.IMAGE: feature(bytes_list=tf.train.BytesList(value=[image])),
@@ -52,12 +58,17 @@ def make_example(row: index.IndexRow, image: bytes, mask: bytes) -> tf.train.Exa
       features.LABEL: feature(int64_list=tf.train.Int64List(value=[row.label])),
       features.IMAGE_ID: feature(bytes_list=tf.train.BytesList(
           value=[row.image_id.encode('utf-8')])),
+      features.IMAGE_SHA256: feature(bytes_list=tf.train.BytesList(
+          value=[row.image_sha256.encode('ascii')])),
   }))
 
 
 def serialize_row(row: index.IndexRow) -> bytes:
   """Reads a row's files and returns its serialized example (deterministic map order)."""
   image = read_bytes(row.image_path)
+  if row.image_sha256 and hashlib.sha256(image).hexdigest() != row.image_sha256:
+    raise FileChangedError(f'line {row.line}: {row.image_path} changed after it was checked '
+                           '(its sha256 differs); rerun to ingest the current file.')
   mask = read_bytes(row.mask_path) if row.mask_path else b''
   return make_example(row, image, mask).SerializeToString(deterministic=True)
 
@@ -102,19 +113,32 @@ def WriteShards(pipeline: beam.Pipeline, shards: Sequence[assignment.Shard],  # 
   return written
 
 
-def plan(csv_path: str, config: IngestConfig) -> Tuple[index.CheckedIndex, List[assignment.Shard]]:
-  """Reads and checks the index (file headers only), then assigns shards."""
+@dataclasses.dataclass
+class Plan:
+  """Everything decided before a byte of output is written."""
+  rows_in: int
+  quarantined: List[index.Problem]  # bad rows and dropped duplicates, by line
+  shards: List[assignment.Shard]
+  duplicates: List[duplicates_lib.DuplicateGroup]
+
+
+def plan(csv_path: str, config: IngestConfig) -> Plan:
+  """Reads and checks the index (file headers, content hashes), applies the duplicate policy,
+  then assigns shards. Raises before anything is written under the 'fail' policies."""
   checked = index.read_index(csv_path, config.class_mapping, quarantine=config.quarantine,
                              allowed_roots=config.allowed_roots, max_pixels=config.max_pixels,
                              group_column=config.group_column)
-  return checked, assignment.assign_shards(checked.rows, config.splits, config.seed)
+  rows, dropped, groups = duplicates_lib.apply_policy(checked.rows, config.duplicates)
+  return Plan(checked.rows_in, sorted(checked.quarantined + dropped, key=lambda p: p.line),
+              assignment.assign_shards(rows, config.splits, config.seed), groups)
 
 
 def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
                make_pipeline: Callable[[], beam.Pipeline]) -> IngestSummary:
   """Plans, writes every shard with Beam, reconciles counts, writes the summary."""
-  checked, shards = plan(csv_path, config)
-  rows_in, quarantined = checked.rows_in, len(checked.quarantined)
+  the_plan = plan(csv_path, config)
+  shards = the_plan.shards
+  rows_in, quarantined = the_plan.rows_in, len(the_plan.quarantined)
   logging.info('ImageExampleGen: %s rows from %s (%s quarantined) -> %s shards', rows_in,
                csv_path, quarantined, len(shards))
 
@@ -133,9 +157,10 @@ def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
         f'rows in ({rows_in}) != examples written ({written}) + rows quarantined '
         f'({quarantined}); missing shard files: {[s.split + "/" + s.file_name for s in missing]}')
   with tf.io.gfile.GFile(os.path.join(examples_uri, QUARANTINE_FILE), 'w') as f:
-    json.dump([p.to_dict() for p in checked.quarantined], f, indent=1)
+    json.dump([p.to_dict() for p in the_plan.quarantined], f, indent=1)
 
   names = {label: name for name, label in config.class_mapping.items()}
+  split_of = {r.image_id: s.split for s in shards for r in s.rows}
   summary = IngestSummary(
       csv_path=csv_path, seed=config.seed,
       splits=[dataclasses.asdict(s) for s in config.splits],
@@ -143,6 +168,7 @@ def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
       rows_quarantined=quarantined, on_bad_record=config.on_bad_record,
       group_column=config.group_column,
       max_class_deviation=round(assignment.max_class_deviation(shards), 3),
+      duplicate_images=duplicates_lib.cross_split(the_plan.duplicates, split_of),
       shards=[dict(split=s.split, index=s.index, file=s.file_name, count=len(s.rows),
                    class_counts=s.class_counts()) for s in shards])
   with tf.io.gfile.GFile(os.path.join(examples_uri, SUMMARY_FILE), 'w') as f:

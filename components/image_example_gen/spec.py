@@ -17,6 +17,7 @@ ON_BAD_RECORD_KEY = 'on_bad_record'  # 'fail' | 'quarantine'
 ALLOWED_ROOTS_KEY = 'allowed_roots'  # JSON list of folders/URI prefixes; [] = the CSV's folder
 MAX_PIXELS_KEY = 'max_pixels'  # int: decompression-bomb guard
 GROUP_COLUMN_KEY = 'group_column'  # str: '' or a CSV column whose rows stay together
+DUPLICATES_KEY = 'duplicates'  # 'report' | 'fail' | 'drop'
 
 # Custom properties set on the output Examples artifact.
 SUMMARY_PROPERTY = 'cxr_ingest_summary'  # IngestSummary JSON (per-shard class counts, ...)
@@ -37,4 +38,5 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       ALLOWED_ROOTS_KEY: ExecutionParameter(type=str),
       MAX_PIXELS_KEY: ExecutionParameter(type=int),
       GROUP_COLUMN_KEY: ExecutionParameter(type=str),
+      DUPLICATES_KEY: ExecutionParameter(type=str),
   }

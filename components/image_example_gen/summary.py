@@ -23,6 +23,12 @@ class IngestSummary:
   group_column: str = ''
   # largest |shard class count - proportional| in records; < 1 means floor/ceil everywhere
   max_class_deviation: float = 0.0
+  # [{sha256, members: [{image_id, line, class_name, split}], crosses_splits}]
+  duplicate_images: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+
+  @property
+  def cross_split_duplicates(self) -> List[Dict[str, Any]]:
+    return [d for d in self.duplicate_images if d['crosses_splits']]
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=1)
