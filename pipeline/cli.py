@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='Beam pipeline option, repeatable, e.g. --beam-arg=--runner=DirectRunner '
                         '--beam-arg=--direct_running_mode=multi_processing')
   run.add_argument('--no-cache', action='store_true', help='recompute every component')
+  run.add_argument('--fingerprint-content', action='store_true',
+                   help='the cache notices changed images by path, size and mtime; this adds a '
+                        'sha256 of every referenced file (reads them all before each run)')
   run.add_argument('--demo-scale', type=float, default=configs.DEMO_SCALE,
                    help='demo data scale when --csv is not given (default %(default)s)')
   run.add_argument('--verbose', action='store_true', help='show TensorFlow/Beam/TFX logs')
@@ -130,7 +133,8 @@ def _run(args) -> int:
   result = local_runner.run_local(
       pipeline_root=args.pipeline_root, csv_path=csv_path, ingest_config=ingest_config,
       metadata_path=args.metadata, beam_pipeline_args=args.beam_arg,
-      enable_cache=not args.no_cache, verbose=args.verbose)
+      enable_cache=not args.no_cache, fingerprint_content=args.fingerprint_content,
+      verbose=args.verbose)
   s = result.summary
   print(f'\nExamples: {result.examples_uri}')
   print(f'ML Metadata: {result.metadata_path}')

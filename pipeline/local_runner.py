@@ -26,7 +26,7 @@ class RunResult:
 def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
               metadata_path: str = '',
               beam_pipeline_args: Sequence[str] = (), enable_cache: bool = True,
-              verbose: bool = False) -> RunResult:
+              fingerprint_content: bool = False, verbose: bool = False) -> RunResult:
   """Runs the pipeline locally and returns what the metadata store recorded."""
   progress.quiet_native_logs()
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top  (heavy)
@@ -46,7 +46,8 @@ def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
       ingest_config=ingest_config,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           metadata_path),
-      beam_pipeline_args=beam_pipeline_args, enable_cache=enable_cache)
+      beam_pipeline_args=beam_pipeline_args, enable_cache=enable_cache,
+      fingerprint_content=fingerprint_content)
   with progress.component_progress(verbose) as reporter:
     tfx.orchestration.LocalDagRunner().run(pipeline)
 

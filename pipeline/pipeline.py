@@ -17,6 +17,7 @@ def create_pipeline(
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = True,
+    fingerprint_content: bool = False,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline; runs nothing and touches no file.
 
@@ -27,10 +28,12 @@ def create_pipeline(
     ingest_config: class mapping, splits and shard counts, seed, bad-record policy.
     metadata_connection_config: ML Metadata store; None lets the orchestrator provide one (KFP).
     beam_pipeline_args: passed to every Beam-based component (runner, workers, ...).
-    enable_cache: reuse outputs of unchanged executions.
+    enable_cache: reuse outputs of unchanged executions. "Unchanged" covers the CSV and every
+      image/mask it references (path, size, mtime; plus content with fingerprint_content).
+    fingerprint_content: hash every referenced file's bytes for the cache fingerprint.
   """
   example_gen = ImageExampleGen(
-      csv_path=csv_path,
+      csv_path=csv_path, fingerprint_content=fingerprint_content,
       **{f.name: getattr(ingest_config, f.name) for f in dataclasses.fields(ingest_config)})
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,

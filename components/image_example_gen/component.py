@@ -11,6 +11,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 
 from components.image_example_gen import config as config_lib
+from components.image_example_gen import driver
 from components.image_example_gen import executor
 from components.image_example_gen import spec
 
@@ -28,6 +29,7 @@ class ImageExampleGen(FileBasedExampleGen):
 
   SPEC_CLASS = spec.ImageExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+  DRIVER_CLASS = driver.Driver
 
   def __init__(self, csv_path: str, class_mapping: Mapping[str, int],
                splits: Sequence[Union[config_lib.SplitSpec, Tuple[str, int]]] = (
@@ -37,7 +39,8 @@ class ImageExampleGen(FileBasedExampleGen):
                allowed_roots: Sequence[str] = (),
                max_pixels: int = config_lib.DEFAULT_MAX_PIXELS,
                group_column: str = '',
-               duplicates: str = config_lib.DUPLICATES_REPORT):
+               duplicates: str = config_lib.DUPLICATES_REPORT,
+               fingerprint_content: bool = False):
     """Args:
       csv_path: the CSV index (local path or any tf.io.gfile URI such as gs://...). Relative
         image/mask paths in it resolve against its folder.
@@ -53,6 +56,8 @@ class ImageExampleGen(FileBasedExampleGen):
         shard, hence one split, with classes kept as close to proportional as groups allow.
       duplicates: rows whose image bytes are identical: 'report', 'fail' or 'drop' (keep the
         first by image_id, quarantine the rest).
+      fingerprint_content: the cache fingerprint covers every referenced image and mask by
+        path, size and mtime; True adds a content hash of each (reads every file).
     """
     ingest_config = config_lib.IngestConfig(  # validates now, at pipeline construction
         class_mapping=class_mapping, seed=seed, on_bad_record=on_bad_record,
@@ -78,5 +83,6 @@ class ImageExampleGen(FileBasedExampleGen):
         max_pixels=ingest_config.max_pixels,
         group_column=ingest_config.group_column,
         duplicates=ingest_config.duplicates,
+        fingerprint_content=int(fingerprint_content),
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=component_spec)

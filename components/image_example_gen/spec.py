@@ -18,6 +18,7 @@ ALLOWED_ROOTS_KEY = 'allowed_roots'  # JSON list of folders/URI prefixes; [] = t
 MAX_PIXELS_KEY = 'max_pixels'  # int: decompression-bomb guard
 GROUP_COLUMN_KEY = 'group_column'  # str: '' or a CSV column whose rows stay together
 DUPLICATES_KEY = 'duplicates'  # 'report' | 'fail' | 'drop'
+FINGERPRINT_CONTENT_KEY = 'fingerprint_content'  # int 0/1: hash referenced files for caching
 
 # Custom properties set on the output Examples artifact.
 SUMMARY_PROPERTY = 'cxr_ingest_summary'  # IngestSummary JSON (per-shard class counts, ...)
@@ -39,4 +40,5 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       MAX_PIXELS_KEY: ExecutionParameter(type=int),
       GROUP_COLUMN_KEY: ExecutionParameter(type=str),
       DUPLICATES_KEY: ExecutionParameter(type=str),
+      FINGERPRINT_CONTENT_KEY: ExecutionParameter(type=int),
   }
