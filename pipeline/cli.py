@@ -1,6 +1,5 @@
 """The ``cxr-tfx`` command line. Start-up imports no TensorFlow: `--help` answers at once."""
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -18,16 +17,47 @@ class) into class-stratified, deterministic tf.Example shards with TFX, recorded
   cxr-tfx demo-data --out data/          # a synthetic dataset in the Kaggle layout
   cxr-tfx run                            # generate demo data and run the whole pipeline
   cxr-tfx run --csv data/all_image_mask_pairs.csv --pipeline-root out/
+  cxr-tfx compile --image REGISTRY/cxr-tfx:TAG --output cxr-tfx.yaml \\
+      --csv gs://bucket/all_image_mask_pairs.csv --pipeline-root gs://bucket/root
 """
 
 
-def _add_demo_data_args(p: argparse.ArgumentParser, prefix: str = '') -> None:
-  p.add_argument(f'--{prefix}scale', type=float, default=None if prefix else 1.0,
-                 help='fraction of the real class counts 3616/10192/6012/1345 '
-                      '(1.0 = 21,165 images; default %(default)s'
-                      + (f', {configs.DEMO_SCALE} for run)' if prefix else ')'))
-  p.add_argument('--missing-masks', type=float, default=None if prefix else 0.0,
-                 help='fraction of rows without a mask (mask_path empty)')
+def _add_ingest_args(p: argparse.ArgumentParser, csv_help: str, mapping_help: str) -> None:
+  """Options that shape ImageExampleGen's output: shared by `run` and `compile`."""
+  p.add_argument('--csv', help=csv_help)
+  p.add_argument('--class-mapping', help=mapping_help)
+  p.add_argument('--splits', default=config_lib.format_splits(
+      [config_lib.SplitSpec(*s) for s in configs.DEFAULT_SPLITS]),
+                 help='NAME=SHARDS,... in order; each split is written as that many shard '
+                      'files (default %(default)s)')
+  p.add_argument('--seed', type=int, default=configs.DEFAULT_SEED,
+                 help='shard assignment seed (default %(default)s)')
+  p.add_argument('--on-bad-record', choices=config_lib.ON_BAD_RECORD_CHOICES,
+                 default=config_lib.ON_BAD_RECORD_FAIL,
+                 help='fail: stop before writing anything and list the bad rows (line, path, '
+                      'reason); quarantine: write the good rows and record the bad ones in '
+                      'quarantine.json next to the shards (default %(default)s)')
+  p.add_argument('--allowed-root', action='append', default=[], metavar='DIR',
+                 help='folder (or URI prefix) that images and masks may resolve into, '
+                      "symlinks followed; repeatable; default: the CSV's folder")
+  p.add_argument('--max-pixels', type=int, default=config_lib.DEFAULT_MAX_PIXELS,
+                 help='images/masks with more pixels are bad records '
+                      '(decompression-bomb guard; default %(default)s)')
+  p.add_argument('--group-column', default='', metavar='NAME',
+                 help='CSV column (e.g. patient_id) whose rows must stay together: a group '
+                      'never spans shards or splits; classes stay as close to proportional '
+                      'as the groups allow, and the achieved deviation is reported')
+  p.add_argument('--duplicates', choices=config_lib.DUPLICATES_CHOICES,
+                 default=config_lib.DUPLICATES_REPORT,
+                 help='rows whose image bytes are identical (sha256): report them (those in '
+                      'different splits are leakage), fail before writing, or drop all but '
+                      'the first by image_id into the quarantine report (default %(default)s)')
+  p.add_argument('--fingerprint-content', action='store_true',
+                 help='the cache notices changed images by path, size and mtime; this adds a '
+                      'sha256 of every referenced file (reads them all before each run)')
+  p.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
+                 help='Beam pipeline option, repeatable, e.g. --beam-arg=--runner=DataflowRunner '
+                      '--beam-arg=--direct_running_mode=multi_processing (README: Scaling out)')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,60 +74,54 @@ def build_parser() -> argparse.ArgumentParser:
                   'all_image_mask_pairs.csv (relative paths) and class_mapping.json. '
                   'Deterministic from --seed.')
   demo.add_argument('--out', required=True, help='output folder')
-  _add_demo_data_args(demo)
+  demo.add_argument('--scale', type=float, default=1.0,
+                    help='fraction of the real class counts 3616/10192/6012/1345 '
+                         '(1.0 = 21,165 images; default %(default)s)')
+  demo.add_argument('--missing-masks', type=float, default=0.0,
+                    help='fraction of rows without a mask (mask_path empty; default %(default)s)')
   demo.add_argument('--seed', type=int, default=0, help='default %(default)s')
 
   run = sub.add_parser(
       'run', help='run the pipeline with LocalDagRunner',
-      description='Runs ImageExampleGen (and the rest of the pipeline) with TFX LocalDagRunner '
-                  'and a SQLite ML Metadata store, prints one line per component and ends with '
-                  'a per-split, per-shard class-count table. Without --csv it first generates '
-                  f'demo data under <pipeline-root>/{configs.DEMO_DATA_DIR}.')
-  run.add_argument('--csv', help='CSV index (image_path,mask_path,class); relative paths '
-                                 'resolve against its folder; gs:// works')
-  run.add_argument('--class-mapping', help='JSON {"class name": label}; default: '
-                                           'class_mapping.json next to the CSV')
+      description='Runs the pipeline with TFX LocalDagRunner and a SQLite ML Metadata store, '
+                  'prints one line per component and ends with a per-split, per-shard '
+                  'class-count table. Without --csv it first generates demo data under '
+                  f'<pipeline-root>/{configs.DEMO_DATA_DIR}.')
+  _add_ingest_args(run, csv_help='CSV index (image_path,mask_path,class); relative paths '
+                                 'resolve against its folder; gs:// works',
+                   mapping_help='JSON {"class name": label}; default: class_mapping.json next '
+                                'to the CSV')
   run.add_argument('--pipeline-root', default=configs.DEFAULT_PIPELINE_ROOT,
                    help='where artifacts go (default %(default)s)')
   run.add_argument('--metadata', default='',
                    help=f'SQLite ML Metadata file (default <pipeline-root>/{configs.METADATA_FILE})')
-  run.add_argument('--splits', default=config_lib.format_splits(
-      [config_lib.SplitSpec(*s) for s in configs.DEFAULT_SPLITS]),
-                   help='NAME=SHARDS,... in order; each split is written as that many shard '
-                        'files (default %(default)s)')
-  run.add_argument('--seed', type=int, default=configs.DEFAULT_SEED,
-                   help='shard assignment seed (default %(default)s)')
-  run.add_argument('--on-bad-record', choices=config_lib.ON_BAD_RECORD_CHOICES,
-                   default=config_lib.ON_BAD_RECORD_FAIL,
-                   help='fail: stop before writing anything and list the bad rows (line, path, '
-                        'reason); quarantine: write the good rows and record the bad ones in '
-                        'quarantine.json next to the shards (default %(default)s)')
-  run.add_argument('--allowed-root', action='append', default=[], metavar='DIR',
-                   help='folder (or URI prefix) that images and masks may resolve into, '
-                        'symlinks followed; repeatable; default: the CSV\'s folder')
-  run.add_argument('--max-pixels', type=int, default=config_lib.DEFAULT_MAX_PIXELS,
-                   help='images/masks with more pixels are bad records '
-                        '(decompression-bomb guard; default %(default)s)')
-  run.add_argument('--group-column', default='', metavar='NAME',
-                   help='CSV column (e.g. patient_id) whose rows must stay together: a group '
-                        'never spans shards or splits; classes stay as close to proportional '
-                        'as the groups allow, and the achieved deviation is reported')
-  run.add_argument('--duplicates', choices=config_lib.DUPLICATES_CHOICES,
-                   default=config_lib.DUPLICATES_REPORT,
-                   help='rows whose image bytes are identical (sha256): report them (those in '
-                        'different splits are leakage), fail before writing, or drop all but '
-                        'the first by image_id into the quarantine report (default %(default)s)')
-  run.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
-                   help='Beam pipeline option, repeatable, e.g. --beam-arg=--runner=DirectRunner '
-                        '--beam-arg=--direct_running_mode=multi_processing')
   run.add_argument('--no-cache', action='store_true', help='recompute every component')
-  run.add_argument('--fingerprint-content', action='store_true',
-                   help='the cache notices changed images by path, size and mtime; this adds a '
-                        'sha256 of every referenced file (reads them all before each run)')
   run.add_argument('--demo-scale', type=float, default=configs.DEMO_SCALE,
                    help='demo data scale when --csv is not given (default %(default)s)')
   run.add_argument('--verbose', action='store_true', help='show TensorFlow/Beam/TFX logs')
+
+  compile_ = sub.add_parser(
+      'compile', help='compile the pipeline for Kubeflow Pipelines v2',
+      description='Compiles the same create_pipeline(...) with KubeflowV2DagRunner: an --output '
+                  'ending in .yaml gets the pipeline-spec IR for open-source KFP (it can also be '
+                  'loaded as a step of your own KFP pipeline with '
+                  'kfp.components.load_component_from_file); .json gets a Vertex PipelineJob. '
+                  'The components run from --image (see the Dockerfile); paths must be URIs '
+                  'the cluster can read (gs://, s3://, ...).')
+  _add_ingest_args(compile_, csv_help='CSV index as the cluster sees it, e.g. gs://bucket/x.csv',
+                   mapping_help='local JSON {"class name": label}, read now and compiled in')
+  compile_.add_argument('--image', required=True, help='container image with cxr-tfx installed')
+  compile_.add_argument('--output', required=True, help='FILE.yaml (KFP) or FILE.json (Vertex)')
+  compile_.add_argument('--pipeline-root', required=True, help='artifact root, e.g. gs://b/root')
   return parser
+
+
+def _ingest_config(args, mapping_path: str) -> config_lib.IngestConfig:
+  return config_lib.IngestConfig(
+      class_mapping=_load_mapping(mapping_path), splits=config_lib.parse_splits(args.splits),
+      seed=args.seed, on_bad_record=args.on_bad_record, max_pixels=args.max_pixels,
+      group_column=args.group_column, duplicates=args.duplicates,
+      allowed_roots=tuple(a if '://' in a else os.path.abspath(a) for a in args.allowed_root))
 
 
 def _demo_data(args) -> int:
@@ -110,11 +134,8 @@ def _demo_data(args) -> int:
 
 
 def _run(args) -> int:
-  if not args.verbose:  # import-time FutureWarnings of google-cloud & co. are not the user's
-    warnings.simplefilter('ignore')
-  splits = config_lib.parse_splits(args.splits)  # fail fast, before demo data or imports
+  config_lib.parse_splits(args.splits)  # fail fast, before demo data or heavy imports
   progress.quiet_native_logs()
-  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
   csv_path = args.csv
   if not csv_path:
     from pipeline import demo_data  # pylint: disable=g-import-not-at-top
@@ -123,13 +144,9 @@ def _run(args) -> int:
                             missing_masks=configs.DEMO_MISSING_MASKS, seed=args.seed)
     print(f'demo data: {ds.num_rows} images ({ds.num_missing_masks} without masks) in {out}')
     csv_path = ds.csv_path
-  mapping_path = args.class_mapping or os.path.join(os.path.dirname(csv_path),
-                                                    'class_mapping.json')
-  ingest_config = config_lib.IngestConfig(
-      class_mapping=_load_mapping(mapping_path), splits=splits, seed=args.seed,
-      on_bad_record=args.on_bad_record, max_pixels=args.max_pixels,
-      group_column=args.group_column, duplicates=args.duplicates,
-      allowed_roots=tuple(a if '://' in a else os.path.abspath(a) for a in args.allowed_root))
+  ingest_config = _ingest_config(args, args.class_mapping or os.path.join(
+      os.path.dirname(csv_path), configs.CLASS_MAPPING_FILE))
+  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
   result = local_runner.run_local(
       pipeline_root=args.pipeline_root, csv_path=csv_path, ingest_config=ingest_config,
       metadata_path=args.metadata, beam_pipeline_args=args.beam_arg,
@@ -152,6 +169,25 @@ def _run(args) -> int:
   return 0
 
 
+def _compile(args) -> int:
+  if not args.csv or not args.class_mapping:
+    raise config_lib.ConfigError('compile needs --csv (a URI the cluster reads) and '
+                                 '--class-mapping (a local JSON file).')
+  ingest_config = _ingest_config(args, args.class_mapping)
+  if not args.output.endswith(('.yaml', '.yml', '.json')):
+    raise config_lib.ConfigError(f'--output {args.output!r} must end in .yaml (KFP pipeline '
+                                 'spec) or .json (Vertex PipelineJob).')
+  warnings.simplefilter('ignore')
+  progress.quiet_native_logs()
+  from pipeline import kubeflow_runner  # pylint: disable=g-import-not-at-top
+  path = kubeflow_runner.compile_pipeline(
+      output=args.output, image=args.image, pipeline_root=args.pipeline_root,
+      csv_path=args.csv, ingest_config=ingest_config, beam_pipeline_args=args.beam_arg,
+      fingerprint_content=args.fingerprint_content)
+  print(f'compiled: {path}')
+  return 0
+
+
 def _load_mapping(path: str):
   try:
     with open(path, encoding='utf-8') as f:
@@ -164,7 +200,9 @@ def _load_mapping(path: str):
 
 def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
-  handler = {'demo-data': _demo_data, 'run': _run}[args.command]
+  if not getattr(args, 'verbose', False):  # import-time FutureWarnings of google-cloud & co.
+    warnings.simplefilter('ignore')
+  handler = {'demo-data': _demo_data, 'run': _run, 'compile': _compile}[args.command]
   try:
     return handler(args)
   except (ValueError, RuntimeError) as e:  # ConfigError, IndexValidationError, ...
