@@ -113,7 +113,30 @@ def build_parser() -> argparse.ArgumentParser:
   compile_.add_argument('--image', required=True, help='container image with cxr-tfx installed')
   compile_.add_argument('--output', required=True, help='FILE.yaml (KFP) or FILE.json (Vertex)')
   compile_.add_argument('--pipeline-root', required=True, help='artifact root, e.g. gs://b/root')
+  lineage = sub.add_parser(
+      'lineage', help='trace an artifact in ML Metadata back to its inputs and on to consumers',
+      description='Prints the chain from an artifact back to the ingestion inputs (CSV folder '
+                  'and pattern, input fingerprint including the referenced images, class '
+                  'mapping, seed, split config) and forward to the components that consumed it. '
+                  'A cached rerun shows as a CACHED execution producing the same artifact.')
+  lineage.add_argument('--metadata', required=True, help='SQLite ML Metadata file')
+  which = lineage.add_mutually_exclusive_group(required=True)
+  which.add_argument('--artifact-uri', help='the artifact whose lineage to print')
+  which.add_argument('--latest', choices=sorted(configs.LINEAGE_TYPES),
+                     help='the newest artifact of that kind')
+  lineage.add_argument('--json', action='store_true', help='machine-readable output')
   return parser
+
+
+def _lineage(args) -> int:
+  from pipeline import lineage  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(args.metadata):
+    raise config_lib.ConfigError(f'no metadata store at {args.metadata} (option --metadata).')
+  tracer = lineage.Lineage(mlmd.sqlite_store(args.metadata))
+  chain = tracer.chain(tracer.resolve(args.artifact_uri or '', args.latest or ''))
+  print(lineage.to_json(chain) if args.json else lineage.format_chain(chain))
+  return 0
 
 
 def _ingest_config(args, mapping_path: str) -> config_lib.IngestConfig:
@@ -202,7 +225,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   if not getattr(args, 'verbose', False):  # import-time FutureWarnings of google-cloud & co.
     warnings.simplefilter('ignore')
-  handler = {'demo-data': _demo_data, 'run': _run, 'compile': _compile}[args.command]
+  handler = {'demo-data': _demo_data, 'run': _run, 'compile': _compile,
+             'lineage': _lineage}[args.command]
   try:
     return handler(args)
   except (ValueError, RuntimeError) as e:  # ConfigError, IndexValidationError, ...

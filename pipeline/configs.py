@@ -7,4 +7,12 @@ METADATA_FILE = 'metadata.sqlite'  # default store: <pipeline_root>/metadata.sql
 DEMO_DATA_DIR = 'demo_data'  # `cxr-tfx run` without --csv generates data here, under the root
 DEMO_SCALE = 0.02  # 423 images: a demo that runs in about a minute
 DEMO_MISSING_MASKS = 0.1  # some rows without masks, as in real indexes
+# `cxr-tfx lineage --latest` choices -> MLMD artifact type names (TFX standard artifacts).
+LINEAGE_TYPES = {
+    'examples': 'Examples',
+    'statistics': 'ExampleStatistics',
+    'schema': 'Schema',
+    'anomalies': 'ExampleAnomalies',
+    'transform_graph': 'TransformGraph',
+}
 CLASS_MAPPING_FILE = 'class_mapping.json'  # looked for next to the CSV when not given

@@ -1,0 +1,158 @@
+"""Lineage from ML Metadata: an artifact back to the ingestion inputs, and forward to consumers.
+
+Walks events only (``get_events_by_artifact_ids`` / ``get_events_by_execution_ids``), which
+MLMD 1.16 and 1.21 both have; ``get_lineage_subgraph`` and filter queries are not used.
+A cached execution appears as its own execution (state CACHED) whose outputs are the reused
+artifacts, so reuse is visible in the chain.
+"""
+import json
+from typing import Any, Dict, List, Optional, Set
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+
+from pipeline.configs import LINEAGE_TYPES as LATEST_TYPES
+# Execution properties worth showing: where the data came from and how it was cut.
+INGESTION_PROPERTIES = ('input_base', 'input_config', 'input_fingerprint', 'class_mapping',
+                        'seed', 'output_config', 'on_bad_record', 'group_column', 'duplicates')
+_Event = metadata_store_pb2.Event
+_STATE = metadata_store_pb2.Execution.State
+
+
+class LineageError(ValueError):
+  pass
+
+
+def _value(v: metadata_store_pb2.Value) -> Any:
+  kind = v.WhichOneof('value')
+  return getattr(v, kind) if kind else None
+
+
+class Lineage:
+  """Reads lineage around one artifact from a metadata store."""
+
+  def __init__(self, store: metadata_store.MetadataStore):
+    self._store = store
+    self._artifact_types: Dict[int, str] = {}
+    self._execution_types: Dict[int, str] = {}
+
+  def resolve(self, artifact_uri: str = '', latest: str = '') -> metadata_store_pb2.Artifact:
+    """The artifact with that URI, or the newest LIVE artifact of a --latest kind."""
+    if artifact_uri:
+      matches = [a for a in self._store.get_artifacts() if a.uri.rstrip('/') ==
+                 artifact_uri.rstrip('/')]
+      if not matches:
+        raise LineageError(f'no artifact with URI {artifact_uri!r} in the metadata store.')
+      return matches[-1]
+    if latest not in LATEST_TYPES:
+      raise LineageError(f'--latest must be one of {sorted(LATEST_TYPES)}, got {latest!r}.')
+    from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+    artifact = mlmd.latest_artifact(self._store, LATEST_TYPES[latest])
+    if artifact is None:
+      raise LineageError(f'no {LATEST_TYPES[latest]} artifact in the metadata store yet.')
+    return artifact
+
+  def _artifact_type(self, a: metadata_store_pb2.Artifact) -> str:
+    if a.type_id not in self._artifact_types:
+      self._artifact_types[a.type_id] = self._store.get_artifact_types_by_id([a.type_id])[0].name
+    return self._artifact_types[a.type_id]
+
+  def _execution_type(self, e: metadata_store_pb2.Execution) -> str:
+    if e.type_id not in self._execution_types:
+      self._execution_types[e.type_id] = self._store.get_execution_types_by_id(
+          [e.type_id])[0].name
+    return self._execution_types[e.type_id]
+
+  def _artifact_node(self, a: metadata_store_pb2.Artifact) -> Dict[str, Any]:
+    return dict(id=a.id, type=self._artifact_type(a), uri=a.uri,
+                state=metadata_store_pb2.Artifact.State.Name(a.state))
+
+  def _execution_node(self, e: metadata_store_pb2.Execution) -> Dict[str, Any]:
+    props = {k: _value(e.custom_properties[k]) for k in INGESTION_PROPERTIES
+             if k in e.custom_properties}
+    return dict(id=e.id, component=self._execution_type(e).rsplit('.', 1)[-1],
+                state=_STATE.Name(e.last_known_state), properties=props)
+
+  def upstream(self, artifact: metadata_store_pb2.Artifact,
+               seen: Optional[Set[int]] = None) -> Dict[str, Any]:
+    """{artifact, produced_by: [{execution, inputs: [upstream(...)]}]}, back to the sources."""
+    seen = set() if seen is None else seen
+    node = self._artifact_node(artifact)
+    node['produced_by'] = []
+    if artifact.id in seen:
+      return node
+    seen.add(artifact.id)
+    producers = sorted({e.execution_id for e in self._store.get_events_by_artifact_ids(
+        [artifact.id]) if e.type in (_Event.OUTPUT, _Event.DECLARED_OUTPUT)})
+    for execution in self._store.get_executions_by_id(producers):
+      inputs = sorted({e.artifact_id for e in self._store.get_events_by_execution_ids(
+          [execution.id]) if e.type in (_Event.INPUT, _Event.DECLARED_INPUT)})
+      exe = self._execution_node(execution)
+      exe['inputs'] = [self.upstream(a, seen) for a in self._store.get_artifacts_by_id(inputs)]
+      node['produced_by'].append(exe)
+    return node
+
+  def downstream(self, artifact: metadata_store_pb2.Artifact,
+                 seen: Optional[Set[int]] = None) -> List[Dict[str, Any]]:
+    """[{execution, outputs: [{artifact, consumed_by: [...]}]}] for every consumer."""
+    seen = set() if seen is None else seen
+    if artifact.id in seen:
+      return []
+    seen.add(artifact.id)
+    consumers = sorted({e.execution_id for e in self._store.get_events_by_artifact_ids(
+        [artifact.id]) if e.type in (_Event.INPUT, _Event.DECLARED_INPUT)})
+    out = []
+    for execution in self._store.get_executions_by_id(consumers):
+      outputs = sorted({e.artifact_id for e in self._store.get_events_by_execution_ids(
+          [execution.id]) if e.type in (_Event.OUTPUT, _Event.DECLARED_OUTPUT)})
+      exe = self._execution_node(execution)
+      exe['outputs'] = []
+      for a in self._store.get_artifacts_by_id(outputs):
+        child = self._artifact_node(a)
+        child['consumed_by'] = self.downstream(a, seen)
+        exe['outputs'].append(child)
+      out.append(exe)
+    return out
+
+  def chain(self, artifact: metadata_store_pb2.Artifact) -> Dict[str, Any]:
+    return dict(artifact=self._artifact_node(artifact), upstream=self.upstream(artifact),
+                downstream=self.downstream(artifact))
+
+
+def format_chain(chain: Dict[str, Any]) -> str:
+  """Indented text: the upstream tree (with ingestion inputs), then consumers."""
+  lines = []
+
+  def artifact_line(a, depth, arrow):
+    lines.append(f'{"  " * depth}{arrow} {a["type"]} #{a["id"]} {a["uri"]}')
+
+  def execution_lines(e, depth, verb):
+    lines.append(f'{"  " * depth}{verb} {e["component"]} (execution #{e["id"]}, {e["state"]})')
+    for k, v in e['properties'].items():
+      text = v if not isinstance(v, str) else ' '.join(v.split())
+      lines.append(f'{"  " * (depth + 1)}{k}: {text}')
+
+  def up(node, depth):
+    artifact_line(node, depth, '●' if depth == 0 else '↑')
+    for e in node['produced_by']:
+      execution_lines(e, depth + 1, 'produced by')
+      for child in e['inputs']:
+        up(child, depth + 2)
+
+  def down(executions, depth):
+    for e in executions:
+      execution_lines(e, depth, 'consumed by')
+      for a in e['outputs']:
+        artifact_line(a, depth + 1, '↓')
+        down(a['consumed_by'], depth + 2)
+
+  up(chain['upstream'], 0)
+  if chain['downstream']:
+    lines.append('downstream:')
+    down(chain['downstream'], 1)
+  return '\n'.join(lines)
+
+
+def to_json(chain: Dict[str, Any]) -> str:
+  return json.dumps(chain, indent=1, sort_keys=True, default=str)
