@@ -1,0 +1,127 @@
+"""A synthetic dataset laid out like the COVID-19 Radiography Database (numpy + PIL only).
+
+``generate(out, scale, missing_masks, seed)`` writes
+``<out>/COVID-19_Radiography_Dataset/<Class>/{images,masks}/<Class>-<n>.png`` for the four
+classes in the real proportions (21,165 images at scale 1), ``all_image_mask_pairs.csv`` with
+paths relative to ``<out>``, and ``class_mapping.json``. Images are 299x299 8-bit grayscale
+with radiograph structure (body, dark lung fields, spine, ribs, opacities for the disease
+classes, film grain), so PNG sizes are realistic (tens of KB); masks are 256x256, 0/255.
+Each image depends only on (seed, class, n): the output is deterministic and order-free.
+"""
+import csv
+import dataclasses
+import json
+import os
+from typing import Dict
+
+import numpy as np
+from PIL import Image
+
+CLASS_COUNTS = {'COVID': 3616, 'Normal': 10192, 'Lung_Opacity': 6012, 'Viral Pneumonia': 1345}
+CLASS_MAPPING = {'COVID': 0, 'Normal': 1, 'Viral Pneumonia': 2, 'Lung_Opacity': 3}
+DATASET_DIR = 'COVID-19_Radiography_Dataset'
+CSV_NAME = 'all_image_mask_pairs.csv'
+MAPPING_NAME = 'class_mapping.json'
+IMAGE_SIZE = 299
+MASK_SIZE = 256
+# Disease classes get soft opacities in the lung fields; how many per image.
+_OPACITIES = {'Normal': 0, 'COVID': 4, 'Lung_Opacity': 3, 'Viral Pneumonia': 5}
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoDataset:
+  root: str
+  csv_path: str
+  class_mapping_path: str
+  class_counts: Dict[str, int]
+  num_rows: int
+  num_missing_masks: int
+
+
+def class_counts_for_scale(scale: float) -> Dict[str, int]:
+  """round(real count × scale) per class, at least 1. Scale 0.1 -> 362/1019/601/134."""
+  if not scale > 0:
+    raise ValueError(f'scale must be > 0, got {scale!r} (option --scale).')
+  return {name: max(1, round(n * scale)) for name, n in CLASS_COUNTS.items()}
+
+
+def _grid(size: int):
+  axis = np.linspace(-1.0, 1.0, size, dtype=np.float32)
+  return np.meshgrid(axis, axis)  # (x, y), each [size, size] float32
+
+
+_IMAGE_GRID = _grid(IMAGE_SIZE)
+_MASK_GRID = _grid(MASK_SIZE)
+# Parts that do not vary per image, computed once.
+_X, _Y = _IMAGE_GRID
+_BODY = (0.30 + 0.45 * np.exp(-((_X / 0.92) ** 4 + (_Y / 1.15) ** 4))).astype(np.float32)
+_VIGNETTE = (1.0 - 0.125 * (_X ** 2 + _Y ** 2)).astype(np.float32)
+_RIB_WAVE = (17.0 * (_Y + 0.35 * _X ** 2)).astype(np.float32)
+
+
+def _ellipse_distance(x, y, cx, cy, rx, ry):
+  """((x-cx)/rx)^2 + ((y-cy)/ry)^2: below 1 inside the ellipse."""
+  return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2
+
+
+def render(class_name: str, n: int, seed: int):
+  """-> (image uint8 [299,299], mask uint8 [256,256] of 0/255) for one (class, n, seed)."""
+  rng = np.random.default_rng([seed, list(CLASS_COUNTS).index(class_name), n])
+  lungs_at = [(side * 0.40 + rng.uniform(-0.06, 0.06), -0.02 + rng.uniform(-0.06, 0.06),
+               0.27 + rng.uniform(-0.03, 0.03), 0.58 + rng.uniform(-0.06, 0.06))
+              for side in (-1, 1)]
+  # Soft lung fields: 1 inside, falling off over the edge (a radiograph has no hard borders).
+  d = np.minimum(*(_ellipse_distance(_X, _Y, *p) for p in lungs_at))
+  lungs = np.clip(1.5 - d, 0.0, 1.0) ** 2
+  spine = (0.32 * np.exp(-(_X / np.float32(0.09 + rng.uniform(-0.01, 0.01))) ** 2)
+           * (_Y > -0.75))
+  ribs = 0.07 * (np.sin(_RIB_WAVE + np.float32(rng.uniform(0, 2 * np.pi))) > 0.55) * lungs
+  image = _BODY * (1.0 - 0.55 * lungs) + spine + ribs
+  for _ in range(_OPACITIES[class_name]):
+    cx, cy, _, _ = lungs_at[rng.integers(2)]
+    ox, oy = cx + rng.uniform(-0.15, 0.15), cy + rng.uniform(-0.35, 0.35)
+    r2 = np.float32(rng.uniform(0.08, 0.2) ** 2)
+    image += 0.22 * np.exp(-((_X - ox) ** 2 + (_Y - oy) ** 2) / r2) * lungs
+  image *= _VIGNETTE * np.float32(rng.uniform(0.85, 1.1))  # exposure
+  image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(0.012)  # grain
+  pixels = np.clip(image * 255.0, 0, 255).astype(np.uint8)
+
+  mx, my = _MASK_GRID
+  inside = np.minimum(*(_ellipse_distance(mx, my, *p) for p in lungs_at)) < 1.0
+  return pixels, inside.astype(np.uint8) * 255
+
+
+def generate(out_dir: str, scale: float = 1.0, missing_masks: float = 0.0,
+             seed: int = 0) -> DemoDataset:
+  """Writes the dataset under out_dir (see the module docstring) and returns where it is."""
+  if not 0.0 <= missing_masks <= 1.0:
+    raise ValueError(f'missing_masks must be in [0, 1], got {missing_masks!r} '
+                     '(option --missing-masks).')
+  counts = class_counts_for_scale(scale)
+  keys = [(c, n) for c in CLASS_COUNTS for n in range(1, counts[c] + 1)]
+  rng = np.random.default_rng([seed, 0xDA7A])
+  no_mask = {keys[i] for i in rng.choice(len(keys), size=round(missing_masks * len(keys)),
+                                          replace=False)}
+  rows = []
+  for class_name, n in keys:
+    base = f'{DATASET_DIR}/{class_name}'
+    image_rel = f'{base}/images/{class_name}-{n}.png'
+    mask_rel = '' if (class_name, n) in no_mask else f'{base}/masks/{class_name}-{n}.png'
+    image, mask = render(class_name, n, seed)
+    for rel, pixels in ((image_rel, image), (mask_rel, mask)):
+      if rel:
+        path = os.path.join(out_dir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        Image.fromarray(pixels, mode='L').save(path, format='PNG')
+    rows.append((image_rel, mask_rel, class_name))
+
+  csv_path = os.path.join(out_dir, CSV_NAME)
+  with open(csv_path, 'w', newline='', encoding='utf-8') as f:
+    writer = csv.writer(f)
+    writer.writerow(['image_path', 'mask_path', 'class'])
+    writer.writerows(rows)
+  mapping_path = os.path.join(out_dir, MAPPING_NAME)
+  with open(mapping_path, 'w', encoding='utf-8') as f:
+    json.dump(CLASS_MAPPING, f, indent=2)
+  return DemoDataset(root=out_dir, csv_path=csv_path, class_mapping_path=mapping_path,
+                     class_counts=counts, num_rows=len(rows), num_missing_masks=len(no_mask))
