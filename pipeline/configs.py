@@ -1,6 +1,12 @@
 """Pipeline constants (pure: importing this costs nothing)."""
 from components.image_example_gen.config import DEFAULT_SEED, DEFAULT_SPLITS  # noqa: F401 (re-export)
 
+import os
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMA_DIR = os.path.join(REPO_ROOT, 'schemas')  # the curated schema, read by ImportSchemaGen
+SCHEMA_FILE = os.path.join(SCHEMA_DIR, 'schema.pbtxt')
+
 PIPELINE_NAME = 'cxr-tfx'  # KFP needs [a-z0-9][a-z0-9-]{0,127}
 DEFAULT_PIPELINE_ROOT = 'tfx_pipeline_output'
 METADATA_FILE = 'metadata.sqlite'  # default store: <pipeline_root>/metadata.sqlite

@@ -129,7 +129,6 @@ def _deal_groups(rows: Sequence[IndexRow], num_shards: int, seed: int) -> List[L
   for row in rows:
     groups[row.group].append(row)
   totals = collections.Counter(r.label for r in rows)
-  target = {c: n / num_shards for c, n in totals.items()}
   counts = [collections.Counter() for _ in range(num_shards)]
   shard_rows: List[List[IndexRow]] = [[] for _ in range(num_shards)]
   for name in sorted(groups, key=lambda g: (-len(groups[g]), rank(seed, 'group', g))):
@@ -137,7 +136,10 @@ def _deal_groups(rows: Sequence[IndexRow], num_shards: int, seed: int) -> List[L
     add = collections.Counter(r.label for r in members)
 
     def cost(k, add=add, name=name):
-      increase = sum((2 * (counts[k][c] - target[c]) + n) * n for c, n in add.items())
+      # Increase of sum_c (count_c - total_c / S)^2, times S so it stays an exact integer: a
+      # float sum would depend on the order of add's items (so on CSV row order) in its last bit.
+      increase = sum((2 * (counts[k][c] * num_shards - totals[c]) + n * num_shards) * n
+                     for c, n in add.items())
       return increase, len(shard_rows[k]), rank(seed, 'group-tie', f'{name}\x00{k}')
 
     best = min(range(num_shards), key=cost)

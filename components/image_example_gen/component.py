@@ -63,8 +63,7 @@ class ImageExampleGen(FileBasedExampleGen):
         class_mapping=class_mapping, seed=seed, on_bad_record=on_bad_record,
         allowed_roots=tuple(allowed_roots), max_pixels=max_pixels, group_column=group_column,
         duplicates=duplicates,
-        splits=tuple(s if isinstance(s, config_lib.SplitSpec) else config_lib.SplitSpec(*s)
-                     for s in splits))
+        splits=splits)
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
         name=INDEX_SPLIT_NAME, pattern=os.path.basename(csv_path))])
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[

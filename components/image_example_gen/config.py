@@ -39,7 +39,8 @@ class IngestConfig:
 
   Attributes:
     class_mapping: class name (as in the CSV's ``class`` column) -> int label 0..K-1.
-    splits: output splits in order; shard files are numbered across them in this order.
+    splits: output splits (SplitSpec or (name, shards)) in order; shard files are numbered
+      across them in this order.
     seed: seeds the shard assignment and the record order inside each shard.
     on_bad_record: 'fail' (stop before writing, listing bad rows) or 'quarantine' (write the
       good rows, record the bad ones with the output).
@@ -62,7 +63,8 @@ class IngestConfig:
 
   def __post_init__(self):
     validate_class_mapping(self.class_mapping)
-    object.__setattr__(self, 'splits', tuple(self.splits))
+    object.__setattr__(self, 'splits', tuple(
+        s if isinstance(s, SplitSpec) else SplitSpec(*s) for s in self.splits))
     validate_splits(self.splits)
     if not isinstance(self.seed, int) or isinstance(self.seed, bool):
       raise ConfigError(f'seed must be an int, got {self.seed!r} (option --seed).')
