@@ -1,7 +1,7 @@
 """Pipeline constants (pure: importing this costs nothing)."""
-from components.image_example_gen.config import DEFAULT_SEED, DEFAULT_SPLITS  # noqa: F401 (re-export)
-
 import os
+
+from components.image_example_gen.config import DEFAULT_SEED, DEFAULT_SPLITS  # noqa: F401 (re-export)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_DIR = os.path.join(REPO_ROOT, 'schemas')  # the curated schema, read by ImportSchemaGen
