@@ -1,10 +1,12 @@
 """The ``cxr-tfx`` command line. Start-up imports no TensorFlow: `--help` answers at once."""
 import argparse
+import dataclasses
 import os
 import sys
 import warnings
 from typing import List, Optional
 
+from components.class_balance import config as balance_config_lib
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import summary as summary_lib
 from pipeline import configs
@@ -17,6 +19,8 @@ class) into class-stratified, deterministic tf.Example shards with TFX, recorded
   cxr-tfx demo-data --out data/          # a synthetic dataset in the Kaggle layout
   cxr-tfx run                            # generate demo data and run the whole pipeline
   cxr-tfx run --csv data/all_image_mask_pairs.csv --pipeline-root out/
+  cxr-tfx report --pipeline-root out/    # rebuild the balance reports from ML Metadata
+  cxr-tfx lineage --metadata out/metadata.sqlite --latest examples
   cxr-tfx compile --image REGISTRY/cxr-tfx:TAG --output cxr-tfx.yaml \\
       --csv gs://bucket/all_image_mask_pairs.csv --pipeline-root gs://bucket/root
 """
@@ -60,6 +64,31 @@ def _add_ingest_args(p: argparse.ArgumentParser, csv_help: str, mapping_help: st
                       '--beam-arg=--direct_running_mode=multi_processing (README: Scaling out)')
 
 
+def _add_balance_args(p: argparse.ArgumentParser) -> None:
+  """ClassBalance's thresholds: shared by `run` and `compile`."""
+  d = balance_config_lib
+  p.add_argument('--fail-on-imbalance', action='store_true',
+                 help='stop the run (after writing the reports) when a split or shard fails a '
+                      'balance check; the error names the split or shard, the class and the '
+                      'measure')
+  p.add_argument('--max-linf', type=float, default=d.DEFAULT_MAX_LINF,
+                 help='largest L-infinity distance between a split/shard\'s class proportions '
+                      'and the whole dataset\'s, on top of the rounding allowance of a unit of '
+                      'm records (2/m) (default %(default)s)')
+  p.add_argument('--max-js', type=float, default=d.DEFAULT_MAX_JS,
+                 help='largest Jensen-Shannon divergence (bits, as TFDV) on top of the rounding '
+                      'allowance (default %(default)s)')
+  p.add_argument('--min-count-per-class', type=int, default=d.DEFAULT_MIN_COUNT_PER_CLASS,
+                 help='every class needs at least this many examples in every split '
+                      '(default %(default)s: no class missing from eval or test)')
+
+
+def _balance_config(args) -> balance_config_lib.BalanceConfig:
+  return balance_config_lib.BalanceConfig(
+      max_linf=args.max_linf, max_js=args.max_js, min_count_per_class=args.min_count_per_class,
+      fail_on_imbalance=args.fail_on_imbalance)
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog='cxr-tfx', description=_DESCRIPTION,
@@ -85,12 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
       'run', help='run the pipeline with LocalDagRunner',
       description='Runs the pipeline with TFX LocalDagRunner and a SQLite ML Metadata store, '
                   'prints one line per component and ends with a per-split, per-shard '
-                  'class-count table. Without --csv it first generates demo data under '
+                  'class-count table, the class-balance verdict and the path of its HTML '
+                  'report. Without --csv it first generates demo data under '
                   f'<pipeline-root>/{configs.DEMO_DATA_DIR}.')
   _add_ingest_args(run, csv_help='CSV index (image_path,mask_path,class); relative paths '
                                  'resolve against its folder; gs:// works',
                    mapping_help='JSON {"class name": label}; default: class_mapping.json next '
                                 'to the CSV')
+  _add_balance_args(run)
+  run.add_argument('--schema', default=configs.SCHEMA_FILE,
+                   help='curated schema.pbtxt (default: schemas/schema.pbtxt of this project)')
   run.add_argument('--pipeline-root', default=configs.DEFAULT_PIPELINE_ROOT,
                    help='where artifacts go (default %(default)s)')
   run.add_argument('--metadata', default='',
@@ -110,9 +143,29 @@ def build_parser() -> argparse.ArgumentParser:
                   'the cluster can read (gs://, s3://, ...).')
   _add_ingest_args(compile_, csv_help='CSV index as the cluster sees it, e.g. gs://bucket/x.csv',
                    mapping_help='local JSON {"class name": label}, read now and compiled in')
+  _add_balance_args(compile_)
+  compile_.add_argument('--schema', default=configs.IMAGE_SCHEMA_FILE,
+                        help='the schema.pbtxt path inside --image (default %(default)s)')
   compile_.add_argument('--image', required=True, help='container image with cxr-tfx installed')
   compile_.add_argument('--output', required=True, help='FILE.yaml (KFP) or FILE.json (Vertex)')
   compile_.add_argument('--pipeline-root', required=True, help='artifact root, e.g. gs://b/root')
+  report = sub.add_parser(
+      'report', help='rebuild the class-balance reports from the latest artifacts in ML Metadata',
+      description='Finds the newest ClassBalance output in the metadata store, the statistics, '
+                  'examples and schema it was computed from and its thresholds, and writes '
+                  'balance_report.json, balance_report.html and Split-<name>/SchemaDiff.pb '
+                  '(TFDV Anomalies) again under --out. Threshold options override the recorded '
+                  'ones when given.')
+  report.add_argument('--pipeline-root', default=configs.DEFAULT_PIPELINE_ROOT,
+                      help='the run\'s pipeline root (default %(default)s)')
+  report.add_argument('--metadata', default='',
+                      help=f'SQLite ML Metadata file (default <pipeline-root>/{configs.METADATA_FILE})')
+  report.add_argument('--out', default='',
+                      help=f'output folder (default <pipeline-root>/{configs.REPORTS_DIR})')
+  report.add_argument('--max-linf', type=float, help='override the recorded threshold')
+  report.add_argument('--max-js', type=float, help='override the recorded threshold')
+  report.add_argument('--min-count-per-class', type=int, help='override the recorded minimum')
+
   lineage = sub.add_parser(
       'lineage', help='trace an artifact in ML Metadata back to its inputs and on to consumers',
       description='Prints the chain from an artifact back to the ingestion inputs (CSV folder '
@@ -136,6 +189,30 @@ def _lineage(args) -> int:
   tracer = lineage.Lineage(mlmd.sqlite_store(args.metadata))
   chain = tracer.chain(tracer.resolve(args.artifact_uri or '', args.latest or ''))
   print(lineage.to_json(chain) if args.json else lineage.format_chain(chain))
+  return 0
+
+
+def _report(args) -> int:
+  metadata = args.metadata or os.path.join(args.pipeline_root, configs.METADATA_FILE)
+  if not os.path.exists(metadata):
+    raise config_lib.ConfigError(f'no metadata store at {metadata} (option --pipeline-root or '
+                                 '--metadata).')
+  out = args.out or os.path.join(args.pipeline_root, configs.REPORTS_DIR)
+  warnings.simplefilter('ignore')
+  progress.quiet_native_logs()
+  from pipeline import reports  # pylint: disable=g-import-not-at-top
+  found = reports.latest_inputs(metadata)
+  overrides = {k: v for k, v in (('max_linf', args.max_linf), ('max_js', args.max_js),
+                                 ('min_count_per_class', args.min_count_per_class))
+               if v is not None}
+  config = dataclasses.replace(found.config, **overrides)
+  with progress.component_progress():
+    result, paths = reports.rebuild(metadata, os.path.abspath(out), config)
+  print(f'class balance: {result.verdict}')
+  for f in result.findings[:20]:
+    print(f'  {f.kind}: {f.message}')
+  print(f'HTML report: {paths["html"]}')
+  print(f'JSON report: {paths["json"]}')
   return 0
 
 
@@ -173,6 +250,7 @@ def _run(args) -> int:
   result = local_runner.run_local(
       pipeline_root=args.pipeline_root, csv_path=csv_path, ingest_config=ingest_config,
       metadata_path=args.metadata, beam_pipeline_args=args.beam_arg,
+      balance_config=_balance_config(args), schema_path=os.path.abspath(args.schema),
       enable_cache=not args.no_cache, fingerprint_content=args.fingerprint_content,
       verbose=args.verbose)
   s = result.summary
@@ -189,6 +267,12 @@ def _run(args) -> int:
     print(f'quarantine report: {os.path.join(result.examples_uri, summary_lib.QUARANTINE_FILE)}')
   print()
   print(summary_lib.format_shard_table(s))
+  print(f'\nclass balance: {result.balance_verdict}')
+  for line in result.balance_findings[:10]:
+    print(f'  {line}')
+  if len(result.balance_findings) > 10:
+    print(f'  ... {len(result.balance_findings) - 10} more in the report')
+  print(f'balance report: {result.balance_report}')
   return 0
 
 
@@ -205,7 +289,8 @@ def _compile(args) -> int:
   from pipeline import kubeflow_runner  # pylint: disable=g-import-not-at-top
   path = kubeflow_runner.compile_pipeline(
       output=args.output, image=args.image, pipeline_root=args.pipeline_root,
-      csv_path=args.csv, ingest_config=ingest_config, beam_pipeline_args=args.beam_arg,
+      csv_path=args.csv, ingest_config=ingest_config, schema_path=args.schema,
+      balance_config=_balance_config(args), beam_pipeline_args=args.beam_arg,
       fingerprint_content=args.fingerprint_content)
   print(f'compiled: {path}')
   return 0
@@ -225,7 +310,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   if not getattr(args, 'verbose', False):  # import-time FutureWarnings of google-cloud & co.
     warnings.simplefilter('ignore')
-  handler = {'demo-data': _demo_data, 'run': _run, 'compile': _compile,
+  handler = {'demo-data': _demo_data, 'run': _run, 'compile': _compile, 'report': _report,
              'lineage': _lineage}[args.command]
   try:
     return handler(args)

@@ -6,6 +6,8 @@ from components.image_example_gen.config import DEFAULT_SEED, DEFAULT_SPLITS  # 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_DIR = os.path.join(REPO_ROOT, 'schemas')  # the curated schema, read by ImportSchemaGen
 SCHEMA_FILE = os.path.join(SCHEMA_DIR, 'schema.pbtxt')
+IMAGE_SCHEMA_FILE = '/opt/cxr-tfx/schemas/schema.pbtxt'  # the same file in the Dockerfile's image
+REPORTS_DIR = 'reports'  # `cxr-tfx report` writes under <pipeline_root>/reports by default
 
 PIPELINE_NAME = 'cxr-tfx'  # KFP needs [a-z0-9][a-z0-9-]{0,127}
 DEFAULT_PIPELINE_ROOT = 'tfx_pipeline_output'

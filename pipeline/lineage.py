@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Optional, Set
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-
 from pipeline.configs import LINEAGE_TYPES as LATEST_TYPES
+
 # Execution properties worth showing: where the data came from and how it was cut.
 INGESTION_PROPERTIES = ('input_base', 'input_config', 'input_fingerprint', 'class_mapping',
                         'seed', 'output_config', 'on_bad_record', 'group_column', 'duplicates')

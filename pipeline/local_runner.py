@@ -4,8 +4,11 @@ The runner only builds paths and calls ``create_pipeline``; what it returns is r
 the metadata store, so the summary is what ML Metadata recorded.
 """
 import dataclasses
+import json
 import os
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
+
+from components.class_balance.config import BalanceConfig
 
 from components.image_example_gen import index
 from components.image_example_gen.config import IngestConfig
@@ -21,15 +24,22 @@ class RunResult:
   examples_uri: str
   summary: IngestSummary
   components: List[Tuple[str, float, bool]]  # (component id, seconds, cached)
+  balance_verdict: str  # ClassBalance's one-line verdict
+  balanced: bool  # no balance findings
+  balance_report: str  # path of ClassBalance's HTML report
+  balance_findings: List[str]  # one line per finding ('<kind>: <message>')
 
 
 def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
-              metadata_path: str = '',
+              metadata_path: str = '', balance_config: Optional[BalanceConfig] = None,
+              schema_path: str = configs.SCHEMA_FILE,
               beam_pipeline_args: Sequence[str] = (), enable_cache: bool = True,
               fingerprint_content: bool = False, verbose: bool = False) -> RunResult:
   """Runs the pipeline locally and returns what the metadata store recorded."""
   progress.quiet_native_logs()
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (heavy)
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top  (heavy)
+  from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
   from components.image_example_gen import spec  # pylint: disable=g-import-not-at-top
   from pipeline import mlmd  # pylint: disable=g-import-not-at-top
   from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
@@ -43,7 +53,7 @@ def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
       metadata_path or os.path.join(pipeline_root, configs.METADATA_FILE))
   pipeline = create_pipeline(
       pipeline_name=configs.PIPELINE_NAME, pipeline_root=pipeline_root, csv_path=csv_path,
-      ingest_config=ingest_config,
+      ingest_config=ingest_config, schema_path=schema_path, balance_config=balance_config,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           metadata_path),
       beam_pipeline_args=beam_pipeline_args, enable_cache=enable_cache,
@@ -57,4 +67,13 @@ def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
     raise RuntimeError(f'the run finished but {metadata_path} holds no Examples artifact.')
   summary = IngestSummary.from_json(
       examples.custom_properties[spec.SUMMARY_PROPERTY].string_value)
-  return RunResult(pipeline_root, metadata_path, examples.uri, summary, reporter.finished)
+  balance = mlmd.latest_artifact(store, 'ExampleAnomalies',
+                                 with_property=balance_spec.VERDICT_PROPERTY)
+  props = balance.custom_properties
+  with tf.io.gfile.GFile(props[balance_spec.JSON_REPORT_PROPERTY].string_value) as f:
+    findings = [f'{x["kind"]}: {x["message"]}' for x in json.load(f)['findings']]
+  return RunResult(pipeline_root, metadata_path, examples.uri, summary, reporter.finished,
+                   balance_verdict=props[balance_spec.VERDICT_PROPERTY].string_value,
+                   balanced=bool(props[balance_spec.BALANCED_PROPERTY].int_value),
+                   balance_report=props[balance_spec.HTML_REPORT_PROPERTY].string_value,
+                   balance_findings=findings)

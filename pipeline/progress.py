@@ -16,6 +16,18 @@ _RUNNING = 'Component %s is running.'
 _FINISHED = 'Component %s is finished.'
 _CACHED = 'A cached execution %d is used.'
 _NOISY_LOGGERS = ('absl', 'apache_beam', 'tensorflow', 'root')
+# Warnings that are not the user's to act on, hidden unless verbose:
+_HARMLESS = (
+    'ArtifactQuery.property_predicate is not supported.',  # TFX 1.16 input resolver, per input
+    'ContextQuery.property_predicate is not supported.',
+    "Couldn't find python-snappy",  # Beam's TFRecord CRC falls back to pure Python
+)
+
+
+class _HideHarmless(logging.Filter):
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_HARMLESS)
 
 
 def quiet_native_logs() -> None:
@@ -48,6 +60,10 @@ class _ProgressHandler(logging.Handler):
                       + (' (cached: outputs reused)' if self._cached else ''))
 
 
+_HIDE_HARMLESS = _HideHarmless()
+_HARMLESS_FROM = ('absl', 'apache_beam.io.tfrecordio')  # the loggers those records come from
+
+
 @contextlib.contextmanager
 def component_progress(verbose: bool = False,
                        emit_line: Callable[[str], None] = None) -> Iterator[_ProgressHandler]:
@@ -60,6 +76,8 @@ def component_progress(verbose: bool = False,
   absl_logger.setLevel(logging.INFO)
   absl_logger.addHandler(handler)
   if not verbose:
+    for name in _HARMLESS_FROM:
+      logging.getLogger(name).addFilter(_HIDE_HARMLESS)
     for name in _NOISY_LOGGERS:
       if name != 'absl':
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -76,3 +94,5 @@ def component_progress(verbose: bool = False,
       logging.getLogger(name).setLevel(level)
     for h, level in saved_handlers.items():
       h.setLevel(level)
+    for name in _HARMLESS_FROM:
+      logging.getLogger(name).removeFilter(_HIDE_HARMLESS)

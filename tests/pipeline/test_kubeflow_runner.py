@@ -68,6 +68,9 @@ def test_yaml_is_a_valid_kfp_pipeline_spec_with_the_pinned_structure(compiled):
   assert json.loads(params['class_mapping']) == MAPPING
   assert params['input_base'] == 'gs://bucket/data'
   assert all(t['image'] == IMAGE for t in got['tasks'].values())
+  schema_gen = spec.root.dag.tasks['ImportSchemaGen']
+  schema_file = schema_gen.inputs.parameters['schema_file'].runtime_value.constant_value
+  assert schema_file.string_value == '/opt/cxr-tfx/schemas/schema.pbtxt'  # in the image
 
 
 def test_json_is_a_vertex_pipeline_job_with_the_same_spec(compiled):

@@ -1,0 +1,105 @@
+"""End to end with LocalDagRunner: StatisticsGen, ExampleValidator and ClassBalance in the
+pipeline; a patient-grouped index that cannot be balanced; a copied image across splits."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.testutil import CLI, REPO, read_csv_rows, write_csv_rows
+
+SPLITS = 'train=3,test=1'
+
+
+@pytest.fixture(scope='module')
+def grouped(demo_dataset, tmp_path_factory):
+  """The demo rows plus patient ids: one patient has 20 of the 32 Normal images (too many for one shard of 4 to stay balanced), and
+  four COVID images copied under new names into the Normal class."""
+  rows = read_csv_rows(demo_dataset.csv_path)
+  normal = [r for r in rows if r['class'] == 'Normal']
+  for i, r in enumerate(rows):
+    r['patient_id'] = 'p-big' if r in normal[:20] else f'p{i}'
+  pairs = []
+  for k, covid in enumerate([r for r in rows if r['class'] == 'COVID'][:4]):
+    copy_rel = f'COVID-19_Radiography_Dataset/Normal/images/Normal-copy-{k}.png'
+    shutil.copy(os.path.join(demo_dataset.root, covid['image_path']),
+                os.path.join(demo_dataset.root, copy_rel))
+    rows.append({'image_path': copy_rel, 'mask_path': '', 'class': 'Normal',
+                 'patient_id': f'p-copy{k}'})
+    pairs.append(sorted([covid['image_path'], copy_rel]))
+  csv_path = write_csv_rows(os.path.join(demo_dataset.root, 'grouped.csv'), rows,
+                            ('image_path', 'mask_path', 'class', 'patient_id'))
+  root = str(tmp_path_factory.mktemp('root'))
+  base = [CLI, 'run', '--csv', csv_path, '--class-mapping', demo_dataset.class_mapping_path,
+          '--pipeline-root', root, '--splits', SPLITS, '--group-column', 'patient_id']
+  strict = subprocess.run(base + ['--fail-on-imbalance'], capture_output=True, text=True,
+                          cwd=REPO, timeout=900)
+  loose = subprocess.run(base, capture_output=True, text=True, cwd=REPO, timeout=900)
+  return root, strict, loose, pairs
+
+
+def test_fail_on_imbalance_stops_naming_shard_class_and_measure(grouped):
+  _, strict, _, _ = grouped
+  assert strict.returncode == 2, strict.stdout[-2000:] + strict.stderr[-2000:]
+  err = strict.stderr
+  assert 'cxr-tfx run: error: class balance check failed' in err
+  assert "class 'Normal'" in err and 'L-infinity' in err and 'shard train/' in err
+  assert 'report: ' in err and 'Traceback' not in err
+
+
+def test_without_the_flag_the_run_completes_and_reports_where(grouped):
+  root, _, loose, _ = grouped
+  assert loose.returncode == 0, loose.stderr[-3000:]
+  out = loose.stdout
+  assert 'class balance: NOT balanced' in out and "class 'Normal'" in out
+  # The strict run left ImageExampleGen and StatisticsGen done: the rerun reuses them.
+  assert '[ImageExampleGen] finished' in loose.stderr and 'cached' in loose.stderr
+  html = out.split('balance report: ')[1].split()[0]
+  assert html.startswith(root) and os.path.exists(html)
+
+
+def test_copied_image_across_splits_is_a_leakage_anomaly(grouped):
+  _, _, loose, pairs = grouped
+  report_path = loose.stdout.split('balance report: ')[1].split()[0].replace('.html', '.json')
+  with open(report_path) as f:
+    report = json.load(f)
+  dups = report['duplicates_across_splits']
+  assert dups, 'precondition: every copy landed in its original\'s split; add copies'
+  assert all(d['image_ids'] in pairs for d in dups)
+  assert any(f['check'] == 'DUPLICATE_ACROSS_SPLITS' and f['kind'] == 'leakage'
+             for f in report['findings'])
+  stats = report['image_statistics']['all']
+  assert stats['Normal']['mask_size_mismatch'] > 0  # demo masks are 256x256, images 299x299
+  assert stats['Normal']['image_sizes'] == {'299x299': stats['Normal']['examples']}
+
+
+def test_report_command_rebuilds_from_ml_metadata(grouped, tmp_path):
+  root, _, loose, _ = grouped
+  assert loose.returncode == 0
+  out = subprocess.run([CLI, 'report', '--pipeline-root', root, '--out', str(tmp_path)],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  first_verdict = loose.stdout.split('class balance: ')[1].splitlines()[0]
+  assert f'class balance: {first_verdict}' in out.stdout
+  with open(tmp_path / 'balance_report.json') as f:
+    rebuilt = json.load(f)
+  original = loose.stdout.split('balance report: ')[1].split()[0].replace('.html', '.json')
+  with open(original) as f:
+    assert json.load(f)['units'] == rebuilt['units']
+  assert (tmp_path / 'Split-train' / 'SchemaDiff.pb').exists()
+
+
+def test_example_validator_finds_nothing_in_real_output(grouped):
+  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from tensorflow_data_validation.utils import anomalies_util  # pylint: disable=g-import-not-at-top
+  root, _, loose, _ = grouped
+  assert loose.returncode == 0
+  store = mlmd.sqlite_store(os.path.join(root, 'metadata.sqlite'))
+  validator = [a for a in store.get_artifacts_by_type('ExampleAnomalies')
+               if 'cxr_balance_verdict' not in a.custom_properties]
+  assert validator
+  for split in ('train', 'test'):
+    anomalies = anomalies_util.load_anomalies_binary(
+        os.path.join(validator[-1].uri, f'Split-{split}', 'SchemaDiff.pb'))
+    assert not anomalies.anomaly_info, split
