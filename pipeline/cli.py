@@ -83,6 +83,28 @@ def _add_balance_args(p: argparse.ArgumentParser) -> None:
                       '(default %(default)s: no class missing from eval or test)')
 
 
+def _add_transform_args(p: argparse.ArgumentParser) -> None:
+  """Transform's output shape and materialisation: shared by `run` and `compile`."""
+  p.add_argument('--image-size', default='256x256', metavar='HxW',
+                 help='size of every decoded image and mask (default %(default)s: the masks\' size)')
+  p.add_argument('--channels', type=int, default=1, choices=(1, 3),
+                 help='channels of the decoded image (default %(default)s: grayscale)')
+  p.add_argument('--materialize', action='store_true',
+                 help='also write transformed examples (decoded float pixels: about 0.26 MB per '
+                      '256x256x1 image, 5.5 GB for the 21,165 real images); default: graph only, '
+                      'applied at read time by make_dataset')
+
+
+def _transform_config(args):
+  from components.transform.config import ConfigError, TransformConfig  # pylint: disable=g-import-not-at-top
+  try:
+    height, width = (int(v) for v in args.image_size.lower().split('x'))
+  except ValueError as e:
+    raise ConfigError(f'--image-size {args.image_size!r} must be HxW, e.g. 256x256.') from e
+  return TransformConfig(image_size=(height, width), channels=args.channels,
+                         materialize=args.materialize)
+
+
 def _balance_config(args) -> balance_config_lib.BalanceConfig:
   return balance_config_lib.BalanceConfig(
       max_linf=args.max_linf, max_js=args.max_js, min_count_per_class=args.min_count_per_class,
@@ -122,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                    mapping_help='JSON {"class name": label}; default: class_mapping.json next '
                                 'to the CSV')
   _add_balance_args(run)
+  _add_transform_args(run)
   run.add_argument('--schema', default=configs.SCHEMA_FILE,
                    help='curated schema.pbtxt (default: schemas/schema.pbtxt of this project)')
   run.add_argument('--pipeline-root', default=configs.DEFAULT_PIPELINE_ROOT,
@@ -144,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
   _add_ingest_args(compile_, csv_help='CSV index as the cluster sees it, e.g. gs://bucket/x.csv',
                    mapping_help='local JSON {"class name": label}, read now and compiled in')
   _add_balance_args(compile_)
+  _add_transform_args(compile_)
   compile_.add_argument('--schema', default=configs.IMAGE_SCHEMA_FILE,
                         help='the schema.pbtxt path inside --image (default %(default)s)')
   compile_.add_argument('--image', required=True, help='container image with cxr-tfx installed')
@@ -235,6 +259,7 @@ def _demo_data(args) -> int:
 
 def _run(args) -> int:
   config_lib.parse_splits(args.splits)  # fail fast, before demo data or heavy imports
+  balance_config, transform_config = _balance_config(args), _transform_config(args)
   progress.quiet_native_logs()
   csv_path = args.csv
   if not csv_path:
@@ -250,7 +275,8 @@ def _run(args) -> int:
   result = local_runner.run_local(
       pipeline_root=args.pipeline_root, csv_path=csv_path, ingest_config=ingest_config,
       metadata_path=args.metadata, beam_pipeline_args=args.beam_arg,
-      balance_config=_balance_config(args), schema_path=os.path.abspath(args.schema),
+      balance_config=balance_config, transform_config=transform_config,
+      schema_path=os.path.abspath(args.schema),
       enable_cache=not args.no_cache, fingerprint_content=args.fingerprint_content,
       verbose=args.verbose)
   s = result.summary
@@ -290,7 +316,8 @@ def _compile(args) -> int:
   path = kubeflow_runner.compile_pipeline(
       output=args.output, image=args.image, pipeline_root=args.pipeline_root,
       csv_path=args.csv, ingest_config=ingest_config, schema_path=args.schema,
-      balance_config=_balance_config(args), beam_pipeline_args=args.beam_arg,
+      balance_config=_balance_config(args), transform_config=_transform_config(args),
+      beam_pipeline_args=args.beam_arg,
       fingerprint_content=args.fingerprint_content)
   print(f'compiled: {path}')
   return 0

@@ -12,6 +12,7 @@ from tfx import v1 as tfx
 
 from components.class_balance.config import BalanceConfig
 from components.image_example_gen.config import IngestConfig
+from components.transform.config import TransformConfig
 from pipeline import configs
 from pipeline.pipeline import create_pipeline
 
@@ -19,12 +20,14 @@ from pipeline.pipeline import create_pipeline
 def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
                      ingest_config: IngestConfig, schema_path: str = configs.IMAGE_SCHEMA_FILE,
                      balance_config: Optional[BalanceConfig] = None,
+                     transform_config: Optional[TransformConfig] = None,
                      beam_pipeline_args: Sequence[str] = (),
                      fingerprint_content: bool = False) -> str:
   """Writes the compiled pipeline to ``output`` and returns its path."""
   pipeline = create_pipeline(
       pipeline_name=configs.PIPELINE_NAME, pipeline_root=pipeline_root, csv_path=csv_path,
       ingest_config=ingest_config, schema_path=schema_path, balance_config=balance_config,
+      transform_config=transform_config,
       metadata_connection_config=None,  # KFP provides the store
       beam_pipeline_args=beam_pipeline_args, fingerprint_content=fingerprint_content)
   output = os.path.abspath(output)

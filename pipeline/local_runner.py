@@ -13,6 +13,7 @@ from components.class_balance.config import BalanceConfig
 from components.image_example_gen import index
 from components.image_example_gen.config import IngestConfig
 from components.image_example_gen.summary import IngestSummary
+from components.transform.config import TransformConfig
 from pipeline import configs
 from pipeline import progress
 
@@ -32,6 +33,7 @@ class RunResult:
 
 def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
               metadata_path: str = '', balance_config: Optional[BalanceConfig] = None,
+              transform_config: Optional[TransformConfig] = None,
               schema_path: str = configs.SCHEMA_FILE,
               beam_pipeline_args: Sequence[str] = (), enable_cache: bool = True,
               fingerprint_content: bool = False, verbose: bool = False) -> RunResult:
@@ -54,6 +56,7 @@ def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
   pipeline = create_pipeline(
       pipeline_name=configs.PIPELINE_NAME, pipeline_root=pipeline_root, csv_path=csv_path,
       ingest_config=ingest_config, schema_path=schema_path, balance_config=balance_config,
+      transform_config=transform_config,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           metadata_path),
       beam_pipeline_args=beam_pipeline_args, enable_cache=enable_cache,

@@ -10,6 +10,8 @@ from components.class_balance.component import ClassBalance
 from components.class_balance.config import BalanceConfig
 from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen.config import IngestConfig
+from components.transform.component import make_transform
+from components.transform.config import TransformConfig
 
 
 def create_pipeline(
@@ -19,6 +21,7 @@ def create_pipeline(
     ingest_config: IngestConfig,
     schema_path: str,
     balance_config: Optional[BalanceConfig] = None,
+    transform_config: Optional[TransformConfig] = None,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = True,
@@ -28,7 +31,7 @@ def create_pipeline(
 
   ImageExampleGen -> StatisticsGen (with the curated schema from ImportSchemaGen) ->
   ExampleValidator (schema checks per split) and ClassBalance (balance per split and shard,
-  leakage, image statistics).
+  leakage, image statistics); Transform (the decode graph, for training and serving).
 
   Args:
     pipeline_name: also the KFP pipeline name ([a-z0-9-]).
@@ -38,6 +41,8 @@ def create_pipeline(
     schema_path: the curated schema.pbtxt, as the executors will see it (in the container
       image for KFP).
     balance_config: ClassBalance thresholds and fail_on_imbalance (default: BalanceConfig()).
+    transform_config: output image size and channels, materialisation (default:
+      TransformConfig(): 256x256x1, graph only).
     metadata_connection_config: ML Metadata store; None lets the orchestrator provide one (KFP).
     beam_pipeline_args: passed to every Beam-based component (runner, workers, ...).
     enable_cache: reuse outputs of unchanged executions. "Unchanged" covers the CSV and every
@@ -55,10 +60,13 @@ def create_pipeline(
   class_balance = ClassBalance(
       statistics=statistics_gen.outputs[keys.STATISTICS_KEY], examples=example_gen.outputs[keys.EXAMPLES_KEY],
       schema=schema_gen.outputs[keys.SCHEMA_KEY], config=balance_config)
+  transform = make_transform(example_gen.outputs[keys.EXAMPLES_KEY],
+                             schema_gen.outputs[keys.SCHEMA_KEY], transform_config)
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
-      components=[example_gen, schema_gen, statistics_gen, example_validator, class_balance],
+      components=[example_gen, schema_gen, statistics_gen, example_validator, class_balance,
+                  transform],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=list(beam_pipeline_args))

@@ -21,6 +21,7 @@ _HARMLESS = (
     'ArtifactQuery.property_predicate is not supported.',  # TFX 1.16 input resolver, per input
     'ContextQuery.property_predicate is not supported.',
     "Couldn't find python-snappy",  # Beam's TFRecord CRC falls back to pure Python
+    'Using the in-place Transform',  # expected: graph only, no analyzers (TransformConfig)
 )
 
 
@@ -73,6 +74,11 @@ def component_progress(verbose: bool = False,
   absl_logger = logging.getLogger('absl')
   saved = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
   saved_handlers = {h: h.level for h in logging.getLogger().handlers}
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  saved_verbosity = absl_logging.get_verbosity()
+  # Through absl's flag, not only the logger: TensorFlow's object saving (Transform) sets the
+  # verbosity to FATAL and back to the *flag's* value, which would silence the progress lines.
+  absl_logging.set_verbosity(absl_logging.INFO)
   absl_logger.setLevel(logging.INFO)
   absl_logger.addHandler(handler)
   if not verbose:
@@ -90,6 +96,7 @@ def component_progress(verbose: bool = False,
       yield handler
   finally:
     absl_logger.removeHandler(handler)
+    absl_logging.set_verbosity(saved_verbosity)
     for name, level in saved.items():
       logging.getLogger(name).setLevel(level)
     for h, level in saved_handlers.items():

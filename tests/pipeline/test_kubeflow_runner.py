@@ -71,6 +71,10 @@ def test_yaml_is_a_valid_kfp_pipeline_spec_with_the_pinned_structure(compiled):
   schema_gen = spec.root.dag.tasks['ImportSchemaGen']
   schema_file = schema_gen.inputs.parameters['schema_file'].runtime_value.constant_value
   assert schema_file.string_value == '/opt/cxr-tfx/schemas/schema.pbtxt'  # in the image
+  transform = spec.root.dag.tasks['Transform'].inputs.parameters
+  assert (transform['preprocessing_fn'].runtime_value.constant_value.string_value
+          == 'components.transform.preprocessing.preprocessing_fn')  # from the image, no wheel
+  assert 'module_file' not in transform and 'module_path' not in transform
 
 
 def test_json_is_a_vertex_pipeline_job_with_the_same_spec(compiled):
