@@ -6,26 +6,12 @@ import random
 import sys
 from typing import Dict, List, Sequence, Tuple
 
+# The seed notebook's reader, verbatim, kept once in bench/ (which compares against it); only
+# the dataset around it adds compression_type='GZIP' for cxr-tfx's files.
+from bench.seed_loop import parse_function as seed_parse_function  # noqa: F401 (re-export)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(os.path.dirname(sys.executable), 'cxr-tfx')
-
-# The seed notebook's reader, verbatim; only the dataset around it adds compression_type='GZIP'.
-
-
-def seed_parse_function(proto):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  feature_description = {
-      'image': tf.io.FixedLenFeature([], tf.string),
-      'mask': tf.io.FixedLenFeature([], tf.string),
-      'class': tf.io.FixedLenFeature([], tf.int64),
-  }
-  parsed = tf.io.parse_single_example(proto, feature_description)
-  image = tf.io.decode_png(parsed['image'], channels=3)
-  mask = tf.cond(tf.equal(tf.strings.length(parsed['mask']), 0),
-                 lambda: tf.zeros_like(image[:, :, :1]),
-                 lambda: tf.io.decode_png(parsed['mask'], channels=1))
-  return image, mask, parsed['class']
-
 
 def read_csv_rows(csv_path: str) -> List[Dict[str, str]]:
   with open(csv_path, newline='', encoding='utf-8') as f:

@@ -48,26 +48,32 @@ def _bump(d: Dict[str, int], key: str, n: int = 1) -> None:
 MAX_LISTED_IDS = 20  # examples of mismatched masks kept per (split, class)
 
 
+def _count_header(acc: Dict[str, object], data: bytes,
+                  sizes_key: str) -> Optional[image_header.ImageHeader]:
+  """Counts the file's size under ``sizes_key`` (or 'unreadable'); returns its header."""
+  header = _header(data)
+  if header is None:
+    acc['unreadable'] += 1
+    _bump(acc[sizes_key], UNREADABLE)
+    return None
+  _bump(acc[sizes_key], f'{header.width}x{header.height}')
+  return header
+
+
 def add_example(acc: Dict[str, object], image_id: str, image: bytes, mask: bytes,
                 near_full: float) -> None:
   """Folds one example's facts into ``acc``."""
   acc['examples'] += 1
-  header = _header(image)
+  header = _count_header(acc, image, 'image_sizes')
   if header is None:
-    acc['unreadable'] += 1
-    _bump(acc['image_modes'], UNREADABLE)
     return
-  _bump(acc['image_sizes'], f'{header.width}x{header.height}')
   _bump(acc['image_modes'], f'{header.format} {header.mode} {header.bit_depth}-bit')
   if not mask:
     return
   acc['masks_present'] += 1
-  mheader = _header(mask)
+  mheader = _count_header(acc, mask, 'mask_sizes')
   if mheader is None:
-    acc['unreadable'] += 1
-    _bump(acc['mask_sizes'], UNREADABLE)
     return
-  _bump(acc['mask_sizes'], f'{mheader.width}x{mheader.height}')
   if (mheader.width, mheader.height) != (header.width, header.height):
     acc['mask_size_mismatch'] += 1
     if len(acc['mask_size_mismatch_ids']) < MAX_LISTED_IDS:

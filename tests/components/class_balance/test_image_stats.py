@@ -35,9 +35,8 @@ def test_header_facts_masks_and_coverage():
   image_stats.add_example(acc, 'f', b'not an image', b'', near_full=0.95)
   s = image_stats.summarize(acc)
   assert s['examples'] == 6 and s['unreadable'] == 1
-  assert s['image_sizes'] == {'299x299': 3, '80x64': 1, '32x32': 1}
-  assert s['image_modes'] == {'png L 8-bit': 3, 'png L 16-bit': 1, 'jpeg RGB 8-bit': 1,
-                              'unreadable': 1}
+  assert s['image_sizes'] == {'299x299': 3, '80x64': 1, '32x32': 1, 'unreadable': 1}
+  assert s['image_modes'] == {'png L 8-bit': 3, 'png L 16-bit': 1, 'jpeg RGB 8-bit': 1}
   assert s['masks_present'] == 3 and s['mask_presence_rate'] == 0.5
   assert s['mask_sizes'] == {'256x256': 1, '299x299': 2}
   assert s['mask_size_mismatch'] == 1 and s['mask_size_mismatch_ids'] == ['a']
