@@ -110,6 +110,13 @@ def fit(n1: int, t1: float, n2: int, t2: float) -> Tuple[float, float]:
   return t1 - n1 * per, per
 
 
+def _steady_ratio(large: Dict):
+  """make_dataset vs the seed's reader after their first element (graph load, tracing)."""
+  ours = large['make_dataset'].get('steady_records_per_s')
+  seed = large['seed_read'].get('steady_records_per_s')
+  return ours / seed if ours and seed else None
+
+
 def summarize(small: Dict, large: Dict) -> Dict[str, object]:
   n1, n2 = small['floor']['records'], large['floor']['records']
   comp = lambda r, name: r['pipeline']['components'].get(name, {}).get('seconds', 0.0)
@@ -134,7 +141,9 @@ def summarize(small: Dict, large: Dict) -> Dict[str, object]:
       'validation': {'statistics_plus_balance_seconds': val(large),
                      'ratio_to_image_example_gen': val(large) / comp(large, IEG)},
       'read_path': {'make_dataset_records_per_s': md_rate, 'seed_read_records_per_s': seed_read_rate,
-                    'ratio': md_rate / seed_read_rate},
+                    'ratio': md_rate / seed_read_rate,
+                    'make_dataset_first_batch_seconds': large['make_dataset'].get('first_batch_seconds'),
+                    'steady_ratio': _steady_ratio(large)},
   }
   if 'seed_write_gzip1' in large:
     base = large['seed_write']
@@ -193,7 +202,10 @@ def markdown(report: Dict) -> str:
          'TensorFlow and TFX loaded)', ieg['peak_rss_mb_large'] <= 1024)
   target(f"RSS growth < 100 MB ({s['records']['small']} → {s['records']['large']} records)",
          f"{ieg['rss_growth_mb']:+.0f} MB", ieg['rss_growth_mb'] < 100)
-  target('make_dataset ≥ 1.0× seed read loop', f"{s['read_path']['ratio']:.2f}×",
+  steady = s['read_path'].get('steady_ratio')
+  target('make_dataset ≥ 1.0× seed read loop', f"{s['read_path']['ratio']:.2f}× overall"
+         + (f"; {steady:.2f}× after the first batch (graph load and tracing: "
+            f"{s['read_path']['make_dataset_first_batch_seconds']:.1f} s)" if steady else ''),
          s['read_path']['ratio'] >= 1.0)
   target('StatisticsGen + ClassBalance ≤ 2× ImageExampleGen',
          f"{s['validation']['ratio_to_image_example_gen']:.2f}×",

@@ -8,3 +8,15 @@ def demo_dataset(tmp_path_factory):
   from pipeline import demo_data  # pylint: disable=g-import-not-at-top
   return demo_data.generate(str(tmp_path_factory.mktemp('demo')), scale=0.003,
                             missing_masks=0.2, seed=7)
+
+
+@pytest.fixture(scope='session')
+def balanced_run(demo_dataset, tmp_path_factory):
+  """The whole pipeline (LocalDagRunner, SQLite MLMD) on the demo dataset with splits
+  train=3,test=1: every class fits every shard, so the data is balanced."""
+  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
+  from tests.testutil import load_mapping  # pylint: disable=g-import-not-at-top
+  return run_local(str(tmp_path_factory.mktemp('balanced')), demo_dataset.csv_path,
+                   IngestConfig(load_mapping(demo_dataset.class_mapping_path),
+                                splits=(('train', 3), ('test', 1))))

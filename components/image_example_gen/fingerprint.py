@@ -5,25 +5,39 @@ so a changed PNG under an unchanged CSV would be a silent cache hit. ``reference
 folds each referenced file's path, size and mtime (and, optionally, its content hash) into
 one digest that ImageExampleGen's driver appends to the input fingerprint.
 """
-import concurrent.futures
 import hashlib
-from typing import Mapping, Sequence
+import os
+from typing import Mapping, Optional, Sequence, Tuple
 
 from components.image_example_gen import index
 
 STAT_THREADS = 16
 
 
-def _file_line(path: str, content: bool) -> str:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+def _stat(path: str) -> Optional[Tuple[int, int]]:
+  """(size, mtime in ns), or None for a missing file; os.stat locally, tf.io.gfile for URIs."""
+  if index.is_uri(path):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    try:
+      stat = tf.io.gfile.stat(path)
+    except tf.errors.NotFoundError:
+      return None
+    return stat.length, stat.mtime_nsec
   try:
-    stat = tf.io.gfile.stat(path)
-  except tf.errors.NotFoundError:
+    stat = os.stat(path)
+  except FileNotFoundError:
+    return None
+  return stat.st_size, stat.st_mtime_ns
+
+
+def _file_line(path: str, content: bool) -> str:
+  stat = _stat(path)
+  if stat is None:
     return f'{path}\tmissing'
-  line = f'{path}\t{stat.length}\t{stat.mtime_nsec}'
+  line = f'{path}\t{stat[0]}\t{stat[1]}'
   if content:
     sha = hashlib.sha256()
-    with tf.io.gfile.GFile(path, 'rb') as f:
+    with index.open_binary(path) as f:
       for chunk in iter(lambda: f.read(1 << 20), b''):
         sha.update(chunk)
     line += f'\t{sha.hexdigest()}'
@@ -36,8 +50,7 @@ def referenced_files(csv_path: str, class_mapping: Mapping[str, int],
   parsed = index.parse_index(index.read_csv_text(csv_path), index.csv_folder(csv_path),
                              class_mapping, csv_path)
   paths: Sequence[str] = sorted({p for r in parsed.rows for p in (r.image_path, r.mask_path) if p})
-  with concurrent.futures.ThreadPoolExecutor(STAT_THREADS) as pool:
-    lines = list(pool.map(lambda p: _file_line(p, content), paths))
+  lines = index.map_in_threads(lambda p: _file_line(p, content), paths, STAT_THREADS)
   digest = hashlib.sha256('\n'.join(lines).encode('utf-8')).hexdigest()
   kind = 'path/size/mtime/content' if content else 'path/size/mtime'
   return f'referenced files ({kind}): {len(paths)}, sha256:{digest}'

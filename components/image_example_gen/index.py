@@ -189,15 +189,27 @@ def _within(path: str, roots: Sequence[str]) -> bool:
              for r in roots if not is_uri(r))
 
 
+def open_binary(path: str):
+  """Builtin ``open`` for local paths (no TensorFlow file-system layer per file: 2-3x faster
+  on tens of thousands of small files), ``tf.io.gfile`` for URIs (gs://, s3://, hdfs://)."""
+  if is_uri(path):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf.io.gfile.GFile(path, 'rb')
+  return open(path, 'rb')  # pylint: disable=consider-using-with
+
+
+def _size(f) -> int:
+  return f.size() if hasattr(f, 'size') else os.fstat(f.fileno()).st_size
+
+
 def inspect_file(path: str, content_hash: bool) -> Tuple[ImageHeader, str]:
   """Checks that a file is a complete image from its head and tail -> (header, sha256 or '').
 
   With ``content_hash`` the rest of the file is streamed through sha256 (memory: one chunk);
   the head read (64 KB) already covers most chest X-ray PNGs (~37 KB on average) whole.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  with tf.io.gfile.GFile(path, 'rb') as f:
-    size = f.size()
+  with open_binary(path) as f:
+    size = _size(f)
     head = f.read(HEAD_BYTES)
     digest = ''
     if content_hash:
@@ -205,9 +217,27 @@ def inspect_file(path: str, content_hash: bool) -> Tuple[ImageHeader, str]:
       for chunk in iter(lambda: f.read(HASH_CHUNK_BYTES), b''):
         sha.update(chunk)
       digest = sha.hexdigest()
-    f.seek(max(0, size - TAIL_BYTES))
-    tail = f.read(TAIL_BYTES)
+    if size > len(head):
+      f.seek(max(0, size - TAIL_BYTES))
+      tail = f.read(TAIL_BYTES)
+    else:
+      tail = head[-TAIL_BYTES:]
   return inspect_image_bytes(head, tail, size), digest
+
+
+def map_in_threads(fn: Callable, items: Sequence, threads: int) -> List:
+  """``[fn(x) for x in items]`` on a thread pool, in chunks: one future per chunk rather than
+  per file, since submitting tens of thousands of futures costs more than the small reads."""
+  if not items:
+    return []
+  n = min(len(items), threads * 4)
+  chunks = [items[i::n] for i in range(n)]
+  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+    done = list(pool.map(lambda chunk: [fn(x) for x in chunk], chunks))
+  out = [None] * len(items)
+  for i, results in enumerate(done):
+    out[i::n] = results
+  return out
 
 
 def _check_one(path: str, what: str, roots: Sequence[str],
@@ -235,9 +265,9 @@ def check_files(rows: Sequence[IndexRow], allowed_roots: Sequence[str],
   """Checks every image and mask from its header; -> (good rows with headers, problems)."""
   items = sorted({(p, what) for r in rows
                   for what, p in (('image', r.image_path), ('mask', r.mask_path)) if p})
-  with concurrent.futures.ThreadPoolExecutor(CHECK_THREADS) as pool:
-    checked = dict(zip(items, pool.map(
-        lambda item: _check_one(item[0], item[1], allowed_roots, max_pixels), items)))
+  checked = dict(zip(items, map_in_threads(
+      lambda item: _check_one(item[0], item[1], allowed_roots, max_pixels), items,
+      CHECK_THREADS)))
   good, problems = [], []
   for row in rows:
     image_header, image_sha256, image_problem = checked[(row.image_path, 'image')]

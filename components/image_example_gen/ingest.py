@@ -47,7 +47,7 @@ def split_uri(examples_uri: str, split: str) -> str:
 
 
 def read_bytes(path: str) -> bytes:
-  with tf.io.gfile.GFile(path, 'rb') as f:
+  with index.open_binary(path) as f:
     return f.read()
 
 

@@ -35,5 +35,5 @@ def test_summary_and_targets_table():
                        'machine': {'cpu': 'x', 'cores': 2, 'memory_gib': 1, 'python': '3.10',
                                    'versions': {}, 'load_average_at_start': (0, 0, 0)},
                        'date': 'd', 'scales': [0.02, 0.1], 'load_average_at_end': (0, 0, 0)})
-  assert '| make_dataset ≥ 1.0× seed read loop | 0.50× | **no** |' in text
+  assert '| make_dataset ≥ 1.0× seed read loop | 0.50× overall | **no** |' in text
   assert '| ImageExampleGen fixed cost ≤ 10 s | 4.5 s | yes |' in text

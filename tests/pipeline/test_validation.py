@@ -103,3 +103,50 @@ def test_example_validator_finds_nothing_in_real_output(grouped):
     anomalies = anomalies_util.load_anomalies_binary(
         os.path.join(validator[-1].uri, f'Split-{split}', 'SchemaDiff.pb'))
     assert not anomalies.anomaly_info, split
+
+
+def test_a_balanced_run_has_no_findings_and_counts_equal_the_csv(balanced_run, demo_dataset):
+  from tensorflow_data_validation.utils import anomalies_util  # pylint: disable=g-import-not-at-top
+  assert balanced_run.balanced and balanced_run.balance_verdict == 'balanced'
+  assert balanced_run.balance_findings == []
+  with open(balanced_run.balance_report.replace('.html', '.json')) as f:
+    report = json.load(f)
+  assert report['whole_counts'] == demo_dataset.class_counts  # from TFDV's statistics
+  for split in ('train', 'test'):
+    anomalies = anomalies_util.load_anomalies_binary(os.path.join(
+        os.path.dirname(balanced_run.balance_report), f'Split-{split}', 'SchemaDiff.pb'))
+    assert not anomalies.anomaly_info and anomalies.drift_skew_info  # measured, nothing wrong
+
+
+def test_a_class_missing_from_splits_is_named_and_fail_on_imbalance_stops(demo_dataset,
+                                                                          tmp_path):
+  """Viral Pneumonia has 4 rows for 10 shards: eval and test get none."""
+  args = [CLI, 'run', '--csv', demo_dataset.csv_path, '--pipeline-root', str(tmp_path)]
+  loose = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=900)
+  assert loose.returncode == 0, loose.stderr[-3000:]
+  for split in ('eval', 'test'):
+    assert (f"split {split}: class 'Viral Pneumonia' has 0 examples, fewer than "
+            'min_count_per_class=1') in loose.stdout
+  html = loose.stdout.split('balance report: ')[1].split()[0]
+  with open(html) as f:
+    assert 'data_tfrecord-00000-of-00001.gz' in f.read()  # the shards without it are shown
+  strict = subprocess.run(args + ['--fail-on-imbalance'], capture_output=True, text=True,
+                          cwd=REPO, timeout=900)
+  assert strict.returncode == 2
+  assert "split eval: class 'Viral Pneumonia' has 0 examples" in strict.stderr
+
+
+def test_html_report_renders_in_headless_chromium(balanced_run, tmp_path):
+  chromium = shutil.which('chromium') or shutil.which('chromium-browser')
+  if not chromium:
+    pytest.skip('chromium is not installed (.ci/run installs Debian\'s package)')
+  shot = tmp_path / 'report.png'
+  done = subprocess.run([chromium, '--headless', '--no-sandbox', '--disable-gpu',
+                         '--window-size=1280,2400', f'--screenshot={shot}',
+                         'file://' + balanced_run.balance_report],
+                        capture_output=True, text=True, timeout=180)
+  assert shot.exists() and shot.stat().st_size > 20_000, done.stderr[-2000:]
+  dom = subprocess.run([chromium, '--headless', '--no-sandbox', '--disable-gpu', '--dump-dom',
+                        'file://' + balanced_run.balance_report],
+                       capture_output=True, text=True, timeout=180)
+  assert '<svg' in dom.stdout and 'Class balance' in dom.stdout

@@ -5,19 +5,14 @@ import os
 import numpy as np
 import pytest
 
-from tests.testutil import load_mapping, read_examples, seed_parse_function
+from tests.testutil import read_examples, seed_parse_function
 
 
 @pytest.fixture(scope='module')
-def run(demo_dataset, tmp_path_factory):
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+def run(balanced_run):
   from pipeline import mlmd  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
-  result = run_local(str(tmp_path_factory.mktemp('root')), demo_dataset.csv_path,
-                     IngestConfig(load_mapping(demo_dataset.class_mapping_path),
-                                  splits=(('train', 3), ('test', 1))))
-  graph = mlmd.latest_artifact(mlmd.sqlite_store(result.metadata_path), 'TransformGraph')
-  return result, graph
+  graph = mlmd.latest_artifact(mlmd.sqlite_store(balanced_run.metadata_path), 'TransformGraph')
+  return balanced_run, graph
 
 
 def _dataset(run, split='train', **kwargs):
