@@ -88,6 +88,10 @@ def _comparator_schema(schema: schema_pb2.Schema, linf_threshold: float,
   out = schema_pb2.Schema()
   feature = out.feature.add()
   feature.CopyFrom(next(f for f in schema.feature if f.name == features.LABEL))
+  # Only the distribution is compared here (ExampleValidator checks shape and presence), and
+  # the class-only statistics carry no value counts to check them against.
+  for field in ('shape', 'presence', 'value_count'):
+    feature.ClearField(field)
   feature.drift_comparator.infinity_norm.threshold = linf_threshold
   feature.drift_comparator.jensen_shannon_divergence.threshold = js_threshold
   return out

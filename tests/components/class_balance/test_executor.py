@@ -141,6 +141,7 @@ def test_outputs_are_tfdv_anomalies_json_and_html(result):
   assert 'image_sha256' in train.anomaly_info  # the leaked image is in train (and test)
   eval_ = anomalies_util.load_anomalies_binary(os.path.join(out, 'Split-eval', 'SchemaDiff.pb'))
   assert 'does not match its image_sha256' in eval_.anomaly_info['image_sha256'].description
+  assert list(eval_.anomaly_info) == ['image_sha256']  # eval is balanced: no 'class' anomaly
   with open(paths['json']) as f:
     report = json.load(f)
   assert report['verdict'] == res.verdict and len(report['units']) == 8
