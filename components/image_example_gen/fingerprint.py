@@ -11,7 +11,7 @@ from typing import Mapping, Optional, Sequence, Tuple
 
 from components.image_example_gen import index
 
-STAT_THREADS = 16
+STAT_THREADS = 16  # for URIs; local stats run in one thread (see index.LOCAL_CHECK_THREADS)
 
 
 def _stat(path: str) -> Optional[Tuple[int, int]]:
@@ -50,7 +50,8 @@ def referenced_files(csv_path: str, class_mapping: Mapping[str, int],
   parsed = index.parse_index(index.read_csv_text(csv_path), index.csv_folder(csv_path),
                              class_mapping, csv_path)
   paths: Sequence[str] = sorted({p for r in parsed.rows for p in (r.image_path, r.mask_path) if p})
-  lines = index.map_in_threads(lambda p: _file_line(p, content), paths, STAT_THREADS)
+  threads = STAT_THREADS if any(index.is_uri(p) for p in paths) else index.LOCAL_CHECK_THREADS
+  lines = index.map_in_threads(lambda p: _file_line(p, content), paths, threads)
   digest = hashlib.sha256('\n'.join(lines).encode('utf-8')).hexdigest()
   kind = 'path/size/mtime/content' if content else 'path/size/mtime'
   return f'referenced files ({kind}): {len(paths)}, sha256:{digest}'

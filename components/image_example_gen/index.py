@@ -8,6 +8,7 @@ import collections
 import concurrent.futures
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import os
@@ -25,7 +26,11 @@ REQUIRED_COLUMNS = (IMAGE_PATH_COLUMN, MASK_PATH_COLUMN, CLASS_COLUMN)
 
 MAX_LISTED_PROBLEMS = 20
 HASH_CHUNK_BYTES = 1 << 20
-CHECK_THREADS = 16  # header reads overlap I/O latency (matters on gs://)
+CHECK_THREADS = 16  # for URIs (gs://, ...): header reads overlap network latency
+# Local files: one thread. Measured on 2 cores (2,116 rows): 1 thread 0.58 s, 2 threads 0.77 s,
+# 16 threads 2.04 s -- the work is short Python between syscalls, so threads only fight for
+# the GIL.
+LOCAL_CHECK_THREADS = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,8 +190,11 @@ def _within(path: str, roots: Sequence[str]) -> bool:
     norm = path.rstrip('/')
     return any(norm.startswith(r.rstrip('/') + '/') for r in roots if is_uri(r))
   real = os.path.realpath(path)
-  return any(os.path.commonpath([real, os.path.realpath(r)]) == os.path.realpath(r)
+  return any(os.path.commonpath([real, _realpath(r)]) == _realpath(r)
              for r in roots if not is_uri(r))
+
+
+_realpath = functools.lru_cache(maxsize=256)(os.path.realpath)  # for the few allowed roots
 
 
 def open_binary(path: str):
@@ -230,6 +238,8 @@ def map_in_threads(fn: Callable, items: Sequence, threads: int) -> List:
   per file, since submitting tens of thousands of futures costs more than the small reads."""
   if not items:
     return []
+  if threads <= 1:
+    return [fn(x) for x in items]
   n = min(len(items), threads * 4)
   chunks = [items[i::n] for i in range(n)]
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
@@ -267,7 +277,7 @@ def check_files(rows: Sequence[IndexRow], allowed_roots: Sequence[str],
                   for what, p in (('image', r.image_path), ('mask', r.mask_path)) if p})
   checked = dict(zip(items, map_in_threads(
       lambda item: _check_one(item[0], item[1], allowed_roots, max_pixels), items,
-      CHECK_THREADS)))
+      CHECK_THREADS if any(is_uri(p) for p, _ in items) else LOCAL_CHECK_THREADS)))
   good, problems = [], []
   for row in rows:
     image_header, image_sha256, image_problem = checked[(row.image_path, 'image')]

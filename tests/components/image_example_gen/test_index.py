@@ -112,3 +112,11 @@ def test_group_column_is_read_required_and_never_empty():
                      match=r"missing column\(s\) \['patient_id'\].*--group-column"):
     index.parse_index(
         HEADER + 'a.png,,COVID\n', '/d', MAPPING, group_column='patient_id')
+
+
+def test_map_in_threads_keeps_order_in_chunks_and_inline():
+  from components.image_example_gen.index import map_in_threads  # pylint: disable=g-import-not-at-top
+  items = list(range(1000))
+  assert map_in_threads(lambda x: x * x, items, 4) == [x * x for x in items]
+  assert map_in_threads(lambda x: -x, items, 1) == [-x for x in items]
+  assert map_in_threads(lambda x: x, [], 16) == []
