@@ -260,9 +260,9 @@ def profile_ingest(csv_path, mapping_path, examples_uri, profile, variant='curre
   from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
   config = _ingest_config(mapping_path)
   import_seconds = time.monotonic() - t0
-  if variant == 'proposed':
-    written, seconds = _pyinstrument(whatif_lib.run_proposed, profile, csv_path, config,
-                                     examples_uri)
+  if variant != 'current':
+    (written, _), seconds = _pyinstrument(whatif_lib.VARIANTS[variant], profile, csv_path,
+                                          config, examples_uri)
     return {'seconds': seconds, 'records': written, 'import_seconds': import_seconds}
   summary, seconds = _pyinstrument(ingest.run_ingest, profile, csv_path, config, examples_uri,
                                    beam.Pipeline)
@@ -288,21 +288,17 @@ def whatif(csv_path, mapping_path, examples_uri, variant):
   proposed fixes ('proposed', bench/whatif.py); seconds, RSS and a digest of the shard files."""
   t0 = time.monotonic()
   import hashlib  # pylint: disable=g-import-not-at-top
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from bench import whatif as whatif_lib  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
   config = _ingest_config(mapping_path)
   import_seconds = time.monotonic() - t0
   with Sampler() as sampler:
     start = time.monotonic()
-    if variant == 'current':
-      written = ingest.run_ingest(csv_path, config, examples_uri, beam.Pipeline).examples_written
-    else:
-      written = whatif_lib.run_proposed(csv_path, config, examples_uri)
+    written, plan_seconds = whatif_lib.VARIANTS[variant](csv_path, config, examples_uri)
     seconds = time.monotonic() - start
   digests = whatif_lib.shard_digests(examples_uri)
   rss, anon = sampler.peak(0.0, float('inf'))
   return {'seconds': seconds, 'records': written, 'import_seconds': import_seconds,
+          'plan_seconds': plan_seconds, 'write_seconds': seconds - plan_seconds,
           'rss_before_run_mb': sampler.baseline[0], 'anon_before_run_mb': sampler.baseline[1],
           'peak_rss_mb': rss, 'peak_anon_mb': anon, 'shard_files': len(digests),
           'shards_sha256': hashlib.sha256(json.dumps(sorted(digests.items())).encode()).hexdigest()}

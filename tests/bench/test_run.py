@@ -16,7 +16,7 @@ def _runs(n, ieg, seed, stats, balance, rss, proposed):
   alone = dict(rss_before_run_mb=700.0, anon_before_run_mb=300.0, peak_rss_mb=rss,
                peak_anon_mb=rss / 2)
   whatif = dict(rss_before_run_mb=600.0, anon_before_run_mb=300.0, peak_rss_mb=rss - 100,
-                peak_anon_mb=rss / 2, shards_sha256='same')
+                peak_anon_mb=rss / 2, shards_sha256='same', plan_seconds=0.25)
   return {'floor': _stage(0.01 * n, n), 'seed_write': _stage(seed, n, bytes=1000 * n),
           'image_example_gen': _stage(ieg, n, **alone),
           'pipeline': _stage(ieg + stats + balance, n, components=components,
@@ -51,6 +51,7 @@ def test_summary_ratios_and_targets():
   assert s['read_path']['steady_ratio'] == pytest.approx(0.5)
   assert s['whatif']['identical_shards']
   assert s['whatif']['proposed']['per_record_throughput_vs_seed_loop'] == pytest.approx(1.6)
+  assert s['whatif']['proposed']['write_seconds_large'] == pytest.approx(1.75)
   met = {t['target'].split(' ≥')[0].split(' ≤')[0].split(' <')[0]: t['met'] for t in s['targets']}
   assert met == {'ImageExampleGen per-record throughput': False,
                  'ImageExampleGen fixed cost': True, 'ImageExampleGen peak RSS': True,
@@ -59,7 +60,7 @@ def test_summary_ratios_and_targets():
   text = run.markdown(_report(small, large))
   assert '| ImageExampleGen fixed cost ≤ 10 s | 4.5 s (interpreter and imports excluded) | yes |' in text
   assert 'other processes were running' in text
-  assert 'Shards byte-identical: **yes**' in text
+  assert 'Shards byte-identical across variants: **yes**' in text
 
 
 def test_missing_stages_are_reported_not_fatal():
