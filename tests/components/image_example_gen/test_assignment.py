@@ -8,7 +8,9 @@ from hypothesis import given, settings, strategies as st
 import pytest
 
 from components.image_example_gen.assignment import (AssignmentError, assign_shards,
-                                                     class_quotas)
+                                                     class_quotas, max_class_deviation,
+                                                     max_split_class_deviation,
+                                                     split_class_counts, split_quotas)
 from components.image_example_gen.config import SplitSpec
 from components.image_example_gen.index import IndexRow
 
@@ -36,9 +38,13 @@ splits_st = st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size
     lambda ks: tuple(SplitSpec(f's{i}', k) for i, k in enumerate(ks)))
 
 
+def floor_ceil(num, den):
+  return num // den, -(-num // den)
+
+
 @settings(max_examples=150, deadline=None)
 @given(class_totals_st, splits_st, st.integers(0, 2**31))
-def test_every_shard_holds_floor_or_ceil_of_each_class(totals, splits, seed):
+def test_splits_then_shards_hold_floor_or_ceil_of_each_class(totals, splits, seed):
   rows = make_rows(totals)
   num_shards = sum(s.num_shards for s in splits)
   if len(rows) < num_shards:
@@ -47,24 +53,88 @@ def test_every_shard_holds_floor_or_ceil_of_each_class(totals, splits, seed):
     return
   shards = assign_shards(rows, splits, seed)
   assert len(shards) == num_shards
+  per_split = split_class_counts(shards)
+  for split in splits:
+    mine = [s for s in shards if s.split == split.name]
+    assert len(mine) == split.num_shards
+    # (a) split level: every class gets floor or ceil of n * k_s / K, and so does the total
+    for label, n in enumerate(totals):
+      lo, hi = floor_ceil(n * split.num_shards, num_shards)
+      assert lo <= per_split[split.name].get(label, 0) <= hi, (label, n, split)
+    lo, hi = floor_ceil(sum(totals) * split.num_shards, num_shards)
+    assert lo <= sum(per_split[split.name].values()) <= hi
+    # (b) shard level: floor or ceil of the split's class count / k_s; sizes within one
+    for label in range(len(totals)):
+      m = per_split[split.name].get(label, 0)
+      lo, hi = floor_ceil(m, split.num_shards)
+      assert all(lo <= s.class_counts().get(label, 0) <= hi for s in mine), (label, m, split)
+    sizes = [len(s.rows) for s in mine]
+    assert max(sizes) - min(sizes) <= 1
+  # the two levels compose: every shard is also floor/ceil of n / K, sizes of N / K
   for label, n in enumerate(totals):
-    for shard in shards:
-      got = shard.class_counts().get(label, 0)
-      assert n // num_shards <= got <= -(-n // num_shards), (label, n, shard.split, shard.index)
+    lo, hi = floor_ceil(n, num_shards)
+    assert all(lo <= s.class_counts().get(label, 0) <= hi for s in shards)
   sizes = [len(s.rows) for s in shards]
   assert max(sizes) - min(sizes) <= 1
+  assert max_class_deviation(shards) < 1 and max_split_class_deviation(shards) < 1
+  # (c) each row exactly once
   assigned = [r.image_id for s in shards for r in s.rows]
-  assert sorted(assigned) == sorted(r.image_id for r in rows)  # each row exactly once
+  assert sorted(assigned) == sorted(r.image_id for r in rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 5000), min_size=1, max_size=12),
+       st.lists(st.integers(1, 20), min_size=1, max_size=8), st.integers(0, 2**31))
+def test_split_quotas_round_every_class_and_every_split_total(totals, ks, seed):
+  """Many classes and splits: rounding never piles up in one split (both sums floor/ceil)."""
+  splits = tuple(SplitSpec(f's{i}', k) for i, k in enumerate(ks))
+  num_shards = sum(ks)
+  quotas = split_quotas(dict(enumerate(totals)), splits, seed)
+  assert list(quotas) == [s.name for s in splits]
+  for label, n in enumerate(totals):
+    assert sum(q[label] for q in quotas.values()) == n
+    for s in splits:
+      lo, hi = floor_ceil(n * s.num_shards, num_shards)
+      assert lo <= quotas[s.name][label] <= hi
+  for s in splits:
+    lo, hi = floor_ceil(sum(totals) * s.num_shards, num_shards)
+    assert lo <= sum(quotas[s.name].values()) <= hi
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 500), st.lists(st.integers(1, 9), min_size=1, max_size=6),
+       st.integers(0, 2**31))
+def test_a_single_class_goes_by_largest_remainder(n, ks, seed):
+  splits = tuple(SplitSpec(f's{i}', k) for i, k in enumerate(ks))
+  quotas = split_quotas({0: n}, splits, seed)
+  got_ceil = [n * k % sum(ks) for s, k in zip(splits, ks)
+              if quotas[s.name][0] > n * k // sum(ks)]
+  missed = [n * k % sum(ks) for s, k in zip(splits, ks)
+            if quotas[s.name][0] == n * k // sum(ks) and n * k % sum(ks)]
+  assert not got_ceil or not missed or min(got_ceil) >= max(missed)
+
+
+def test_train_5_test_5_on_15_15_15():
+  """Issue 11: this used to give train {5, 10, 5} (only the shards were stratified)."""
+  splits = (SplitSpec('train', 5), SplitSpec('test', 5))
+  for seed in range(20):
+    shards = assign_shards(make_rows([15, 15, 15]), splits, seed)
+    per_split = split_class_counts(shards)
+    assert all(per_split[s][c] in (7, 8) for s in ('train', 'test') for c in range(3))
+    assert sorted(sum(c.values()) for c in per_split.values()) == [22, 23]
+    assert all(len(s.rows) in (4, 5) for s in shards)
 
 
 @settings(max_examples=60, deadline=None)
-@given(class_totals_st.filter(lambda t: sum(t) >= 10), st.integers(0, 2**31), st.randoms())
-def test_row_order_does_not_matter(totals, seed, rnd):
+@given(class_totals_st.filter(lambda t: sum(t) >= 20), splits_st, st.integers(0, 2**31),
+       st.randoms())
+def test_row_order_does_not_matter(totals, splits, seed, rnd):
   rows = make_rows(totals)
   shuffled = list(rows)
   rnd.shuffle(shuffled)
-  assert ids_by_shard(assign_shards(rows, SPLITS, seed)) == ids_by_shard(
-      assign_shards(shuffled, SPLITS, seed))
+  for spec in (SPLITS, splits):
+    assert ids_by_shard(assign_shards(rows, spec, seed)) == ids_by_shard(
+        assign_shards(shuffled, spec, seed))
 
 
 def test_another_seed_gives_another_assignment():
@@ -134,31 +204,42 @@ def make_grouped_rows(group_sizes, num_classes, seed):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.integers(1, 6), min_size=10, max_size=150), st.integers(1, 4),
-       st.integers(0, 2**31), st.randoms())
-def test_groups_never_span_shards_and_order_does_not_matter(sizes, num_classes, seed, rnd):
-  from components.image_example_gen.assignment import max_class_deviation
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=150), st.integers(1, 4),
+       splits_st, st.integers(0, 2**31), st.randoms())
+def test_groups_never_span_shards_and_order_does_not_matter(sizes, num_classes, splits, seed,
+                                                            rnd):
   rows = make_grouped_rows(sizes, num_classes, seed)
-  try:
-    shards = assign_shards(rows, SPLITS, seed)
-  except AssignmentError as e:
-    assert len(sizes) < 10 or 'groups cannot fill' in str(e)
-    return
-  shard_of_group = collections.defaultdict(set)
-  for k, s in enumerate(shards):
-    for r in s.rows:
-      shard_of_group[r.group].add(k)
-  assert all(len(ks) == 1 for ks in shard_of_group.values())
-  assert sorted(r.image_id for s in shards for r in s.rows) == sorted(r.image_id for r in rows)
-  # greedy bound: no shard is further from proportional than the largest group
-  assert max_class_deviation(shards) <= max(sizes) + 1
-  shuffled = list(rows)
-  rnd.shuffle(shuffled)
-  assert ids_by_shard(assign_shards(shuffled, SPLITS, seed)) == ids_by_shard(shards)
+  for spec in (SPLITS, splits):
+    num_shards = sum(s.num_shards for s in spec)
+    if len(sizes) < num_shards:  # fewer groups than shards: some shard would be empty
+      with pytest.raises(AssignmentError, match='use fewer shards'):
+        assign_shards(rows, spec, seed)
+      continue
+    shards = assign_shards(rows, spec, seed)  # enough groups: never an empty shard
+    assert all(s.rows for s in shards)
+    shard_of_group = collections.defaultdict(set)
+    for k, s in enumerate(shards):
+      for r in s.rows:
+        shard_of_group[r.group].add(k)
+    assert all(len(ks) == 1 for ks in shard_of_group.values())
+    assert sorted(r.image_id for s in shards for r in s.rows) == sorted(
+        r.image_id for r in rows)
+    # greedy bound: no shard is further from proportional than the largest group
+    assert max_class_deviation(shards) <= max(sizes) + 1
+    shuffled = list(rows)
+    rnd.shuffle(shuffled)
+    assert ids_by_shard(assign_shards(shuffled, spec, seed)) == ids_by_shard(shards)
+
+
+def test_grouped_splits_are_stratified_too():
+  """train=5,test=5 with patients of 1-3 images: splits within a group size of proportional."""
+  rows = make_grouped_rows([1 + (i % 3) for i in range(300)], 3, seed=2)  # ~600 images
+  shards = assign_shards(rows, (SplitSpec('train', 5), SplitSpec('test', 5)), 0)
+  assert max_split_class_deviation(shards) <= 3
+  assert max_class_deviation(shards) <= 3
 
 
 def test_many_small_groups_stay_close_to_proportional():
-  from components.image_example_gen.assignment import max_class_deviation
   rows = make_grouped_rows([1 + (i % 3) for i in range(900)], 4, seed=5)  # ~1800 images
   shards = assign_shards(rows, SPLITS, 0)
   assert max_class_deviation(shards) <= 3
@@ -170,5 +251,4 @@ def test_many_small_groups_stay_close_to_proportional():
 
 
 def test_ungrouped_deviation_is_below_one_record():
-  from components.image_example_gen.assignment import max_class_deviation
   assert max_class_deviation(assign_shards(make_rows([37, 1019, 5]), SPLITS, 4)) < 1
