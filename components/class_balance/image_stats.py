@@ -1,7 +1,8 @@
 """Image-level statistics per split and class (pure Python + Pillow; no TensorFlow).
 
 Read from bytes already in hand while the shard files are scanned once: image size, format,
-colour mode and bit depth come from the file header (``image_header``), mask size likewise,
+colour mode and bit depth come from the file header (``image_header.inspect_image``, header
+mode: a truncated or structurally broken file counts as unreadable), mask size likewise,
 and mask foreground coverage from a decode of the mask alone (256x256, about a millisecond).
 """
 import collections
@@ -16,8 +17,7 @@ UNREADABLE = 'unreadable'
 
 def _header(data: bytes) -> Optional[image_header.ImageHeader]:
   try:
-    return image_header.inspect_image_bytes(data[:image_header.HEAD_BYTES],
-                                            data[-image_header.TAIL_BYTES:], len(data))
+    return image_header.inspect_image(data)  # header mode: header + structure, no decode
   except image_header.BadImage:
     return None
 

@@ -18,6 +18,13 @@ DUPLICATES_DROP = 'drop'
 DUPLICATES_CHOICES = (DUPLICATES_REPORT, DUPLICATES_FAIL, DUPLICATES_DROP)
 # Decompression-bomb guard: 50 MP is far above any radiograph (a 4k x 4k CXR is 16.8 MP).
 DEFAULT_MAX_PIXELS = 50_000_000
+# Files larger than this are bad records, refused before a byte is read (a 4k x 4k 16-bit PNG is
+# ~32 MB; the COVID-19 Radiography PNGs ~37 KB).
+DEFAULT_MAX_FILE_BYTES = 128 * 1024 * 1024
+# How much of each image and mask the workers verify before it is written:
+VERIFY_FULL = 'full'  # decode every pixel (Pillow): corrupt compressed data is a bad record
+VERIFY_HEADER = 'header'  # format, size and structure only (PNG chunk CRCs, JPEG markers)
+VERIFY_CHOICES = (VERIFY_FULL, VERIFY_HEADER)
 
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_]+$')
 
@@ -51,6 +58,10 @@ class IngestConfig:
     duplicates: identical image bytes under several rows: 'report' (keep all, list them;
       cross-split ones are leakage anomalies), 'fail' (stop before writing) or 'drop' (keep the
       first by image_id, quarantine the rest).
+    verify: 'full' decodes every image and mask before it is written (the default: a file with
+      a valid header but corrupt pixel data is a bad record); 'header' checks format, size and
+      file structure only (faster; see bench/).
+    max_file_bytes: images/masks larger than this are bad records, refused before reading.
   """
   class_mapping: Mapping[str, int]
   splits: Tuple[SplitSpec, ...] = tuple(SplitSpec(n, k) for n, k in DEFAULT_SPLITS)
@@ -60,6 +71,8 @@ class IngestConfig:
   max_pixels: int = DEFAULT_MAX_PIXELS
   group_column: str = ''
   duplicates: str = DUPLICATES_REPORT
+  verify: str = VERIFY_FULL
+  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
   def __post_init__(self):
     validate_class_mapping(self.class_mapping)
@@ -78,6 +91,12 @@ class IngestConfig:
     if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
       raise ConfigError(f'max_pixels must be a positive int, got {self.max_pixels!r} '
                         '(option --max-pixels).')
+    if self.verify not in VERIFY_CHOICES:
+      raise ConfigError(f'verify must be one of {VERIFY_CHOICES}, got {self.verify!r} '
+                        '(option --verify).')
+    if not isinstance(self.max_file_bytes, int) or self.max_file_bytes < 1:
+      raise ConfigError(f'max_file_bytes must be a positive int, got {self.max_file_bytes!r} '
+                        '(option --max-file-bytes).')
 
   @property
   def quarantine(self) -> bool:
