@@ -40,7 +40,9 @@ class ImageExampleGen(FileBasedExampleGen):
                max_pixels: int = config_lib.DEFAULT_MAX_PIXELS,
                group_column: str = '',
                duplicates: str = config_lib.DUPLICATES_REPORT,
-               fingerprint_content: bool = False):
+               fingerprint_content: bool = False,
+               verify: str = config_lib.VERIFY_FULL,
+               max_file_bytes: int = config_lib.DEFAULT_MAX_FILE_BYTES):
     """Args:
       csv_path: the CSV index (local path or any tf.io.gfile URI such as gs://...). Relative
         image/mask paths in it resolve against its folder.
@@ -58,11 +60,15 @@ class ImageExampleGen(FileBasedExampleGen):
         first by image_id, quarantine the rest).
       fingerprint_content: the cache fingerprint covers every referenced image and mask by
         path, size and mtime; True adds a content hash of each (reads every file).
+      verify: 'full' (default) decodes every image and mask in the workers before it is
+        written, so corrupt pixel data is a bad record; 'header' checks format, size and file
+        structure only (faster; README: Benchmarks).
+      max_file_bytes: larger images/masks are bad records, refused before they are read.
     """
     ingest_config = config_lib.IngestConfig(  # validates now, at pipeline construction
         class_mapping=class_mapping, seed=seed, on_bad_record=on_bad_record,
         allowed_roots=tuple(allowed_roots), max_pixels=max_pixels, group_column=group_column,
-        duplicates=duplicates,
+        duplicates=duplicates, verify=verify, max_file_bytes=max_file_bytes,
         splits=splits)
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
         name=INDEX_SPLIT_NAME, pattern=os.path.basename(csv_path))])
@@ -83,5 +89,7 @@ class ImageExampleGen(FileBasedExampleGen):
         group_column=ingest_config.group_column,
         duplicates=ingest_config.duplicates,
         fingerprint_content=int(fingerprint_content),
+        verify=ingest_config.verify,
+        max_file_bytes=ingest_config.max_file_bytes,
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=component_spec)

@@ -19,8 +19,7 @@ class Driver(driver.FileBasedDriver):
     from components.image_example_gen import executor  # pylint: disable=g-import-not-at-top
     csv_path, config = executor.config_from_exec_properties(exec_properties)
     files = fingerprint.referenced_files(
-        csv_path, config.class_mapping,
-        content=bool(exec_properties.get(spec.FINGERPRINT_CONTENT_KEY)))
+        csv_path, config, content=bool(exec_properties.get(spec.FINGERPRINT_CONTENT_KEY)))
     exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = (
         f'{exec_properties[utils.FINGERPRINT_PROPERTY_NAME]}\n{files}')
     return exec_properties

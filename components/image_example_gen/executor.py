@@ -43,11 +43,14 @@ def config_from_exec_properties(
       allowed_roots=tuple(json.loads(exec_properties[spec.ALLOWED_ROOTS_KEY])),
       max_pixels=int(exec_properties[spec.MAX_PIXELS_KEY]),
       group_column=exec_properties[spec.GROUP_COLUMN_KEY],
-      duplicates=exec_properties[spec.DUPLICATES_KEY])
+      duplicates=exec_properties[spec.DUPLICATES_KEY],
+      verify=exec_properties[spec.VERIFY_KEY],
+      max_file_bytes=int(exec_properties[spec.MAX_FILE_BYTES_KEY]))
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-  """Writes class-stratified, deterministic shards; see ``components.image_example_gen.ingest``."""
+  """Plans from the CSV, then one Beam job checks, hashes and writes every file once; see
+  ``components.image_example_gen.ingest``."""
 
   def GetInputSourceToExamplePTransform(self):
     raise NotImplementedError(

@@ -4,19 +4,47 @@ TFX's FileBasedExampleGen fingerprints only the files matching the input pattern
 so a changed PNG under an unchanged CSV would be a silent cache hit. ``referenced_files``
 folds each referenced file's path, size and mtime (and, optionally, its content hash) into
 one digest that ImageExampleGen's driver appends to the input fingerprint.
+
+It obeys the workers' rules (``files.py``): a path outside the allowed roots is never stat'ed
+or read, and content is read only from regular files under the size limit, through the same
+non-blocking open, so a row naming /dev/zero or a FIFO cannot hang the driver.
 """
+import concurrent.futures
 import hashlib
 import os
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
+from components.image_example_gen import files
 from components.image_example_gen import index
+from components.image_example_gen.config import IngestConfig
 
-STAT_THREADS = 16  # for URIs; local stats run in one thread (see index.LOCAL_CHECK_THREADS)
+STAT_THREADS = 16  # for URIs: stats overlap network latency
+# Local files: one thread. Measured on 2 cores (2,116 rows): 1 thread 0.58 s, 2 threads 0.77 s,
+# 16 threads 2.04 s -- the work is short Python between syscalls, so threads only fight for
+# the GIL.
+LOCAL_STAT_THREADS = 1
+
+
+def map_in_threads(fn: Callable, items: Sequence, threads: int) -> List:
+  """``[fn(x) for x in items]`` on a thread pool, in chunks: one future per chunk rather than
+  per file, since submitting tens of thousands of futures costs more than the small reads."""
+  if not items:
+    return []
+  if threads <= 1:
+    return [fn(x) for x in items]
+  n = min(len(items), threads * 4)
+  chunks = [items[i::n] for i in range(n)]
+  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+    done = list(pool.map(lambda chunk: [fn(x) for x in chunk], chunks))
+  out = [None] * len(items)
+  for i, results in enumerate(done):
+    out[i::n] = results
+  return out
 
 
 def _stat(path: str) -> Optional[Tuple[int, int]]:
   """(size, mtime in ns), or None for a missing file; os.stat locally, tf.io.gfile for URIs."""
-  if index.is_uri(path):
+  if files.is_uri(path):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     try:
       stat = tf.io.gfile.stat(path)
@@ -30,28 +58,32 @@ def _stat(path: str) -> Optional[Tuple[int, int]]:
   return stat.st_size, stat.st_mtime_ns
 
 
-def _file_line(path: str, content: bool) -> str:
+def _file_line(path: str, options: files.CheckOptions, content: bool) -> str:
+  if not files.within_by_name(path, options.allowed_roots):
+    return f'{path}\toutside allowed roots'
   stat = _stat(path)
   if stat is None:
     return f'{path}\tmissing'
   line = f'{path}\t{stat[0]}\t{stat[1]}'
   if content:
-    sha = hashlib.sha256()
-    with index.open_binary(path) as f:
-      for chunk in iter(lambda: f.read(1 << 20), b''):
-        sha.update(chunk)
-    line += f'\t{sha.hexdigest()}'
+    try:
+      data = (files.read_uri if files.is_uri(path) else files.read_local)(path, 'file', options)
+      line += f'\t{hashlib.sha256(data).hexdigest()}'
+    except files.BadFile as e:
+      line += f'\t{e}'
   return line
 
 
-def referenced_files(csv_path: str, class_mapping: Mapping[str, int],
-                     content: bool = False) -> str:
+def referenced_files(csv_path: str, config: IngestConfig, content: bool = False) -> str:
   """'referenced files: N, sha256:<digest over sorted path/size/mtime[/sha256] lines>'."""
-  parsed = index.parse_index(index.read_csv_text(csv_path), index.csv_folder(csv_path),
-                             class_mapping, csv_path)
+  csv_dir = index.csv_folder(csv_path)
+  parsed = index.parse_index(index.read_csv_text(csv_path), csv_dir, config.class_mapping,
+                             csv_path)
+  options = files.CheckOptions(files.resolve_roots(config.allowed_roots, csv_dir),
+                               config.max_pixels, config.max_file_bytes, config.verify)
   paths: Sequence[str] = sorted({p for r in parsed.rows for p in (r.image_path, r.mask_path) if p})
-  threads = STAT_THREADS if any(index.is_uri(p) for p in paths) else index.LOCAL_CHECK_THREADS
-  lines = index.map_in_threads(lambda p: _file_line(p, content), paths, threads)
+  threads = STAT_THREADS if any(files.is_uri(p) for p in paths) else LOCAL_STAT_THREADS
+  lines = map_in_threads(lambda p: _file_line(p, options, content), paths, threads)
   digest = hashlib.sha256('\n'.join(lines).encode('utf-8')).hexdigest()
   kind = 'path/size/mtime/content' if content else 'path/size/mtime'
   return f'referenced files ({kind}): {len(paths)}, sha256:{digest}'

@@ -1,17 +1,39 @@
-"""ImageExampleGen's work, outside TFX: index -> shard plan -> Beam job that writes each shard.
+"""ImageExampleGen's work: the launcher plans from the CSV; Beam workers read, check, hash and
+write every image and mask once.
 
-Memory stays bounded: the plan holds only ids, paths and labels; each shard is one Beam element
-whose DoFn reads the files of that shard one row at a time while writing, so peak memory is one
-example, not the dataset. Shards are the unit of parallel work on every Beam runner.
+Launcher (the executor process, ``run_ingest``): reads the CSV and the class mapping and
+nothing else -- it parses and validates the index (columns, classes, duplicate keys, paths
+inside the allowed roots by name), assigns every row to a shard from its key, label and group
+and the seed, and writes that plan as data, one JSON line per *chunk* (a run of at most
+``CHUNK_ROWS`` consecutive rows of one shard) under ``<examples>/.staging/``. No image or mask
+is opened, stat'ed or hashed there, so its memory grows only with the CSV.
 
-Each shard is written to ``<examples>/.staging/`` and renamed into ``Split-<name>/`` only when
-complete, so a killed run never leaves a half-written shard where readers glob.
+Workers (the Beam job, ``IngestImages``): chunks, not shards, are the unit of parallel work,
+so 10 shards still keep 100 workers busy. For each row a worker opens the image and mask once,
+checks them on the opened file (confinement after symlinks, regular file, size, then the image
+check -- a full decode by default -- on the bytes read), hashes the image, and serializes those
+same bytes into the chunk's piece file. Pieces are gzip members; a shard file is its pieces
+concatenated in order (a valid multi-member gzip that TensorFlow, Beam and TFDV read as one
+stream), so the bytes depend only on the plan, never on the runner or its bundling.
+
+Policies: ``on_bad_record=fail`` with ``duplicates`` 'report' or 'fail' needs one pass: bad rows
+and duplicates come back from the job as data and the launcher then publishes nothing.
+``quarantine`` and ``duplicates=drop`` change which rows exist before they are assigned, so the
+job first runs a check pass (each worker reads and hashes its chunk's files), assigns shards in
+one step over the results (keys and hashes only), and then writes: every file is read twice.
+
+The job's results (per-shard counts, bad rows, duplicate groups) come back as one manifest file
+the job writes; the launcher reconciles rows in = examples written + rows quarantined from it
+(not from metrics, which portable runners may not commit), then publishes the staged shards
+into ``Split-<name>/`` by rename. Staging is removed whatever happens.
 """
+import collections
 import dataclasses
 import hashlib
 import json
 import os
-from typing import Callable, Dict, List, Sequence
+import shutil
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 from absl import logging
 import apache_beam as beam
@@ -20,36 +42,105 @@ import tensorflow as tf
 from components import features
 from components.image_example_gen import assignment
 from components.image_example_gen import duplicates as duplicates_lib
+from components.image_example_gen import files
 from components.image_example_gen import index
-from components.image_example_gen.config import IngestConfig
+from components.image_example_gen.config import (DUPLICATES_DROP, DUPLICATES_FAIL, IngestConfig,
+                                                 SplitSpec)
 from components.image_example_gen.summary import QUARANTINE_FILE, SUMMARY_FILE, IngestSummary
 
 SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
 STAGING_DIR = '.staging'
+PLAN_FILE = 'plan.jsonl'  # the launcher's plan: one JSON chunk per line
+PIECES_DIR = 'pieces'
+MANIFEST_FILE = 'manifest.jsonl'  # the job's results, read back by the launcher
+# Rows per unit of parallel work. ~128 x 47 KB = 6 MB per piece: enough to amortise per-element
+# overhead, small enough that 21k rows make ~170 work items. Part of the output format: the
+# shard bytes (their gzip members) depend on it.
+CHUNK_ROWS = 128
 METRICS_NAMESPACE = 'ImageExampleGen'
+ROWS_CHECKED = 'rows_checked'
 EXAMPLES_WRITTEN = 'examples_written'
+BAD_ROWS = 'bad_rows'
 # A gzip container with zlib level 0 (stored blocks): stock TFX/TFDV/tf.data readers read it as
 # GZIP, but nothing is deflated. PNG payloads do not compress (level 1 saved 0.01% of the bytes
 # in bench/) while deflating them cost ~0.8 ms per 47 KB record, 12x the rest of the write.
 TFRECORD_OPTIONS = dict(compression_type='GZIP', compression_level=0)
 
-
-class FileChangedError(RuntimeError):
-  """An image's bytes differ between the check pass and the write pass."""
+# Manifest entry kinds.
+SHARD = 'shard'
+PROBLEM = 'problem'  # a bad row
+DROPPED = 'dropped'  # a duplicate dropped by duplicates=drop: quarantined, not a failure
+DUPLICATE = 'duplicate'
+ERROR = 'error'
 
 
 class ReconciliationError(RuntimeError):
-  """Rows in != examples written: something was lost between the index and the shards."""
+  """Rows in != examples written + rows quarantined: something was lost on the way."""
 
 
 def split_uri(examples_uri: str, split: str) -> str:
-  return os.path.join(examples_uri, f'{SPLIT_DIR_PREFIX}{split}')
+  return files.join_uri(examples_uri, f'{SPLIT_DIR_PREFIX}{split}')
 
 
-def read_bytes(path: str) -> bytes:
-  with index.open_binary(path) as f:
-    return f.read()
+# --- The plan as data -------------------------------------------------------------------------
 
+_ROW_FIELDS = ('line', 'image_id', 'image_path', 'mask_path', 'label', 'class_name', 'group',
+               'image_sha256')
+
+
+def row_to_list(row: index.IndexRow) -> List[Any]:
+  return [getattr(row, f) for f in _ROW_FIELDS]
+
+
+def row_from_list(values: Sequence[Any]) -> index.IndexRow:
+  return index.IndexRow(**dict(zip(_ROW_FIELDS, values)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+  """Consecutive rows of one shard in write order (``split`` '' before assignment)."""
+  split: str
+  shard: int
+  num_shards: int
+  chunk: int
+  rows: Tuple[index.IndexRow, ...]
+
+  @property
+  def shard_key(self) -> Tuple[str, int]:
+    return self.split, self.shard
+
+  @property
+  def file_name(self) -> str:
+    return assignment.Shard(self.split, self.shard, self.num_shards, ()).file_name
+
+  def to_json(self) -> str:
+    return json.dumps([self.split, self.shard, self.num_shards, self.chunk,
+                       [row_to_list(r) for r in self.rows]], separators=(',', ':'))
+
+  @classmethod
+  def from_json(cls, line: str) -> 'Chunk':
+    split, shard, num_shards, chunk, rows = json.loads(line)
+    return cls(split, shard, num_shards, chunk, tuple(row_from_list(r) for r in rows))
+
+
+def chunk_shards(shards: Sequence[assignment.Shard], chunk_rows: int = 0) -> List[Chunk]:
+  """Each shard's rows, in write order, cut into runs of at most ``chunk_rows``
+  (default CHUNK_ROWS)."""
+  chunk_rows = chunk_rows or CHUNK_ROWS
+  return [Chunk(s.split, s.index, s.num_shards, c, s.rows[start:start + chunk_rows])
+          for s in shards
+          for c, start in enumerate(range(0, max(len(s.rows), 1), chunk_rows))]
+
+
+def unassigned_chunks(rows: Sequence[index.IndexRow], chunk_rows: int = 0) -> List[Chunk]:
+  """Rows for the check pass, by key, before any shard is known."""
+  chunk_rows = chunk_rows or CHUNK_ROWS
+  rows = sorted(rows, key=lambda r: r.image_id)
+  return [Chunk('', -1, 0, c, tuple(rows[start:start + chunk_rows]))
+          for c, start in enumerate(range(0, len(rows), chunk_rows))]
+
+
+# --- Per-row work (workers) -------------------------------------------------------------------
 
 def make_example(row: index.IndexRow, image: bytes, mask: bytes) -> tf.train.Example:
   """The seed's record (image, mask, class) plus the key image_id and the hash image_sha256."""
@@ -65,120 +156,388 @@ def make_example(row: index.IndexRow, image: bytes, mask: bytes) -> tf.train.Exa
   }))
 
 
-def serialize_row(row: index.IndexRow) -> bytes:
-  """Reads a row's files and returns its serialized example (deterministic map order)."""
-  image = read_bytes(row.image_path)
-  if row.image_sha256 and hashlib.sha256(image).hexdigest() != row.image_sha256:
-    raise FileChangedError(f'line {row.line}: {row.image_path} changed after it was checked '
-                           '(its sha256 differs); rerun to ingest the current file.')
-  mask = read_bytes(row.mask_path) if row.mask_path else b''
-  return make_example(row, image, mask).SerializeToString(deterministic=True)
+def _problem(row: index.IndexRow, loaded: files.LoadedRow) -> index.Problem:
+  return index.Problem(row.line, loaded.problems[0][0],
+                       '; '.join(reason for _, reason in loaded.problems))
 
 
-class _WriteShardFn(beam.DoFn):
-  """Shard plan -> one complete TFRecord file. Yields (split, shard index, records written)."""
+def load_and_hash(row: index.IndexRow, options: files.CheckOptions
+                  ) -> Tuple[index.IndexRow, files.LoadedRow]:
+  """Reads and checks a row's files once -> (the row with its image's sha256, what was read).
 
-  def __init__(self, examples_uri: str):
-    self._examples_uri = examples_uri
-    self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, EXAMPLES_WRITTEN)
-
-  def process(self, shard: assignment.Shard):
-    final_path = os.path.join(split_uri(self._examples_uri, shard.split), shard.file_name)
-    staging_path = os.path.join(self._examples_uri, STAGING_DIR,
-                                f'{shard.split}-{shard.file_name}')
-    tf.io.gfile.makedirs(os.path.dirname(staging_path))
-    options = tf.io.TFRecordOptions(**TFRECORD_OPTIONS)
-    with tf.io.TFRecordWriter(staging_path, options) as writer:
-      for row in shard.rows:
-        writer.write(serialize_row(row))
-    tf.io.gfile.makedirs(os.path.dirname(final_path))
-    tf.io.gfile.rename(staging_path, final_path, overwrite=True)
-    self._written.inc(len(shard.rows))
-    yield shard.split, shard.index, len(shard.rows)
+  A row that already carries a sha256 (from the check pass) must still have it."""
+  loaded = files.load_row(row.image_path, row.mask_path, options)
+  if loaded.problems:
+    return row, loaded
+  digest = hashlib.sha256(loaded.image).hexdigest()
+  if row.image_sha256 and row.image_sha256 != digest:
+    return row, files.LoadedRow(problems=((row.image_path, (
+        'changed after it was checked: the image\'s sha256 differs from the check pass; '
+        'rerun to ingest the current file')),))
+  return dataclasses.replace(row, image_sha256=digest), loaded
 
 
-@beam.ptransform_fn
-def WriteShards(pipeline: beam.Pipeline, shards: Sequence[assignment.Shard],  # pylint: disable=invalid-name
-                examples_uri: str) -> Dict[str, beam.PCollection]:
-  """One labelled branch per split: Create(plans) -> Reshuffle -> ParDo(write shard)."""
-  written = {}
-  for split in dict.fromkeys(s.split for s in shards):
-    plans = [s for s in shards if s.split == split]
-    written[split] = (
-        pipeline
-        # PCollection[Shard]: a few hundred bytes per row (ids, paths, labels), no image bytes.
-        | f'PlanShards[{split}]' >> beam.Create(plans)
-        # Spreads shards over workers on distributed runners.
-        | f'Distribute[{split}]' >> beam.Reshuffle()
-        # PCollection[(split, shard index, records written)]
-        | f'WriteShard[{split}]' >> beam.ParDo(_WriteShardFn(examples_uri)))
-  return written
+def _member(row: index.IndexRow, split: str) -> Dict[str, Any]:
+  return dict(image_id=row.image_id, line=row.line, class_name=row.class_name, split=split)
+
+
+class CheckRowsFn(beam.DoFn):
+  """Check pass. Chunk (unassigned) -> per row ('ok', row list with sha256) or
+  ('bad', problem dict). Bytes are read, checked and hashed, then dropped."""
+
+  def __init__(self, options: files.CheckOptions):
+    self._options = options
+    self._checked = beam.metrics.Metrics.counter(METRICS_NAMESPACE, ROWS_CHECKED)
+
+  def process(self, chunk: Chunk):
+    for row in chunk.rows:
+      row, loaded = load_and_hash(row, self._options)
+      self._checked.inc()
+      if loaded.problems:
+        yield 'bad', _problem(row, loaded).to_dict()
+      else:
+        yield 'ok', row_to_list(row)
+
+
+def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec], seed: int,
+                     duplicates: str) -> Iterable[Tuple[str, Any]]:
+  """All check results (keys and hashes, no bytes) -> the write plan, in one step.
+
+  Yields ('chunk', Chunk JSON) for the write stage, and manifest entries: ('problem', ...) for
+  bad and dropped rows, ('duplicate', ...) for duplicate groups, ('error', message) when no
+  plan is possible."""
+  rows = [row_from_list(v) for kind, v in checks if kind == 'ok']
+  for kind, v in checks:
+    if kind == 'bad':
+      yield PROBLEM, v
+  kept, dropped, groups = duplicates_lib.apply_policy(
+      rows, DUPLICATES_DROP if duplicates == DUPLICATES_DROP else 'report')
+  for p in dropped:
+    yield DROPPED, p.to_dict()
+  if not kept:
+    yield ERROR, 'no usable rows: every row is bad'
+    return
+  try:
+    shards = assignment.assign_shards(kept, splits, seed)
+  except assignment.AssignmentError as e:
+    yield ERROR, str(e)
+    return
+  split_of = {r.image_id: s.split for s in shards for r in s.rows}
+  for g in groups:
+    yield DUPLICATE, dict(sha256=g.sha256, members=[_member(r, split_of.get(r.image_id, ''))
+                                                    for r in g.rows])
+  for chunk in chunk_shards(shards):
+    yield 'chunk', chunk.to_json()
 
 
 @dataclasses.dataclass
-class Plan:
-  """Everything decided before a byte of output is written."""
-  rows_in: int
-  quarantined: List[index.Problem]  # bad rows and dropped duplicates, by line
-  shards: List[assignment.Shard]
-  duplicates: List[duplicates_lib.DuplicateGroup]
+class ChunkResult:
+  """What writing one chunk produced: its piece file, the rows written, the bad rows."""
+  split: str
+  shard: int
+  num_shards: int
+  chunk: int
+  piece: str
+  written: List[Dict[str, Any]]  # [{image_id, line, class_name, split, label, sha256}]
+  problems: List[Dict[str, Any]]
 
 
-def plan(csv_path: str, config: IngestConfig) -> Plan:
-  """Reads and checks the index (file headers, content hashes), applies the duplicate policy,
-  then assigns shards. Raises before anything is written under the 'fail' policies."""
-  checked = index.read_index(csv_path, config.class_mapping, quarantine=config.quarantine,
-                             allowed_roots=config.allowed_roots, max_pixels=config.max_pixels,
-                             group_column=config.group_column)
-  rows, dropped, groups = duplicates_lib.apply_policy(checked.rows, config.duplicates)
-  return Plan(checked.rows_in, sorted(checked.quarantined + dropped, key=lambda p: p.line),
-              assignment.assign_shards(rows, config.splits, config.seed), groups)
+class WriteChunkFn(beam.DoFn):
+  """Chunk -> one piece file: each row's files read and checked once, hashed, serialized.
+  Yields a ChunkResult; bad rows are results too, never exceptions (so every one is listed)."""
+
+  def __init__(self, staging_dir: str, options: files.CheckOptions):
+    self._staging_dir = staging_dir
+    self._options = options
+    self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, EXAMPLES_WRITTEN)
+    self._checked = beam.metrics.Metrics.counter(METRICS_NAMESPACE, ROWS_CHECKED)
+    self._bad = beam.metrics.Metrics.counter(METRICS_NAMESPACE, BAD_ROWS)
+
+  def process(self, chunk: Chunk):
+    piece = files.join_uri(self._staging_dir, PIECES_DIR,
+                           f'{chunk.split}-{chunk.shard:05d}-{chunk.chunk:05d}.gz')
+    tf.io.gfile.makedirs(os.path.dirname(piece))
+    written, problems = [], []
+    with tf.io.TFRecordWriter(piece, tf.io.TFRecordOptions(**TFRECORD_OPTIONS)) as writer:
+      for row in chunk.rows:
+        row, loaded = load_and_hash(row, self._options)
+        self._checked.inc()
+        if loaded.problems:
+          problems.append(_problem(row, loaded).to_dict())
+          self._bad.inc()
+          continue
+        writer.write(make_example(row, loaded.image, loaded.mask).SerializeToString(
+            deterministic=True))
+        written.append(dict(_member(row, chunk.split), label=row.label, sha256=row.image_sha256))
+        self._written.inc()
+    yield ChunkResult(chunk.split, chunk.shard, chunk.num_shards, chunk.chunk, piece, written,
+                      problems)
+
+
+def concatenate(pieces: Sequence[str], target: str) -> int:
+  """Appends the pieces' bytes into ``target`` in order -> bytes written. Local files copy in
+  the kernel (``os.copy_file_range``); URIs stream through ``tf.io.gfile``."""
+  tf.io.gfile.makedirs(os.path.dirname(target))
+  if len(pieces) == 1:
+    tf.io.gfile.rename(pieces[0], target, overwrite=True)
+    return tf.io.gfile.stat(target).length
+  total = 0
+  if not files.is_uri(target) and hasattr(os, 'copy_file_range'):
+    with open(target, 'wb') as out:
+      for piece in pieces:
+        with open(piece, 'rb') as src:
+          left = os.fstat(src.fileno()).st_size
+          while left:
+            n = os.copy_file_range(src.fileno(), out.fileno(), left)
+            if not n:
+              raise IOError(f'short copy from {piece} into {target}')
+            left -= n
+            total += n
+  else:
+    with tf.io.gfile.GFile(target, 'wb') as out:
+      for piece in pieces:
+        with tf.io.gfile.GFile(piece, 'rb') as src:
+          for block in iter(lambda src=src: src.read(1 << 22), b''):
+            out.write(block)
+            total += len(block)
+  for piece in pieces:
+    tf.io.gfile.remove(piece)
+  return total
+
+
+def duplicate_group(keyed: Tuple[str, Iterable[Dict[str, Any]]]):
+  """(sha256, members) -> a manifest entry when more than one row has these bytes."""
+  sha256, members = keyed
+  members = sorted(members, key=lambda m: m['image_id'])
+  if len(members) > 1:
+    yield DUPLICATE, dict(sha256=sha256, members=members)
+
+
+class AssembleShardFn(beam.DoFn):
+  """(shard key, its chunks' results) -> the shard file in staging, pieces in chunk order.
+  Yields the shard's manifest entry and the rows' problems."""
+
+  def __init__(self, staging_dir: str):
+    self._staging_dir = staging_dir
+
+  def process(self, keyed: Tuple[Tuple[str, int], Iterable[ChunkResult]]):
+    (split, shard), results = keyed
+    results = sorted(results, key=lambda r: r.chunk)
+    name = assignment.Shard(split, shard, results[0].num_shards, ()).file_name
+    size = concatenate([r.piece for r in results],
+                       files.join_uri(self._staging_dir, f'{SPLIT_DIR_PREFIX}{split}', name))
+    written = [w for r in results for w in r.written]
+    yield SHARD, dict(split=split, index=shard, file=name, count=len(written), bytes=size,
+                      class_counts=dict(sorted(collections.Counter(
+                          w['label'] for w in written).items())))
+    for r in results:
+      for p in r.problems:
+        yield PROBLEM, p
+
+
+@beam.ptransform_fn
+def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.CheckOptions,  # pylint: disable=invalid-name
+                 check_pass: bool, splits: Sequence[SplitSpec], seed: int,
+                 duplicates: str) -> beam.pvalue.PDone:
+  """The whole job: reads the plan, writes shards to staging, writes the manifest."""
+  chunks = (
+      pipeline
+      # PCollection[str]: one JSON line per chunk of <= CHUNK_ROWS rows (ids, paths, labels).
+      | 'ReadPlan' >> beam.io.ReadFromText(files.join_uri(staging_dir, PLAN_FILE))
+      # PCollection[Chunk]
+      | 'ParseChunks' >> beam.Map(Chunk.from_json))
+  manifest = []
+  if check_pass:
+    checked = (
+        chunks
+        | 'DistributeChecks' >> beam.Reshuffle()
+        # PCollection[('ok', row list with sha256) | ('bad', problem dict)]: no bytes.
+        | 'CheckRows' >> beam.ParDo(CheckRowsFn(options)))
+    planned = (
+        checked
+        # PCollection[list of all check results]: one element, keys and hashes only.
+        | 'CollectChecks' >> beam.combiners.ToList()
+        # PCollection[('chunk', Chunk JSON) | (manifest kind, entry)]
+        | 'AssignShards' >> beam.FlatMap(plan_from_checks, splits=splits, seed=seed,
+                                         duplicates=duplicates))
+    manifest.append(planned | 'PlanEntries' >> beam.Filter(lambda kv: kv[0] != 'chunk'))
+    chunks = (planned
+              | 'PlannedChunks' >> beam.Filter(lambda kv: kv[0] == 'chunk')
+              # PCollection[Chunk], now with shards and expected hashes.
+              | 'ParsePlannedChunks' >> beam.Map(lambda kv: Chunk.from_json(kv[1])))
+  results = (
+      chunks
+      | 'DistributeChunks' >> beam.Reshuffle()
+      # PCollection[ChunkResult]: a piece file per chunk, the rows written, the bad rows.
+      | 'WriteChunks' >> beam.ParDo(WriteChunkFn(staging_dir, options)))
+  manifest.append(
+      results
+      # PCollection[((split, shard), ChunkResult)]
+      | 'KeyByShard' >> beam.Map(lambda r: ((r.split, r.shard), r))
+      | 'GroupByShard' >> beam.GroupByKey()
+      # PCollection[('shard', entry) | ('problem', entry)]: shard files complete in staging.
+      | 'AssembleShards' >> beam.ParDo(AssembleShardFn(staging_dir)))
+  if not check_pass:  # the check pass found the duplicate groups already
+    manifest.append(
+        results
+        # PCollection[(sha256, member)] for every row written
+        | 'KeyBySha256' >> beam.FlatMap(
+            lambda r: [(w['sha256'], {k: w[k] for k in ('image_id', 'line', 'class_name',
+                                                        'split')}) for w in r.written])
+        | 'GroupBySha256' >> beam.GroupByKey()
+        # PCollection[('duplicate', {sha256, members})]: identical images under several rows.
+        | 'DuplicateGroups' >> beam.FlatMap(duplicate_group))
+  _ = (manifest
+       | 'Results' >> beam.Flatten()
+       # PCollection[str]: one JSON line per manifest entry
+       | 'EncodeResults' >> beam.Map(lambda kv: json.dumps(list(kv), sort_keys=True))
+       | 'WriteManifest' >> beam.io.WriteToText(
+           files.join_uri(staging_dir, MANIFEST_FILE), num_shards=1, shard_name_template=''))
+
+
+# --- Launcher ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Manifest:
+  """The job's results, as read back from its manifest file."""
+  shards: List[Dict[str, Any]]
+  problems: List[index.Problem]
+  dropped: List[index.Problem]
+  duplicates: List[Dict[str, Any]]  # [{sha256, members: [{image_id, line, class_name, split}]}]
+  errors: List[str]
+
+  @classmethod
+  def read(cls, path: str) -> 'Manifest':
+    out = cls([], [], [], [], [])
+    with tf.io.gfile.GFile(path) as f:
+      for line in f:
+        kind, entry = json.loads(line)
+        if kind == SHARD:
+          out.shards.append(entry)
+        elif kind == PROBLEM:
+          out.problems.append(index.Problem(**entry))
+        elif kind == DROPPED:
+          out.dropped.append(index.Problem(**entry))
+        elif kind == DUPLICATE:
+          out.duplicates.append(entry)
+        else:
+          out.errors.append(entry)
+    out.shards.sort(key=lambda s: (s['split'], s['index']))
+    out.duplicates.sort(key=lambda d: d['members'][0]['image_id'])
+    return out
+
+
+def _write_lines(path: str, lines: Iterable[str]) -> None:
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tf.io.gfile.GFile(path, 'w') as f:
+    for line in lines:
+      f.write(line + '\n')
+
+
+def _remove_tree(path: str) -> None:
+  if files.is_uri(path):
+    if tf.io.gfile.exists(path):
+      tf.io.gfile.rmtree(path)
+  else:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _max_class_deviation(shards: Sequence[Dict[str, Any]]) -> float:
+  """Largest |shard class count - class total / number of shards| (records)."""
+  totals = collections.Counter()
+  for s in shards:
+    totals.update(s['class_counts'])
+  return max((abs(s['class_counts'].get(c, 0) - n / len(shards)) for s in shards
+              for c, n in totals.items()), default=0.0)
+
+
+def _describe(members: Sequence[Dict[str, Any]]) -> str:
+  return ', '.join(f"line {m['line']} {m['image_id']!r} ({m['class_name']})" for m in members)
 
 
 def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
                make_pipeline: Callable[[], beam.Pipeline]) -> IngestSummary:
-  """Plans, writes every shard with Beam, reconciles counts, writes the summary."""
-  the_plan = plan(csv_path, config)
-  shards = the_plan.shards
-  rows_in, quarantined = the_plan.rows_in, len(the_plan.quarantined)
-  logging.info('ImageExampleGen: %s rows from %s (%s quarantined) -> %s shards', rows_in,
-               csv_path, quarantined, len(shards))
+  """Plans from the CSV, runs the Beam job, reconciles, publishes, writes the summary.
 
-  pipeline = make_pipeline()
-  _ = pipeline | 'WriteShards' >> WriteShards(shards, examples_uri)  # pylint: disable=no-value-for-parameter
-  result = pipeline.run()
-  result.wait_until_finish()
-  written = _counter(result, EXAMPLES_WRITTEN)
-  staging = os.path.join(examples_uri, STAGING_DIR)
-  if tf.io.gfile.exists(staging):
-    tf.io.gfile.rmtree(staging)
-  missing = [s for s in shards if not tf.io.gfile.exists(
-      os.path.join(split_uri(examples_uri, s.split), s.file_name))]
-  if missing or written + quarantined != rows_in:
+  Raises IndexValidationError (bad rows under 'fail'), DuplicateImagesError, AssignmentError
+  or ReconciliationError; then nothing is published and the staging folder is gone."""
+  checked = index.read_index(csv_path, config.class_mapping, config.allowed_roots,
+                             config.group_column)
+  if not config.quarantine:
+    index.fail_on_problems(csv_path, checked, checked.quarantined)
+  if not checked.rows:
+    raise index.IndexValidationError(csv_path, checked.quarantined,
+                                     'no usable rows: every row is bad')
+  check_pass = config.quarantine or config.duplicates == DUPLICATES_DROP
+  if check_pass:
+    chunks = unassigned_chunks(checked.rows)
+  else:
+    chunks = chunk_shards(assignment.assign_shards(checked.rows, config.splits, config.seed))
+  options = files.CheckOptions(
+      files.resolve_roots(config.allowed_roots, index.csv_folder(csv_path)), config.max_pixels,
+      config.max_file_bytes, config.verify)
+  staging = files.join_uri(examples_uri, STAGING_DIR)
+  logging.info('ImageExampleGen: %s rows from %s (%s bad in the index) -> %s chunks%s',
+               checked.rows_in, csv_path, len(checked.quarantined), len(chunks),
+               ' after a check pass' if check_pass else '')
+  try:
+    _write_lines(files.join_uri(staging, PLAN_FILE), (c.to_json() for c in chunks))
+    pipeline = make_pipeline()
+    _ = pipeline | 'IngestImages' >> IngestImages(  # pylint: disable=no-value-for-parameter
+        staging, options, check_pass, config.splits, config.seed, config.duplicates)
+    pipeline.run().wait_until_finish()
+    result = Manifest.read(files.join_uri(staging, MANIFEST_FILE))
+    return _publish(csv_path, config, examples_uri, staging, checked, result)
+  finally:
+    _remove_tree(staging)
+
+
+def _publish(csv_path: str, config: IngestConfig, examples_uri: str, staging: str,
+             checked: index.CheckedIndex, result: Manifest) -> IngestSummary:
+  """Applies the policies to the job's results, reconciles, renames shards into place."""
+  if result.errors:
+    raise assignment.AssignmentError('; '.join(result.errors))
+  if not config.quarantine:
+    index.fail_on_problems(csv_path, checked, result.problems)
+  quarantined = sorted(checked.quarantined + result.problems + result.dropped,
+                       key=lambda p: p.line)
+  if config.duplicates == DUPLICATES_FAIL and result.duplicates:
+    listed = '\n'.join(f"  sha256 {g['sha256'][:12]}…: {_describe(g['members'])}"
+                       for g in result.duplicates[:20])
+    raise duplicates_lib.DuplicateImagesError(
+        f'{len(result.duplicates)} image(s) appear under more than one row, and nothing was '
+        f'written:\n{listed}\nRemove them, or pass --duplicates drop (keep the first by '
+        'image_id, quarantine the rest) or --duplicates report.')
+  expected = [(s.name, k) for s in config.splits for k in range(s.num_shards)]
+  got = [(s['split'], s['index']) for s in result.shards]
+  written = sum(s['count'] for s in result.shards)
+  if sorted(got) != sorted(expected) or written + len(quarantined) != checked.rows_in:
     raise ReconciliationError(
-        f'rows in ({rows_in}) != examples written ({written}) + rows quarantined '
-        f'({quarantined}); missing shard files: {[s.split + "/" + s.file_name for s in missing]}')
-  with tf.io.gfile.GFile(os.path.join(examples_uri, QUARANTINE_FILE), 'w') as f:
-    json.dump([p.to_dict() for p in the_plan.quarantined], f, indent=1)
-
+        f'rows in ({checked.rows_in}) != examples written ({written}) + rows quarantined '
+        f'({len(quarantined)}), or shards {sorted(set(expected) - set(got))} are missing; '
+        'nothing was published.')
+  order = {name: i for i, name in enumerate(s.name for s in config.splits)}
+  shards = sorted(result.shards, key=lambda s: (order[s['split']], s['index']))
+  for s in shards:
+    target = files.join_uri(split_uri(examples_uri, s['split']), s['file'])
+    tf.io.gfile.makedirs(os.path.dirname(target))
+    tf.io.gfile.rename(files.join_uri(staging, f"{SPLIT_DIR_PREFIX}{s['split']}", s['file']),
+                       target, overwrite=True)
+  with tf.io.gfile.GFile(files.join_uri(examples_uri, QUARANTINE_FILE), 'w') as f:
+    json.dump([p.to_dict() for p in quarantined], f, indent=1)
   names = {label: name for name, label in config.class_mapping.items()}
-  split_of = {r.image_id: s.split for s in shards for r in s.rows}
   summary = IngestSummary(
       csv_path=csv_path, seed=config.seed,
       splits=[dataclasses.asdict(s) for s in config.splits],
-      class_names=dict(sorted(names.items())), rows_in=rows_in, examples_written=written,
-      rows_quarantined=quarantined, on_bad_record=config.on_bad_record,
-      group_column=config.group_column,
-      max_class_deviation=round(assignment.max_class_deviation(shards), 3),
-      duplicate_images=duplicates_lib.cross_split(the_plan.duplicates, split_of),
-      shards=[dict(split=s.split, index=s.index, file=s.file_name, count=len(s.rows),
-                   class_counts=s.class_counts()) for s in shards])
-  with tf.io.gfile.GFile(os.path.join(examples_uri, SUMMARY_FILE), 'w') as f:
+      class_names=dict(sorted(names.items())), rows_in=checked.rows_in,
+      examples_written=written, rows_quarantined=len(quarantined),
+      on_bad_record=config.on_bad_record, group_column=config.group_column,
+      max_class_deviation=round(_max_class_deviation(shards), 3),
+      duplicate_images=[dict(g, crosses_splits=len(
+          {m['split'] for m in g['members'] if m['split']}) > 1) for g in result.duplicates],
+      shards=[dict(split=s['split'], index=s['index'], file=s['file'], count=s['count'],
+                   class_counts={int(k): v for k, v in s['class_counts'].items()})
+              for s in shards])
+  with tf.io.gfile.GFile(files.join_uri(examples_uri, SUMMARY_FILE), 'w') as f:
     f.write(summary.to_json())
   return summary
-
-
-def _counter(result: beam.runners.runner.PipelineResult, name: str) -> int:
-  query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(
-      METRICS_NAMESPACE).with_name(name))
-  return sum(c.committed for c in query['counters'])

@@ -19,6 +19,8 @@ MAX_PIXELS_KEY = 'max_pixels'  # int: decompression-bomb guard
 GROUP_COLUMN_KEY = 'group_column'  # str: '' or a CSV column whose rows stay together
 DUPLICATES_KEY = 'duplicates'  # 'report' | 'fail' | 'drop'
 FINGERPRINT_CONTENT_KEY = 'fingerprint_content'  # int 0/1: hash referenced files for caching
+VERIFY_KEY = 'verify'  # 'full' | 'header': how much of each image/mask workers check
+MAX_FILE_BYTES_KEY = 'max_file_bytes'  # int: larger files are bad records, never read
 
 # Custom properties set on the output Examples artifact.
 SUMMARY_PROPERTY = 'cxr_ingest_summary'  # IngestSummary JSON (per-shard class counts, ...)
@@ -41,4 +43,6 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       GROUP_COLUMN_KEY: ExecutionParameter(type=str),
       DUPLICATES_KEY: ExecutionParameter(type=str),
       FINGERPRINT_CONTENT_KEY: ExecutionParameter(type=int),
+      VERIFY_KEY: ExecutionParameter(type=str),
+      MAX_FILE_BYTES_KEY: ExecutionParameter(type=int),
   }

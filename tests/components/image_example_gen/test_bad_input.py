@@ -49,96 +49,125 @@ def write_index(d, rows):
   return str(d / 'index.csv')
 
 
-def reasons(csv_path, **kw):
-  checked = index.read_index(csv_path, MAPPING, quarantine=True, max_pixels=100_000, **kw)
-  assert checked.rows_in == len(checked.rows) + len(checked.quarantined)
-  return checked, {p.line: p.reason for p in checked.quarantined}
+def options(root, **kw):
+  from components.image_example_gen import files  # pylint: disable=g-import-not-at-top
+  kw.setdefault('allowed_roots', (str(root),))
+  kw.setdefault('max_pixels', 100_000)
+  kw.setdefault('max_file_bytes', 1 << 20)
+  kw.setdefault('verify', 'header')
+  return files.CheckOptions(**kw)
+
+
+def why(root, image, mask='', **kw):
+  """The worker's verdict on one row of real files: '' when good, else the reasons."""
+  from components.image_example_gen import files  # pylint: disable=g-import-not-at-top
+  loaded = files.load_row(str(root / image) if image else '', str(root / mask) if mask else '',
+                          options(root, **kw))
+  return '; '.join(reason for _, reason in loaded.problems)
 
 
 def test_each_bad_file_is_named_with_its_reason(root):
-  csv_path = write_index(root, [
-      ('good.png', 'mask.png', 'COVID'),        # 2 ok
-      ('deep16.png', '', 'Normal'),              # 3 ok: 16-bit PNG
-      ('really-a-jpeg.png', '', 'Normal'),       # 4 ok: a JPEG named .png
-      ('truncated.png', '', 'COVID'),            # 5
-      ('empty.png', '', 'COVID'),                # 6
-      ('text.png', '', 'COVID'),                 # 7
-      ('noise.png', '', 'COVID'),                # 8
-      ('gone.png', '', 'COVID'),                 # 9
-      ('good.png-2', 'gone-mask.png', 'COVID'),  # 10 two bad files: both reasons
-      ('huge.png', '', 'COVID'),                 # 11
-  ])
-  checked, why = reasons(csv_path)
-  assert [r.line for r in checked.rows] == [2, 3, 4]
-  headers = {r.line: r.image_header for r in checked.rows}
-  assert (headers[3].format, headers[3].bit_depth) == ('png', 16)
-  assert (headers[4].format, headers[4].mode) == ('jpeg', 'RGB')
-  assert checked.rows[0].mask_header.width == 8
-  assert why[5] == 'bad image: truncated PNG: no IEND chunk at the end of the file'
-  assert why[6] == 'bad image: empty file'
-  assert why[7].startswith("bad image: not a PNG or JPEG: starts with b'this is ")
-  assert why[8].startswith('bad image: corrupt PNG header') or why[8].startswith(
-      'bad image: truncated PNG')
-  assert why[9] == 'missing file: image not found'
-  assert why[10] == 'missing file: image not found; missing file: mask not found'
-  assert why[11] == ('too large image: 400x300 = 120000 pixels > 100000 (option --max-pixels)')
+  from components.image_example_gen import files  # pylint: disable=g-import-not-at-top
+  good = files.load_row(str(root / 'good.png'), str(root / 'mask.png'), options(root))
+  assert not good.problems and good.mask_header.width == 8
+  with open(root / 'good.png', 'rb') as f:
+    assert good.image == f.read()  # the bytes checked are the bytes returned
+  deep = files.load_row(str(root / 'deep16.png'), '', options(root))
+  assert (deep.image_header.format, deep.image_header.bit_depth) == ('png', 16)
+  jpeg = files.load_row(str(root / 'really-a-jpeg.png'), '', options(root))
+  assert (jpeg.image_header.format, jpeg.image_header.mode) == ('jpeg', 'RGB')
+  assert why(root, 'truncated.png').startswith('bad image: truncated PNG')
+  assert why(root, 'empty.png') == 'bad image: empty file'
+  assert why(root, 'text.png').startswith("bad image: not a PNG or JPEG: starts with b'this is ")
+  assert why(root, 'noise.png').startswith('bad image: ')
+  assert why(root, 'gone.png') == 'missing file: image not found'
+  assert why(root, 'gone.png', 'gone-mask.png') == (
+      'missing file: image not found; missing file: mask not found')
+  assert why(root, 'huge.png').startswith('bad image: too large')
+  assert '400x300 = 120000 pixels' in why(root, 'huge.png')
+  assert '--max-pixels' in why(root, 'huge.png')
+  assert why(root, 'huge.png', max_file_bytes=50) == (
+      f'too large image file: {os.path.getsize(root / "huge.png")} bytes > 50 '
+      '(option --max-file-bytes)')
 
 
-def test_paths_outside_the_allowed_roots_are_refused_even_via_symlink(root):
-  outside = str(root.parent / 'outside' / 'secret.png')
-  csv_path = write_index(root, [
-      ('good.png', '', 'COVID'),
-      ('link-out.png', '', 'COVID'),          # symlink pointing out of the root
-      ('../outside/secret.png', '', 'COVID'),  # relative escape
-      (outside, '', 'COVID'),                  # absolute path elsewhere
-      ('good.png-x', 'link-out.png', 'COVID'),  # mask via symlink
-  ])
-  checked, why = reasons(csv_path)
-  assert [r.line for r in checked.rows] == [2]
-  for line in (3, 4, 5):
-    assert why[line].startswith('outside allowed roots: the image resolves (symlinks followed) '
-                                f"outside ['{root}']"), why[line]
-  assert 'outside allowed roots: the mask' in why[6]
+def test_paths_outside_the_allowed_roots_are_refused_on_the_opened_file(root):
+  outside = root.parent / 'outside' / 'secret.png'
+  for image in ('link-out.png', '../outside/secret.png', str(outside)):
+    assert why(root, image).startswith('outside allowed roots: the image resolves (symlinks '
+                                       f"followed) outside ['{root}']"), image
+  assert why(root, 'good.png', 'link-out.png').startswith('outside allowed roots: the mask')
   # an explicitly allowed root lets them in
-  checked, why = reasons(csv_path, allowed_roots=[str(root), str(root.parent / 'outside')])
-  assert [r.line for r in checked.rows] == [2, 3, 4, 5]
+  assert why(root, 'link-out.png', allowed_roots=(str(root), str(outside.parent))) == ''
+  # a symlinked root folder is resolved once; files inside it are inside
+  os.symlink(root, root.parent / 'root-link')
+  assert why(root.parent / 'root-link', 'good.png') == ''
 
 
-def test_fail_policy_raises_before_anything_is_written(root, tmp_path):
+def test_special_files_never_block_and_are_refused(root):
+  os.mkfifo(root / 'fifo.png')
+  assert why(root, 'fifo.png') == 'not a regular file: the image is a FIFO'
+  os.symlink('/dev/zero', root / 'zero.png')
+  assert why(root, 'zero.png', allowed_roots=(str(root), '/dev')) == (
+      'not a regular file: the image is a character device')
+  assert why(root, 'zero.png').startswith('outside allowed roots')
+  os.mkdir(root / 'folder.png')
+  assert why(root, 'folder.png') == 'not a regular file: the image is a directory'
+
+
+def _ingest(csv_path, out, **kw):
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.config import IngestConfig, SplitSpec  # pylint: disable=g-import-not-at-top
+  return ingest.run_ingest(csv_path, IngestConfig(MAPPING, (SplitSpec('train', 1),), **kw),
+                           str(out), beam.Pipeline)
+
+
+def nothing_left(out):
+  """Nothing published and nothing left behind: no shard, no staging folder."""
+  return not out.exists() or not [p for p in out.rglob('*')]
+
+
+def test_fail_policy_lists_every_bad_row_and_publishes_nothing(root, tmp_path):
   csv_path = write_index(root, [('good.png', '', 'COVID'), ('truncated.png', '', 'Normal'),
-                                ('good.png', '', 'COVID')])
+                                ('good.png', '', 'COVID'), ('deep16.png', 'gone.png', 'Normal'),
+                                ('link-out.png', '', 'COVID')])
   out = tmp_path / 'out'
   with pytest.raises(index.IndexValidationError) as e:
-    ingest.run_ingest(csv_path, IngestConfig(MAPPING, (SplitSpec('train', 1),)), str(out),
-                      beam.Pipeline)
-  assert f'line 3: bad image: truncated PNG: no IEND chunk at the end of the file ({root}' in str(
-      e.value)
-  assert "line 4: duplicate image_id: 'good.png' is also on line 2" in str(e.value)
-  assert not out.exists()
+    _ingest(csv_path, out)
+  msg = str(e.value)
+  # a row-level problem in the CSV stops the run before any Beam work
+  assert "line 4: duplicate image_id: 'good.png' is also on line 2" in msg
+  assert nothing_left(out)
+  # file problems are found by the workers, all of them listed, and nothing is published
+  csv_path = write_index(root, [('good.png', '', 'COVID'), ('truncated.png', '', 'Normal'),
+                                ('deep16.png', 'gone.png', 'Normal'), ('link-out.png', '', 'COVID')])
+  with pytest.raises(index.IndexValidationError) as e:
+    _ingest(csv_path, out)
+  msg = str(e.value)
+  assert '3 of 4 rows are bad and nothing was written' in msg
+  assert f'line 3: bad image: truncated PNG' in msg and f'({root}/truncated.png)' in msg
+  assert f'line 4: missing file: mask not found ({root}/gone.png)' in msg
+  assert 'line 5: outside allowed roots: the image resolves' in msg
+  assert nothing_left(out)
 
 
 def test_quarantine_policy_writes_good_rows_and_records_bad_ones(root, tmp_path):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig, SplitSpec  # pylint: disable=g-import-not-at-top
   from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
   csv_path = write_index(root, [('good.png', 'mask.png', 'COVID'), ('truncated.png', '', 'Normal'),
-                                ('deep16.png', '', 'Normal'), ('link-out.png', '', 'COVID')])
+                                ('deep16.png', '', 'Normal'), ('link-out.png', '', 'COVID'),
+                                ('../outside/secret.png', '', 'COVID')])
   out = tmp_path / 'out'
-  summary = ingest.run_ingest(
-      csv_path, IngestConfig(MAPPING, (SplitSpec('train', 1),), on_bad_record='quarantine'),
-      str(out), beam.Pipeline)
-  assert (summary.rows_in, summary.examples_written, summary.rows_quarantined) == (4, 2, 2)
+  summary = _ingest(csv_path, out, on_bad_record='quarantine')
+  assert (summary.rows_in, summary.examples_written, summary.rows_quarantined) == (5, 2, 3)
   with open(out / 'quarantine.json') as f:
     records = json.load(f)
   assert [(r['line'], os.path.basename(r['path'])) for r in records] == [
-      (3, 'truncated.png'), (5, 'link-out.png')]
+      (3, 'truncated.png'), (5, 'link-out.png'), (6, 'secret.png')]
   ids = sorted(ex.features.feature['image_id'].bytes_list.value[0]
                for _, ex in read_examples(str(out / 'Split-train' / '*')))
   assert ids == [b'deep16.png', b'good.png']
+  assert sorted(os.listdir(out)) == ['Split-train', 'ingest_summary.json', 'quarantine.json']
 
 
 # Malformed CSV content: fragments that break CSV in every way we know.
@@ -155,8 +184,7 @@ def test_malformed_csv_gives_a_clear_error_or_exact_reconciliation(root, rows, w
   text = '\n'.join(lines) + ('\n"unterminated' if len(rows) % 5 == 4 else '\n')
   (root / 'fuzz.csv').write_text(text)
   try:
-    checked = index.read_index(str(root / 'fuzz.csv'), MAPPING, quarantine=True,
-                               max_pixels=10**6)
+    checked = index.read_index(str(root / 'fuzz.csv'), MAPPING)
   except index.IndexValidationError as e:
     assert str(e).startswith(str(root / 'fuzz.csv') + ': ')
     assert len(str(e)) > len(str(root / 'fuzz.csv')) + 10

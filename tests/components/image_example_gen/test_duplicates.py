@@ -6,7 +6,7 @@ import pytest
 
 from components.image_example_gen.config import IngestConfig, SplitSpec
 from components.image_example_gen.duplicates import DuplicateImagesError
-from tests.components.image_example_gen.test_bad_input import png, write_index
+from tests.components.image_example_gen.test_bad_input import nothing_left, png, write_index
 
 MAPPING = {'COVID': 0, 'Normal': 1}
 
@@ -47,7 +47,7 @@ def test_fail_stops_before_writing_and_names_the_rows(data, tmp_path):
   msg = str(e.value)
   assert "line 10 'copy-of-0.png' (COVID), line 2 'img0.png' (Normal)" in msg
   assert '--duplicates drop' in msg
-  assert not (tmp_path / 'out').exists()
+  assert nothing_left(tmp_path / 'out')
 
 
 def test_drop_keeps_the_first_by_key_and_quarantines_the_rest(data, tmp_path):

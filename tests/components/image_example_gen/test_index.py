@@ -75,8 +75,10 @@ def test_bad_rows_become_problems_with_line_path_and_reason():
 def test_fail_policy_lists_every_bad_row_and_totals_before_writing(tmp_path):
   csv_path = tmp_path / 'index.csv'
   csv_path.write_text(HEADER + ''.join(f'missing-{i}.png,,Nope\n' for i in range(25)))
+  checked = index.read_index(str(csv_path), MAPPING)
+  assert (checked.rows_in, len(checked.rows), len(checked.quarantined)) == (25, 0, 25)
   with pytest.raises(index.IndexValidationError) as e:
-    index.read_index(str(csv_path), MAPPING, max_pixels=10**8)
+    index.fail_on_problems(str(csv_path), checked, checked.quarantined)
   msg = str(e.value)
   assert '25 of 25 rows are bad and nothing was written' in msg
   assert '--on-bad-record quarantine' in msg
@@ -114,8 +116,23 @@ def test_group_column_is_read_required_and_never_empty():
         HEADER + 'a.png,,COVID\n', '/d', MAPPING, group_column='patient_id')
 
 
+def test_the_launcher_checks_allowed_roots_by_name_without_touching_files(tmp_path):
+  """No file exists here: the rule is on names (normalised paths, URI prefixes) only."""
+  csv_path = tmp_path / 'index.csv'
+  csv_path.write_text(HEADER + 'a.png,,COVID\n../elsewhere/b.png,,COVID\n'
+                      '/etc/passwd,,COVID\nsub/../c.png,sub/../../d.png,Normal\n'
+                      'gs://bucket/data/e.png,,COVID\ngs://bucket/other/f.png,,COVID\n')
+  checked = index.read_index(str(csv_path), MAPPING)
+  assert [r.line for r in checked.rows] == [2]
+  assert [p.line for p in checked.quarantined] == [3, 4, 5, 6, 7]
+  assert 'outside allowed roots: the mask is outside' in str(checked.quarantined[2])
+  checked = index.read_index(str(csv_path), MAPPING,
+                             allowed_roots=[str(tmp_path), 'gs://bucket/data'])
+  assert [r.line for r in checked.rows] == [2, 6]
+
+
 def test_map_in_threads_keeps_order_in_chunks_and_inline():
-  from components.image_example_gen.index import map_in_threads  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.fingerprint import map_in_threads  # pylint: disable=g-import-not-at-top
   items = list(range(1000))
   assert map_in_threads(lambda x: x * x, items, 4) == [x * x for x in items]
   assert map_in_threads(lambda x: -x, items, 1) == [-x for x in items]

@@ -1,6 +1,7 @@
 """ImageExampleGen's Beam job and executor on small real PNG datasets, with real Beam."""
 import collections
 import hashlib
+import io
 import os
 
 import pytest
@@ -10,12 +11,14 @@ from tests.testutil import load_mapping, read_csv_rows, read_examples, seed_pars
 SPLITS = (('train', 8), ('eval', 1), ('test', 1))
 
 
-def _ingest(csv_path, mapping, out_dir, seed=0, splits=SPLITS):
+def _ingest(csv_path, mapping, out_dir, seed=0, splits=SPLITS, beam_args=(), **kw):
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
   from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.config import IngestConfig, SplitSpec  # pylint: disable=g-import-not-at-top
-  config = IngestConfig(mapping, tuple(SplitSpec(*s) for s in splits), seed)
-  return ingest.run_ingest(csv_path, config, out_dir, beam.Pipeline)
+  config = IngestConfig(mapping, tuple(SplitSpec(*s) for s in splits), seed, **kw)
+  return ingest.run_ingest(csv_path, config, out_dir,
+                           lambda: beam.Pipeline(options=PipelineOptions(list(beam_args))))
 
 
 def _shard_bytes(out_dir):
@@ -113,6 +116,64 @@ def test_csv_row_order_does_not_change_a_single_byte(runs):
   assert base.keys() == shuffled.keys()
   for name in base:
     assert base[name] == shuffled[name], name
+
+
+class _NoImageOpened:
+  """Makes every open of a .png in this process raise: the launcher may read the CSV only."""
+
+  def __init__(self, monkeypatch):
+    import builtins  # pylint: disable=g-import-not-at-top
+    self.attempts = []
+    for owner, name in ((builtins, 'open'), (os, 'open'), (io, 'open')):
+      monkeypatch.setattr(owner, name, self._guard(getattr(owner, name)))
+
+  def _guard(self, real):
+    def guarded(path, *args, **kwargs):
+      if str(path).endswith('.png'):
+        self.attempts.append(str(path))
+        raise AssertionError(f'the launcher opened an image: {path}')
+      return real(path, *args, **kwargs)
+    return guarded
+
+
+def test_multi_processing_workers_write_the_same_bytes_and_the_launcher_opens_no_image(
+    runs, demo_dataset, tmp_path, monkeypatch):
+  """DirectRunner multi_processing: the per-file work runs in 2 worker processes; this
+  (launcher) process refuses to open any image, and the shards are byte-identical."""
+  out, _, mapping = runs
+  guard = _NoImageOpened(monkeypatch)
+  summary = _ingest(demo_dataset.csv_path, mapping, str(tmp_path), beam_args=(
+      '--direct_running_mode=multi_processing', '--direct_num_workers=2'))
+  assert not guard.attempts
+  assert summary.examples_written == demo_dataset.num_rows
+  assert _shard_bytes(str(tmp_path)) == _shard_bytes(out['base'])
+
+
+@pytest.mark.portable
+def test_portable_runner_job_service_and_worker_pool_write_the_same_bytes(
+    runs, demo_dataset, tmp_path, portable_beam_args):
+  """The path Flink, Spark and Dataflow Runner v2 use: a job service over gRPC and an external
+  worker pool in other processes. Reconciliation reads the job's output, not its metrics."""
+  out, _, mapping = runs
+  summary = _ingest(demo_dataset.csv_path, mapping, str(tmp_path), beam_args=portable_beam_args)
+  assert summary.examples_written == demo_dataset.num_rows
+  assert _shard_bytes(str(tmp_path)) == _shard_bytes(out['base'])
+
+
+def test_shards_are_concatenated_chunks_that_every_reader_reads_as_one_stream(
+    demo_dataset, tmp_path, monkeypatch):
+  """With chunks smaller than shards, a shard is its chunks' gzip members concatenated in
+  order; tf.data reads it as one stream, every record once."""
+  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
+  mapping = load_mapping(demo_dataset.class_mapping_path)
+  monkeypatch.setattr(ingest, 'CHUNK_ROWS', 3)
+  summary = _ingest(demo_dataset.csv_path, mapping, str(tmp_path), splits=(('train', 2),))
+  with open(tmp_path / 'Split-train' / 'data_tfrecord-00000-of-00002.gz', 'rb') as f:
+    assert f.read().count(b'\x1f\x8b\x08') >= 2  # more than one gzip member
+  records = read_examples(str(tmp_path / 'Split-train' / '*'))
+  assert len(records) == summary.examples_written == demo_dataset.num_rows
+  assert len({ex.features.feature['image_id'].bytes_list.value[0] for _, ex in records}) == len(
+      records)
 
 
 def test_another_seed_gives_another_assignment_of_the_same_records(runs):

@@ -1,0 +1,177 @@
+"""Reading one referenced file the way a worker must: confined, regular, bounded, read once.
+
+This is what ImageExampleGen's Beam workers run for every image and mask (pure Python plus
+Pillow through ``image_header``; TensorFlow only for URIs such as gs://). The bytes returned
+are the bytes that were checked: each file is opened once, its confinement is checked on the
+opened file itself (``/proc/self/fd``: a symlink swapped in after a path check cannot redirect
+the read), only regular files are read (a FIFO or device never blocks a worker), the size limit
+applies before reading, and the image check runs on those same bytes, which the caller hashes
+and serializes.
+"""
+import dataclasses
+import functools
+import os
+import posixpath
+import stat
+from typing import Optional, Sequence, Tuple
+
+from components.image_example_gen import image_header as header_lib
+
+_PROC_FD = '/proc/self/fd'
+
+
+class BadFile(ValueError):
+  """A referenced file cannot be used; the message is the quarantine/error reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckOptions:
+  """What every worker checks; small configuration, pickled with the DoFns."""
+  allowed_roots: Tuple[str, ...]  # resolved by the launcher's rules: never empty
+  max_pixels: int
+  max_file_bytes: int
+  verify: str  # config.VERIFY_FULL | config.VERIFY_HEADER
+
+
+def is_uri(path: str) -> bool:
+  return '://' in path
+
+
+def within_by_name(path: str, roots: Sequence[str]) -> bool:
+  """String/URI rule the launcher applies without touching the file system: the normalised
+  path lies under a normalised root (symlinks are resolved later, by the worker that opens it)."""
+  if is_uri(path):
+    norm = path.rstrip('/')
+    return any(norm.startswith(r.rstrip('/') + '/') for r in roots if is_uri(r))
+  norm = os.path.normpath(os.path.abspath(path))
+  return any(_under(norm, os.path.normpath(os.path.abspath(r))) for r in roots if not is_uri(r))
+
+
+def _under(path: str, root: str) -> bool:
+  return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+@functools.lru_cache(maxsize=256)
+def _real_root(root: str) -> str:
+  return os.path.realpath(root)
+
+
+def _opened_path(fd: int, path: str) -> str:
+  """The real path of an open file descriptor (Linux), else of the path (symlinks resolved)."""
+  try:
+    return os.readlink(f'{_PROC_FD}/{fd}')
+  except OSError:
+    return os.path.realpath(path)
+
+
+def _outside(what: str, roots: Sequence[str]) -> BadFile:
+  return BadFile(f'outside allowed roots: the {what} resolves (symlinks followed) outside '
+                 f'{list(roots)}; add its folder with --allowed-root if it is trusted')
+
+
+def _kind(mode: int) -> str:
+  for test, name in ((stat.S_ISDIR, 'directory'), (stat.S_ISFIFO, 'FIFO'),
+                     (stat.S_ISCHR, 'character device'), (stat.S_ISBLK, 'block device'),
+                     (stat.S_ISSOCK, 'socket')):
+    if test(mode):
+      return name
+  return 'special file'
+
+
+def read_local(path: str, what: str, options: CheckOptions) -> bytes:
+  """Opens once (never blocking), checks type, confinement and size on the open file, reads."""
+  try:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
+  except FileNotFoundError as e:
+    raise BadFile(f'missing file: {what} not found') from e
+  except OSError as e:
+    raise BadFile(f'unreadable {what}: {e.strerror or type(e).__name__}') from e
+  try:
+    info = os.fstat(fd)
+    real = _opened_path(fd, path)
+    if not any(_under(real, _real_root(r)) for r in options.allowed_roots if not is_uri(r)):
+      raise _outside(what, options.allowed_roots)
+    if not stat.S_ISREG(info.st_mode):
+      raise BadFile(f'not a regular file: the {what} is a {_kind(info.st_mode)}')
+    if info.st_size > options.max_file_bytes:
+      raise BadFile(f'too large {what} file: {info.st_size} bytes > {options.max_file_bytes} '
+                    '(option --max-file-bytes)')
+    with os.fdopen(fd, 'rb', closefd=False) as f:
+      data = f.read(options.max_file_bytes + 1)
+  except OSError as e:
+    raise BadFile(f'unreadable {what}: {e.strerror or type(e).__name__}') from e
+  finally:
+    os.close(fd)
+  if len(data) > options.max_file_bytes:  # grew while being read
+    raise BadFile(f'too large {what} file: more than {options.max_file_bytes} bytes '
+                  '(option --max-file-bytes)')
+  return data
+
+
+def read_uri(path: str, what: str, options: CheckOptions) -> bytes:
+  """gs://, s3://, hdfs://...: object stores have no symlinks or special files; confinement is
+  the URI prefix, the size comes from the store's metadata before the read."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (URIs only)
+  if not within_by_name(path, options.allowed_roots):
+    raise _outside(what, options.allowed_roots)
+  try:
+    size = tf.io.gfile.stat(path).length
+    if size > options.max_file_bytes:
+      raise BadFile(f'too large {what} file: {size} bytes > {options.max_file_bytes} '
+                    '(option --max-file-bytes)')
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      return f.read()
+  except tf.errors.NotFoundError as e:
+    raise BadFile(f'missing file: {what} not found') from e
+  except tf.errors.OpError as e:
+    raise BadFile(f'unreadable {what}: {type(e).__name__}: {e.message}') from e
+
+
+def read_checked(path: str, what: str, options: CheckOptions
+                 ) -> Tuple[bytes, header_lib.ImageHeader]:
+  """-> (the file's bytes, its image header), every check done on those bytes; else BadFile."""
+  data = (read_uri if is_uri(path) else read_local)(path, what, options)
+  try:
+    header = header_lib.inspect_image(data, verify=options.verify,
+                                        max_pixels=options.max_pixels)
+  except header_lib.BadImage as e:
+    raise BadFile(f'bad {what}: {e}') from e
+  return data, header
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRow:
+  """A row's checked bytes, or the reasons it is bad (one per bad file, image first)."""
+  image: bytes = b''
+  mask: bytes = b''
+  image_header: Optional[header_lib.ImageHeader] = None
+  mask_header: Optional[header_lib.ImageHeader] = None
+  problems: Tuple[Tuple[str, str], ...] = ()  # ((path, reason), ...)
+
+
+def load_row(image_path: str, mask_path: str, options: CheckOptions) -> LoadedRow:
+  """Reads and checks a row's image and (if any) mask; every problem is collected."""
+  out, problems = {}, []
+  for what, path in (('image', image_path), ('mask', mask_path)):
+    if not path:
+      continue
+    try:
+      out[what] = read_checked(path, what, options)
+    except BadFile as e:
+      problems.append((path, str(e)))
+  if problems:
+    return LoadedRow(problems=tuple(problems))
+  image, image_hdr = out['image']
+  mask, mask_hdr = out.get('mask', (b'', None))
+  return LoadedRow(image, mask, image_hdr, mask_hdr)
+
+
+def resolve_roots(allowed_roots: Sequence[str], csv_dir: str) -> Tuple[str, ...]:
+  """The roots workers confine reads to: the configured ones, else the CSV's folder; local
+  roots absolute (workers may run elsewhere, but with the same mounts), URIs as given."""
+  roots = list(allowed_roots) or [csv_dir]
+  return tuple(r if is_uri(r) else os.path.abspath(r) for r in roots)
+
+
+def join_uri(base: str, *parts: str) -> str:
+  return posixpath.join(base, *parts) if is_uri(base) else os.path.join(base, *parts)
