@@ -1,13 +1,15 @@
 """ClassBalance's configuration: a validated dataclass (pure: no TensorFlow/TFX imports)."""
 import dataclasses
 
+from components.errors import CxrError
+
 DEFAULT_MAX_LINF = 0.02
 DEFAULT_MAX_JS = 0.001
 DEFAULT_MIN_COUNT_PER_CLASS = 1
 DEFAULT_NEAR_FULL_MASK = 0.95
 
 
-class ConfigError(ValueError):
+class ConfigError(CxrError, ValueError):
   """A ClassBalance option is invalid; the message names the option that fixes it."""
 
 

@@ -15,6 +15,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from components.errors import CxrError
 from components import features
 from components.class_balance import balance
 from components.class_balance import image_stats
@@ -25,11 +26,11 @@ JSON_REPORT = 'balance_report.json'
 HTML_REPORT = 'balance_report.html'
 
 
-class SchemaError(ValueError):
+class SchemaError(CxrError, ValueError):
   """The schema does not describe the class feature as ClassBalance needs."""
 
 
-class ImbalanceError(RuntimeError):
+class ImbalanceError(CxrError, RuntimeError):
   """fail_on_imbalance=True and a balance check failed; the message says where."""
 
 

@@ -37,6 +37,7 @@ import hashlib
 import math
 from typing import Dict, List, Sequence, Tuple
 
+from components.errors import CxrError
 from components.image_example_gen.config import SplitSpec
 from components.image_example_gen.index import IndexRow
 
@@ -44,7 +45,7 @@ SHARD_FILE_PREFIX = 'data_tfrecord'
 SHARD_FILE_SUFFIX = '.gz'
 
 
-class AssignmentError(ValueError):
+class AssignmentError(CxrError, ValueError):
   """The rows cannot be assigned to the requested shards."""
 
 

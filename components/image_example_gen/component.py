@@ -7,6 +7,7 @@ from tfx import types
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
+from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts
 
@@ -16,6 +17,12 @@ from components.image_example_gen import executor
 from components.image_example_gen import spec
 
 INDEX_SPLIT_NAME = 'index'
+RuntimeParameter = data_types.RuntimeParameter
+
+
+def _default(value):
+  """A RuntimeParameter's default (what is validated at construction), else the value."""
+  return value.default if isinstance(value, RuntimeParameter) else value
 
 
 class ImageExampleGen(FileBasedExampleGen):
@@ -31,10 +38,11 @@ class ImageExampleGen(FileBasedExampleGen):
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
   DRIVER_CLASS = driver.Driver
 
-  def __init__(self, csv_path: str, class_mapping: Mapping[str, int],
-               splits: Sequence[Union[config_lib.SplitSpec, Tuple[str, int]]] = (
-                   config_lib.DEFAULT_SPLITS),
-               seed: int = config_lib.DEFAULT_SEED,
+  def __init__(self, csv_path: Union[str, RuntimeParameter],
+               class_mapping: Union[Mapping[str, int], RuntimeParameter],
+               splits: Union[Sequence[Union[config_lib.SplitSpec, Tuple[str, int]]],
+                             RuntimeParameter] = config_lib.DEFAULT_SPLITS,
+               seed: Union[int, RuntimeParameter] = config_lib.DEFAULT_SEED,
                on_bad_record: str = config_lib.ON_BAD_RECORD_FAIL,
                allowed_roots: Sequence[str] = (),
                max_pixels: int = config_lib.DEFAULT_MAX_PIXELS,
@@ -49,6 +57,9 @@ class ImageExampleGen(FileBasedExampleGen):
       class_mapping: class name -> label 0..K-1.
       splits: (name, number of shards) per output split, in order.
       seed: seeds the shard assignment and the record order within shards.
+      csv_path, class_mapping (a JSON string), splits ('train=8,eval=1,test=1') and seed may
+        each be a ``RuntimeParameter`` (KFP pipeline parameters: one compiled spec serves many
+        datasets); its default is validated now and is what TFX's own driver fingerprints.
       on_bad_record: 'fail' stops before writing and lists the bad rows (line, path, reason);
         'quarantine' writes the good rows and records the bad ones in ``quarantine.json``.
       allowed_roots: folders/URI prefixes every file must resolve into, symlinks followed
@@ -65,24 +76,37 @@ class ImageExampleGen(FileBasedExampleGen):
         structure only (faster; README: Benchmarks).
       max_file_bytes: larger images/masks are bad records, refused before they are read.
     """
+    mapping, split_specs = _default(class_mapping), _default(splits)
+    if isinstance(mapping, str):
+      mapping = config_lib.load_class_mapping_text(mapping)
+    if isinstance(split_specs, str):
+      split_specs = config_lib.parse_splits(split_specs)
     ingest_config = config_lib.IngestConfig(  # validates now, at pipeline construction
-        class_mapping=class_mapping, seed=seed, on_bad_record=on_bad_record,
+        class_mapping=mapping, seed=_default(seed), on_bad_record=on_bad_record,
         allowed_roots=tuple(allowed_roots), max_pixels=max_pixels, group_column=group_column,
         duplicates=duplicates, verify=verify, max_file_bytes=max_file_bytes,
-        splits=splits)
+        splits=split_specs)
+    default_csv = _default(csv_path)
+    if not isinstance(default_csv, str) or not default_csv:
+      raise config_lib.ConfigError('csv_path needs a CSV path (or a RuntimeParameter with a '
+                                   'default CSV path) (option --csv).')
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
-        name=INDEX_SPLIT_NAME, pattern=os.path.basename(csv_path))])
+        name=INDEX_SPLIT_NAME, pattern=os.path.basename(default_csv))])
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name=s.name, hash_buckets=s.num_shards)
         for s in ingest_config.splits]))
     component_spec = spec.ImageExampleGenSpec(
-        input_base=os.path.dirname(csv_path),
+        input_base=os.path.dirname(default_csv),
         input_config=input_config,
         output_config=output_config,
         output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-        class_mapping=config_lib.class_mapping_to_json(ingest_config.class_mapping),
-        seed=ingest_config.seed,
+        csv_uri=csv_path,
+        class_mapping=(class_mapping if isinstance(class_mapping, RuntimeParameter)
+                       else config_lib.class_mapping_to_json(ingest_config.class_mapping)),
+        seed=seed if isinstance(seed, RuntimeParameter) else ingest_config.seed,
+        splits=(splits if isinstance(splits, RuntimeParameter)
+                else config_lib.format_splits(ingest_config.splits)),
         on_bad_record=ingest_config.on_bad_record,
         allowed_roots=json.dumps(list(ingest_config.allowed_roots)),
         max_pixels=ingest_config.max_pixels,

@@ -7,6 +7,8 @@ import json
 import re
 from typing import Dict, Mapping, Sequence, Tuple
 
+from components.errors import CxrError
+
 DEFAULT_SPLITS = (('train', 8), ('eval', 1), ('test', 1))
 DEFAULT_SEED = 0
 ON_BAD_RECORD_FAIL = 'fail'
@@ -29,7 +31,7 @@ VERIFY_CHOICES = (VERIFY_FULL, VERIFY_HEADER)
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_]+$')
 
 
-class ConfigError(ValueError):
+class ConfigError(CxrError, ValueError):
   """An ImageExampleGen option is invalid; the message names the option."""
 
 
@@ -156,9 +158,19 @@ def format_splits(splits: Sequence[SplitSpec]) -> str:
 
 
 def load_class_mapping_text(text: str, source: str = 'class mapping') -> Dict[str, int]:
-  """Parses and validates a class mapping JSON document."""
+  """Parses and validates a class mapping JSON document (a key given twice is an error: JSON
+  parsers silently keep the last one)."""
+  def no_duplicate_keys(pairs):
+    seen = {}
+    for key, value in pairs:
+      if key in seen:
+        raise ConfigError(f'{source} gives the class {key!r} twice (labels {seen[key]!r} and '
+                          f'{value!r}); keep one (option --class-mapping).')
+      seen[key] = value
+    return seen
+
   try:
-    mapping = json.loads(text)
+    mapping = json.loads(text, object_pairs_hook=no_duplicate_keys)
   except json.JSONDecodeError as e:
     raise ConfigError(f'{source} is not valid JSON: {e} (option --class-mapping).') from e
   if not isinstance(mapping, dict):

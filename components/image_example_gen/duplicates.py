@@ -9,11 +9,12 @@ import collections
 import dataclasses
 from typing import Dict, List, Sequence, Tuple
 
+from components.errors import CxrError
 from components.image_example_gen.config import DUPLICATES_FAIL, DUPLICATES_REPORT
 from components.image_example_gen.index import IndexRow, Problem
 
 
-class DuplicateImagesError(ValueError):
+class DuplicateImagesError(CxrError, ValueError):
   """Duplicates were found and the policy is 'fail'."""
 
 
@@ -54,7 +55,7 @@ def apply_policy(rows: Sequence[IndexRow], policy: str
     keep = g.rows[0]
     for r in g.rows[1:]:
       dropped[r.image_id] = Problem(
-          r.line, r.image_path,
+          r.line, r.as_written(r.image_path),
           f'duplicate image: same bytes as {keep.image_id!r} (line {keep.line})')
   return [r for r in rows if r.image_id not in dropped], list(dropped.values()), groups
 

@@ -19,25 +19,22 @@ from components.image_example_gen import spec
 
 def config_from_exec_properties(
     exec_properties: Dict[str, Any]) -> Tuple[str, config_lib.IngestConfig]:
-  """-> (CSV path, validated IngestConfig). Raises ConfigError naming the bad property."""
-  input_config = example_gen_pb2.Input()
-  proto_utils.json_to_proto(exec_properties[spec.INPUT_CONFIG_KEY], input_config)
-  output_config = example_gen_pb2.Output()
-  proto_utils.json_to_proto(exec_properties[spec.OUTPUT_CONFIG_KEY], output_config)
-  if len(input_config.splits) != 1:
-    raise config_lib.ConfigError(
-        f'input_config must have exactly one split (the CSV index), got {len(input_config.splits)}.')
-  pattern = os.path.join(exec_properties[spec.INPUT_BASE_KEY], input_config.splits[0].pattern)
-  matches = tf.io.gfile.glob(pattern)
-  if len(matches) != 1:
-    raise config_lib.ConfigError(
-        f'the input pattern {pattern!r} must match exactly one CSV index, matched {matches}.')
-  if not output_config.split_config.splits:
-    raise config_lib.ConfigError('output_config.split_config must name the output splits.')
-  splits = tuple(config_lib.SplitSpec(s.name, s.hash_buckets)
-                 for s in output_config.split_config.splits)
+  """-> (CSV path, validated IngestConfig). Raises ConfigError naming the bad property.
+
+  The CSV is ``csv_uri`` (a KFP parameter when compiled with runtime parameters), else the one
+  file matching input_base/input_config; the splits are ``splits``, else output_config."""
+  csv_path = exec_properties.get(spec.CSV_URI_KEY) or _matched_csv(exec_properties)
+  if exec_properties.get(spec.SPLITS_KEY):
+    splits = config_lib.parse_splits(exec_properties[spec.SPLITS_KEY])
+  else:
+    output_config = example_gen_pb2.Output()
+    proto_utils.json_to_proto(exec_properties[spec.OUTPUT_CONFIG_KEY], output_config)
+    if not output_config.split_config.splits:
+      raise config_lib.ConfigError('output_config.split_config must name the output splits.')
+    splits = tuple(config_lib.SplitSpec(s.name, s.hash_buckets)
+                   for s in output_config.split_config.splits)
   mapping = config_lib.load_class_mapping_text(exec_properties[spec.CLASS_MAPPING_KEY])
-  return matches[0], config_lib.IngestConfig(
+  return csv_path, config_lib.IngestConfig(
       class_mapping=mapping, splits=splits, seed=int(exec_properties[spec.SEED_KEY]),
       on_bad_record=exec_properties[spec.ON_BAD_RECORD_KEY],
       allowed_roots=tuple(json.loads(exec_properties[spec.ALLOWED_ROOTS_KEY])),
@@ -46,6 +43,20 @@ def config_from_exec_properties(
       duplicates=exec_properties[spec.DUPLICATES_KEY],
       verify=exec_properties[spec.VERIFY_KEY],
       max_file_bytes=int(exec_properties[spec.MAX_FILE_BYTES_KEY]))
+
+
+def _matched_csv(exec_properties: Dict[str, Any]) -> str:
+  input_config = example_gen_pb2.Input()
+  proto_utils.json_to_proto(exec_properties[spec.INPUT_CONFIG_KEY], input_config)
+  if len(input_config.splits) != 1:
+    raise config_lib.ConfigError(
+        f'input_config must have exactly one split (the CSV index), got {len(input_config.splits)}.')
+  pattern = os.path.join(exec_properties[spec.INPUT_BASE_KEY], input_config.splits[0].pattern)
+  matches = tf.io.gfile.glob(pattern)
+  if len(matches) != 1:
+    raise config_lib.ConfigError(
+        f'the input pattern {pattern!r} must match exactly one CSV index, matched {matches}.')
+  return matches[0]
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):

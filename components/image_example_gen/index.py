@@ -11,8 +11,9 @@ import dataclasses
 import io
 import os
 import posixpath
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Sequence, Tuple
 
+from components.errors import CxrError
 from components.image_example_gen import files
 
 IMAGE_PATH_COLUMN = 'image_path'
@@ -35,20 +36,42 @@ class IndexRow:
   class_name: str
   group: str = ''  # the group column's value (e.g. patient id); '' without a group column
   image_sha256: str = ''  # content hash, once a worker has read the image
+  image_as_written: str = ''  # the paths as the CSV spells them, for error and quarantine records
+  mask_as_written: str = ''
+
+  def as_written(self, path: str) -> str:
+    """A resolved path of this row -> how the CSV wrote it."""
+    return {self.image_path: self.image_as_written or self.image_path,
+            self.mask_path: self.mask_as_written or self.mask_path}.get(path, path)
 
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-  """A bad row: where it is, which path, and why."""
+  """A bad row: where it is (CSV line), which path (as written in the CSV), and why; a row with
+  several problems (a bad image and a bad mask) lists each in ``problems``."""
   line: int
   path: str
-  reason: str
+  reason: str  # every reason, joined with '; '
+  problems: Tuple[Tuple[str, str], ...] = ()  # ((path as written, reason), ...) when several
 
   def __str__(self):
     return f'line {self.line}: {self.reason}' + (f' ({self.path})' if self.path else '')
 
   def to_dict(self) -> Dict[str, object]:
-    return dataclasses.asdict(self)
+    out = dict(line=self.line, path=self.path, reason=self.reason)
+    if len(self.problems) > 1:
+      out['problems'] = [dict(path=p, reason=r) for p, r in self.problems]
+    return out
+
+  @classmethod
+  def from_dict(cls, d: Dict[str, object]) -> 'Problem':
+    return cls(d['line'], d['path'], d['reason'],
+               tuple((p['path'], p['reason']) for p in d.get('problems', ())))
+
+  @classmethod
+  def of(cls, line: int, problems: Sequence[Tuple[str, str]]) -> 'Problem':
+    """One record for a row's (path as written, reason) problems, image first."""
+    return cls(line, problems[0][0], '; '.join(r for _, r in problems), tuple(problems))
 
 
 @dataclasses.dataclass
@@ -63,7 +86,7 @@ class CheckedIndex:
   rows_in: int
 
 
-class IndexValidationError(ValueError):
+class IndexValidationError(CxrError, ValueError):
   """The CSV index cannot be used as it is. ``problems`` lists every bad row found."""
 
   def __init__(self, csv_path: str, problems: Sequence[Problem], summary: str = ''):
@@ -163,7 +186,8 @@ def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
           line=line, image_id=image_id,
           image_path=resolve_path(raw_image, csv_dir),
           mask_path=resolve_path(raw_mask, csv_dir) if raw_mask else '',
-          label=class_mapping[class_name], class_name=class_name, group=group))
+          label=class_mapping[class_name], class_name=class_name, group=group,
+          image_as_written=raw_image, mask_as_written=raw_mask))
   except csv.Error as e:
     raise IndexValidationError(
         csv_path, problems, f'unparseable CSV at line {reader.line_num}: {e}') from e
@@ -202,12 +226,12 @@ def read_index(csv_path: str, class_mapping: Mapping[str, int],
   roots = files.resolve_roots(allowed_roots, csv_dir)
   rows, problems = [], list(parsed.quarantined)
   for row in parsed.rows:
-    outside = [(what, p) for what, p in (('image', row.image_path), ('mask', row.mask_path))
+    outside = [(row.as_written(p), f'outside allowed roots: the {what} is outside {list(roots)}; '
+                'add its folder with --allowed-root if it is trusted')
+               for what, p in (('image', row.image_path), ('mask', row.mask_path))
                if p and not files.within_by_name(p, roots)]
     if outside:
-      problems.append(Problem(row.line, outside[0][1], '; '.join(
-          f'outside allowed roots: the {what} is outside {list(roots)}; add its folder with '
-          '--allowed-root if it is trusted' for what, _ in outside)))
+      problems.append(Problem.of(row.line, outside))
     else:
       rows.append(row)
   return CheckedIndex(rows, sorted(problems, key=lambda p: p.line), parsed.rows_in)

@@ -39,6 +39,7 @@ from absl import logging
 import apache_beam as beam
 import tensorflow as tf
 
+from components.errors import CxrError
 from components import features
 from components.image_example_gen import assignment
 from components.image_example_gen import duplicates as duplicates_lib
@@ -74,7 +75,7 @@ DUPLICATE = 'duplicate'
 ERROR = 'error'
 
 
-class ReconciliationError(RuntimeError):
+class ReconciliationError(CxrError, RuntimeError):
   """Rows in != examples written + rows quarantined: something was lost on the way."""
 
 
@@ -85,7 +86,7 @@ def split_uri(examples_uri: str, split: str) -> str:
 # --- The plan as data -------------------------------------------------------------------------
 
 _ROW_FIELDS = ('line', 'image_id', 'image_path', 'mask_path', 'label', 'class_name', 'group',
-               'image_sha256')
+               'image_sha256', 'image_as_written', 'mask_as_written')
 
 
 def row_to_list(row: index.IndexRow) -> List[Any]:
@@ -157,8 +158,7 @@ def make_example(row: index.IndexRow, image: bytes, mask: bytes) -> tf.train.Exa
 
 
 def _problem(row: index.IndexRow, loaded: files.LoadedRow) -> index.Problem:
-  return index.Problem(row.line, loaded.problems[0][0],
-                       '; '.join(reason for _, reason in loaded.problems))
+  return index.Problem.of(row.line, [(row.as_written(p), r) for p, r in loaded.problems])
 
 
 def load_and_hash(row: index.IndexRow, options: files.CheckOptions
@@ -415,9 +415,9 @@ class Manifest:
         if kind == SHARD:
           out.shards.append(entry)
         elif kind == PROBLEM:
-          out.problems.append(index.Problem(**entry))
+          out.problems.append(index.Problem.from_dict(entry))
         elif kind == DROPPED:
-          out.dropped.append(index.Problem(**entry))
+          out.dropped.append(index.Problem.from_dict(entry))
         elif kind == DUPLICATE:
           out.duplicates.append(entry)
         else:

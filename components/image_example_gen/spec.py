@@ -10,7 +10,10 @@ OUTPUT_DATA_FORMAT_KEY = standard_component_specs.OUTPUT_DATA_FORMAT_KEY
 OUTPUT_FILE_FORMAT_KEY = standard_component_specs.OUTPUT_FILE_FORMAT_KEY
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
 
-# ImageExampleGen's own parameters.
+# ImageExampleGen's own parameters. csv_uri, class_mapping, splits and seed may be
+# RuntimeParameters (KFP pipeline parameters).
+CSV_URI_KEY = 'csv_uri'  # str: the CSV index (input_base/input_config hold its default)
+SPLITS_KEY = 'splits'  # str 'train=8,eval=1,test=1' (output_config holds the default)
 CLASS_MAPPING_KEY = 'class_mapping'  # canonical JSON {"class name": label}
 SEED_KEY = 'seed'  # int: shard assignment and in-shard order
 ON_BAD_RECORD_KEY = 'on_bad_record'  # 'fail' | 'quarantine'
@@ -35,6 +38,8 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
 
   PARAMETERS = {
       **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+      CSV_URI_KEY: ExecutionParameter(type=str),
+      SPLITS_KEY: ExecutionParameter(type=str),
       CLASS_MAPPING_KEY: ExecutionParameter(type=str),
       SEED_KEY: ExecutionParameter(type=int),
       ON_BAD_RECORD_KEY: ExecutionParameter(type=str),

@@ -146,8 +146,9 @@ def test_fail_policy_lists_every_bad_row_and_publishes_nothing(root, tmp_path):
     _ingest(csv_path, out)
   msg = str(e.value)
   assert '3 of 4 rows are bad and nothing was written' in msg
-  assert f'line 3: bad image: truncated PNG' in msg and f'({root}/truncated.png)' in msg
-  assert f'line 4: missing file: mask not found ({root}/gone.png)' in msg
+  # paths as the CSV writes them, so they can be found there
+  assert 'line 3: bad image: truncated PNG' in msg and '(truncated.png)' in msg
+  assert 'line 4: missing file: mask not found (gone.png)' in msg
   assert 'line 5: outside allowed roots: the image resolves' in msg
   assert nothing_left(out)
 
@@ -156,14 +157,20 @@ def test_quarantine_policy_writes_good_rows_and_records_bad_ones(root, tmp_path)
   from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
   csv_path = write_index(root, [('good.png', 'mask.png', 'COVID'), ('truncated.png', '', 'Normal'),
                                 ('deep16.png', '', 'Normal'), ('link-out.png', '', 'COVID'),
-                                ('../outside/secret.png', '', 'COVID')])
+                                ('../outside/secret.png', '', 'COVID'),
+                                ('empty.png', 'gone.png', 'Normal')])
   out = tmp_path / 'out'
   summary = _ingest(csv_path, out, on_bad_record='quarantine')
-  assert (summary.rows_in, summary.examples_written, summary.rows_quarantined) == (5, 2, 3)
+  assert (summary.rows_in, summary.examples_written, summary.rows_quarantined) == (6, 2, 4)
   with open(out / 'quarantine.json') as f:
     records = json.load(f)
-  assert [(r['line'], os.path.basename(r['path'])) for r in records] == [
-      (3, 'truncated.png'), (5, 'link-out.png'), (6, 'secret.png')]
+  # each record names the path as written in the CSV; a row with two problems lists both
+  assert [(r['line'], r['path']) for r in records] == [
+      (3, 'truncated.png'), (5, 'link-out.png'), (6, '../outside/secret.png'), (7, 'empty.png')]
+  assert records[3]['problems'] == [
+      {'path': 'empty.png', 'reason': 'bad image: empty file'},
+      {'path': 'gone.png', 'reason': 'missing file: mask not found'}]
+  assert 'problems' not in records[0]
   ids = sorted(ex.features.feature['image_id'].bytes_list.value[0]
                for _, ex in read_examples(str(out / 'Split-train' / '*')))
   assert ids == [b'deep16.png', b'good.png']

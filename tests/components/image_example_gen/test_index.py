@@ -99,6 +99,8 @@ def test_split_and_mapping_options_are_validated_with_the_option_named():
     load_class_mapping_text('{"a": 0, "b": 2}')
   with pytest.raises(ConfigError, match='not valid JSON'):
     load_class_mapping_text('{a: 0}')
+  with pytest.raises(ConfigError, match=r"gives the class 'a' twice \(labels 0 and 1\)"):
+    load_class_mapping_text('{"a": 0, "b": 1, "a": 1}')
   with pytest.raises(ConfigError, match='seed must be an int'):
     IngestConfig(MAPPING, seed='1')
 

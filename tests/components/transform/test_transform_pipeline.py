@@ -10,8 +10,12 @@ from tests.testutil import read_examples, seed_parse_function
 
 @pytest.fixture(scope='module')
 def run(balanced_run):
+  """The balanced run and its TransformGraph artifact, resolved through the run's context."""
   from pipeline import mlmd  # pylint: disable=g-import-not-at-top
-  graph = mlmd.latest_artifact(mlmd.sqlite_store(balanced_run.metadata_path), 'TransformGraph')
+  store = mlmd.sqlite_store(balanced_run.metadata_path)
+  graph = mlmd.run_output(store, mlmd.latest_run(store, 'cxr-tfx'), 'cxr-tfx', 'Transform',
+                          'transform_graph')
+  assert graph.uri == balanced_run.transform_graph_uri
   return balanced_run, graph
 
 
