@@ -4,9 +4,10 @@ import dataclasses
 import os
 import sys
 import warnings
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from components.class_balance import config as balance_config_lib
+from components.errors import CxrError, escape_control
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import summary as summary_lib
 from pipeline import configs
@@ -56,12 +57,72 @@ def _add_ingest_args(p: argparse.ArgumentParser, csv_help: str, mapping_help: st
                  help='rows whose image bytes are identical (sha256): report them (those in '
                       'different splits are leakage), fail before writing, or drop all but '
                       'the first by image_id into the quarantine report (default %(default)s)')
-  p.add_argument('--fingerprint-content', action='store_true',
-                 help='the cache notices changed images by path, size and mtime; this adds a '
-                      'sha256 of every referenced file (reads them all before each run)')
+  p.add_argument('--verify', choices=config_lib.VERIFY_CHOICES, default=config_lib.VERIFY_FULL,
+                 help='full decodes every image and mask before it is written, so corrupt pixel '
+                      'data is a bad record; header checks format, size and file structure '
+                      'only, faster (see README Benchmarks) (default %(default)s)')
+  p.add_argument('--max-file-bytes', type=_positive_int, default=config_lib.DEFAULT_MAX_FILE_BYTES,
+                 metavar='N',
+                 help='images/masks larger than N bytes are bad records, refused before they '
+                      'are read (default %(default)s = 128 MiB)')
+
+
+def _add_pipeline_name_arg(p: argparse.ArgumentParser, what: str) -> None:
+  p.add_argument('--pipeline-name', default=configs.PIPELINE_NAME, type=_pipeline_name,
+                 help=f'{what}, [a-z0-9][a-z0-9-]{{0,127}} (default %(default)s)')
+
+
+def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
+  """Pipeline name and Beam options: shared by `run` and `compile`."""
+  _add_pipeline_name_arg(p, 'TFX/KFP pipeline name')
   p.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
-                 help='Beam pipeline option, repeatable, e.g. --beam-arg=--runner=DataflowRunner '
+                 help='Beam pipeline option for every Beam component, repeatable, e.g. '
+                      '--beam-arg=--runner=DataflowRunner '
                       '--beam-arg=--direct_running_mode=multi_processing (README: Scaling out)')
+  p.add_argument('--beam-arg-for', action='append', default=[], type=_component_beam_arg,
+                 metavar='COMPONENT=ARG',
+                 help='Beam pipeline option for one component, repeatable, added after the '
+                      '--beam-arg ones so it wins for the same flag, e.g. '
+                      '--beam-arg-for ImageExampleGen=--direct_num_workers=2; COMPONENT is one '
+                      f'of {", ".join(configs.BEAM_COMPONENT_IDS)} (README: Per-component Beam '
+                      'arguments)')
+
+
+def _component_beam_arg(text: str) -> Tuple[str, str]:
+  """'ImageExampleGen=--direct_num_workers=2' -> ('ImageExampleGen', '--direct_num_workers=2')."""
+  component_id, sep, arg = text.partition('=')
+  if not sep or not arg:
+    raise argparse.ArgumentTypeError(
+        f'expected COMPONENT=ARG, e.g. ImageExampleGen=--direct_num_workers=2, got {text!r}; '
+        f'COMPONENT is one of {", ".join(configs.BEAM_COMPONENT_IDS)}')
+  if component_id not in configs.BEAM_COMPONENT_IDS:
+    raise argparse.ArgumentTypeError(configs.unknown_beam_component_message(component_id))
+  return component_id, arg
+
+
+def _component_beam_args(pairs: Sequence[Tuple[str, str]]) -> Dict[str, List[str]]:
+  """[(component, arg), ...] in command-line order -> {component: [arg, ...]}."""
+  result: Dict[str, List[str]] = {}
+  for component_id, arg in pairs:
+    result.setdefault(component_id, []).append(arg)
+  return result
+
+
+def _positive_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    value = 0
+  if value < 1:
+    raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
+  return value
+
+
+def _pipeline_name(text: str) -> str:
+  try:
+    return configs.validate_pipeline_name(text)
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def _add_balance_args(p: argparse.ArgumentParser) -> None:
@@ -144,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                    mapping_help='JSON {"class name": label}; default: class_mapping.json next '
                                 'to the CSV')
   _add_balance_args(run)
+  _add_pipeline_args(run)
   _add_transform_args(run)
   run.add_argument('--schema', default=configs.SCHEMA_FILE,
                    help='curated schema.pbtxt (default: schemas/schema.pbtxt of this project)')
@@ -152,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
   run.add_argument('--metadata', default='',
                    help=f'SQLite ML Metadata file (default <pipeline-root>/{configs.METADATA_FILE})')
   run.add_argument('--no-cache', action='store_true', help='recompute every component')
+  run.add_argument('--fingerprint-content', action='store_true',
+                   help='the cache notices changed images by path, size and mtime; this adds a '
+                        'sha256 of every referenced file (reads them all before each run). '
+                        '(On Kubeflow, `compile` turns caching off for ImageExampleGen instead.)')
   run.add_argument('--demo-scale', type=float, default=configs.DEMO_SCALE,
                    help='demo data scale when --csv is not given (default %(default)s)')
   run.add_argument('--verbose', action='store_true', help='show TensorFlow/Beam/TFX logs')
@@ -167,16 +233,30 @@ def build_parser() -> argparse.ArgumentParser:
   _add_ingest_args(compile_, csv_help='CSV index as the cluster sees it, e.g. gs://bucket/x.csv',
                    mapping_help='local JSON {"class name": label}, read now and compiled in')
   _add_balance_args(compile_)
+  _add_pipeline_args(compile_)
   _add_transform_args(compile_)
+  compile_.add_argument('--resources', action='append', default=[], metavar='COMPONENT=CPU,MEM',
+                        help='CPU and memory requested for one component\'s task, repeatable, '
+                             'e.g. --resources Transform=4,16G (defaults: COMPONENT_RESOURCES '
+                             'in pipeline/kubeflow_runner.py, sized from bench/results)')
+  compile_.add_argument('--embeddable', action='store_true',
+                        help='also declare Examples, Schema, statistics, anomalies and the '
+                             'TransformGraph as pipeline outputs (system.* types), so a parent '
+                             'KFP pipeline that loads the YAML can consume them')
+  compile_.add_argument('--no-runtime-parameters', action='store_true',
+                        help='compile --csv, --class-mapping, --seed and --splits in as '
+                             'constants; by default they are pipeline parameters (csv_uri, '
+                             'class_mapping, seed, splits) defaulting to the given values')
   compile_.add_argument('--schema', default=configs.IMAGE_SCHEMA_FILE,
                         help='the schema.pbtxt path inside --image (default %(default)s)')
   compile_.add_argument('--image', required=True, help='container image with cxr-tfx installed')
   compile_.add_argument('--output', required=True, help='FILE.yaml (KFP) or FILE.json (Vertex)')
   compile_.add_argument('--pipeline-root', required=True, help='artifact root, e.g. gs://b/root')
   report = sub.add_parser(
-      'report', help='rebuild the class-balance reports from the latest artifacts in ML Metadata',
-      description='Finds the newest ClassBalance output in the metadata store, the statistics, '
-                  'examples and schema it was computed from and its thresholds, and writes '
+      'report', help='rebuild the class-balance reports of the newest run from ML Metadata',
+      description='Finds ClassBalance\'s execution in the newest run of --pipeline-name in the '
+                  'metadata store, the statistics, examples and schema it was computed from '
+                  'and its thresholds, and writes '
                   'balance_report.json, balance_report.html and Split-<name>/SchemaDiff.pb '
                   '(TFDV Anomalies) again under --out. Threshold options override the recorded '
                   'ones when given.')
@@ -189,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
   report.add_argument('--max-linf', type=float, help='override the recorded threshold')
   report.add_argument('--max-js', type=float, help='override the recorded threshold')
   report.add_argument('--min-count-per-class', type=int, help='override the recorded minimum')
+  _add_pipeline_name_arg(report, 'the pipeline whose newest run to report on')
 
   lineage = sub.add_parser(
       'lineage', help='trace an artifact in ML Metadata back to its inputs and on to consumers',
@@ -198,9 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
                   'A cached rerun shows as a CACHED execution producing the same artifact.')
   lineage.add_argument('--metadata', required=True, help='SQLite ML Metadata file')
   which = lineage.add_mutually_exclusive_group(required=True)
-  which.add_argument('--artifact-uri', help='the artifact whose lineage to print')
+  which.add_argument('--artifact-uri', help='the artifact whose lineage to print (a local path '
+                                            'may be relative)')
   which.add_argument('--latest', choices=sorted(configs.LINEAGE_TYPES),
-                     help='the newest artifact of that kind')
+                     help='the artifact of that kind from the newest run of --pipeline-name, '
+                          'by its producer: examples (ImageExampleGen), statistics, schema, '
+                          'anomalies (ExampleValidator), balance (ClassBalance), '
+                          'transform_graph')
+  _add_pipeline_name_arg(lineage, 'the pipeline whose newest run --latest reads')
   lineage.add_argument('--json', action='store_true', help='machine-readable output')
   return parser
 
@@ -211,7 +297,8 @@ def _lineage(args) -> int:
   if not os.path.exists(args.metadata):
     raise config_lib.ConfigError(f'no metadata store at {args.metadata} (option --metadata).')
   tracer = lineage.Lineage(mlmd.sqlite_store(args.metadata))
-  chain = tracer.chain(tracer.resolve(args.artifact_uri or '', args.latest or ''))
+  chain = tracer.chain(tracer.resolve(args.artifact_uri or '', args.latest or '',
+                                      args.pipeline_name))
   print(lineage.to_json(chain) if args.json else lineage.format_chain(chain))
   return 0
 
@@ -225,13 +312,13 @@ def _report(args) -> int:
   warnings.simplefilter('ignore')
   progress.quiet_native_logs()
   from pipeline import reports  # pylint: disable=g-import-not-at-top
-  found = reports.latest_inputs(metadata)
+  found = reports.latest_inputs(metadata, args.pipeline_name)
   overrides = {k: v for k, v in (('max_linf', args.max_linf), ('max_js', args.max_js),
                                  ('min_count_per_class', args.min_count_per_class))
                if v is not None}
   config = dataclasses.replace(found.config, **overrides)
   with progress.component_progress():
-    result, paths = reports.rebuild(metadata, os.path.abspath(out), config)
+    result, paths = reports.rebuild(metadata, os.path.abspath(out), config, args.pipeline_name)
   print(f'class balance: {result.verdict}')
   for f in result.findings[:20]:
     print(f'  {f.kind}: {f.message}')
@@ -244,7 +331,8 @@ def _ingest_config(args, mapping_path: str) -> config_lib.IngestConfig:
   return config_lib.IngestConfig(
       class_mapping=_load_mapping(mapping_path), splits=config_lib.parse_splits(args.splits),
       seed=args.seed, on_bad_record=args.on_bad_record, max_pixels=args.max_pixels,
-      group_column=args.group_column, duplicates=args.duplicates,
+      group_column=args.group_column, duplicates=args.duplicates, verify=args.verify,
+      max_file_bytes=args.max_file_bytes,
       allowed_roots=tuple(a if '://' in a else os.path.abspath(a) for a in args.allowed_root))
 
 
@@ -275,13 +363,16 @@ def _run(args) -> int:
   result = local_runner.run_local(
       pipeline_root=args.pipeline_root, csv_path=csv_path, ingest_config=ingest_config,
       metadata_path=args.metadata, beam_pipeline_args=args.beam_arg,
+      component_beam_args=_component_beam_args(args.beam_arg_for),
+      pipeline_name=args.pipeline_name,
       balance_config=balance_config, transform_config=transform_config,
       schema_path=os.path.abspath(args.schema),
       enable_cache=not args.no_cache, fingerprint_content=args.fingerprint_content,
       verbose=args.verbose)
   s = result.summary
   print(f'\nExamples: {result.examples_uri}')
-  print(f'ML Metadata: {result.metadata_path}')
+  print(f'Transform graph: {result.transform_graph_uri}')
+  print(f'ML Metadata: {result.metadata_path} (run {result.run_id})')
   print(f'rows in: {s.rows_in}   examples written: {s.examples_written}   '
         f'rows quarantined: {s.rows_quarantined}   seed: {s.seed}')
   print(f'largest shard deviation from proportional: {s.max_class_deviation} records'
@@ -318,9 +409,35 @@ def _compile(args) -> int:
       csv_path=args.csv, ingest_config=ingest_config, schema_path=args.schema,
       balance_config=_balance_config(args), transform_config=_transform_config(args),
       beam_pipeline_args=args.beam_arg,
-      fingerprint_content=args.fingerprint_content)
+      component_beam_args=_component_beam_args(args.beam_arg_for),
+      pipeline_name=args.pipeline_name,
+      component_resources=_resources(args.resources), embeddable=args.embeddable,
+      runtime_parameters=not args.no_runtime_parameters)
   print(f'compiled: {path}')
+  if path.endswith('.json'):
+    print('next: submit it to Vertex AI, e.g. google.cloud.aiplatform.PipelineJob('
+          f'display_name={args.pipeline_name!r}, template_path={path!r}, '
+          'parameter_values={"csv_uri": "gs://..."}).submit()')
+  else:
+    print(f'next: kfp.Client(host=...).create_run_from_pipeline_package({path!r}, '
+          'arguments={"csv_uri": "gs://...", "seed": 0}) -- or upload it in the KFP UI')
   return 0
+
+
+def _resources(pairs: Sequence[str]) -> Dict[str, Tuple[str, str]]:
+  """['Transform=4,16G', ...] -> {'Transform': ('4', '16G')} (validated by the compiler)."""
+  out = {}
+  for pair in pairs:
+    component, sep, value = pair.partition('=')
+    cpu, comma, memory = value.partition(',')
+    if not sep or not comma:
+      raise configs.PipelineConfigError(
+          f'--resources {pair!r}: expected COMPONENT=CPU,MEM, e.g. Transform=4,16G.')
+    try:
+      out[component] = (float(cpu), memory)
+    except ValueError as e:
+      raise configs.PipelineConfigError(f'--resources {pair!r}: CPU must be a number.') from e
+  return out
 
 
 def _load_mapping(path: str):
@@ -334,18 +451,56 @@ def _load_mapping(path: str):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+  sys.excepthook = _report_bugs
   args = build_parser().parse_args(argv)
   if not getattr(args, 'verbose', False):  # import-time FutureWarnings of google-cloud & co.
     warnings.simplefilter('ignore')
   handler = {'demo-data': _demo_data, 'run': _run, 'compile': _compile, 'report': _report,
              'lineage': _lineage}[args.command]
   try:
-    return handler(args)
-  except (ValueError, RuntimeError) as e:  # ConfigError, IndexValidationError, ...
+    code = handler(args)
+    sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
+    return code
+  except BrokenPipeError:  # e.g. `cxr-tfx lineage ... | head`: the reader left; exit quietly
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+  except CxrError as e:  # bad input or options, a failed check: the message says what to do
     if getattr(args, 'verbose', False):
       raise
-    print(f'cxr-tfx {args.command}: error: {e}', file=sys.stderr)
+    print(f'cxr-tfx {args.command}: error: {escape_control(e)}', file=sys.stderr)
     return 2
+  except Exception as e:  # pylint: disable=broad-except
+    io_error = _io_error_message(e)
+    if io_error is None or getattr(args, 'verbose', False):
+      raise  # a bug: Python prints the traceback; the hook below asks for a report
+    print(f'cxr-tfx {args.command}: error: {escape_control(io_error)}', file=sys.stderr)
+    return 2
+
+
+def _io_error_message(e: BaseException) -> Optional[str]:
+  """An I/O failure (permissions, read-only or full disk, a missing path) as one line naming
+  the path and what to do; None for anything else. TensorFlow's file errors (tf.io.gfile) are
+  recognised by module, so that this module needs no TensorFlow import."""
+  if isinstance(e, OSError):
+    path = ' '.join(repr(p) for p in (e.filename, e.filename2) if p) or 'a file'
+    return (f'cannot access {path}: {e.strerror or e}. Check that the path exists, that you '
+            'may read/write it, and that its disk is not full or read-only.')
+  if type(e).__module__.startswith('tensorflow') and hasattr(e, 'message'):
+    return (f'{e.message} Check that the path exists, that you may read/write it, and that '
+            'its disk is not full or read-only.')
+  message = str(e)
+  if 'database or disk is full' in message or 'readonly database' in message:
+    return (f'the ML Metadata store cannot be written ({message.splitlines()[0]}); free disk '
+            'space or choose a writable --metadata / --pipeline-root.')
+  return None
+
+
+def _report_bugs(exc_type, exc, tb):
+  """Unexpected errors are bugs: the traceback, then where to report it."""
+  sys.__excepthook__(exc_type, exc, tb)
+  if not issubclass(exc_type, (KeyboardInterrupt, BrokenPipeError)):
+    print('cxr-tfx: this is a bug in cxr-tfx or a library it uses; please report it with the '
+          'traceback above and the command you ran.', file=sys.stderr)
 
 
 if __name__ == '__main__':

@@ -17,6 +17,8 @@ from typing import Dict
 import numpy as np
 from PIL import Image
 
+from pipeline import configs
+
 CLASS_COUNTS = {'COVID': 3616, 'Normal': 10192, 'Lung_Opacity': 6012, 'Viral Pneumonia': 1345}
 CLASS_MAPPING = {'COVID': 0, 'Normal': 1, 'Viral Pneumonia': 2, 'Lung_Opacity': 3}
 DATASET_DIR = 'COVID-19_Radiography_Dataset'
@@ -41,7 +43,7 @@ class DemoDataset:
 def class_counts_for_scale(scale: float) -> Dict[str, int]:
   """round(real count × scale) per class, at least 1. Scale 0.1 -> 362/1019/601/134."""
   if not scale > 0:
-    raise ValueError(f'scale must be > 0, got {scale!r} (option --scale).')
+    raise configs.PipelineConfigError(f'scale must be > 0, got {scale!r} (option --scale).')
   return {name: max(1, round(n * scale)) for name, n in CLASS_COUNTS.items()}
 
 
@@ -95,7 +97,7 @@ def generate(out_dir: str, scale: float = 1.0, missing_masks: float = 0.0,
              seed: int = 0) -> DemoDataset:
   """Writes the dataset under out_dir (see the module docstring) and returns where it is."""
   if not 0.0 <= missing_masks <= 1.0:
-    raise ValueError(f'missing_masks must be in [0, 1], got {missing_masks!r} '
+    raise configs.PipelineConfigError(f'missing_masks must be in [0, 1], got {missing_masks!r} '
                      '(option --missing-masks).')
   counts = class_counts_for_scale(scale)
   keys = [(c, n) for c in CLASS_COUNTS for n in range(1, counts[c] + 1)]

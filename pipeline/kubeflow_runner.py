@@ -2,19 +2,149 @@
 
 ``.yaml`` output is the pipeline-spec IR for open-source KFP (and loads as a component of a
 user's own KFP pipeline with ``kfp.components.load_component_from_file``); ``.json`` output is
-a Vertex AI PipelineJob. Components are referenced by module path, so their code comes from
+a Vertex AI PipelineJob. Both are pipeline-spec schema 2.1.0: open-source KFP's API server
+accepts no other, and its driver resolves only the 2.1 parameter form (``parameterValues``,
+``runtimeValue.constant``). Components are referenced by module path, so their code comes from
 the container image (see the Dockerfile): no ``module_file`` wheels are built at compile time.
+
+After TFX has built the spec, ``compile_pipeline`` edits two things TFX does not expose:
+
+* caching: ImageExampleGen's task gets ``cachingOptions.enableCache: false``. KFP's cache key
+  is a task's input artifacts, parameters, image and command; ImageExampleGen has no input
+  artifacts and constant parameters (the CSV's folder), so a changed image under an unchanged
+  CSV would be a cache hit and the pipeline would go on with stale Examples. TFX's own
+  fingerprinting driver is wired as ``lifecycle.preCacheCheck``, which open-source KFP does
+  not run. Every other task keeps caching: its inputs include ImageExampleGen's new artifact.
+* resources: per-task CPU and memory requests (``COMPONENT_RESOURCES``). TFX copies a
+  component's ``platform_config`` into the container spec, but not for a FileBasedExampleGen
+  (ImageExampleGen), so the requests are set on the spec for every task alike.
+
+``embeddable=True`` also declares the main artifacts as the pipeline's outputs (see
+EMBEDDED_OUTPUTS), so a user's kfp pipeline can consume them from the loaded component.
+tests/kfp_harness.py runs a compiled spec task by task the way KFP's launcher does.
 """
 import os
-from typing import Optional, Sequence
-
-from tfx import v1 as tfx
+import re
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from components.class_balance.config import BalanceConfig
 from components.image_example_gen.config import IngestConfig
 from components.transform.config import TransformConfig
 from pipeline import configs
-from pipeline.pipeline import create_pipeline
+
+_Error = configs.PipelineConfigError
+
+# Tasks KFP must always run (never served from its cache); see the module docstring.
+UNCACHED_COMPONENTS = ('ImageExampleGen',)
+
+# (CPU cores, memory in GB) requested per task. Sized from the bench reference run at 21,165
+# images (bench/results/results.md): the Beam components peak at 1.05-1.16 GB RSS on the
+# DirectRunner (ImageExampleGen 1,046 MB, StatisticsGen 1,159 MB), so 4 GB leaves room for
+# Beam's buffers and larger data; 2 cores let the DirectRunner overlap reading and encoding.
+# ImportSchemaGen and ExampleValidator only read small protos, but every task's process
+# imports TensorFlow/TFX/Beam first (871 MB RSS before any work), hence 2 GB rather than 1.
+# Override per component with compile_pipeline(component_resources=...).
+COMPONENT_RESOURCES: Dict[str, Tuple[float, float]] = {
+    'ImageExampleGen': (2, 4),
+    'StatisticsGen': (2, 4),
+    'ClassBalance': (2, 4),
+    'Transform': (2, 4),
+    'ImportSchemaGen': (1, 2),
+    'ExampleValidator': (1, 2),
+}
+
+# The embeddable form's pipeline outputs: name -> (task, TFX output key, KFP artifact type).
+# kfp 2.5 loads a component's outputs only with ``system.*`` schema titles (TFX's own types
+# are ``instanceSchema`` YAML: ``KeyError: 'schemaTitle'`` in a parent pipeline), so the DAG
+# outputs are re-typed; the artifacts themselves (URI, metadata such as split_names) are TFX's.
+EMBEDDED_OUTPUTS: Dict[str, Tuple[str, str, str]] = {
+    'examples': ('ImageExampleGen', 'examples', 'system.Dataset'),
+    'schema': ('ImportSchemaGen', 'schema', 'system.Artifact'),
+    'statistics': ('StatisticsGen', 'statistics', 'system.Artifact'),
+    'schema_anomalies': ('ExampleValidator', 'anomalies', 'system.Artifact'),
+    'balance_anomalies': ('ClassBalance', 'anomalies', 'system.Artifact'),
+    'transform_graph': ('Transform', 'transform_graph', 'system.Artifact'),
+}
+
+Memory = Union[int, float, str]  # GB as a number, or '4G', '512M', '4Gi', '512Mi'
+_MEMORY = re.compile(r'^\s*([0-9]*\.?[0-9]+)\s*(G|M|Gi|Mi)?\s*$')
+
+
+def memory_gb(value: Memory) -> float:
+  """GB for a number (already GB) or a string such as '4G', '512M', '4Gi', '512Mi'."""
+  if isinstance(value, (int, float)) and not isinstance(value, bool):
+    number, unit = float(value), 'G'
+  else:
+    match = _MEMORY.match(str(value))
+    if not match:
+      raise _Error(f'memory {value!r}: give GB as a number or a string like "4G", '
+                       '"512M", "4Gi", "512Mi".')
+    number, unit = float(match.group(1)), match.group(2) or 'G'
+  gb = number * {'G': 1, 'M': 1e-3, 'Gi': 1.073741824, 'Mi': 1.048576e-3}[unit]
+  if gb <= 0:
+    raise _Error(f'memory {value!r} must be positive.')
+  return round(gb, 6)
+
+
+def resolve_resources(
+    component_resources: Optional[Mapping[str, Tuple[float, Memory]]] = None
+) -> Dict[str, Tuple[float, float]]:
+  """COMPONENT_RESOURCES with the given overrides; checks ids and values."""
+  result = dict(COMPONENT_RESOURCES)
+  for component_id, value in (component_resources or {}).items():
+    if component_id not in COMPONENT_RESOURCES:
+      raise _Error(f'component_resources: unknown component {component_id!r}; one of '
+                       f'{", ".join(COMPONENT_RESOURCES)}.')
+    try:
+      cpu, memory = value
+    except (TypeError, ValueError):
+      raise _Error(f'component_resources[{component_id!r}] must be (cpu, memory), '
+                       f'got {value!r}.') from None
+    if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or cpu <= 0:
+      raise _Error(f'component_resources[{component_id!r}]: cpu must be a positive '
+                       f'number, got {cpu!r}.')
+    result[component_id] = (float(cpu), memory_gb(memory))
+  return result
+
+
+def _edit_spec(spec: Dict[str, Any], resources: Mapping[str, Tuple[float, float]],
+               vertex: bool) -> None:
+  """Caching off for UNCACHED_COMPONENTS, resource requests on every task (in place)."""
+  executors = spec['deploymentSpec']['executors']
+  for task_name, task in spec['root']['dag']['tasks'].items():
+    if task_name in UNCACHED_COMPONENTS:
+      task['cachingOptions'] = {'enableCache': False}
+    component = spec['components'][task['componentRef']['name']]
+    container = executors[component['executorLabel']].get('container')
+    if container is None or task_name not in resources:
+      continue
+    cpu, memory = resources[task_name]
+    container['resources'] = {'cpuRequest': cpu, 'memoryRequest': memory}
+    if vertex:  # Vertex AI picks the machine from the limits; open-source KFP keeps them unset
+      container['resources'].update(cpuLimit=cpu, memoryLimit=memory)
+
+
+def _set_parameter_defaults(job: Dict[str, Any], defaults: Mapping[str, Any]) -> None:
+  """The pipeline parameters' defaults, which TFX 1.16 drops when writing schema 2.1: in the
+  root's inputDefinitions (KFP: a run may omit them) and the PipelineJob's runtimeConfig
+  (Vertex), in place."""
+  params = job['pipelineSpec']['root'].setdefault('inputDefinitions', {}).setdefault(
+      'parameters', {})
+  for name, value in defaults.items():
+    params.setdefault(name, {})['defaultValue'] = value
+    params[name]['isOptional'] = True
+  job.setdefault('runtimeConfig', {})['parameterValues'] = dict(defaults)
+
+
+def _expose_outputs(spec: Dict[str, Any]) -> None:
+  """Adds EMBEDDED_OUTPUTS as the root DAG's outputs (in place)."""
+  root = spec['root']
+  root.setdefault('outputDefinitions', {})['artifacts'] = {
+      name: {'artifactType': {'schemaTitle': kfp_type, 'schemaVersion': '0.0.1'}}
+      for name, (_, _, kfp_type) in EMBEDDED_OUTPUTS.items()}
+  root['dag'].setdefault('outputs', {})['artifacts'] = {
+      name: {'artifactSelectors': [{'producerSubtask': task, 'outputArtifactKey': key}]}
+      for name, (task, key, _) in EMBEDDED_OUTPUTS.items()}
 
 
 def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
@@ -22,17 +152,61 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
                      balance_config: Optional[BalanceConfig] = None,
                      transform_config: Optional[TransformConfig] = None,
                      beam_pipeline_args: Sequence[str] = (),
-                     fingerprint_content: bool = False) -> str:
-  """Writes the compiled pipeline to ``output`` and returns its path."""
+                     fingerprint_content: bool = False,
+                     pipeline_name: str = configs.PIPELINE_NAME,
+                     component_beam_args: Optional[Mapping[str, Sequence[str]]] = None,
+                     component_resources: Optional[Mapping[str, Tuple[float, Memory]]] = None,
+                     embeddable: bool = False, runtime_parameters: bool = True) -> str:
+  """Writes the compiled pipeline to ``output`` and returns its path.
+
+  Args:
+    output: ``*.yaml`` for open-source KFP (pipeline spec), ``*.json`` for Vertex AI
+      (PipelineJob); both schema 2.1.0.
+    image: the container image every task runs (see the Dockerfile).
+    pipeline_root: where tasks write artifacts (gs://, s3://, minio://... as KFP sees it).
+    csv_path: the CSV index as the tasks see it.
+    pipeline_name: the KFP pipeline name, [a-z0-9][a-z0-9-]{0,127}.
+    component_beam_args: {component id: Beam args} for single Beam components (after the
+      pipeline-wide ``beam_pipeline_args`` in that task's command line, so they win).
+    component_resources: {component id: (cpu cores, memory)} overriding COMPONENT_RESOURCES;
+      memory in GB or as '4G', '512M', '4Gi', '512Mi'.
+    embeddable: also declare EMBEDDED_OUTPUTS (Examples, Schema, statistics, anomalies,
+      TransformGraph) as the pipeline's outputs, typed ``system.Dataset``/``system.Artifact``,
+      so that a user's kfp pipeline that loads the YAML as a component can pass them on.
+    runtime_parameters: the CSV URI, class mapping (JSON), seed and splits become pipeline
+      parameters (configs.RUNTIME_PARAMETERS) whose defaults are the values given here, so one
+      compiled spec serves many datasets; False compiles them in as constants.
+    Other arguments: as create_pipeline.
+  """
+  # Heavy imports here: importing this module stays cheap (the CLI imports it for --help).
+  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # pylint: disable=g-import-not-at-top
+  from pipeline.pipeline import create_pipeline, runtime_parameter_defaults  # pylint: disable=g-import-not-at-top
+
+  resources = resolve_resources(component_resources)
+  output = os.path.abspath(output)
+  if not output.endswith(('.yaml', '.yml', '.json')):
+    raise _Error(f'output {output!r}: .yaml for KFP or .json for Vertex AI.')
   pipeline = create_pipeline(
-      pipeline_name=configs.PIPELINE_NAME, pipeline_root=pipeline_root, csv_path=csv_path,
+      pipeline_name=pipeline_name, pipeline_root=pipeline_root, csv_path=csv_path,
       ingest_config=ingest_config, schema_path=schema_path, balance_config=balance_config,
       transform_config=transform_config,
       metadata_connection_config=None,  # KFP provides the store
-      beam_pipeline_args=beam_pipeline_args, fingerprint_content=fingerprint_content)
-  output = os.path.abspath(output)
+      beam_pipeline_args=beam_pipeline_args, fingerprint_content=fingerprint_content,
+      component_beam_args=component_beam_args, runtime_parameters=runtime_parameters)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+          default_image=image, use_pipeline_spec_2_1=True),
       output_dir=os.path.dirname(output), output_filename=os.path.basename(output))
-  runner.run(pipeline, write_out=True)
+  job = runner.run(pipeline, write_out=False)
+  _edit_spec(job['pipelineSpec'], resources, vertex=output.endswith('.json'))
+  if runtime_parameters:
+    _set_parameter_defaults(job, runtime_parameter_defaults(csv_path, ingest_config))
+  if embeddable:
+    _expose_outputs(job['pipelineSpec'])
+  os.makedirs(os.path.dirname(output), exist_ok=True)
+  # TFX's own writer (YAML with its comment header, or the PipelineJob JSON), after the edits.
+  kubeflow_v2_dag_runner._write_pipeline_spec_to_file(  # pylint: disable=protected-access
+      job, f'This is converted from TFX pipeline from {job["pipelineSpec"]["sdkVersion"]}.',
+      output)
   return output

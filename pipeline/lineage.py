@@ -6,12 +6,15 @@ A cached execution appears as its own execution (state CACHED) whose outputs are
 artifacts, so reuse is visible in the chain.
 """
 import json
+import os
 from typing import Any, Dict, List, Optional, Set
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.errors import CxrError
 from pipeline.configs import LINEAGE_TYPES as LATEST_TYPES
+from pipeline.configs import PIPELINE_NAME
 
 # Execution properties worth showing: where the data came from and how it was cut.
 INGESTION_PROPERTIES = ('input_base', 'input_config', 'input_fingerprint', 'class_mapping',
@@ -20,7 +23,7 @@ _Event = metadata_store_pb2.Event
 _STATE = metadata_store_pb2.Execution.State
 
 
-class LineageError(ValueError):
+class LineageError(CxrError, ValueError):
   pass
 
 
@@ -37,9 +40,13 @@ class Lineage:
     self._artifact_types: Dict[int, str] = {}
     self._execution_types: Dict[int, str] = {}
 
-  def resolve(self, artifact_uri: str = '', latest: str = '') -> metadata_store_pb2.Artifact:
-    """The artifact with that URI, or the newest LIVE artifact of a --latest kind."""
+  def resolve(self, artifact_uri: str = '', latest: str = '',
+              pipeline_name: str = PIPELINE_NAME) -> metadata_store_pb2.Artifact:
+    """The artifact with that URI (a relative local path is taken from the current folder), or
+    what the --latest kind's producing component output in the pipeline's newest run."""
     if artifact_uri:
+      if '://' not in artifact_uri:
+        artifact_uri = os.path.abspath(artifact_uri)
       matches = [a for a in self._store.get_artifacts() if a.uri.rstrip('/') ==
                  artifact_uri.rstrip('/')]
       if not matches:
@@ -48,10 +55,12 @@ class Lineage:
     if latest not in LATEST_TYPES:
       raise LineageError(f'--latest must be one of {sorted(LATEST_TYPES)}, got {latest!r}.')
     from pipeline import mlmd  # pylint: disable=g-import-not-at-top
-    artifact = mlmd.latest_artifact(self._store, LATEST_TYPES[latest])
-    if artifact is None:
-      raise LineageError(f'no {LATEST_TYPES[latest]} artifact in the metadata store yet.')
-    return artifact
+    component_id, output_key = LATEST_TYPES[latest]
+    try:
+      run = mlmd.latest_run(self._store, pipeline_name)
+      return mlmd.run_output(self._store, run, pipeline_name, component_id, output_key)
+    except mlmd.NotInStore as e:
+      raise LineageError(str(e)) from e
 
   def _artifact_type(self, a: metadata_store_pb2.Artifact) -> str:
     if a.type_id not in self._artifact_types:

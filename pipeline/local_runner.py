@@ -6,7 +6,8 @@ the metadata store, so the summary is what ML Metadata recorded.
 import dataclasses
 import json
 import os
-from typing import List, Optional, Sequence, Tuple
+import time
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from components.class_balance.config import BalanceConfig
 
@@ -14,6 +15,7 @@ from components.image_example_gen import index
 from components.image_example_gen.config import IngestConfig
 from components.image_example_gen.summary import IngestSummary
 from components.transform.config import TransformConfig
+from pipeline import cleanup
 from pipeline import configs
 from pipeline import progress
 
@@ -22,7 +24,9 @@ from pipeline import progress
 class RunResult:
   pipeline_root: str
   metadata_path: str
+  run_id: str  # the pipeline_run context's name in ML Metadata
   examples_uri: str
+  transform_graph_uri: str  # what training code needs (TFTransformOutput)
   summary: IngestSummary
   components: List[Tuple[str, float, bool]]  # (component id, seconds, cached)
   balance_verdict: str  # ClassBalance's one-line verdict
@@ -31,13 +35,35 @@ class RunResult:
   balance_findings: List[str]  # one line per finding ('<kind>: <message>')
 
 
+def _clean_after_failure(pipeline_root: str, metadata_path: str, pipeline_name: str,
+                         error: BaseException) -> None:
+  """Marks this run's unfinished executions FAILED and removes their outputs; a failure here
+  (e.g. the store's disk is full) must not hide the run's own error."""
+  try:
+    cleanup.fail_unfinished(metadata_path, pipeline_name,
+                            f'{type(error).__name__}: {error}'.strip())
+  except Exception:  # pylint: disable=broad-except
+    pass
+  try:
+    cleanup.remove_unpublished_outputs(pipeline_root, metadata_path)
+  except Exception:  # pylint: disable=broad-except
+    pass
+
+
 def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
               metadata_path: str = '', balance_config: Optional[BalanceConfig] = None,
               transform_config: Optional[TransformConfig] = None,
               schema_path: str = configs.SCHEMA_FILE,
               beam_pipeline_args: Sequence[str] = (), enable_cache: bool = True,
-              fingerprint_content: bool = False, verbose: bool = False) -> RunResult:
-  """Runs the pipeline locally and returns what the metadata store recorded."""
+              fingerprint_content: bool = False, verbose: bool = False,
+              pipeline_name: str = configs.PIPELINE_NAME,
+              component_beam_args: Optional[Mapping[str, Sequence[str]]] = None) -> RunResult:
+  """Runs the pipeline locally and returns what the metadata store recorded.
+
+  ``beam_pipeline_args`` go to every Beam component, ``component_beam_args`` ({component id:
+  args}, ids from configs.BEAM_COMPONENT_IDS) to one each, after the global ones (so they win
+  for the same flag); see ``create_pipeline``.
+  """
   progress.quiet_native_logs()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (heavy)
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top  (heavy)
@@ -54,28 +80,42 @@ def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
   metadata_path = os.path.abspath(
       metadata_path or os.path.join(pipeline_root, configs.METADATA_FILE))
   pipeline = create_pipeline(
-      pipeline_name=configs.PIPELINE_NAME, pipeline_root=pipeline_root, csv_path=csv_path,
+      pipeline_name=pipeline_name, pipeline_root=pipeline_root, csv_path=csv_path,
       ingest_config=ingest_config, schema_path=schema_path, balance_config=balance_config,
       transform_config=transform_config,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           metadata_path),
       beam_pipeline_args=beam_pipeline_args, enable_cache=enable_cache,
-      fingerprint_content=fingerprint_content)
-  with progress.component_progress(verbose) as reporter:
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+      fingerprint_content=fingerprint_content, component_beam_args=component_beam_args)
+  # What an earlier, killed run of this pipeline left: RUNNING executions, unpublished outputs.
+  cleanup.fail_unfinished(metadata_path, pipeline_name,
+                          'abandoned: the run that started it ended without finishing it')
+  cleanup.remove_unpublished_outputs(pipeline_root, metadata_path)
+  started_ms = int(time.time() * 1000)
+  try:
+    with progress.component_progress(verbose) as reporter:
+      tfx.orchestration.LocalDagRunner().run(pipeline)
+  except BaseException as e:  # also KeyboardInterrupt: nothing of this run is left RUNNING
+    _clean_after_failure(pipeline_root, metadata_path, pipeline_name, e)
+    raise
 
+  # Read back through this run's context and the producing components, never "the newest
+  # artifact of a type": another pipeline or run sharing the store cannot answer for this one.
   store = mlmd.sqlite_store(metadata_path)
-  examples = mlmd.latest_artifact(store, 'Examples')
-  if examples is None:
-    raise RuntimeError(f'the run finished but {metadata_path} holds no Examples artifact.')
+  run = mlmd.latest_run(store, pipeline_name, since_ms=started_ms)
+  examples = mlmd.run_output(store, run, pipeline_name, configs.IMAGE_EXAMPLE_GEN,
+                             spec.EXAMPLES_KEY)
+  graph = mlmd.run_output(store, run, pipeline_name, configs.TRANSFORM,
+                          configs.TRANSFORM_GRAPH_KEY)
   summary = IngestSummary.from_json(
       examples.custom_properties[spec.SUMMARY_PROPERTY].string_value)
-  balance = mlmd.latest_artifact(store, 'ExampleAnomalies',
-                                 with_property=balance_spec.VERDICT_PROPERTY)
+  balance = mlmd.run_output(store, run, pipeline_name, configs.CLASS_BALANCE,
+                            balance_spec.ANOMALIES_KEY)
   props = balance.custom_properties
   with tf.io.gfile.GFile(props[balance_spec.JSON_REPORT_PROPERTY].string_value) as f:
     findings = [f'{x["kind"]}: {x["message"]}' for x in json.load(f)['findings']]
-  return RunResult(pipeline_root, metadata_path, examples.uri, summary, reporter.finished,
+  return RunResult(pipeline_root, metadata_path, run.name, examples.uri, graph.uri, summary,
+                   reporter.finished,
                    balance_verdict=props[balance_spec.VERDICT_PROPERTY].string_value,
                    balanced=bool(props[balance_spec.BALANCED_PROPERTY].int_value),
                    balance_report=props[balance_spec.HTML_REPORT_PROPERTY].string_value,

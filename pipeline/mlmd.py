@@ -1,25 +1,91 @@
-"""Reading the ML Metadata store (SQLite by default) with APIs present in MLMD 1.16 and 1.21."""
-from typing import Optional
+"""Reading the ML Metadata store (SQLite by default) with APIs present in MLMD 1.16 and 1.21.
+
+Artifacts are resolved through the run that made them, never as "the newest artifact of a
+type": TFX records every execution in a ``pipeline`` context (the pipeline's name), a
+``pipeline_run`` context (one per run, a child of the pipeline's) and a ``node`` context
+(``<pipeline>.<component id>``). An artifact is found as the output (by output key) of the
+component's execution in that run, so two pipelines, or two runs of one pipeline, sharing a
+store each read their own; a cached execution is recorded in the run that reused it, with
+output events to the reused artifacts, so a cached run resolves too.
+"""
+from typing import List, Optional
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.errors import CxrError
 
-def sqlite_store(path: str) -> metadata_store.MetadataStore:
+PIPELINE_CONTEXT = 'pipeline'
+RUN_CONTEXT = 'pipeline_run'
+NODE_CONTEXT = 'node'
+_Event = metadata_store_pb2.Event
+_DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+
+
+class NotInStore(CxrError, LookupError):
+  """What was asked for is not in the metadata store; the message says what and where."""
+
+
+def sqlite_store(path: str, read_only: bool = True) -> metadata_store.MetadataStore:
   config = metadata_store_pb2.ConnectionConfig()
   config.sqlite.filename_uri = path
-  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+  config.sqlite.connection_mode = (
+      metadata_store_pb2.SqliteMetadataSourceConfig.READONLY if read_only
+      else metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE)
   return metadata_store.MetadataStore(config)
 
 
-def latest_artifact(store: metadata_store.MetadataStore, type_name: str,
-                    with_property: str = '') -> Optional[metadata_store_pb2.Artifact]:
-  """The most recently created LIVE artifact of a type (a cached run reuses, so keeps, it).
+def runs(store: metadata_store.MetadataStore,
+         pipeline_name: str) -> List[metadata_store_pb2.Context]:
+  """The pipeline's runs (``pipeline_run`` contexts), oldest first."""
+  pipeline = store.get_context_by_type_and_name(PIPELINE_CONTEXT, pipeline_name)
+  if pipeline is None:
+    return []
+  return sorted((c for c in store.get_children_contexts_by_context(pipeline.id)
+                 if c.type == RUN_CONTEXT or _type_name(store, c) == RUN_CONTEXT),
+                key=lambda c: (c.create_time_since_epoch, c.id))
 
-  with_property: only artifacts carrying this custom property (ClassBalance's and
-  ExampleValidator's outputs are both ExampleAnomalies).
-  """
-  live = [a for a in store.get_artifacts_by_type(type_name)
-          if a.state == metadata_store_pb2.Artifact.LIVE
-          and (not with_property or with_property in a.custom_properties)]
-  return max(live, key=lambda a: (a.create_time_since_epoch, a.id), default=None)
+
+def _type_name(store: metadata_store.MetadataStore, context: metadata_store_pb2.Context) -> str:
+  return store.get_context_types_by_id([context.type_id])[0].name
+
+
+def latest_run(store: metadata_store.MetadataStore, pipeline_name: str,
+               since_ms: int = 0) -> metadata_store_pb2.Context:
+  """The pipeline's newest run (created at or after ``since_ms``, epoch milliseconds)."""
+  found = [r for r in runs(store, pipeline_name) if r.create_time_since_epoch >= since_ms]
+  if not found:
+    raise NotInStore(f'no run of pipeline {pipeline_name!r} in the metadata store'
+                     + (' since this command started' if since_ms else '')
+                     + ' (option --pipeline-name names the pipeline).')
+  return found[-1]
+
+
+def run_execution(store: metadata_store.MetadataStore, run: metadata_store_pb2.Context,
+                  pipeline_name: str, component_id: str
+                  ) -> Optional[metadata_store_pb2.Execution]:
+  """The component's finished (complete or cached) execution in this run, if any."""
+  node = store.get_context_by_type_and_name(NODE_CONTEXT, f'{pipeline_name}.{component_id}')
+  if node is None:
+    return None
+  in_node = {e.id for e in store.get_executions_by_context(node.id)}
+  done = [e for e in store.get_executions_by_context(run.id)
+          if e.id in in_node and e.last_known_state in _DONE]
+  return max(done, key=lambda e: (e.create_time_since_epoch, e.id), default=None)
+
+
+def run_output(store: metadata_store.MetadataStore, run: metadata_store_pb2.Context,
+               pipeline_name: str, component_id: str,
+               output_key: str) -> metadata_store_pb2.Artifact:
+  """The artifact a component produced (or reused, when cached) under ``output_key`` in a run."""
+  execution = run_execution(store, run, pipeline_name, component_id)
+  if execution is None:
+    raise NotInStore(f'run {run.name!r} of pipeline {pipeline_name!r} has no finished '
+                     f'{component_id} execution.')
+  ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+         if e.type in (_Event.OUTPUT, _Event.DECLARED_OUTPUT) and e.path.steps
+         and e.path.steps[0].key == output_key]
+  if not ids:
+    raise NotInStore(f'{component_id} (execution {execution.id}) in run {run.name!r} has no '
+                     f'output {output_key!r}.')
+  return store.get_artifacts_by_id(ids[:1])[0]

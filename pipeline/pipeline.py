@@ -1,6 +1,6 @@
 """``create_pipeline``: the cxr-tfx TFX pipeline as a pure function of its arguments."""
 import dataclasses
-from typing import Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from tfx import v1 as tfx
 from ml_metadata.proto import metadata_store_pb2
@@ -12,6 +12,25 @@ from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen.config import IngestConfig
 from components.transform.component import make_transform
 from components.transform.config import TransformConfig
+from pipeline import configs
+
+
+def runtime_parameter_defaults(csv_path: str, ingest_config: IngestConfig) -> Dict[str, Any]:
+  """{pipeline parameter name: default} for ImageExampleGen's runtime parameters."""
+  from components.image_example_gen import config as config_lib  # pylint: disable=g-import-not-at-top
+  values = {'csv_path': csv_path,
+            'class_mapping': config_lib.class_mapping_to_json(ingest_config.class_mapping),
+            'seed': ingest_config.seed,
+            'splits': config_lib.format_splits(ingest_config.splits)}
+  return {name: values[arg] for arg, name in configs.RUNTIME_PARAMETERS.items()}
+
+
+def _runtime_parameters(csv_path: str, ingest_config: IngestConfig):
+  """ImageExampleGen's arguments as TFX RuntimeParameters, defaulting to the given values."""
+  defaults = runtime_parameter_defaults(csv_path, ingest_config)
+  return {arg: tfx.dsl.experimental.RuntimeParameter(
+      name=name, ptype=type(defaults[name]), default=defaults[name])
+          for arg, name in configs.RUNTIME_PARAMETERS.items()}
 
 
 def create_pipeline(
@@ -26,6 +45,8 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = True,
     fingerprint_content: bool = False,
+    component_beam_args: Optional[Mapping[str, Sequence[str]]] = None,
+    runtime_parameters: bool = False,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline; runs nothing and touches no file.
 
@@ -34,7 +55,7 @@ def create_pipeline(
   leakage, image statistics); Transform (the decode graph, for training and serving).
 
   Args:
-    pipeline_name: also the KFP pipeline name ([a-z0-9-]).
+    pipeline_name: also the KFP pipeline name: [a-z0-9][a-z0-9-]{0,127} (ValueError otherwise).
     pipeline_root: where artifacts are written (local path, gs://, s3://, hdfs://).
     csv_path: the CSV index, absolute (or a URI).
     ingest_config: class mapping, splits and shard counts, seed, bad-record policy.
@@ -45,13 +66,26 @@ def create_pipeline(
       TransformConfig(): 256x256x1, graph only).
     metadata_connection_config: ML Metadata store; None lets the orchestrator provide one (KFP).
     beam_pipeline_args: passed to every Beam-based component (runner, workers, ...).
+    component_beam_args: {component id: Beam args} for single components, keys from
+      configs.BEAM_COMPONENT_IDS (ValueError naming them otherwise). Set with TFX's
+      ``with_beam_pipeline_args``; TFX puts the pipeline-level ``beam_pipeline_args`` in front
+      of them, so for a flag given in both the component's value comes last and wins (Beam
+      parses its options with argparse: the last occurrence counts).
     enable_cache: reuse outputs of unchanged executions. "Unchanged" covers the CSV and every
       image/mask it references (path, size, mtime; plus content with fingerprint_content).
     fingerprint_content: hash every referenced file's bytes for the cache fingerprint.
+    runtime_parameters: make the CSV URI, class mapping (JSON), seed and splits pipeline
+      parameters (names in configs.RUNTIME_PARAMETERS; TFX RuntimeParameters, which the KFP v2
+      compiler turns into pipeline parameters) whose defaults are the values given here, so
+      one compiled spec serves many datasets.
   """
-  example_gen = ImageExampleGen(
-      csv_path=csv_path, fingerprint_content=fingerprint_content,
-      **{f.name: getattr(ingest_config, f.name) for f in dataclasses.fields(ingest_config)})
+  configs.validate_pipeline_name(pipeline_name)
+  component_beam_args = configs.validate_component_beam_args(component_beam_args or {})
+  ingest_args = {f.name: getattr(ingest_config, f.name) for f in dataclasses.fields(ingest_config)}
+  ingest_args['csv_path'] = csv_path
+  if runtime_parameters:
+    ingest_args.update(_runtime_parameters(csv_path, ingest_config))
+  example_gen = ImageExampleGen(fingerprint_content=fingerprint_content, **ingest_args)
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs[keys.EXAMPLES_KEY], schema=schema_gen.outputs[keys.SCHEMA_KEY])
@@ -62,11 +96,17 @@ def create_pipeline(
       schema=schema_gen.outputs[keys.SCHEMA_KEY], config=balance_config)
   transform = make_transform(example_gen.outputs[keys.EXAMPLES_KEY],
                              schema_gen.outputs[keys.SCHEMA_KEY], transform_config)
+  components = [example_gen, schema_gen, statistics_gen, example_validator, class_balance,
+                transform]
+  by_id = {c.id: c for c in components}
+  for component_id, args in component_beam_args.items():
+    # Before tfx.dsl.Pipeline(...): it prepends the pipeline-level args to these
+    # (tfx/orchestration/pipeline.py, add_beam_pipeline_args_to_component).
+    by_id[component_id].with_beam_pipeline_args(list(args))
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,
       pipeline_root=pipeline_root,
-      components=[example_gen, schema_gen, statistics_gen, example_validator, class_balance,
-                  transform],
+      components=components,
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=list(beam_pipeline_args))

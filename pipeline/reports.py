@@ -1,6 +1,6 @@
-"""``cxr-tfx report``: rebuilds ClassBalance's reports from the latest artifacts in ML Metadata.
+"""``cxr-tfx report``: rebuilds ClassBalance's reports from ML Metadata.
 
-Finds the newest ClassBalance output, the execution that produced it (events only: works on
+Finds ClassBalance's execution in the pipeline's newest run (contexts and events only: works on
 MLMD 1.16 and 1.21), that execution's statistics/examples/schema inputs and thresholds, and
 runs the same scan and evaluation again into a folder of the user's choice.
 """
@@ -11,15 +11,17 @@ from typing import Dict, Optional, Tuple
 import apache_beam as beam
 from ml_metadata.proto import metadata_store_pb2
 
+from components.errors import CxrError
 from components.class_balance import config as config_lib
 from components.class_balance import executor
 from components.class_balance import spec
+from pipeline import configs
 from pipeline import mlmd
 
 _Event = metadata_store_pb2.Event
 
 
-class ReportError(ValueError):
+class ReportError(CxrError, ValueError):
   pass
 
 
@@ -37,16 +39,18 @@ def _value(v: metadata_store_pb2.Value):
   return getattr(v, kind) if kind else None
 
 
-def latest_inputs(metadata_path: str) -> ReportInputs:
-  """The inputs and thresholds of the execution behind the newest ClassBalance output."""
+def latest_inputs(metadata_path: str,
+                  pipeline_name: str = configs.PIPELINE_NAME) -> ReportInputs:
+  """The inputs and thresholds of ClassBalance's execution in the pipeline's newest run."""
   store = mlmd.sqlite_store(metadata_path)
-  output = mlmd.latest_artifact(store, 'ExampleAnomalies', with_property=spec.VERDICT_PROPERTY)
-  if output is None:
-    raise ReportError(f'{metadata_path} holds no ClassBalance output; run the pipeline first '
-                      '(cxr-tfx run).')
-  producers = [e.execution_id for e in store.get_events_by_artifact_ids([output.id])
-               if e.type in (_Event.OUTPUT, _Event.DECLARED_OUTPUT)]
-  execution = store.get_executions_by_id(producers[:1])[0]
+  try:
+    run = mlmd.latest_run(store, pipeline_name)
+    execution = mlmd.run_execution(store, run, pipeline_name, configs.CLASS_BALANCE)
+  except mlmd.NotInStore as e:
+    raise ReportError(f'{metadata_path}: {e} Run the pipeline first (cxr-tfx run).') from e
+  if execution is None:
+    raise ReportError(f'{metadata_path}: run {run.name!r} of {pipeline_name!r} has no finished '
+                      'ClassBalance execution; run the pipeline first (cxr-tfx run).')
   inputs: Dict[str, metadata_store_pb2.Artifact] = {}
   for event in store.get_events_by_execution_ids([execution.id]):
     if event.type in (_Event.INPUT, _Event.DECLARED_INPUT) and event.path.steps:
@@ -71,8 +75,9 @@ def latest_inputs(metadata_path: str) -> ReportInputs:
 
 
 def rebuild(metadata_path: str, out_dir: str,
-            config: Optional[config_lib.BalanceConfig] = None):
+            config: Optional[config_lib.BalanceConfig] = None,
+            pipeline_name: str = configs.PIPELINE_NAME):
   """-> (BalanceResult, {'json': path, 'html': path}) written under ``out_dir``."""
-  found = latest_inputs(metadata_path)
+  found = latest_inputs(metadata_path, pipeline_name)
   return executor.run(found.statistics_uri, found.split_names, found.examples_uri,
                       found.schema_uri, out_dir, config or found.config, beam.Pipeline)

@@ -3,7 +3,13 @@ import glob
 import os
 import subprocess
 import sys
+import types
 
+import pytest
+
+from components.image_example_gen import config as config_lib
+import pipeline
+from pipeline import cli  # cheap: no TensorFlow (see test_help_imports_no_tensorflow)
 from tests.testutil import CLI, REPO, read_csv_rows
 
 
@@ -11,14 +17,20 @@ def run_cli(*args, cwd=REPO):
   return subprocess.run([CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=900)
 
 
-def test_help_imports_no_tensorflow():
+@pytest.mark.parametrize('argv, words', [
+    (['--help'], ['demo-data', 'run']),
+    (['run', '--help'], ['--beam-arg-for', '--pipeline-name', '--verify', '--max-file-bytes']),
+    (['compile', '--help'], ['--beam-arg-for', '--pipeline-name', '--verify', '--max-file-bytes']),
+])
+def test_help_imports_no_tensorflow(argv, words):
   code = ('import sys; from pipeline import cli\n'
-          'try:\n  cli.main(["--help"])\nexcept SystemExit:\n  pass\n'
+          f'try:\n  cli.main({argv!r})\nexcept SystemExit:\n  pass\n'
           'heavy = [m for m in ("tensorflow", "tfx", "apache_beam") if m in sys.modules]\n'
           'assert not heavy, heavy')
   done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO)
   assert done.returncode == 0, done.stderr
-  assert 'demo-data' in done.stdout and 'run' in done.stdout
+  for word in words:
+    assert word in done.stdout, word
 
 
 def test_every_subcommand_explains_itself():
@@ -55,3 +67,148 @@ def test_run_rejects_bad_splits_before_any_work(tmp_path):
   done = run_cli('run', '--splits', 'train=8,eval', '--pipeline-root', str(tmp_path))
   assert done.returncode == 2 and '--splits' in done.stderr
   assert os.listdir(tmp_path) == []
+
+
+# --- run/compile options, parsed in-process (no TensorFlow, no run) ---
+
+COMPILE_REQUIRED = ['--image', 'r/cxr-tfx:t', '--output', 'x.yaml', '--pipeline-root', 'gs://b/r']
+
+
+def _parse(*argv):
+  return cli.build_parser().parse_args(list(argv))
+
+
+@pytest.mark.parametrize('sub', ['run', 'compile'])
+def test_beam_arg_for_collects_per_component_args_in_order(sub):
+  extra = COMPILE_REQUIRED if sub == 'compile' else []
+  args = _parse(sub, *extra, '--beam-arg=--direct_num_workers=1',
+                '--beam-arg-for', 'ImageExampleGen=--direct_running_mode=multi_processing',
+                '--beam-arg-for', 'Transform=--runner=DataflowRunner',
+                '--beam-arg-for=ImageExampleGen=--direct_num_workers=2')
+  assert args.beam_arg == ['--direct_num_workers=1']
+  group = cli._component_beam_args  # pylint: disable=protected-access
+  assert group(args.beam_arg_for) == {
+      'ImageExampleGen': ['--direct_running_mode=multi_processing', '--direct_num_workers=2'],
+      'Transform': ['--runner=DataflowRunner']}
+  assert group(_parse(sub, *extra).beam_arg_for) == {}
+
+
+@pytest.mark.parametrize('value, words', [
+    ('statisticsgen=--direct_num_workers=2', ["'statisticsgen'", "did you mean 'StatisticsGen'"]),
+    ('ExampleValidator=--direct_num_workers=2', ['not a Beam component']),
+    ('ImportSchemaGen=--direct_num_workers=2', ['not a Beam component']),
+    ('ImageExampleGen', ['expected COMPONENT=ARG']),
+    ('ImageExampleGen=', ['expected COMPONENT=ARG']),
+])
+@pytest.mark.parametrize('sub', ['run', 'compile'])
+def test_beam_arg_for_rejects_bad_values_naming_the_valid_ids(sub, value, words, capsys):
+  extra = COMPILE_REQUIRED if sub == 'compile' else []
+  with pytest.raises(SystemExit) as e:
+    _parse(sub, *extra, '--beam-arg-for', value)
+  assert e.value.code == 2
+  err = capsys.readouterr().err
+  assert 'argument --beam-arg-for' in err
+  for word in [*words, 'ImageExampleGen, StatisticsGen, ClassBalance, Transform']:
+    assert word in err, (word, err)
+
+
+@pytest.mark.parametrize('sub', ['run', 'compile'])
+def test_pipeline_name_option(sub, capsys):
+  extra = COMPILE_REQUIRED if sub == 'compile' else []
+  assert _parse(sub, *extra).pipeline_name == 'cxr-tfx'
+  assert _parse(sub, *extra, '--pipeline-name', 'cxr-tfx-dev-2').pipeline_name == 'cxr-tfx-dev-2'
+  for bad in ('Cxr_TFX', '-x', 'a' * 129):
+    with pytest.raises(SystemExit) as e:
+      _parse(sub, *extra, f'--pipeline-name={bad}')
+    assert e.value.code == 2
+    assert '[a-z0-9][a-z0-9-]{0,127}' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('sub', ['run', 'compile'])
+def test_verify_and_max_file_bytes_go_into_the_ingest_config(sub, tmp_path, capsys):
+  mapping = tmp_path / 'class_mapping.json'
+  mapping.write_text('{"COVID": 0, "Normal": 1}')
+  extra = COMPILE_REQUIRED if sub == 'compile' else []
+  ingest_config = cli._ingest_config  # pylint: disable=protected-access
+  default = ingest_config(_parse(sub, *extra), str(mapping))
+  assert default.verify == config_lib.VERIFY_FULL
+  assert default.max_file_bytes == config_lib.DEFAULT_MAX_FILE_BYTES
+  args = _parse(sub, *extra, '--verify', 'header', '--max-file-bytes', '1000')
+  config = ingest_config(args, str(mapping))
+  assert (config.verify, config.max_file_bytes) == ('header', 1000)
+  for bad in (['--verify', 'fast'], ['--max-file-bytes', '0'], ['--max-file-bytes', '1k']):
+    with pytest.raises(SystemExit) as e:
+      _parse(sub, *extra, *bad)
+    assert e.value.code == 2
+    assert bad[0] in capsys.readouterr().err
+
+
+class _Called(Exception):
+  pass
+
+
+def _fake_module(monkeypatch, name, function):
+  """Puts a stand-in for pipeline.<name> whose <function> records its kwargs and stops."""
+  calls = []
+
+  def record(**kwargs):
+    calls.append(kwargs)
+    raise _Called()
+  fake = types.ModuleType(f'pipeline.{name}')
+  setattr(fake, function, record)
+  monkeypatch.setitem(sys.modules, f'pipeline.{name}', fake)
+  monkeypatch.setattr(pipeline, name, fake, raising=False)
+  return calls
+
+
+@pytest.mark.parametrize('sub', ['run', 'compile'])
+def test_run_and_compile_pass_the_new_options_on(sub, tmp_path, monkeypatch):
+  module, function = (('local_runner', 'run_local') if sub == 'run' else
+                      ('kubeflow_runner', 'compile_pipeline'))
+  calls = _fake_module(monkeypatch, module, function)
+  mapping = tmp_path / 'class_mapping.json'
+  mapping.write_text('{"COVID": 0, "Normal": 1}')
+  extra = COMPILE_REQUIRED if sub == 'compile' else []
+  with pytest.raises(_Called):
+    cli.main([sub, *extra, '--csv', str(tmp_path / 'index.csv'), '--class-mapping', str(mapping),
+              '--pipeline-name', 'cxr-dev', '--beam-arg=--direct_num_workers=1',
+              '--beam-arg-for', 'ImageExampleGen=--direct_num_workers=2',
+              '--verify', 'header', '--max-file-bytes', '1000'])
+  (kwargs,) = calls
+  assert kwargs['pipeline_name'] == 'cxr-dev'
+  assert kwargs['beam_pipeline_args'] == ['--direct_num_workers=1']
+  assert kwargs['component_beam_args'] == {'ImageExampleGen': ['--direct_num_workers=2']}
+  ingest = kwargs['ingest_config']
+  assert (ingest.verify, ingest.max_file_bytes) == ('header', 1000)
+
+
+def test_only_the_projects_errors_are_user_errors_bugs_keep_their_traceback(monkeypatch, capsys):
+  """CxrError and I/O errors: one line naming the problem, exit 2; anything else propagates
+  (traceback) and the excepthook asks for a bug report."""
+  import sys  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import ConfigError  # pylint: disable=g-import-not-at-top
+  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(sys, 'excepthook', sys.excepthook)  # main() installs its hook
+
+  def raising(error):
+    def handler(args):
+      raise error
+    return handler
+
+  argv = ['lineage', '--metadata', 'm.sqlite', '--latest', 'examples']
+  monkeypatch.setattr(cli, '_lineage', raising(ConfigError('bad \x1b[2J option (option --x)')))
+  assert cli.main(argv) == 2
+  assert capsys.readouterr().err == 'cxr-tfx lineage: error: bad \\x1b[2J option (option --x)\n'
+  monkeypatch.setattr(cli, '_lineage', raising(PermissionError(13, 'Permission denied', '/ro/x')))
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err
+  assert "cannot access '/ro/x': Permission denied" in err and 'Traceback' not in err
+  monkeypatch.setattr(cli, '_lineage', raising(KeyError('oops')))
+  with pytest.raises(KeyError):
+    cli.main(argv)
+  try:
+    raise KeyError('oops')
+  except KeyError:
+    sys.excepthook(*sys.exc_info())
+  err = capsys.readouterr().err
+  assert 'Traceback' in err and 'this is a bug in cxr-tfx' in err

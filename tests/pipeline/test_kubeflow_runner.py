@@ -1,4 +1,5 @@
-"""KFP v2 compilation: strict proto parse, pinned DAG structure, embedding in a user's pipeline."""
+"""KFP v2 compilation: strict proto parse, pinned DAG structure, caching and resources,
+embedding in a user's pipeline. (Executing the compiled spec: test_kfp_harness.py.)"""
 import json
 import os
 import subprocess
@@ -12,6 +13,9 @@ from tests.testutil import REPO
 GOLDEN = os.path.join(os.path.dirname(__file__), 'golden', 'kfp_dag_structure.json')
 IMAGE = 'registry.example.com/cxr-tfx:test'
 MAPPING = {'COVID': 0, 'Normal': 1, 'Viral Pneumonia': 2, 'Lung_Opacity': 3}
+BEAM_ARGS_FOR = {'Transform': ['--direct_num_workers=2', '--runner=DirectRunner'],
+                 'ImageExampleGen': ['--experiments=shuffle_mode=service']}
+RESOURCES = {'Transform': (4, '16G'), 'ExampleValidator': (0.5, '512Mi')}
 
 
 @pytest.fixture(scope='module')
@@ -23,7 +27,10 @@ def compiled(tmp_path_factory):
                 csv_path='gs://bucket/data/all_image_mask_pairs.csv',
                 ingest_config=IngestConfig(MAPPING), beam_pipeline_args=['--runner=DataflowRunner'])
   return (compile_pipeline(output=str(out / 'cxr-tfx.yaml'), **kwargs),
-          compile_pipeline(output=str(out / 'cxr-tfx.json'), **kwargs))
+          compile_pipeline(output=str(out / 'cxr-tfx.json'), **kwargs),
+          compile_pipeline(output=str(out / 'cxr-dev.yaml'), pipeline_name='cxr-dev',
+                           component_beam_args=BEAM_ARGS_FOR, component_resources=RESOURCES,
+                           embeddable=True, **kwargs))
 
 
 def _parse_strict(spec_dict):
@@ -49,13 +56,20 @@ def dag_structure(spec):
         image=container['image'],
         executor=container['args'][1] if container['args'][0] == '--executor_class_path' else '',
         pre_cache_check=list(container.get('lifecycle', {}).get('preCacheCheck', {}).get(
-            'command', [])))
+            'command', [])),
+        cache=task.caching_options.enable_cache,
+        resources=container.get('resources', {}))
   return dict(pipeline=spec.pipeline_info.name, tasks=tasks)
 
 
+def _load(path):
+  with open(path) as f:
+    return _parse_strict(yaml.safe_load(f))
+
+
 def test_yaml_is_a_valid_kfp_pipeline_spec_with_the_pinned_structure(compiled):
-  with open(compiled[0]) as f:
-    spec = _parse_strict(yaml.safe_load(f))
+  spec = _load(compiled[0])
+  assert spec.schema_version == '2.1.0'  # the only version open-source KFP's API server takes
   got = json.loads(json.dumps(dag_structure(spec)))
   if os.environ.get('CXR_UPDATE_GOLDEN'):
     with open(GOLDEN, 'w') as f:
@@ -63,16 +77,24 @@ def test_yaml_is_a_valid_kfp_pipeline_spec_with_the_pinned_structure(compiled):
   with open(GOLDEN) as f:
     assert got == json.load(f)
   example_gen = spec.root.dag.tasks['ImageExampleGen']
-  params = {k: v.runtime_value.constant_value.string_value
+  params = {k: v.runtime_value.constant.string_value
             for k, v in example_gen.inputs.parameters.items()}
-  assert json.loads(params['class_mapping']) == MAPPING
   assert params['input_base'] == 'gs://bucket/data'
+  # the CSV, class mapping, seed and splits are pipeline parameters, defaulting to the values
+  # given at compile time
+  for name in ('csv_uri', 'class_mapping', 'seed', 'splits'):
+    assert example_gen.inputs.parameters[name].component_input_parameter == name
+  defaults = {k: v.default_value for k, v in spec.root.input_definitions.parameters.items()}
+  assert json.loads(defaults['class_mapping'].string_value) == MAPPING
+  assert defaults['csv_uri'].string_value == 'gs://bucket/data/all_image_mask_pairs.csv'
+  assert (defaults['seed'].number_value, defaults['splits'].string_value) == (
+      0, 'train=8,eval=1,test=1')
   assert all(t['image'] == IMAGE for t in got['tasks'].values())
   schema_gen = spec.root.dag.tasks['ImportSchemaGen']
-  schema_file = schema_gen.inputs.parameters['schema_file'].runtime_value.constant_value
+  schema_file = schema_gen.inputs.parameters['schema_file'].runtime_value.constant
   assert schema_file.string_value == '/opt/cxr-tfx/schemas/schema.pbtxt'  # in the image
   transform = spec.root.dag.tasks['Transform'].inputs.parameters
-  assert (transform['preprocessing_fn'].runtime_value.constant_value.string_value
+  assert (transform['preprocessing_fn'].runtime_value.constant.string_value
           == 'components.transform.preprocessing.preprocessing_fn')  # from the image, no wheel
   assert 'module_file' not in transform and 'module_path' not in transform
 
@@ -81,7 +103,65 @@ def test_json_is_a_vertex_pipeline_job_with_the_same_spec(compiled):
   with open(compiled[1]) as f:
     job = json.load(f)
   assert job['runtimeConfig']['gcsOutputDirectory'] == 'gs://bucket/root'
-  assert 'ImageExampleGen' in _parse_strict(job['pipelineSpec']).root.dag.tasks
+  spec = _parse_strict(job['pipelineSpec'])
+  assert spec.schema_version == '2.1.0'
+  got = dag_structure(spec)
+  with open(GOLDEN) as f:
+    golden = json.load(f)
+  for name, task in golden['tasks'].items():  # Vertex picks machines from limits: set too
+    resources = task.pop('resources')
+    resources.update(cpuLimit=resources['cpuRequest'], memoryLimit=resources['memoryRequest'])
+    assert got['tasks'][name].pop('resources') == resources
+  assert got['tasks'] == golden['tasks']
+
+
+def test_only_image_example_gen_is_not_cached(compiled):
+  """KFP's cache key (input artifacts, parameters, image, command) does not see the images
+  the CSV names, so ImageExampleGen must always run; the others take its new artifact."""
+  spec = _load(compiled[0])
+  caching = {name: task.caching_options.enable_cache for name, task in spec.root.dag.tasks.items()}
+  assert caching == {name: name != 'ImageExampleGen' for name in caching}
+  with open(compiled[0]) as f:
+    tasks = yaml.safe_load(f)['root']['dag']['tasks']
+  assert tasks['ImageExampleGen']['cachingOptions'] == {'enableCache': False}  # explicit
+
+
+def test_name_beam_args_and_resources_per_component(compiled):
+  from pipeline.kubeflow_runner import COMPONENT_RESOURCES  # pylint: disable=g-import-not-at-top
+  spec = _load(compiled[2])
+  assert spec.pipeline_info.name == 'cxr-dev'
+  got = dag_structure(spec)['tasks']
+  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
+  executors = json_format.MessageToDict(spec.deployment_spec)['executors']
+  args = {name: executors[spec.components[name].executor_label]['container']['args']
+          for name in got}
+  for name, task_args in args.items():
+    # the pipeline-wide args first, then the component's own (the last occurrence wins)
+    assert '--runner=DataflowRunner' in task_args or name in ('ImportSchemaGen',
+                                                              'ExampleValidator')
+    for arg in BEAM_ARGS_FOR.get(name, []):
+      assert arg in task_args
+    if name in BEAM_ARGS_FOR:
+      assert task_args.index(BEAM_ARGS_FOR[name][-1]) > task_args.index('--runner=DataflowRunner')
+  assert '--direct_num_workers=2' not in args['StatisticsGen']
+  expected = dict(COMPONENT_RESOURCES, Transform=(4, 16), ExampleValidator=(0.5, 0.536871))
+  assert {name: (t['resources']['cpuRequest'], t['resources']['memoryRequest'])
+          for name, t in got.items()} == expected
+  assert set(expected) == set(got)
+
+
+def test_component_resources_are_checked():
+  from pipeline.kubeflow_runner import memory_gb, resolve_resources  # pylint: disable=g-import-not-at-top
+  assert memory_gb(4) == 4 and memory_gb('4G') == 4 and memory_gb('512M') == 0.512
+  assert memory_gb('1Gi') == 1.073742
+  assert resolve_resources({'StatisticsGen': (3, '6G')})['StatisticsGen'] == (3, 6)
+  for bad, match in (({'Trainer': (1, 1)}, 'unknown component'),
+                     ({'Transform': 4}, r'\(cpu, memory\)'),
+                     ({'Transform': (0, 1)}, 'cpu must be'),
+                     ({'Transform': (1, '4 GB')}, 'memory'),
+                     ({'Transform': (1, 0)}, 'positive')):
+    with pytest.raises(ValueError, match=match):
+      resolve_resources(bad)
 
 
 def test_a_users_kfp_pipeline_can_embed_ours_as_a_step(compiled, tmp_path):
@@ -101,6 +181,39 @@ compiler.Compiler().compile(parent, {str(tmp_path / 'parent.yaml')!r})
   (step,) = parent.root.dag.tasks.values()
   inner = parent.components[step.component_ref.name].dag.tasks
   assert 'ImageExampleGen' in inner
+
+
+def test_a_users_pipeline_can_consume_our_examples_from_the_embeddable_form(compiled, tmp_path):
+  """kfp 2.5: the embeddable YAML's outputs (system.* types) feed a lightweight component."""
+  code = f'''
+from kfp import compiler, components, dsl
+from kfp.dsl import Dataset, Input
+cxr = components.load_component_from_file({compiled[2]!r})
+@dsl.component(base_image='python:3.10')
+def count_shards(examples: Input[Dataset]) -> int:
+  import glob, os
+  return len(glob.glob(os.path.join(examples.path, 'Split-*', '*.gz')))
+@dsl.pipeline(name='users-training-pipeline')
+def parent():
+  ingest = cxr()
+  count_shards(examples=ingest.outputs['examples'])
+compiler.Compiler().compile(parent, {str(tmp_path / 'parent.yaml')!r})
+'''
+  (tmp_path / 'users_pipeline.py').write_text(code)  # kfp reads the component's source
+  done = subprocess.run([sys.executable, str(tmp_path / 'users_pipeline.py')],
+                        capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-2000:]
+  parent = _load(tmp_path / 'parent.yaml')
+  assert parent.schema_version == '2.1.0'
+  count = parent.root.dag.tasks['count-shards']
+  source = count.inputs.artifacts['examples'].task_output_artifact
+  assert source.output_artifact_key == 'examples'
+  inner = parent.components[parent.root.dag.tasks[source.producer_task].component_ref.name]
+  selector = inner.dag.outputs.artifacts['examples'].artifact_selectors[0]
+  assert (selector.producer_subtask, selector.output_artifact_key) == ('ImageExampleGen',
+                                                                       'examples')
+  assert inner.output_definitions.artifacts['examples'].artifact_type.schema_title == (
+      'system.Dataset')
 
 
 def test_dockerfile_lints_clean():

@@ -14,9 +14,11 @@ from tests.testutil import CLI, REPO, load_mapping, read_csv_rows, read_examples
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
-  """One store, four LocalDagRunner runs: A, A again, A after one PNG changed, B (other CSV)."""
+  """One root and store, LocalDagRunner runs: A, A again, A after one PNG changed, B (other
+  CSV); then A with Transform materializing, pipeline 'cxr-other' on B, and A once more."""
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
   from pipeline import demo_data  # pylint: disable=g-import-not-at-top
+  from components.transform.config import TransformConfig  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
   ds = demo_data.generate(str(tmp_path_factory.mktemp('data')), scale=0.002, seed=3)
   root = str(tmp_path_factory.mktemp('root'))
@@ -27,6 +29,11 @@ def runs(tmp_path_factory):
   Image.fromarray(np.full((299, 299), 7, np.uint8)).save(first_png)  # same path, new pixels
   out['png_changed'] = run_local(root, ds.csv_path, config)
   out['other_csv'] = run_local(root, csv_b, config)
+  out['materialized'] = run_local(root, ds.csv_path, config,
+                                  transform_config=TransformConfig(materialize=True))
+  out['other_pipeline'] = run_local(root, csv_b, config, pipeline_name='cxr-other')
+  out['a_again'] = run_local(root, ds.csv_path, config,
+                             transform_config=TransformConfig(materialize=True))
   return out, first_png
 
 
@@ -45,6 +52,45 @@ def test_unchanged_rerun_is_cached_and_a_changed_png_is_not(runs):
   images = {ex.features.feature['image'].bytes_list.value[0]
             for _, ex in read_examples(os.path.join(out['png_changed'].examples_uri, '*', '*'))}
   assert new_bytes in images
+
+
+def test_every_read_back_is_tied_to_its_own_run_and_pipeline(runs):
+  """Results come from each run's MLMD context and producing component, not from "the newest
+  artifact of a type": --materialize (Transform's transformed_examples is also an Examples
+  artifact, and newer), another CSV, and another pipeline in the same store."""
+  out, _ = runs
+  n = out['first'].summary.rows_in
+  assert out['other_csv'].summary.rows_in == n - 3
+  materialized = out['materialized']
+  assert materialized.summary.rows_in == n
+  assert '/ImageExampleGen/' in materialized.examples_uri
+  assert materialized.examples_uri == out['png_changed'].examples_uri  # cached ingestion
+  assert materialized.transform_graph_uri != out['png_changed'].transform_graph_uri
+  other = out['other_pipeline']
+  assert other.summary.rows_in == n - 3 and other.examples_uri != out['other_csv'].examples_uri
+  assert '/cxr-other/' not in other.pipeline_root  # one shared root and store
+  # the newest Examples in the store now belong to 'cxr-other'; pipeline cxr-tfx reads its own
+  again = out['a_again']
+  assert again.summary.rows_in == n and again.examples_uri == materialized.examples_uri
+  assert again.run_id != materialized.run_id
+  assert all(c for _, _, c in again.components)  # all cached
+
+
+def test_report_and_lineage_read_the_named_pipelines_newest_run(runs):
+  out, _ = runs
+  metadata = out['first'].metadata_path
+  for name, expected in (('cxr-tfx', out['a_again']), ('cxr-other', out['other_pipeline'])):
+    done = subprocess.run([CLI, 'lineage', '--metadata', metadata, '--latest', 'examples',
+                           '--pipeline-name', name], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].endswith(expected.examples_uri)
+  done = subprocess.run([CLI, 'lineage', '--metadata', metadata, '--latest', 'balance'],
+                        capture_output=True, text=True, cwd=REPO)
+  assert done.returncode == 0, done.stderr
+  assert 'produced by ClassBalance' in done.stdout
+  done = subprocess.run([CLI, 'lineage', '--metadata', metadata, '--latest', 'examples',
+                         '--pipeline-name', 'nope'], capture_output=True, text=True, cwd=REPO)
+  assert done.returncode == 2 and "no run of pipeline 'nope'" in done.stderr
 
 
 def _chain(result, uri):
@@ -79,8 +125,21 @@ def test_lineage_cli_prints_the_chain(runs):
   done = subprocess.run([CLI, 'lineage', '--metadata', out['first'].metadata_path, '--latest',
                          'examples'], capture_output=True, text=True, cwd=REPO)
   assert done.returncode == 0, done.stderr
-  assert done.stdout.startswith(f'● Examples #') and out['other_csv'].examples_uri in done.stdout
+  # the newest run of cxr-tfx (the default pipeline name) reused A's examples
+  assert done.stdout.startswith(f'● Examples #') and out['a_again'].examples_uri in done.stdout
   assert 'produced by ImageExampleGen' in done.stdout and 'seed: 0' in done.stdout
+
+
+def test_lineage_into_a_closed_pipe_exits_quietly(runs):
+  """`cxr-tfx lineage ... | head -n 1`: the reader leaves early; no BrokenPipeError traceback."""
+  out, _ = runs
+  done = subprocess.run(f'set -o pipefail; {CLI} lineage --metadata '
+                        f'{out["first"].metadata_path} --latest examples | head -n 1',
+                        shell=True, executable='/bin/bash', capture_output=True, text=True,
+                        cwd=REPO)
+  assert done.returncode == 0, done.stderr
+  assert done.stdout.startswith('● Examples #') and len(done.stdout.splitlines()) == 1
+  assert 'Traceback' not in done.stderr and 'BrokenPipe' not in done.stderr
 
 
 def test_multi_processing_output_equals_in_memory_output(demo_dataset, tmp_path):
@@ -108,20 +167,30 @@ def test_killed_run_publishes_nothing_and_the_rerun_completes(tmp_path):
           '--splits', 'train=40,eval=5,test=5']
   proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
   deadline = time.time() + 300
-  while time.time() < deadline and not glob.glob(str(root / '*' / '*' / '*' / 'Split-*' / '*')):
+  pieces = str(root / '*' / '*' / '*' / '.staging' / 'pieces' / '*')
+  while time.time() < deadline and not glob.glob(pieces):
     time.sleep(0.005)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  visible = glob.glob(str(root / '*' / '*' / '*' / 'Split-*' / '*'))
-  assert visible, 'the run was not caught mid-write'
-  assert glob.glob(str(root / '*' / '*' / '*' / '.staging')) or len(visible) < 50
-  for path in visible:  # whatever a reader can see is a complete shard
-    assert len(read_examples(path)) in (8, 9)
+  assert glob.glob(str(root / '*' / '*' / '*' / '.staging')), 'the run was not caught mid-write'
+  # shards are renamed into Split-* only after the whole job is reconciled: nothing is visible
+  assert not glob.glob(str(root / '*' / '*' / '*' / 'Split-*'))
   store = mlmd.sqlite_store(str(root / 'metadata.sqlite'))
-  assert mlmd.latest_artifact(store, 'Examples') is None  # nothing published
+  assert not [a for a in store.get_artifacts_by_type('Examples')
+              if a.state == a.LIVE]  # nothing published
+
+  killed = [e for e in store.get_executions() if e.last_known_state == e.RUNNING]
+  assert len(killed) == 1  # the kill left ImageExampleGen RUNNING, its output unpublished
 
   rerun = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
   assert rerun.returncode == 0, rerun.stderr[-2000:]
   assert f'examples written: {ds.num_rows}' in rerun.stdout
+  # the rerun marked the killed execution FAILED and removed its unpublished output folder
+  store = mlmd.sqlite_store(str(root / 'metadata.sqlite'))
+  state = store.get_executions_by_id([killed[0].id])[0]
+  assert state.last_known_state == state.FAILED
+  assert 'abandoned' in state.custom_properties['cxr_failure'].string_value
+  assert not glob.glob(str(root / '*' / '*' / '*' / '.staging'))
+  assert not os.path.exists(root / 'ImageExampleGen' / 'examples' / str(killed[0].id))
   cached = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
   assert 'cached' in cached.stderr

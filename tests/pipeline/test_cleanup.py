@@ -1,0 +1,41 @@
+"""Failed runs leave nothing behind: no RUNNING execution in ML Metadata, no unpublished output
+folder (real LocalDagRunner, real SQLite store, real files)."""
+import os
+
+import pytest
+
+from tests.testutil import load_mapping, read_csv_rows, write_csv_rows
+
+
+def _states(metadata_path):
+  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  return [(e.id, e.last_known_state, e.custom_properties['cxr_failure'].string_value
+           if 'cxr_failure' in e.custom_properties else '')
+          for e in mlmd.sqlite_store(metadata_path).get_executions()]
+
+
+@pytest.mark.parametrize('case', ['csv_error_in_driver', 'bad_file_in_workers'])
+def test_a_failed_run_marks_its_executions_failed_and_removes_its_outputs(
+    case, demo_dataset, tmp_path):
+  """A CSV-level error raises in ImageExampleGen's driver (TFX leaves the execution RUNNING);
+  a bad image raises in its executor after the Beam job wrote to staging."""
+  from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
+  rows = read_csv_rows(demo_dataset.csv_path)
+  if case == 'csv_error_in_driver':
+    csv_path = write_csv_rows(os.path.join(demo_dataset.root, 'no-mask-column.csv'),
+                              [{'image_path': r['image_path'], 'class': r['class']} for r in rows],
+                              fieldnames=('image_path', 'class'))
+  else:
+    rows[5]['image_path'] = rows[5]['image_path'] + '.missing.png'
+    csv_path = write_csv_rows(os.path.join(demo_dataset.root, 'one-bad-file.csv'), rows)
+  root = tmp_path / 'root'
+  with pytest.raises(index.IndexValidationError):
+    run_local(str(root), csv_path, IngestConfig(load_mapping(demo_dataset.class_mapping_path)))
+  states = _states(str(root / 'metadata.sqlite'))
+  assert states and all(state == 4 for _, state, _ in states), states  # 4: FAILED
+  if case == 'csv_error_in_driver':
+    assert "missing column(s) ['mask_path']" in states[0][2]
+  outputs = root / 'ImageExampleGen' / 'examples'
+  assert not outputs.exists() or not os.listdir(outputs)

@@ -1,0 +1,133 @@
+"""create_pipeline: per-component Beam args (merged by TFX after the global ones), pipeline name.
+
+Builds and compiles pipeline objects only (no run, no file read): TFX's own merge
+(tfx/orchestration/pipeline.py, add_beam_pipeline_args_to_component) and IR compiler
+(tfx/dsl/compiler/compiler.py, the LocalDagRunner's) are what is checked.
+"""
+import pytest
+
+from pipeline import configs
+
+MAPPING = {'COVID': 0, 'Normal': 1, 'Viral Pneumonia': 2, 'Lung_Opacity': 3}
+GLOBAL = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
+FOR_EXAMPLE_GEN = ['--direct_running_mode=multi_processing', '--direct_num_workers=2']
+
+
+def _create(**kwargs):
+  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
+  args = dict(pipeline_name=configs.PIPELINE_NAME, pipeline_root='/tmp/cxr-tfx-unused-root',
+              csv_path='/data/all_image_mask_pairs.csv', ingest_config=IngestConfig(MAPPING),
+              schema_path=configs.SCHEMA_FILE)
+  args.update(kwargs)
+  return create_pipeline(**args)
+
+
+def _beam_args_by_id(pipeline):
+  """{component id: final beam_pipeline_args of its executor spec} for the Beam components."""
+  from tfx.dsl.components.base import executor_spec  # pylint: disable=g-import-not-at-top
+  return {c.id: list(c.executor_spec.beam_pipeline_args) for c in pipeline.components
+          if isinstance(c.executor_spec, executor_spec.BeamExecutorSpec)}
+
+
+def _compiled_beam_args_by_id(pipeline):
+  """The same, from the IR the LocalDagRunner runs (compiled deployment config)."""
+  from tfx.dsl.compiler import compiler  # pylint: disable=g-import-not-at-top
+  from tfx.proto.orchestration import executable_spec_pb2  # pylint: disable=g-import-not-at-top
+  from tfx.proto.orchestration import pipeline_pb2  # pylint: disable=g-import-not-at-top
+  ir = compiler.Compiler().compile(pipeline)
+  deployment = pipeline_pb2.IntermediateDeploymentConfig()
+  ir.deployment_config.Unpack(deployment)
+  result = {}
+  for node_id, packed in deployment.executor_specs.items():
+    spec = executable_spec_pb2.BeamExecutableSpec()
+    if packed.Unpack(spec):  # False for the non-Beam executors
+      result[node_id] = [p.value.string_value for p in spec.beam_pipeline_args_placeholders]
+  return result
+
+
+def _direct_options(args):
+  """What Beam makes of an arg list (argparse: the last occurrence of a flag wins)."""
+  from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions  # pylint: disable=g-import-not-at-top
+  options = PipelineOptions(args).view_as(DirectOptions)
+  return options.direct_running_mode, options.direct_num_workers
+
+
+@pytest.fixture(scope='module')
+def per_component():
+  return _create(beam_pipeline_args=GLOBAL,
+                 component_beam_args={configs.IMAGE_EXAMPLE_GEN: FOR_EXAMPLE_GEN})
+
+
+def test_beam_component_ids_are_the_pipelines_beam_components():
+  from tfx.dsl.components.base import base_beam_component  # pylint: disable=g-import-not-at-top
+  pipeline = _create()
+  ids = [c.id for c in pipeline.components]
+  assert sorted(ids) == sorted([configs.IMAGE_EXAMPLE_GEN, configs.IMPORT_SCHEMA_GEN,
+                                configs.STATISTICS_GEN, configs.EXAMPLE_VALIDATOR,
+                                configs.CLASS_BALANCE, configs.TRANSFORM])
+  beam = {c.id for c in pipeline.components
+          if isinstance(c, base_beam_component.BaseBeamComponent)}
+  assert beam == set(configs.BEAM_COMPONENT_IDS)
+
+
+def test_component_args_come_after_the_global_ones(per_component):
+  got = _beam_args_by_id(per_component)
+  assert got[configs.IMAGE_EXAMPLE_GEN] == GLOBAL + FOR_EXAMPLE_GEN
+  for other in set(configs.BEAM_COMPONENT_IDS) - {configs.IMAGE_EXAMPLE_GEN}:
+    assert got[other] == GLOBAL, other
+
+
+def test_compiled_ir_keeps_that_order_and_the_component_value_wins(per_component):
+  got = _compiled_beam_args_by_id(per_component)
+  assert set(got) == set(configs.BEAM_COMPONENT_IDS)
+  assert got[configs.IMAGE_EXAMPLE_GEN] == GLOBAL + FOR_EXAMPLE_GEN
+  assert _direct_options(got[configs.IMAGE_EXAMPLE_GEN]) == ('multi_processing', 2)
+  for other in set(configs.BEAM_COMPONENT_IDS) - {configs.IMAGE_EXAMPLE_GEN}:
+    assert got[other] == GLOBAL, other
+    assert _direct_options(got[other]) == ('in_memory', 1), other
+
+
+def test_component_args_without_global_ones():
+  got = _beam_args_by_id(_create(component_beam_args={
+      configs.TRANSFORM: ['--direct_num_workers=3'], configs.STATISTICS_GEN: []}))
+  assert got == {configs.IMAGE_EXAMPLE_GEN: [], configs.STATISTICS_GEN: [],
+                 configs.CLASS_BALANCE: [], configs.TRANSFORM: ['--direct_num_workers=3']}
+
+
+def test_components_do_not_share_beam_args_across_pipelines(per_component):
+  """with_beam_pipeline_args changes the component's own (copied) spec, not its class's."""
+  assert _beam_args_by_id(_create()) == {i: [] for i in configs.BEAM_COMPONENT_IDS}
+  assert _beam_args_by_id(per_component)[configs.IMAGE_EXAMPLE_GEN] == GLOBAL + FOR_EXAMPLE_GEN
+
+
+@pytest.mark.parametrize('bad', ['statisticsgen', 'ImportSchemaGen', 'ExampleValidator', 'Trainer'])
+def test_an_unknown_component_id_is_a_clear_error(bad):
+  with pytest.raises(ValueError) as e:
+    _create(component_beam_args={bad: ['--direct_num_workers=2']})
+  message = str(e.value)
+  assert repr(bad) in message
+  for valid in configs.BEAM_COMPONENT_IDS:
+    assert valid in message
+  if bad == 'statisticsgen':
+    assert "did you mean 'StatisticsGen'" in message
+
+
+def test_a_single_string_instead_of_a_list_is_an_error():
+  with pytest.raises(ValueError, match='must be a list of strings'):
+    _create(component_beam_args={configs.TRANSFORM: '--direct_num_workers=2'})
+
+
+def test_pipeline_name_is_used_and_validated():
+  assert _create(pipeline_name='cxr-tfx-dev-2').pipeline_info.pipeline_name == 'cxr-tfx-dev-2'
+  for bad in ('', 'Cxr', 'cxr_tfx', '-cxr', 'a' * 129):
+    with pytest.raises(ValueError, match=r'\[a-z0-9\]\[a-z0-9-\]\{0,127\}'):
+      _create(pipeline_name=bad)
+
+
+def test_verify_and_max_file_bytes_reach_image_example_gen():
+  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  pipeline = _create(ingest_config=IngestConfig(MAPPING, verify='header', max_file_bytes=1000))
+  example_gen = next(c for c in pipeline.components if c.id == configs.IMAGE_EXAMPLE_GEN)
+  assert example_gen.exec_properties['verify'] == 'header'
+  assert example_gen.exec_properties['max_file_bytes'] == 1000
