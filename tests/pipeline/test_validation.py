@@ -120,13 +120,15 @@ def test_a_balanced_run_has_no_findings_and_counts_equal_the_csv(balanced_run, d
 
 def test_a_class_missing_from_splits_is_named_and_fail_on_imbalance_stops(demo_dataset,
                                                                           tmp_path):
-  """Viral Pneumonia has 4 rows for 10 shards: eval and test get none."""
+  """Viral Pneumonia has 4 rows for splits 8/1/1: train gets 3 (floor of 3.2), the one extra
+  goes to eval or test (largest remainder, 0.4 each), and the other split gets none."""
   args = [CLI, 'run', '--csv', demo_dataset.csv_path, '--pipeline-root', str(tmp_path)]
   loose = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=900)
   assert loose.returncode == 0, loose.stderr[-3000:]
-  for split in ('eval', 'test'):
-    assert (f"split {split}: class 'Viral Pneumonia' has 0 examples, fewer than "
-            'min_count_per_class=1') in loose.stdout
+  missing = [split for split in ('train', 'eval', 'test')
+             if (f"split {split}: class 'Viral Pneumonia' has 0 examples, fewer than "
+                 'min_count_per_class=1') in loose.stdout]
+  assert len(missing) == 1 and missing[0] in ('eval', 'test'), loose.stdout
   html = loose.stdout.split('balance report: ')[1].split()[0]
   with open(html) as f:
     assert 'data_tfrecord-00000-of-00001.gz' in f.read()  # the shards without it are shown
