@@ -44,7 +44,12 @@ def within_by_name(path: str, roots: Sequence[str]) -> bool:
     norm = path.rstrip('/')
     return any(norm.startswith(r.rstrip('/') + '/') for r in roots if is_uri(r))
   norm = os.path.normpath(os.path.abspath(path))
-  return any(_under(norm, os.path.normpath(os.path.abspath(r))) for r in roots if not is_uri(r))
+  return any(_under(norm, _norm_root(r)) for r in roots if not is_uri(r))
+
+
+@functools.lru_cache(maxsize=256)
+def _norm_root(root: str) -> str:
+  return os.path.normpath(os.path.abspath(root))
 
 
 def _under(path: str, root: str) -> bool:
@@ -96,8 +101,7 @@ def read_local(path: str, what: str, options: CheckOptions) -> bytes:
     if info.st_size > options.max_file_bytes:
       raise BadFile(f'too large {what} file: {info.st_size} bytes > {options.max_file_bytes} '
                     '(option --max-file-bytes)')
-    with os.fdopen(fd, 'rb', closefd=False) as f:
-      data = f.read(options.max_file_bytes + 1)
+    data = _read_all(fd, info.st_size, options.max_file_bytes)
   except OSError as e:
     raise BadFile(f'unreadable {what}: {e.strerror or type(e).__name__}') from e
   finally:
@@ -106,6 +110,22 @@ def read_local(path: str, what: str, options: CheckOptions) -> bytes:
     raise BadFile(f'too large {what} file: more than {options.max_file_bytes} bytes '
                   '(option --max-file-bytes)')
   return data
+
+
+def _read_all(fd: int, size: int, limit: int) -> bytes:
+  """The file's bytes, at most limit + 1: one read of the size fstat gave (plus one byte to see
+  growth). Asking for ``limit`` bytes up front would allocate ``limit`` bytes for every file
+  (8x slower than the read itself at 128 MiB, measured)."""
+  chunks, total = [], 0
+  want = min(size, limit) + 1
+  while total <= limit:
+    chunk = os.read(fd, want)
+    if not chunk:
+      break
+    chunks.append(chunk)
+    total += len(chunk)
+    want = min(1 << 20, limit + 1 - total)
+  return b''.join(chunks) if len(chunks) != 1 else chunks[0]
 
 
 def read_uri(path: str, what: str, options: CheckOptions) -> bytes:
