@@ -238,14 +238,20 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
 
 @dataclasses.dataclass
 class ChunkResult:
-  """What writing one chunk produced: its piece file, the rows written, the bad rows."""
+  """What writing one chunk produced: its piece file, what it holds, the bad rows. Small: the
+  per-row facts for duplicate detection leave WriteChunkFn on their own (HASHES) output."""
   split: str
   shard: int
   num_shards: int
   chunk: int
   piece: str
-  written: List[Dict[str, Any]]  # [{image_id, line, class_name, split, label, sha256}]
+  count: int
+  class_counts: Dict[int, int]
   problems: List[Dict[str, Any]]
+
+
+HASHES = 'hashes'  # WriteChunkFn's tagged output: (sha256 bucket, [(sha256, member), ...])
+SHA_BUCKETS = 16  # duplicate detection groups by the first hex digit: elements per chunk, not row
 
 
 class _Inline:
@@ -281,7 +287,7 @@ class WriteChunkFn(beam.DoFn):
     piece = files.join_uri(self._staging_dir, PIECES_DIR,
                            f'{chunk.split}-{chunk.shard:05d}-{chunk.chunk:05d}.gz')
     tf.io.gfile.makedirs(os.path.dirname(piece))
-    written, problems = [], []
+    written, problems = [], []  # written: (sha256, image_id, line, class_name, label)
     loaded_rows = (self._pool or _Inline).map(lambda r: load_and_hash(r, self._options),
                                                chunk.rows)
     with tf.io.TFRecordWriter(piece, tf.io.TFRecordOptions(**TFRECORD_OPTIONS)) as writer:
@@ -293,10 +299,15 @@ class WriteChunkFn(beam.DoFn):
           continue
         writer.write(make_example(row, loaded.image, loaded.mask).SerializeToString(
             deterministic=True))
-        written.append(dict(_member(row, chunk.split), label=row.label, sha256=row.image_sha256))
+        written.append((row.image_sha256, row.image_id, row.line, row.class_name, row.label))
         self._written.inc()
-    yield ChunkResult(chunk.split, chunk.shard, chunk.num_shards, chunk.chunk, piece, written,
-                      problems)
+    yield ChunkResult(chunk.split, chunk.shard, chunk.num_shards, chunk.chunk, piece,
+                      len(written), dict(collections.Counter(w[4] for w in written)), problems)
+    buckets = collections.defaultdict(list)
+    for sha256, image_id, line, class_name, _ in written:
+      buckets[int(sha256[0], 16)].append((sha256, (image_id, line, class_name, chunk.split)))
+    for bucket, members in sorted(buckets.items()):
+      yield beam.pvalue.TaggedOutput(HASHES, (bucket, members))
 
 
 def concatenate(pieces: Sequence[str], target: str) -> int:
@@ -330,12 +341,18 @@ def concatenate(pieces: Sequence[str], target: str) -> int:
   return total
 
 
-def duplicate_group(keyed: Tuple[str, Iterable[Dict[str, Any]]]):
-  """(sha256, members) -> a manifest entry when more than one row has these bytes."""
-  sha256, members = keyed
-  members = sorted(members, key=lambda m: m['image_id'])
-  if len(members) > 1:
-    yield DUPLICATE, dict(sha256=sha256, members=members)
+def duplicate_groups(keyed: Tuple[int, Iterable[List[Tuple[str, Tuple]]]]):
+  """(sha256 bucket, its chunks' (sha256, member) lists) -> a manifest entry per sha256 that
+  more than one row has."""
+  _, lists = keyed
+  by_sha = collections.defaultdict(list)
+  for members in lists:
+    for sha256, (image_id, line, class_name, split) in members:
+      by_sha[sha256].append(dict(image_id=image_id, line=line, class_name=class_name,
+                                 split=split))
+  for sha256, members in sorted(by_sha.items()):
+    if len(members) > 1:
+      yield DUPLICATE, dict(sha256=sha256, members=sorted(members, key=lambda m: m['image_id']))
 
 
 class AssembleShardFn(beam.DoFn):
@@ -351,10 +368,11 @@ class AssembleShardFn(beam.DoFn):
     name = assignment.Shard(split, shard, results[0].num_shards, ()).file_name
     size = concatenate([r.piece for r in results],
                        files.join_uri(self._staging_dir, f'{SPLIT_DIR_PREFIX}{split}', name))
-    written = [w for r in results for w in r.written]
-    yield SHARD, dict(split=split, index=shard, file=name, count=len(written), bytes=size,
-                      class_counts=dict(sorted(collections.Counter(
-                          w['label'] for w in written).items())))
+    class_counts = collections.Counter()
+    for r in results:
+      class_counts.update(r.class_counts)
+    yield SHARD, dict(split=split, index=shard, file=name, count=sum(r.count for r in results),
+                      bytes=size, class_counts=dict(sorted(class_counts.items())))
     for r in results:
       for p in r.problems:
         yield PROBLEM, p
@@ -390,11 +408,14 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
               | 'PlannedChunks' >> beam.Filter(lambda kv: kv[0] == 'chunk')
               # PCollection[Chunk], now with shards and expected hashes.
               | 'ParsePlannedChunks' >> beam.Map(lambda kv: Chunk.from_json(kv[1])))
-  results = (
+  written = (
       chunks
       | 'DistributeChunks' >> beam.Reshuffle()
-      # PCollection[ChunkResult]: a piece file per chunk, the rows written, the bad rows.
-      | 'WriteChunks' >> beam.ParDo(WriteChunkFn(staging_dir, options)))
+      # main: PCollection[ChunkResult]: a piece file per chunk, its counts, the bad rows;
+      # HASHES: PCollection[(bucket, [(sha256, member), ...])]: a few per chunk.
+      | 'WriteChunks' >> beam.ParDo(WriteChunkFn(staging_dir, options)).with_outputs(
+          HASHES, main='results'))
+  results = written.results
   manifest.append(
       results
       # PCollection[((split, shard), ChunkResult)]
@@ -404,14 +425,10 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
       | 'AssembleShards' >> beam.ParDo(AssembleShardFn(staging_dir)))
   if not check_pass:  # the check pass found the duplicate groups already
     manifest.append(
-        results
-        # PCollection[(sha256, member)] for every row written
-        | 'KeyBySha256' >> beam.FlatMap(
-            lambda r: [(w['sha256'], {k: w[k] for k in ('image_id', 'line', 'class_name',
-                                                        'split')}) for w in r.written])
-        | 'GroupBySha256' >> beam.GroupByKey()
+        written[HASHES]
+        | 'GroupBySha256Bucket' >> beam.GroupByKey()
         # PCollection[('duplicate', {sha256, members})]: identical images under several rows.
-        | 'DuplicateGroups' >> beam.FlatMap(duplicate_group))
+        | 'DuplicateGroups' >> beam.FlatMap(duplicate_groups))
   _ = (manifest
        | 'Results' >> beam.Flatten()
        # PCollection[str]: one JSON line per manifest entry
@@ -507,6 +524,9 @@ def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
                ' after a check pass' if check_pass else '')
   try:
     _write_lines(files.join_uri(staging, PLAN_FILE), (c.to_json() for c in chunks))
+    # The rows now live in the plan file; the launcher keeps only counts and CSV-level problems.
+    checked = index.CheckedIndex([], checked.quarantined, checked.rows_in)
+    del chunks
     pipeline = make_pipeline()
     _ = pipeline | 'IngestImages' >> IngestImages(  # pylint: disable=no-value-for-parameter
         staging, options, check_pass, config.splits, config.seed, config.duplicates)
