@@ -3,7 +3,8 @@
 Each stage times only its work (imports are timed separately) and prints one line
 ``BENCH_RESULT {json}``; the parent reads the process's peak RSS from ``os.wait4`` and times the
 whole process (interpreter start-up + imports + work). Pipeline stages also sample RSS every
-50 ms and attribute the samples to the component running at the time.
+50 ms and attribute the samples to the component running at the time; the ImageExampleGen stage
+also samples its child processes (the SDK workers under DirectRunner multi_processing).
 """
 import dataclasses
 import json
@@ -12,17 +13,17 @@ import os
 import sys
 import threading
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 RESULT_PREFIX = 'BENCH_RESULT '
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_SECONDS = 0.05
 
 
-def memory_mb() -> Dict[str, float]:
-  """This process's resident set now: total, anonymous (heap) and file-backed (libraries)."""
+def memory_mb(pid='self') -> Dict[str, float]:
+  """A process's resident set now: total, anonymous (heap) and file-backed (libraries)."""
   out = {}
-  with open('/proc/self/status') as f:
+  with open(f'/proc/{pid}/status') as f:
     for line in f:
       key = line.split(':', 1)[0]
       if key in ('VmRSS', 'RssAnon', 'RssFile', 'VmHWM'):
@@ -30,17 +31,77 @@ def memory_mb() -> Dict[str, float]:
   return out
 
 
-class Sampler:
-  """Samples this process's RSS every 50 ms; peak per time window."""
+def descendants(pid: int) -> List[int]:
+  """Every live descendant of a process (children of each of its threads, recursively)."""
+  out, stack = [], [pid]
+  while stack:
+    parent = stack.pop()
+    try:
+      tasks = os.listdir(f'/proc/{parent}/task')
+    except OSError:
+      continue
+    for task in tasks:
+      try:
+        with open(f'/proc/{parent}/task/{task}/children') as f:
+          kids = [int(k) for k in f.read().split()]
+      except OSError:
+        continue
+      out += kids
+      stack += kids
+  return out
 
-  def __init__(self):
-    self.samples: List[Tuple[float, float, float]] = []  # (monotonic, VmRSS MB, RssAnon MB)
+
+def _command(pid) -> str:
+  with open(f'/proc/{pid}/cmdline', 'rb') as f:
+    return f.read().replace(b'\0', b' ').decode(errors='replace').strip()
+
+
+def descendants_memory_mb(pid: int) -> Dict[int, Tuple[float, float, str]]:
+  """{pid: (VmRSS now, VmHWM: its own peak since it started its program, command line)} in MB
+  for a process's live descendants. Left out: children forked but not yet running their own
+  program (their command line is still the parent's, and their RSS counts the parent's pages),
+  and exiting ones (no memory left to read)."""
+  own = _command(pid)
+  out = {}
+  for child in descendants(pid):
+    try:
+      command = _command(child)
+      m = memory_mb(child)
+    except OSError:  # exited meanwhile
+      continue
+    if command == own or 'VmHWM' not in m:
+      continue
+    out[child] = (m.get('VmRSS', 0.0), m['VmHWM'], command[:120])
+  return out
+
+
+class Sampler:
+  """Samples this process's RSS every 50 ms, and its live descendants' (with multi_processing:
+  Beam's SDK workers); peak per time window.
+
+  A descendant's own peak is its VmHWM (the highest reading; the last one is at most 50 ms
+  before it exits). Not ``getrusage(RUSAGE_CHILDREN).ru_maxrss``: Linux records there the
+  parent's RSS as of the fork for a child that then execs, so it reports the launcher's size."""
+
+  def __init__(self, children: bool = False):
+    # (monotonic, VmRSS MB, RssAnon MB, descendants' summed VmRSS MB, descendants)
+    self.samples: List[Tuple[float, float, float, float, int]] = []
+    self.children_hwm: Dict[int, float] = {}  # descendant pid -> its last VmHWM (MB)
+    self.children_command: Dict[int, str] = {}  # descendant pid -> its command line (shortened)
+    self._children = children
+    self._pid = os.getpid()
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._run, daemon=True)
 
   def _sample(self):
     m = memory_mb()
-    self.samples.append((time.monotonic(), m.get('VmRSS', 0.0), m.get('RssAnon', 0.0)))
+    kids = descendants_memory_mb(self._pid) if self._children else {}
+    for pid, (_, hwm, command) in kids.items():
+      # A shell's child runs its program later: keep the latest command, the highest peak.
+      self.children_hwm[pid] = max(hwm, self.children_hwm.get(pid, 0.0))
+      self.children_command[pid] = command
+    self.samples.append((time.monotonic(), m.get('VmRSS', 0.0), m.get('RssAnon', 0.0),
+                         sum(k[0] for k in kids.values()), len(kids)))
 
   def _run(self):
     while not self._stop.is_set():
@@ -60,15 +121,27 @@ class Sampler:
   @property
   def baseline(self) -> Tuple[float, float]:
     """(RSS, anonymous RSS) when sampling started: after imports, before the work."""
-    return self.samples[0][1:] if self.samples else (0.0, 0.0)
+    return self.samples[0][1:3] if self.samples else (0.0, 0.0)
+
+  def _inside(self, start: float, end: float):
+    inside = [s for s in self.samples if start <= s[0] <= end]
+    return inside or [s for s in self.samples if s[0] >= start][:1]
 
   def peak(self, start: float, end: float) -> Tuple[float, float]:
     """(peak RSS, peak anonymous RSS) in [start, end] (MB); for a window shorter than the
     sampling interval, the first sample after its start."""
-    inside = [(r, a) for t, r, a in self.samples if start <= t <= end]
-    if not inside:
-      inside = [(r, a) for t, r, a in self.samples if t >= start][:1]
-    return (max((r for r, _ in inside), default=0.0), max((a for _, a in inside), default=0.0))
+    inside = self._inside(start, end)
+    return (max((s[1] for s in inside), default=0.0), max((s[2] for s in inside), default=0.0))
+
+  def children_peak(self, start: float, end: float) -> Tuple[float, int]:
+    """(peak summed RSS of the descendants in MB, most descendants at once) in [start, end]."""
+    inside = self._inside(start, end)
+    return (max((s[3] for s in inside), default=0.0), max((s[4] for s in inside), default=0))
+
+  @property
+  def largest_child_mb(self) -> Optional[float]:
+    """The largest descendant's own peak RSS (VmHWM) over the whole sampling; None if none."""
+    return max(self.children_hwm.values()) if self.children_hwm else None
 
 
 class Windows(logging.Handler):
@@ -176,26 +249,45 @@ def seed_read(shard_dir):
           'steady_records_per_s': (n - 1) / (total - first) if total > first else None}
 
 
-def _ingest_config(mapping_path):
+def _ingest_config(mapping_path, verify=None):
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
   with open(mapping_path) as f:
-    return IngestConfig(json.load(f))  # default splits train=8, eval=1, test=1; seed 0
+    mapping = json.load(f)
+  # Default splits train=8, eval=1, test=1; seed 0; verify 'full' unless given.
+  return IngestConfig(mapping, verify=verify) if verify else IngestConfig(mapping)
 
 
-def image_example_gen(csv_path, mapping_path, root):
-  """ImageExampleGen alone in LocalDagRunner (a one-component pipeline, SQLite MLMD, DirectRunner
-  in_memory): the process holds only what ImageExampleGen needs, so its peak RSS is the
-  component's, not the whole pipeline's."""
+def _direct_options(beam_args) -> Dict[str, object]:
+  """DirectRunner's running mode and worker count as these Beam args set them."""
+  from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions  # pylint: disable=g-import-not-at-top
+  options = PipelineOptions(list(beam_args)).view_as(DirectOptions)
+  return {'running_mode': options.direct_running_mode,
+          'workers': options.direct_num_workers if options.direct_running_mode != 'in_memory'
+                     else 1}
+
+
+def image_example_gen(csv_path, mapping_path, root, verify='full', beam_args=()):
+  """ImageExampleGen alone in LocalDagRunner (a one-component pipeline, SQLite MLMD), with
+  ``verify`` ('full' | 'header') and ``beam_args`` (its Beam pipeline args: DirectRunner
+  in_memory, or multi_processing with --direct_num_workers=N).
+
+  This process is the launcher (LocalDagRunner runs the executor in it): its peak RSS is the
+  launcher's, and with in_memory the Beam job's too. Its child processes (with
+  multi_processing: the SDK workers, each started through a shell) are sampled every 50 ms:
+  ``workers_peak_rss_mb`` is the largest one's own peak (VmHWM), ``workers_total_peak_rss_mb``
+  the peak of their summed RSS while the component ran; both None when it started none."""
   t0 = time.monotonic()
   from tfx.orchestration import metadata  # pylint: disable=g-import-not-at-top
   from tfx.orchestration import pipeline as tfx_pipeline  # pylint: disable=g-import-not-at-top
   from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.component import ImageExampleGen  # pylint: disable=g-import-not-at-top
   from pipeline import progress  # pylint: disable=g-import-not-at-top
-  config = _ingest_config(mapping_path)
+  config = _ingest_config(mapping_path, verify)
+  direct = _direct_options(beam_args)
   os.makedirs(root, exist_ok=True)
   component = ImageExampleGen(csv_path=os.path.abspath(csv_path), **{
       f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+  component.with_beam_pipeline_args(list(beam_args))
   p = tfx_pipeline.Pipeline(
       pipeline_name='cxr-bench-ieg', pipeline_root=root, components=[component],
       enable_cache=False, metadata_connection_config=(
@@ -203,18 +295,29 @@ def image_example_gen(csv_path, mapping_path, root):
   windows = Windows()
   logging.getLogger('absl').addHandler(windows)
   import_seconds = time.monotonic() - t0
-  with progress.component_progress(emit_line=lambda line: None) as reporter, Sampler() as sampler:
+  with progress.component_progress(emit_line=lambda line: None) as reporter, \
+      Sampler(children=True) as sampler:
     start = time.monotonic()
     local_dag_runner.LocalDagRunner().run(p)
     total = time.monotonic() - start
   components = windows.per_component(reporter.finished, sampler)
   ieg = components.get('ImageExampleGen', {})
+  workers_total, workers_seen = sampler.children_peak(
+      *windows.windows.get('ImageExampleGen', (0.0, float('inf'))))
   with open(csv_path) as f:
     n = sum(1 for _ in f) - 1  # the demo CSV: one line per row
   return {'seconds': ieg.get('seconds', total), 'run_seconds': total, 'records': n,
+          'verify': config.verify, 'beam_args': list(beam_args), **direct,
+          'csv_bytes': os.path.getsize(csv_path),
           'import_seconds': import_seconds, 'components': components,
           'rss_before_run_mb': sampler.baseline[0], 'anon_before_run_mb': sampler.baseline[1],
-          'peak_rss_mb': ieg.get('peak_rss_mb', 0.0), 'peak_anon_mb': ieg.get('peak_anon_mb', 0.0)}
+          'peak_rss_mb': ieg.get('peak_rss_mb', 0.0), 'peak_anon_mb': ieg.get('peak_anon_mb', 0.0),
+          # Child processes: the SDK workers (and their shells) under multi_processing.
+          'workers_peak_rss_mb': sampler.largest_child_mb,
+          'workers_total_peak_rss_mb': workers_total if workers_seen else None,
+          'workers_seen': workers_seen, 'child_processes': len(sampler.children_hwm),
+          'child_commands': sorted({f'{c} ({sampler.children_hwm[p]:.0f} MB)'
+                                    for p, c in sampler.children_command.items()})}
 
 
 def _run_pipeline(root, csv_path, config):
@@ -226,7 +329,7 @@ def pipeline(csv_path, mapping_path, root, profile=''):
   """The whole pipeline (create_pipeline) via pipeline.local_runner.run_local; per-component
   seconds from RunResult.components and peak RSS per component from the sampler."""
   t0 = time.monotonic()
-  from pipeline import local_runner, mlmd  # pylint: disable=g-import-not-at-top,unused-import
+  from pipeline import local_runner  # pylint: disable=g-import-not-at-top,unused-import
   import tfx.v1  # pylint: disable=g-import-not-at-top,unused-import
   config = _ingest_config(mapping_path)
   windows = Windows()
@@ -239,69 +342,37 @@ def pipeline(csv_path, mapping_path, root, profile=''):
     else:
       result = _run_pipeline(root, csv_path, config)
     total = time.monotonic() - start
-  graph = mlmd.latest_artifact(mlmd.sqlite_store(result.metadata_path), 'TransformGraph')
   return {'seconds': total, 'import_seconds': import_seconds,
           'records': result.summary.examples_written,
           'components': windows.per_component(result.components, sampler),
           'examples_uri': result.examples_uri,
-          'transform_graph_uri': graph.uri if graph else None,
+          'transform_graph_uri': result.transform_graph_uri or None,
           'rss_before_run_mb': sampler.baseline[0], 'anon_before_run_mb': sampler.baseline[1]}
 
 
-def profile_ingest(csv_path, mapping_path, examples_uri, profile, variant='current'):
-  """pyinstrument over ImageExampleGen's work (``ingest.run_ingest``, DirectRunner in_memory as
-  in TFX; or bench/whatif.py's proposed version), then, for the current one, a breakdown: the
-  plan (index + file checks + assignment) and the Beam graph that carries the plan (pickled and
-  compressed into the pipeline proto)."""
+def profile_ingest(csv_path, mapping_path, examples_uri, profile, verify='full'):
+  """pyinstrument over ImageExampleGen's work as the product does it (``ingest.run_ingest``,
+  DirectRunner in_memory, no TFX around it), then the launcher's plan timed on its own (CSV
+  index + shard assignment + chunking: everything before the Beam job but writing the plan)
+  and the plan file's size."""
   t0 = time.monotonic()
-  import pickle  # pylint: disable=g-import-not-at-top
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from bench import whatif as whatif_lib  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
-  config = _ingest_config(mapping_path)
+  from components.image_example_gen import assignment, index, ingest  # pylint: disable=g-import-not-at-top
+  config = _ingest_config(mapping_path, verify)
   import_seconds = time.monotonic() - t0
-  if variant != 'current':
-    (written, _), seconds = _pyinstrument(whatif_lib.VARIANTS[variant], profile, csv_path,
-                                          config, examples_uri)
-    return {'seconds': seconds, 'records': written, 'import_seconds': import_seconds}
   summary, seconds = _pyinstrument(ingest.run_ingest, profile, csv_path, config, examples_uri,
                                    beam.Pipeline)
   start = time.monotonic()
-  the_plan = ingest.plan(csv_path, config)
+  checked = index.read_index(csv_path, config.class_mapping, config.allowed_roots,
+                             config.group_column)
+  chunks = ingest.chunk_shards(assignment.assign_shards(checked.rows, config.splits,
+                                                        config.seed))
   plan_seconds = time.monotonic() - start
-  start = time.monotonic()
-  graph = beam.Pipeline()
-  _ = graph | 'WriteShards' >> ingest.WriteShards(the_plan.shards, examples_uri + '-graph')  # pylint: disable=no-value-for-parameter
-  build_seconds = time.monotonic() - start
-  start = time.monotonic()
-  proto = graph.to_runner_api()
-  to_proto_seconds = time.monotonic() - start
-  return {'seconds': seconds, 'records': summary.examples_written,
+  return {'seconds': seconds, 'records': summary.examples_written, 'verify': config.verify,
           'import_seconds': import_seconds, 'plan_seconds': plan_seconds,
-          'plan_pickle_bytes': len(pickle.dumps(the_plan.shards)),
-          'graph_build_seconds': build_seconds, 'graph_to_proto_seconds': to_proto_seconds,
-          'graph_proto_bytes': len(proto.SerializeToString())}
-
-
-def whatif(csv_path, mapping_path, examples_uri, variant):
-  """ImageExampleGen's work without TFX around it, as it is ('current') or with the profile's
-  proposed fixes ('proposed', bench/whatif.py); seconds, RSS and a digest of the shard files."""
-  t0 = time.monotonic()
-  import hashlib  # pylint: disable=g-import-not-at-top
-  from bench import whatif as whatif_lib  # pylint: disable=g-import-not-at-top
-  config = _ingest_config(mapping_path)
-  import_seconds = time.monotonic() - t0
-  with Sampler() as sampler:
-    start = time.monotonic()
-    written, plan_seconds = whatif_lib.VARIANTS[variant](csv_path, config, examples_uri)
-    seconds = time.monotonic() - start
-  digests = whatif_lib.shard_digests(examples_uri)
-  rss, anon = sampler.peak(0.0, float('inf'))
-  return {'seconds': seconds, 'records': written, 'import_seconds': import_seconds,
-          'plan_seconds': plan_seconds, 'write_seconds': seconds - plan_seconds,
-          'rss_before_run_mb': sampler.baseline[0], 'anon_before_run_mb': sampler.baseline[1],
-          'peak_rss_mb': rss, 'peak_anon_mb': anon, 'shard_files': len(digests),
-          'shards_sha256': hashlib.sha256(json.dumps(sorted(digests.items())).encode()).hexdigest()}
+          'plan_chunks': len(chunks),
+          'plan_bytes': sum(len(c.to_json().encode()) + 1 for c in chunks),
+          'csv_bytes': os.path.getsize(csv_path)}
 
 
 def make_dataset_read(examples_uri, transform_graph_uri, batch_size=32):
@@ -326,7 +397,7 @@ def make_dataset_read(examples_uri, transform_graph_uri, batch_size=32):
 
 STAGES = {'floor': floor, 'seed_write': seed_write, 'seed_read': seed_read,
           'image_example_gen': image_example_gen, 'pipeline': pipeline,
-          'profile_ingest': profile_ingest, 'whatif': whatif, 'make_dataset': make_dataset_read}
+          'profile_ingest': profile_ingest, 'make_dataset': make_dataset_read}
 
 if __name__ == '__main__':
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
