@@ -23,7 +23,8 @@ class) into class-stratified, deterministic tf.Example shards with TFX, recorded
   cxr-tfx report --pipeline-root out/    # rebuild the balance reports from ML Metadata
   cxr-tfx lineage --metadata out/metadata.sqlite --latest examples
   cxr-tfx compile --image REGISTRY/cxr-tfx:TAG --output cxr-tfx.yaml \\
-      --csv gs://bucket/all_image_mask_pairs.csv --pipeline-root gs://bucket/root
+      --csv gs://bucket/all_image_mask_pairs.csv --class-mapping class_mapping.json \\
+      --pipeline-root gs://bucket/root
 """
 
 

@@ -310,11 +310,3 @@ def max_split_class_deviation(shards: Sequence[Shard]) -> float:
   weight = collections.Counter(s.split for s in shards)
   return max((abs(per_split[name].get(c, 0) - n * weight[name] / len(shards))
               for name in per_split for c, n in totals.items()), default=0.0)
-
-
-def shard_class_counts(shards: Sequence[Shard]) -> Dict[str, List[Dict[int, int]]]:
-  """{split: [per-shard {label: count}, ...]} for reports and artifact properties."""
-  out: Dict[str, List[Dict[int, int]]] = collections.OrderedDict()
-  for shard in shards:
-    out.setdefault(shard.split, []).append(shard.class_counts())
-  return out

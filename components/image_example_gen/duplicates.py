@@ -1,9 +1,9 @@
-"""Duplicate images (same bytes under different rows): find them, apply the policy, and see
-which ones cross splits, the leakage that matters most in medical imaging (pure module).
+"""Duplicate images (same bytes under different rows) and the drop policy (pure module).
 
-The content hash comes from the header check, so duplicates are known before anything is
-written: ``fail`` stops, ``drop`` keeps the first row by key and quarantines the others,
-``report`` keeps all and lists them (cross-split ones are leakage anomalies downstream).
+The content hash comes from the workers' check pass (``duplicates=drop`` needs it before rows
+are assigned): ``drop`` keeps the first row by key and quarantines the others. ``report`` and
+``fail`` need no check pass: the ingest job groups the written rows by sha256, and the launcher
+lists the groups (cross-split ones are leakage anomalies downstream) or stops.
 """
 import collections
 import dataclasses
@@ -58,15 +58,3 @@ def apply_policy(rows: Sequence[IndexRow], policy: str
           r.line, r.as_written(r.image_path),
           f'duplicate image: same bytes as {keep.image_id!r} (line {keep.line})')
   return [r for r in rows if r.image_id not in dropped], list(dropped.values()), groups
-
-
-def cross_split(groups: Sequence[DuplicateGroup],
-                split_of: Dict[str, str]) -> List[Dict[str, object]]:
-  """Each duplicate group as a report entry: its members, their splits, and whether it leaks."""
-  out = []
-  for g in groups:
-    members = [dict(image_id=r.image_id, line=r.line, class_name=r.class_name,
-                    split=split_of.get(r.image_id, '')) for r in g.rows]
-    kept = {m['split'] for m in members if m['split']}
-    out.append(dict(sha256=g.sha256, members=members, crosses_splits=len(kept) > 1))
-  return out
