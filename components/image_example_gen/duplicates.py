@@ -7,10 +7,10 @@ lists the groups (cross-split ones are leakage anomalies downstream) or stops.
 """
 import collections
 import dataclasses
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from components.errors import CxrError
-from components.image_example_gen.config import DUPLICATES_FAIL, DUPLICATES_REPORT
+from components.image_example_gen.config import DUPLICATES_DROP
 from components.image_example_gen.index import IndexRow, Problem
 
 
@@ -24,10 +24,6 @@ class DuplicateGroup:
   sha256: str
   rows: Tuple[IndexRow, ...]
 
-  def describe(self) -> str:
-    return f'sha256 {self.sha256[:12]}…: ' + ', '.join(
-        f'line {r.line} {r.image_id!r} ({r.class_name})' for r in self.rows)
-
 
 def find_duplicates(rows: Sequence[IndexRow]) -> List[DuplicateGroup]:
   by_hash: Dict[str, List[IndexRow]] = collections.defaultdict(list)
@@ -40,16 +36,11 @@ def find_duplicates(rows: Sequence[IndexRow]) -> List[DuplicateGroup]:
 
 def apply_policy(rows: Sequence[IndexRow], policy: str
                  ) -> Tuple[List[IndexRow], List[Problem], List[DuplicateGroup]]:
-  """-> (rows to write, rows dropped as problems, duplicate groups found)."""
+  """-> (rows to write, rows dropped as problems, duplicate groups found). 'drop' drops; any
+  other policy keeps every row ('fail' is applied to the job's results: ``fail_error``)."""
   groups = find_duplicates(rows)
-  if not groups or policy == DUPLICATES_REPORT:
+  if not groups or policy != DUPLICATES_DROP:
     return list(rows), [], groups
-  if policy == DUPLICATES_FAIL:
-    listed = '\n'.join(f'  {g.describe()}' for g in groups[:20])
-    raise DuplicateImagesError(
-        f'{len(groups)} image(s) appear under more than one row, and nothing was written:\n'
-        f'{listed}\nRemove them, or pass --duplicates drop (keep the first by image_id, '
-        'quarantine the rest) or --duplicates report.')
   dropped = {}
   for g in groups:
     keep = g.rows[0]
@@ -58,3 +49,15 @@ def apply_policy(rows: Sequence[IndexRow], policy: str
           r.line, r.as_written(r.image_path),
           f'duplicate image: same bytes as {keep.image_id!r} (line {keep.line})')
   return [r for r in rows if r.image_id not in dropped], list(dropped.values()), groups
+
+
+def fail_error(groups: Sequence[Dict[str, Any]]) -> DuplicateImagesError:
+  """The 'fail' policy's error for duplicate groups {sha256, members: [{image_id, line,
+  class_name, split}]}, as the ingest job reports them."""
+  listed = '\n'.join(f"  sha256 {g['sha256'][:12]}…: " + ', '.join(
+      f"line {m['line']} {m['image_id']!r} ({m['class_name']})" for m in g['members'])
+                     for g in groups[:20])
+  return DuplicateImagesError(
+      f'{len(groups)} image(s) appear under more than one row, and nothing was written:\n'
+      f'{listed}\nRemove them, or pass --duplicates drop (keep the first by image_id, '
+      'quarantine the rest) or --duplicates report.')

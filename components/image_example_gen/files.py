@@ -147,10 +147,15 @@ def read_uri(path: str, what: str, options: CheckOptions) -> bytes:
     raise BadFile(f'unreadable {what}: {type(e).__name__}: {e.message}') from e
 
 
+def read_confined(path: str, what: str, options: CheckOptions) -> bytes:
+  """A local path or a URI, read under the rules above; else BadFile."""
+  return (read_uri if is_uri(path) else read_local)(path, what, options)
+
+
 def read_checked(path: str, what: str, options: CheckOptions
                  ) -> Tuple[bytes, header_lib.ImageHeader]:
   """-> (the file's bytes, its image header), every check done on those bytes; else BadFile."""
-  data = (read_uri if is_uri(path) else read_local)(path, what, options)
+  data = read_confined(path, what, options)
   try:
     header = header_lib.inspect_image(data, verify=options.verify,
                                         max_pixels=options.max_pixels)

@@ -67,7 +67,7 @@ def _file_line(path: str, options: files.CheckOptions, content: bool) -> str:
   line = f'{path}\t{stat[0]}\t{stat[1]}'
   if content:
     try:
-      data = (files.read_uri if files.is_uri(path) else files.read_local)(path, 'file', options)
+      data = files.read_confined(path, 'file', options)
       line += f'\t{hashlib.sha256(data).hexdigest()}'
     except files.BadFile as e:
       line += f'\t{e}'

@@ -216,8 +216,7 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
   for kind, v in checks:
     if kind == 'bad':
       yield PROBLEM, v
-  kept, dropped, groups = duplicates_lib.apply_policy(
-      rows, DUPLICATES_DROP if duplicates == DUPLICATES_DROP else 'report')
+  kept, dropped, groups = duplicates_lib.apply_policy(rows, duplicates)
   for p in dropped:
     yield DROPPED, p.to_dict()
   if not kept:
@@ -493,10 +492,6 @@ def _max_class_deviation(shards: Sequence[Dict[str, Any]]) -> float:
               for c, n in totals.items()), default=0.0)
 
 
-def _describe(members: Sequence[Dict[str, Any]]) -> str:
-  return ', '.join(f"line {m['line']} {m['image_id']!r} ({m['class_name']})" for m in members)
-
-
 def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
                make_pipeline: Callable[[], beam.Pipeline]) -> IngestSummary:
   """Plans from the CSV, runs the Beam job, reconciles, publishes, writes the summary.
@@ -547,12 +542,7 @@ def _publish(csv_path: str, config: IngestConfig, examples_uri: str, staging: st
   quarantined = sorted(checked.quarantined + result.problems + result.dropped,
                        key=lambda p: p.line)
   if config.duplicates == DUPLICATES_FAIL and result.duplicates:
-    listed = '\n'.join(f"  sha256 {g['sha256'][:12]}…: {_describe(g['members'])}"
-                       for g in result.duplicates[:20])
-    raise duplicates_lib.DuplicateImagesError(
-        f'{len(result.duplicates)} image(s) appear under more than one row, and nothing was '
-        f'written:\n{listed}\nRemove them, or pass --duplicates drop (keep the first by '
-        'image_id, quarantine the rest) or --duplicates report.')
+    raise duplicates_lib.fail_error(result.duplicates)
   expected = [(s.name, k) for s in config.splits for k in range(s.num_shards)]
   got = [(s['split'], s['index']) for s in result.shards]
   written = sum(s['count'] for s in result.shards)
