@@ -50,7 +50,9 @@ class ImageExampleGen(FileBasedExampleGen):
                duplicates: str = config_lib.DUPLICATES_REPORT,
                fingerprint_content: bool = False,
                verify: str = config_lib.VERIFY_FULL,
-               max_file_bytes: int = config_lib.DEFAULT_MAX_FILE_BYTES):
+               max_file_bytes: int = config_lib.DEFAULT_MAX_FILE_BYTES,
+               mask_check: str = config_lib.MASK_CHECK_WARN,
+               mask_size: str = ''):
     """Args:
       csv_path: the CSV index (local path or any tf.io.gfile URI such as gs://...). Relative
         image/mask paths in it resolve against its folder.
@@ -75,6 +77,11 @@ class ImageExampleGen(FileBasedExampleGen):
         written, so corrupt pixel data is a bad record; 'header' checks format, size and file
         structure only (faster; README: Benchmarks).
       max_file_bytes: larger images/masks are bad records, refused before they are read.
+      mask_check: 'warn' (default) writes masks that do not decode, are not single-channel,
+        not binary or not their image's size (nor mask_size) and counts them in the summary
+        for ClassBalance's report; 'fail' makes them bad records; 'off' does not look.
+      mask_size: 'WIDTHxHEIGHT' all masks may have instead of their image's size (the
+        COVID-19 Radiography Database: 256x256 masks for 299x299 images).
     """
     mapping, split_specs = _default(class_mapping), _default(splits)
     if isinstance(mapping, str):
@@ -85,7 +92,7 @@ class ImageExampleGen(FileBasedExampleGen):
         class_mapping=mapping, seed=_default(seed), on_bad_record=on_bad_record,
         allowed_roots=tuple(allowed_roots), max_pixels=max_pixels, group_column=group_column,
         duplicates=duplicates, verify=verify, max_file_bytes=max_file_bytes,
-        splits=split_specs)
+        mask_check=mask_check, mask_size=mask_size, splits=split_specs)
     default_csv = _default(csv_path)
     if not isinstance(default_csv, str) or not default_csv:
       raise config_lib.ConfigError('csv_path needs a CSV path (or a RuntimeParameter with a '
@@ -115,5 +122,7 @@ class ImageExampleGen(FileBasedExampleGen):
         fingerprint_content=int(fingerprint_content),
         verify=ingest_config.verify,
         max_file_bytes=ingest_config.max_file_bytes,
+        mask_check=ingest_config.mask_check,
+        mask_size=ingest_config.mask_size,
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=component_spec)

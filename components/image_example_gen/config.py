@@ -8,6 +8,7 @@ import re
 from typing import Dict, Mapping, Sequence, Tuple
 
 from components.errors import CxrError
+from components.image_example_gen import mask_check as mask_check_lib
 
 DEFAULT_SPLITS = (('train', 8), ('eval', 1), ('test', 1))
 DEFAULT_SEED = 0
@@ -27,6 +28,12 @@ DEFAULT_MAX_FILE_BYTES = 128 * 1024 * 1024
 VERIFY_FULL = 'full'  # decode every pixel (Pillow): corrupt compressed data is a bad record
 VERIFY_HEADER = 'header'  # format, size and structure only (PNG chunk CRCs, JPEG markers)
 VERIFY_CHOICES = (VERIFY_FULL, VERIFY_HEADER)
+# What happens to a mask that is not decodable, single-channel, binary and of its image's size
+# (or the declared mask size); see mask_check.py:
+MASK_CHECK_OFF = 'off'  # not checked (no extra decode)
+MASK_CHECK_WARN = 'warn'  # written; counted per split and class in the summary and the report
+MASK_CHECK_FAIL = 'fail'  # a bad record (empty masks are counted, never refused)
+MASK_CHECK_CHOICES = (MASK_CHECK_OFF, MASK_CHECK_WARN, MASK_CHECK_FAIL)
 
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_]+$')
 
@@ -64,6 +71,10 @@ class IngestConfig:
       a valid header but corrupt pixel data is a bad record); 'header' checks format, size and
       file structure only (faster; see bench/).
     max_file_bytes: images/masks larger than this are bad records, refused before reading.
+    mask_check: 'warn' (default), 'fail' or 'off': what a mask that does not decode, is not
+      single-channel, not binary ({0, its foreground value}) or not its image's size (nor
+      mask_size) does to its row.
+    mask_size: 'WIDTHxHEIGHT' that every mask may have instead of its image's size ('' none).
   """
   class_mapping: Mapping[str, int]
   splits: Tuple[SplitSpec, ...] = tuple(SplitSpec(n, k) for n, k in DEFAULT_SPLITS)
@@ -75,6 +86,8 @@ class IngestConfig:
   duplicates: str = DUPLICATES_REPORT
   verify: str = VERIFY_FULL
   max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+  mask_check: str = MASK_CHECK_WARN
+  mask_size: str = ''
 
   def __post_init__(self):
     validate_class_mapping(self.class_mapping)
@@ -99,6 +112,17 @@ class IngestConfig:
     if not isinstance(self.max_file_bytes, int) or self.max_file_bytes < 1:
       raise ConfigError(f'max_file_bytes must be a positive int, got {self.max_file_bytes!r} '
                         '(option --max-file-bytes).')
+    if self.mask_check not in MASK_CHECK_CHOICES:
+      raise ConfigError(f'mask_check must be one of {MASK_CHECK_CHOICES}, got '
+                        f'{self.mask_check!r} (option --mask-check).')
+    try:
+      mask_check_lib.parse_size(self.mask_size)
+    except ValueError as e:
+      raise ConfigError(f'mask_size: {e} (option --mask-size).') from e
+
+  @property
+  def declared_mask_size(self) -> Tuple[int, ...]:
+    return mask_check_lib.parse_size(self.mask_size)
 
   @property
   def quarantine(self) -> bool:

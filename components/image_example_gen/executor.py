@@ -42,7 +42,9 @@ def config_from_exec_properties(
       group_column=exec_properties[spec.GROUP_COLUMN_KEY],
       duplicates=exec_properties[spec.DUPLICATES_KEY],
       verify=exec_properties[spec.VERIFY_KEY],
-      max_file_bytes=int(exec_properties[spec.MAX_FILE_BYTES_KEY]))
+      max_file_bytes=int(exec_properties[spec.MAX_FILE_BYTES_KEY]),
+      mask_check=exec_properties.get(spec.MASK_CHECK_KEY) or config_lib.MASK_CHECK_WARN,
+      mask_size=exec_properties.get(spec.MASK_SIZE_KEY) or '')
 
 
 def _matched_csv(exec_properties: Dict[str, Any]) -> str:

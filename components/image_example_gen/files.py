@@ -15,7 +15,9 @@ import posixpath
 import stat
 from typing import Optional, Sequence, Tuple
 
+from components.image_example_gen import config as config_lib
 from components.image_example_gen import image_header as header_lib
+from components.image_example_gen import mask_check as mask_check_lib
 
 _PROC_FD = '/proc/self/fd'
 
@@ -30,7 +32,9 @@ class CheckOptions:
   allowed_roots: Tuple[str, ...]  # resolved by the launcher's rules: never empty
   max_pixels: int
   max_file_bytes: int
-  verify: str  # config.VERIFY_FULL | config.VERIFY_HEADER
+  verify: str  # config_lib.VERIFY_FULL | VERIFY_HEADER
+  mask_check: str = config_lib.MASK_CHECK_WARN  # MASK_CHECK_OFF skips mask_check's decode
+  mask_size: Tuple[int, ...] = ()  # (width, height) masks may have instead of their image's
 
 
 def is_uri(path: str) -> bool:
@@ -172,10 +176,13 @@ class LoadedRow:
   image_header: Optional[header_lib.ImageHeader] = None
   mask_header: Optional[header_lib.ImageHeader] = None
   problems: Tuple[Tuple[str, str], ...] = ()  # ((path, reason), ...)
+  mask_findings: Tuple[str, ...] = ()  # mask_check codes of a written row's mask (warn)
 
 
 def load_row(image_path: str, mask_path: str, options: CheckOptions) -> LoadedRow:
-  """Reads and checks a row's image and (if any) mask; every problem is collected."""
+  """Reads and checks a row's image and (if any) mask; every problem is collected. The mask's
+  content is checked (mask_check) unless options.mask_check is off: under fail its findings
+  (except an empty mask) are problems, else they are returned as mask_findings."""
   out, problems = {}, []
   for what, path in (('image', image_path), ('mask', mask_path)):
     if not path:
@@ -188,7 +195,16 @@ def load_row(image_path: str, mask_path: str, options: CheckOptions) -> LoadedRo
     return LoadedRow(problems=tuple(problems))
   image, image_hdr = out['image']
   mask, mask_hdr = out.get('mask', (b'', None))
-  return LoadedRow(image, mask, image_hdr, mask_hdr)
+  findings = ()
+  if mask and options.mask_check != config_lib.MASK_CHECK_OFF:
+    found = mask_check_lib.check_mask(mask, mask_hdr, image_hdr, options.mask_size,
+                                      decoded=options.verify == config_lib.VERIFY_FULL)
+    refused = [reason for code, reason in found if code in mask_check_lib.REFUSED]
+    if refused and options.mask_check == config_lib.MASK_CHECK_FAIL:
+      return LoadedRow(problems=((mask_path, 'bad mask: ' + '; '.join(refused)
+                                  + ' (option --mask-check warn writes it and reports it)'),))
+    findings = tuple(code for code, _ in found)
+  return LoadedRow(image, mask, image_hdr, mask_hdr, mask_findings=findings)
 
 
 def resolve_roots(allowed_roots: Sequence[str], csv_dir: str) -> Tuple[str, ...]:

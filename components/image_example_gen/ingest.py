@@ -46,6 +46,7 @@ from components.image_example_gen import assignment
 from components.image_example_gen import duplicates as duplicates_lib
 from components.image_example_gen import files
 from components.image_example_gen import index
+from components.image_example_gen import mask_check as mask_check_lib
 from components.image_example_gen.config import (DUPLICATES_DROP, DUPLICATES_FAIL, VERIFY_FULL,
                                                  VERIFY_HEADER, IngestConfig, SplitSpec)
 from components.image_example_gen.summary import QUARANTINE_FILE, SUMMARY_FILE, IngestSummary
@@ -247,6 +248,9 @@ class ChunkResult:
   count: int
   class_counts: Dict[int, int]
   problems: List[Dict[str, Any]]
+  # mask_check: {class name: {count key: n}} over the written rows, and the first few findings
+  mask_counts: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
+  mask_findings: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 HASHES = 'hashes'  # WriteChunkFn's tagged output: (sha256 bucket, [(sha256, member), ...])
@@ -287,6 +291,7 @@ class WriteChunkFn(beam.DoFn):
                            f'{chunk.split}-{chunk.shard:05d}-{chunk.chunk:05d}.gz')
     tf.io.gfile.makedirs(os.path.dirname(piece))
     written, problems = [], []  # written: (sha256, image_id, line, class_name, label)
+    mask_counts, mask_findings = {}, []
     loaded_rows = (self._pool or _Inline).map(lambda r: load_and_hash(r, self._options),
                                                chunk.rows)
     with tf.io.TFRecordWriter(piece, tf.io.TFRecordOptions(**TFRECORD_OPTIONS)) as writer:
@@ -300,13 +305,40 @@ class WriteChunkFn(beam.DoFn):
             deterministic=True))
         written.append((row.image_sha256, row.image_id, row.line, row.class_name, row.label))
         self._written.inc()
+        if loaded.mask:
+          _count_mask(mask_counts, mask_findings, row, chunk.split, loaded.mask_findings)
     yield ChunkResult(chunk.split, chunk.shard, chunk.num_shards, chunk.chunk, piece,
-                      len(written), dict(collections.Counter(w[4] for w in written)), problems)
+                      len(written), dict(collections.Counter(w[4] for w in written)), problems,
+                      mask_counts, mask_findings)
     buckets = collections.defaultdict(list)
     for sha256, image_id, line, class_name, _ in written:
       buckets[int(sha256[0], 16)].append((sha256, (image_id, line, class_name, chunk.split)))
     for bucket, members in sorted(buckets.items()):
       yield beam.pvalue.TaggedOutput(HASHES, (bucket, members))
+
+
+MAX_MASK_FINDINGS = 20  # mask findings listed by row (per chunk, shard and summary); all counted
+
+
+def _count_mask(counts: Dict[str, Dict[str, int]], listed: List[Dict[str, Any]],
+                row: index.IndexRow, split: str, findings: Sequence[str]) -> None:
+  by_class = counts.setdefault(row.class_name, mask_check_lib.new_counts())
+  by_class[mask_check_lib.MASKS] += 1
+  for code in findings:
+    by_class[code] += 1
+  if findings and len(listed) < MAX_MASK_FINDINGS:
+    listed.append(dict(line=row.line, image_id=row.image_id, class_name=row.class_name,
+                       split=split, findings=list(findings)))
+
+
+def add_mask_counts(total: Dict[str, Dict[str, int]],
+                    counts: Dict[str, Dict[str, int]]) -> Dict[str, Dict[str, int]]:
+  """Adds {class name: {count key: n}} into total (returned)."""
+  for class_name, by_key in counts.items():
+    into = total.setdefault(class_name, mask_check_lib.new_counts())
+    for key, n in by_key.items():
+      into[key] = into.get(key, 0) + n
+  return total
 
 
 def concatenate(pieces: Sequence[str], target: str) -> int:
@@ -367,11 +399,14 @@ class AssembleShardFn(beam.DoFn):
     name = assignment.Shard(split, shard, results[0].num_shards, ()).file_name
     size = concatenate([r.piece for r in results],
                        files.join_uri(self._staging_dir, f'{SPLIT_DIR_PREFIX}{split}', name))
-    class_counts = collections.Counter()
+    class_counts, mask_counts = collections.Counter(), {}
     for r in results:
       class_counts.update(r.class_counts)
+      add_mask_counts(mask_counts, r.mask_counts)
+    findings = sorted((f for r in results for f in r.mask_findings), key=lambda f: f['line'])
     yield SHARD, dict(split=split, index=shard, file=name, count=sum(r.count for r in results),
-                      bytes=size, class_counts=dict(sorted(class_counts.items())))
+                      bytes=size, class_counts=dict(sorted(class_counts.items())),
+                      mask_counts=mask_counts, mask_findings=findings[:MAX_MASK_FINDINGS])
     for r in results:
       for p in r.problems:
         yield PROBLEM, p
@@ -512,7 +547,7 @@ def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
     chunks = chunk_shards(assignment.assign_shards(checked.rows, config.splits, config.seed))
   options = files.CheckOptions(
       files.resolve_roots(config.allowed_roots, index.csv_folder(csv_path)), config.max_pixels,
-      config.max_file_bytes, config.verify)
+      config.max_file_bytes, config.verify, config.mask_check, config.declared_mask_size)
   staging = files.join_uri(examples_uri, STAGING_DIR)
   logging.info('ImageExampleGen: %s rows from %s (%s bad in the index) -> %s chunks%s',
                checked.rows_in, csv_path, len(checked.quarantined), len(chunks),
@@ -561,6 +596,11 @@ def _publish(csv_path: str, config: IngestConfig, examples_uri: str, staging: st
   with tf.io.gfile.GFile(files.join_uri(examples_uri, QUARANTINE_FILE), 'w') as f:
     json.dump([p.to_dict() for p in quarantined], f, indent=1)
   names = {label: name for name, label in config.class_mapping.items()}
+  mask_checks = {}  # {split: {class name: counts}}
+  for s in shards:
+    add_mask_counts(mask_checks.setdefault(s['split'], {}), s.get('mask_counts', {}))
+  mask_findings = sorted((f for s in shards for f in s.get('mask_findings', [])),
+                         key=lambda f: f['line'])[:MAX_MASK_FINDINGS]
   summary = IngestSummary(
       csv_path=csv_path, seed=config.seed,
       splits=[dataclasses.asdict(s) for s in config.splits],
@@ -570,6 +610,10 @@ def _publish(csv_path: str, config: IngestConfig, examples_uri: str, staging: st
       max_class_deviation=round(_max_class_deviation(shards), 3),
       duplicate_images=[dict(g, crosses_splits=len(
           {m['split'] for m in g['members'] if m['split']}) > 1) for g in result.duplicates],
+      mask_check=config.mask_check, mask_size=config.mask_size,
+      mask_checks={split: dict(sorted(by_class.items()))
+                   for split, by_class in mask_checks.items()},
+      mask_findings=mask_findings,
       shards=[dict(split=s['split'], index=s['index'], file=s['file'], count=s['count'],
                    class_counts={int(k): v for k, v in s['class_counts'].items()})
               for s in shards])

@@ -24,6 +24,8 @@ DUPLICATES_KEY = 'duplicates'  # 'report' | 'fail' | 'drop'
 FINGERPRINT_CONTENT_KEY = 'fingerprint_content'  # int 0/1: hash referenced files for caching
 VERIFY_KEY = 'verify'  # 'full' | 'header': how much of each image/mask workers check
 MAX_FILE_BYTES_KEY = 'max_file_bytes'  # int: larger files are bad records, never read
+MASK_CHECK_KEY = 'mask_check'  # 'off' | 'warn' | 'fail': masks' content (mask_check.py)
+MASK_SIZE_KEY = 'mask_size'  # 'WxH' masks may have instead of their image's size, or ''
 
 # Custom properties set on the output Examples artifact.
 SUMMARY_PROPERTY = 'cxr_ingest_summary'  # IngestSummary JSON (per-shard class counts, ...)
@@ -50,4 +52,6 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       FINGERPRINT_CONTENT_KEY: ExecutionParameter(type=int),
       VERIFY_KEY: ExecutionParameter(type=str),
       MAX_FILE_BYTES_KEY: ExecutionParameter(type=int),
+      MASK_CHECK_KEY: ExecutionParameter(type=str),
+      MASK_SIZE_KEY: ExecutionParameter(type=str),
   }

@@ -27,6 +27,14 @@ class IngestSummary:
   max_class_deviation: float = 0.0
   # [{sha256, members: [{image_id, line, class_name, split}], crosses_splits}]
   duplicate_images: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+  # mask_check: the mode ('off' | 'warn' | 'fail'), the declared mask size ('WxH' or ''), the
+  # counts over written rows {split: {class name: {masks, empty, not_binary,
+  # not_single_channel, size_mismatch, undecodable}}} and the first rows with findings
+  # [{line, image_id, class_name, split, findings: [code, ...]}]. Empty in older summaries.
+  mask_check: str = ''
+  mask_size: str = ''
+  mask_checks: Dict[str, Dict[str, Dict[str, int]]] = dataclasses.field(default_factory=dict)
+  mask_findings: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
 
   @property
   def cross_split_duplicates(self) -> List[Dict[str, Any]]:

@@ -1,0 +1,110 @@
+"""What a lung mask must be (pure: Pillow + NumPy, run by the Beam workers on the bytes written).
+
+A mask decodes; it is single-channel (or an RGB/LA/P image whose colour channels are equal, which
+TensorFlow's ``decode_png(channels=1)`` turns into the same grey values); it is binary: every
+pixel is 0 or the mask's one foreground value; and it has the image's size, or the declared mask
+size (the COVID-19 Radiography Database ships 299x299 images with 256x256 masks). An all-zero
+mask is binary but worth counting: it is reported per class, never refused.
+
+``--mask-check warn`` (the default) records the findings in the ingest summary and ClassBalance's
+report; ``fail`` makes every finding except EMPTY a bad record; ``off`` skips the decode.
+"""
+import io
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:  # config imports this module, and image_header imports config
+  from components.image_example_gen import image_header as header_lib  # pylint: disable=g-bad-import-order
+
+# Finding codes: keys of the per-class counts in the ingest summary (summary.mask_checks).
+MASKS = 'masks'  # masks present (a count, not a finding)
+EMPTY = 'empty'  # every pixel 0
+NOT_BINARY = 'not_binary'
+NOT_SINGLE_CHANNEL = 'not_single_channel'
+SIZE_MISMATCH = 'size_mismatch'
+UNDECODABLE = 'undecodable'
+FINDINGS = (EMPTY, NOT_BINARY, NOT_SINGLE_CHANNEL, SIZE_MISMATCH, UNDECODABLE)
+REFUSED = frozenset(FINDINGS) - {EMPTY}  # what --mask-check fail turns into bad records
+COUNT_KEYS = (MASKS,) + FINDINGS
+
+_SINGLE_CHANNEL_MODES = frozenset(['1', 'L', 'I', 'F', 'I;16', 'I;16B', 'I;16L', 'I;16N'])
+_CONVERTIBLE_MODES = frozenset(['LA', 'RGB', 'RGBA', 'P', 'PA'])
+
+
+def new_counts() -> dict:
+  return {k: 0 for k in COUNT_KEYS}
+
+
+def check_mask(mask: bytes, mask_header: Optional['header_lib.ImageHeader'],
+               image_header: Optional['header_lib.ImageHeader'],
+               declared_size: Sequence[int] = (), decoded: bool = False
+               ) -> Tuple[Tuple[str, str], ...]:
+  """-> ((finding code, reason), ...) for one mask; () for a good, non-empty mask.
+
+  Args:
+    mask: the mask file's bytes (already read and header-checked by files.read_checked).
+    mask_header, image_header: their headers (sizes); None skips the size comparison.
+    declared_size: (width, height) every mask may have instead of its image's size.
+    decoded: the bytes already passed image_header's full decode (verify 'full'); else that
+      check runs here first (Pillow alone does not notice corrupt deflate data, measured).
+  """
+  from components.image_example_gen import image_header as decoder  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  found = []
+  if mask_header is not None and image_header is not None:
+    size = (mask_header.width, mask_header.height)
+    allowed = [(image_header.width, image_header.height)]
+    if declared_size:
+      allowed.append(tuple(declared_size))
+    if size not in allowed:
+      hint = (f'the declared mask size is {declared_size[0]}x{declared_size[1]}'
+              if declared_size else
+              f'if all masks have this size, declare it: --mask-size {size[0]}x{size[1]}')
+      found.append((SIZE_MISMATCH, f'mask is {size[0]}x{size[1]} but its image is '
+                                   f'{image_header.width}x{image_header.height} ({hint})'))
+  if not decoded:
+    try:
+      decoder.inspect_image(mask, verify=decoder.VERIFY_FULL)
+    except decoder.BadImage as e:
+      found.append((UNDECODABLE, f'mask does not decode: {e}'))
+      return tuple(found)
+  try:
+    with Image.open(io.BytesIO(mask)) as img:
+      mode = img.mode
+      if mode in _SINGLE_CHANNEL_MODES:
+        pixels = np.asarray(img)
+      elif mode in _CONVERTIBLE_MODES:
+        colour = np.asarray(img.convert('RGB') if mode.startswith('P') else img)
+        colour = colour[..., :3] if colour.shape[-1] >= 3 else colour[..., :1]
+        pixels = colour[..., 0]
+        if colour.shape[-1] > 1 and not (colour == pixels[..., None]).all():
+          found.append((NOT_SINGLE_CHANNEL,
+                        f'mask is a colour ({mode}) image whose channels differ; expected a '
+                        'single-channel (grayscale) mask'))
+          return tuple(found)
+      else:
+        found.append((NOT_SINGLE_CHANNEL, f'mask has {mode} pixels; expected a single-channel '
+                                          '(grayscale) mask'))
+        return tuple(found)
+  except Exception as e:  # pylint: disable=broad-except  (Pillow raises many types)
+    found.append((UNDECODABLE, f'mask does not decode: {type(e).__name__}: {e}'))
+    return tuple(found)
+  top = pixels.max() if pixels.size else 0
+  if not top:
+    found.append((EMPTY, 'mask is empty: every pixel is 0'))
+  else:
+    other = int(np.count_nonzero((pixels != 0) & (pixels != top)))
+    if other:
+      found.append((NOT_BINARY, f'mask is not binary: {other} of {pixels.size} pixels are '
+                                f'neither 0 nor its foreground value {top}'))
+  return tuple(found)
+
+
+def parse_size(text: str) -> Tuple[int, ...]:
+  """'256x256' -> (256, 256); '' -> (). ValueError on anything else."""
+  if not text:
+    return ()
+  width, sep, height = text.lower().partition('x')
+  if not sep or not width.isdigit() or not height.isdigit() or not int(width) or not int(height):
+    raise ValueError(f'expected WIDTHxHEIGHT, e.g. 256x256, got {text!r}')
+  return int(width), int(height)
