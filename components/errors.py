@@ -4,6 +4,8 @@ Every error cxr-tfx raises on purpose -- bad input, a bad option, a failed check
 ``CxrError``: the CLI prints it as one clear message and exits 2. Anything else reaching the CLI
 is a bug in cxr-tfx (or its libraries): a traceback and a request for a bug report.
 """
+import re
+from typing import Optional
 import unicodedata
 
 _KEEP = '\n\t'
@@ -18,3 +20,45 @@ def escape_control(text: str) -> str:
   newlines and tabs kept. For anything printed that came from user data: class names, paths."""
   return ''.join(c if c in _KEEP or unicodedata.category(c) != 'Cc'
                  else repr(c)[1:-1] for c in str(text))
+
+
+_CHECK = ('Check that the path exists, that you may read/write it, and that its disk is not full '
+          'or read-only.')
+# Worker errors reach the launcher as text: Beam runners re-raise a worker's exception as a
+# RuntimeError (or a job failure) carrying its message, so the OS error is recognised by it.
+_OS_REASONS = ('No space left on device', 'Read-only file system', 'Permission denied',
+               'Disk quota exceeded')
+_TF_STYLE = re.compile(r'(?:Error|errors_impl\.\w+): (?P<path>[^;\n]+?); '
+                       r'(?P<reason>' + '|'.join(_OS_REASONS) + ')')
+_PY_STYLE = re.compile(r"\[Errno \d+\] (?P<reason>[^:\n]+): '(?P<path>[^'\n]+)'")
+_STORE_FAILURES = ('database or disk is full', 'attempt to write a readonly database',
+                   'unable to open database file', 'disk I/O error')
+
+
+def io_error_message(error: BaseException, store_path: str = '') -> Optional[str]:
+  """An I/O failure anywhere in ``error``'s chain -- permissions, a read-only or full disk, a
+  missing path, the ML Metadata store (SQLite ``store_path``) not writable -- as one line naming
+  the path and what to do; None when it is not one (then it is a bug). TensorFlow's file errors
+  are recognised by module and Beam-wrapped worker errors by their text, so no TensorFlow
+  import is needed."""
+  seen = []
+  while error is not None and error not in seen:
+    seen.append(error)
+    error = error.__cause__ or error.__context__
+  for e in seen:  # the store first: SQLite reports its failures without a path
+    message = str(e)
+    for failure in _STORE_FAILURES:
+      if failure in message:
+        where = f' {store_path}' if store_path else ''
+        return (f'the ML Metadata store{where} cannot be written: {failure}. Free disk space '
+                'or choose a writable --metadata / --pipeline-root.')
+  for e in seen:
+    if isinstance(e, OSError) and (e.filename or e.strerror):
+      path = ' '.join(repr(p) for p in (e.filename, e.filename2) if p) or 'a file'
+      return f'cannot access {path}: {e.strerror or e}. {_CHECK}'
+    if type(e).__module__.startswith('tensorflow') and getattr(e, 'message', None):
+      return f'{e.message}. {_CHECK}'
+    match = _TF_STYLE.search(str(e)) or _PY_STYLE.search(str(e))
+    if match:
+      return f"cannot write {match['path']!r}: {match['reason']}. {_CHECK}"
+  return None

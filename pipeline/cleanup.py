@@ -11,6 +11,7 @@ Published artifacts are never touched: only folders named after an execution tha
 records as not finished (or does not know), and that no artifact in the store points at, are
 removed.
 """
+import contextlib
 import os
 import shutil
 from typing import List
@@ -39,8 +40,21 @@ def fail_unfinished(metadata_path: str, pipeline_name: str, reason: str) -> List
     e.last_known_state = _State.FAILED
     e.custom_properties[FAILURE_PROPERTY].string_value = reason[:2000]
   if stale:
-    store.put_executions(stale)
+    with _absl_errors_only():  # a store that cannot be written is reported by the caller once
+      store.put_executions(stale)
   return [e.id for e in stale]
+
+
+@contextlib.contextmanager
+def _absl_errors_only():
+  """ML Metadata's client logs each failed write as an absl WARNING before raising."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  before = logging.get_verbosity()
+  logging.set_verbosity(logging.ERROR)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(before)
 
 
 def remove_unpublished_outputs(pipeline_root: str, metadata_path: str) -> List[str]:
@@ -64,8 +78,10 @@ def remove_unpublished_outputs(pipeline_root: str, metadata_path: str) -> List[s
         if not name.isdigit() or path in published or not os.path.isdir(path):
           continue
         found = store.get_executions_by_id([int(name)]) if store else []
-        if found and found[0].last_known_state in _FINISHED_OK + (_State.RUNNING,):
-          continue  # finished, or still running in this process
+        if found and found[0].last_known_state in _FINISHED_OK:
+          continue
+        # Not finished: FAILED, or left RUNNING by a run that ended (killed, or its store could
+        # not record the end); runs of one store do not overlap (module docstring).
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
   return removed
