@@ -23,3 +23,24 @@ def test_class_names_with_escape_sequences_are_shown_escaped_in_the_shard_table(
 def test_the_projects_errors_are_cxr_errors():
   assert issubclass(ConfigError, CxrError) and issubclass(ConfigError, ValueError)
   assert issubclass(IndexValidationError, CxrError)
+
+
+def test_io_error_message_names_the_path_wherever_the_error_came_from():
+  from components.errors import io_error_message  # pylint: disable=g-import-not-at-top
+  beam_wrapped = RuntimeError(
+      'tensorflow.python.framework.errors_impl.ResourceExhaustedError: /r/IEG/examples/1/'
+      ".staging/pieces/train-00000-00000.gz; No space left on device [while running 'W']")
+  assert io_error_message(beam_wrapped).startswith(
+      "cannot write '/r/IEG/examples/1/.staging/pieces/train-00000-00000.gz': No space left "
+      'on device.')
+  try:
+    try:
+      raise OSError(30, 'Read-only file system', '/ro/root')
+    except OSError as e:
+      raise ValueError('wrapped') from e
+  except ValueError as chained:
+    assert io_error_message(chained).startswith("cannot access '/ro/root': Read-only file system.")
+  store = RuntimeError('Error when executing query: database or disk is full query: INSERT')
+  assert io_error_message(store, '/m/metadata.sqlite').startswith(
+      'the ML Metadata store /m/metadata.sqlite cannot be written: database or disk is full.')
+  assert io_error_message(KeyError(4)) is None  # a bug, not an I/O error
