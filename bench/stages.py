@@ -249,12 +249,13 @@ def seed_read(shard_dir):
           'steady_records_per_s': (n - 1) / (total - first) if total > first else None}
 
 
-def _ingest_config(mapping_path, verify=None):
+def _ingest_config(mapping_path, verify=None, mask_check=None):
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
   with open(mapping_path) as f:
     mapping = json.load(f)
-  # Default splits train=8, eval=1, test=1; seed 0; verify 'full' unless given.
-  return IngestConfig(mapping, verify=verify) if verify else IngestConfig(mapping)
+  # Default splits train=8, eval=1, test=1; seed 0; verify 'full', mask check 'warn' unless given.
+  given = {k: v for k, v in (('verify', verify), ('mask_check', mask_check)) if v}
+  return IngestConfig(mapping, **given)
 
 
 def _direct_options(beam_args) -> Dict[str, object]:
@@ -266,10 +267,11 @@ def _direct_options(beam_args) -> Dict[str, object]:
                      else 1}
 
 
-def image_example_gen(csv_path, mapping_path, root, verify='full', beam_args=()):
+def image_example_gen(csv_path, mapping_path, root, verify='full', beam_args=(),
+                      mask_check='warn'):
   """ImageExampleGen alone in LocalDagRunner (a one-component pipeline, SQLite MLMD), with
   ``verify`` ('full' | 'header') and ``beam_args`` (its Beam pipeline args: DirectRunner
-  in_memory, or multi_processing with --direct_num_workers=N).
+  in_memory, or multi_processing with --direct_num_workers=N) and ``mask_check``.
 
   This process is the launcher (LocalDagRunner runs the executor in it): its peak RSS is the
   launcher's, and with in_memory the Beam job's too. Its child processes (with
@@ -282,7 +284,7 @@ def image_example_gen(csv_path, mapping_path, root, verify='full', beam_args=())
   from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.component import ImageExampleGen  # pylint: disable=g-import-not-at-top
   from pipeline import progress  # pylint: disable=g-import-not-at-top
-  config = _ingest_config(mapping_path, verify)
+  config = _ingest_config(mapping_path, verify, mask_check)
   direct = _direct_options(beam_args)
   os.makedirs(root, exist_ok=True)
   component = ImageExampleGen(csv_path=os.path.abspath(csv_path), **{
@@ -307,7 +309,8 @@ def image_example_gen(csv_path, mapping_path, root, verify='full', beam_args=())
   with open(csv_path) as f:
     n = sum(1 for _ in f) - 1  # the demo CSV: one line per row
   return {'seconds': ieg.get('seconds', total), 'run_seconds': total, 'records': n,
-          'verify': config.verify, 'beam_args': list(beam_args), **direct,
+          'verify': config.verify, 'mask_check': config.mask_check,
+          'beam_args': list(beam_args), **direct,
           'csv_bytes': os.path.getsize(csv_path),
           'import_seconds': import_seconds, 'components': components,
           'rss_before_run_mb': sampler.baseline[0], 'anon_before_run_mb': sampler.baseline[1],
