@@ -1,4 +1,5 @@
-"""cxr-tfx: TFX components that turn an image/mask CSV index into validated, sharded tf.Examples.
+"""cxr-tfx: TFX components that turn an image/mask CSV index (or an image folder; PNG, JPEG or
+DICOM) into validated, sharded tf.Examples.
 
 Loose requirements live here; the exact, tested set is pinned in requirements.lock
 (installed by `make install`). Keep the two in step (`make lock` re-resolves the lock).
@@ -22,6 +23,12 @@ setup(
         'ml-metadata>=1.16,<1.22',
         'pillow>=9',
         'numpy<2',
+        # DICOM input: pydicom reads and renders; pylibjpeg's plugins decode JPEG / JPEG-LS
+        # (libjpeg) and JPEG 2000 (openjpeg) pixel data (RLE and deflate are pydicom's own).
+        'pydicom>=3.0,<3.1',
+        'pylibjpeg>=2.0',
+        'pylibjpeg-libjpeg>=2.1',
+        'pylibjpeg-openjpeg>=2.0',
     ],
     extras_require={'test': ['pytest', 'pytest-timeout', 'hypothesis']},
     entry_points={'console_scripts': ['cxr-tfx=pipeline.cli:main']},

@@ -1,7 +1,8 @@
-"""ImageExampleGen: TFX's FileBasedExampleGen, with a CSV index of image files as its input."""
+"""ImageExampleGen: TFX's FileBasedExampleGen, with a CSV index of image files (or an image
+folder without one) as its input."""
 import json
 import os
-from typing import Mapping, Sequence, Tuple, Union
+from typing import Mapping, Optional, Sequence, Tuple, Union
 
 from tfx import types
 from tfx.components.example_gen.component import FileBasedExampleGen
@@ -17,6 +18,7 @@ from components.image_example_gen import executor
 from components.image_example_gen import spec
 
 INDEX_SPLIT_NAME = 'index'
+IMAGE_DIR_PATTERN = '*'  # an image folder's input pattern for TFX's driver: the class folders
 RuntimeParameter = data_types.RuntimeParameter
 
 
@@ -26,20 +28,23 @@ def _default(value):
 
 
 class ImageExampleGen(FileBasedExampleGen):
-  """CSV of ``image_path, mask_path, class`` -> Examples with class-stratified, seeded shards.
+  """CSV of ``image_path, mask_path, class`` (or a folder ``DIR/<class>/<images>``) -> Examples
+  with class-stratified, seeded shards. Images are PNG, JPEG or DICOM (rendered to PNG).
 
   Output: a standard ``Examples`` artifact, ``Split-<name>/data_tfrecord-0000k-of-0000n.gz``
-  (gzipped TFRecords of tf.Example{image, mask, class, image_id}), one file per shard.
+  (gzipped TFRecords of tf.Example{image, mask, class, image_id, image_sha256}, plus dicom_*
+  and group_hash where they apply), one file per shard.
   Each split's ``hash_buckets`` is its shard count. It is a FileBasedExampleGen, so TFX's
-  driver fingerprints the CSV for caching and records span/version as usual.
+  driver fingerprints the CSV for caching and records span/version as usual; ImageExampleGen's
+  driver adds every referenced (or listed) image and mask.
   """
 
   SPEC_CLASS = spec.ImageExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
   DRIVER_CLASS = driver.Driver
 
-  def __init__(self, csv_path: Union[str, RuntimeParameter],
-               class_mapping: Union[Mapping[str, int], RuntimeParameter],
+  def __init__(self, csv_path: Union[str, RuntimeParameter, None] = None,
+               class_mapping: Union[Mapping[str, int], RuntimeParameter, None] = None,
                splits: Union[Sequence[Union[config_lib.SplitSpec, Tuple[str, int]]],
                              RuntimeParameter] = config_lib.DEFAULT_SPLITS,
                seed: Union[int, RuntimeParameter] = config_lib.DEFAULT_SEED,
@@ -52,7 +57,12 @@ class ImageExampleGen(FileBasedExampleGen):
                verify: str = config_lib.VERIFY_FULL,
                max_file_bytes: int = config_lib.DEFAULT_MAX_FILE_BYTES,
                mask_check: str = config_lib.MASK_CHECK_WARN,
-               mask_size: str = ''):
+               mask_size: str = '',
+               image_dir: Optional[str] = None,
+               dicom_window: str = config_lib.DICOM_WINDOW_AUTO,
+               dicom_output: str = config_lib.DICOM_OUTPUT_PNG16,
+               allow_burned_in: bool = False,
+               group_salt: str = ''):
     """Args:
       csv_path: the CSV index (local path or any tf.io.gfile URI such as gs://...). Relative
         image/mask paths in it resolve against its folder.
@@ -82,35 +92,65 @@ class ImageExampleGen(FileBasedExampleGen):
         for ClassBalance's report; 'fail' makes them bad records; 'off' does not look.
       mask_size: 'WIDTHxHEIGHT' all masks may have instead of their image's size (the
         COVID-19 Radiography Database: 256x256 masks for 299x299 images).
+      image_dir: instead of ``csv_path`` (give exactly one): a folder ``DIR/<class>/<images>``
+        with optional ``DIR/<class>/masks/`` (matched by file stem), or the COVID-19
+        Radiography Database's ``DIR/<Class>/images`` + ``DIR/<Class>/masks``. Listed by the
+        launcher (names only); ``class_mapping`` defaults to the sorted class folder names, and
+        the mapping and the listing (as a CSV) are written next to the outputs.
+      dicom_window: DICOM images' VOI step: 'auto' (the file's VOI LUT or window; a min..max
+        stretch without one), 'none' (the nominal range) or 'CENTER,WIDTH'.
+      dicom_output: 'png16' (default: precision kept) or 'png8': what DICOM images become.
+      allow_burned_in: write DICOM files whose BurnedInAnnotation is YES (default: bad records).
+      group_salt: salt of the ``group_hash`` feature ('' = a public constant); see README.
+        ``group_column`` may be ``dicom:<keyword>`` (e.g. dicom:PatientID): read from each DICOM
+        image's header by the workers and written only as that salted hash.
     """
-    mapping, split_specs = _default(class_mapping), _default(splits)
+    if bool(_default(csv_path)) == bool(image_dir):
+      raise config_lib.ConfigError('give exactly one input: csv_path (option --csv) or '
+                                   'image_dir (option --image-dir).')
+    if image_dir and any(isinstance(v, RuntimeParameter) for v in (csv_path, class_mapping)):
+      raise config_lib.ConfigError('image_dir cannot be combined with runtime parameters for '
+                                   'the CSV or the class mapping.')
+    mapping, split_specs = _default(class_mapping) or {}, _default(splits)
     if isinstance(mapping, str):
       mapping = config_lib.load_class_mapping_text(mapping)
+    if not image_dir and not mapping:
+      config_lib.validate_class_mapping(mapping)  # raises: a CSV needs a class mapping
     if isinstance(split_specs, str):
       split_specs = config_lib.parse_splits(split_specs)
     ingest_config = config_lib.IngestConfig(  # validates now, at pipeline construction
         class_mapping=mapping, seed=_default(seed), on_bad_record=on_bad_record,
         allowed_roots=tuple(allowed_roots), max_pixels=max_pixels, group_column=group_column,
         duplicates=duplicates, verify=verify, max_file_bytes=max_file_bytes,
-        mask_check=mask_check, mask_size=mask_size, splits=split_specs)
-    default_csv = _default(csv_path)
-    if not isinstance(default_csv, str) or not default_csv:
-      raise config_lib.ConfigError('csv_path needs a CSV path (or a RuntimeParameter with a '
-                                   'default CSV path) (option --csv).')
+        mask_check=mask_check, mask_size=mask_size, splits=split_specs,
+        dicom_window=dicom_window, dicom_output=dicom_output, allow_burned_in=allow_burned_in,
+        group_salt=group_salt)
+    if image_dir:
+      # TFX's own fingerprint covers the class folders' names, sizes and mtimes (pattern '*');
+      # the driver adds every listed image and mask (fingerprint.py).
+      input_base, pattern = image_dir.rstrip('/') or '/', IMAGE_DIR_PATTERN
+    else:
+      default_csv = _default(csv_path)
+      if not isinstance(default_csv, str) or not default_csv:
+        raise config_lib.ConfigError('csv_path needs a CSV path (or a RuntimeParameter with a '
+                                     'default CSV path) (option --csv).')
+      input_base, pattern = os.path.dirname(default_csv), os.path.basename(default_csv)
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
-        name=INDEX_SPLIT_NAME, pattern=os.path.basename(default_csv))])
+        name=INDEX_SPLIT_NAME, pattern=pattern)])
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name=s.name, hash_buckets=s.num_shards)
         for s in ingest_config.splits]))
     component_spec = spec.ImageExampleGenSpec(
-        input_base=os.path.dirname(default_csv),
+        input_base=input_base,
         input_config=input_config,
         output_config=output_config,
         output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-        csv_uri=csv_path,
+        csv_uri=csv_path or '',
+        image_dir=image_dir or '',
         class_mapping=(class_mapping if isinstance(class_mapping, RuntimeParameter)
-                       else config_lib.class_mapping_to_json(ingest_config.class_mapping)),
+                       else config_lib.class_mapping_to_json(ingest_config.class_mapping)
+                       if ingest_config.class_mapping else ''),
         seed=seed if isinstance(seed, RuntimeParameter) else ingest_config.seed,
         splits=(splits if isinstance(splits, RuntimeParameter)
                 else config_lib.format_splits(ingest_config.splits)),
@@ -124,5 +164,9 @@ class ImageExampleGen(FileBasedExampleGen):
         max_file_bytes=ingest_config.max_file_bytes,
         mask_check=ingest_config.mask_check,
         mask_size=ingest_config.mask_size,
+        dicom_window=ingest_config.dicom_window,
+        dicom_output=ingest_config.dicom_output,
+        allow_burned_in=int(ingest_config.allow_burned_in),
+        group_salt=ingest_config.group_salt,
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=component_spec)

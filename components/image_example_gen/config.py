@@ -4,6 +4,7 @@ Every error says what was wrong and which option fixes it.
 """
 import dataclasses
 import json
+import math
 import re
 from typing import Dict, Mapping, Sequence, Tuple
 
@@ -34,6 +35,19 @@ MASK_CHECK_OFF = 'off'  # not checked (no extra decode)
 MASK_CHECK_WARN = 'warn'  # written; counted per split and class in the summary and the report
 MASK_CHECK_FAIL = 'fail'  # a bad record (empty masks are counted, never refused)
 MASK_CHECK_CHOICES = (MASK_CHECK_OFF, MASK_CHECK_WARN, MASK_CHECK_FAIL)
+# DICOM images (dicom.py): the VOI step and the PNG they are rendered to.
+DICOM_WINDOW_AUTO = 'auto'  # the file's VOI LUT or window; min..max stretch without one
+DICOM_WINDOW_NONE = 'none'  # no VOI: the modality output's nominal range
+DICOM_OUTPUT_PNG16 = 'png16'  # 16-bit grayscale PNG: precision kept (default)
+DICOM_OUTPUT_PNG8 = 'png8'  # 8-bit grayscale PNG: smaller, 256 grey levels
+DICOM_OUTPUT_CHOICES = (DICOM_OUTPUT_PNG16, DICOM_OUTPUT_PNG8)
+# --group-column dicom:<keyword>: the group is a DICOM attribute read by the workers, written as
+# a salted hash. The default salt is a constant, so a patient's hash is the same for every seed
+# and run; being public, it only keeps raw IDs out of the shards (anyone can hash a guessed ID
+# with it). Your own salt (group_salt) makes hashes unlinkable to other datasets; like every
+# option it is recorded in ML Metadata, so it is as secret as the metadata store.
+DICOM_GROUP_PREFIX = 'dicom:'
+DEFAULT_GROUP_SALT = 'cxr-tfx/group/v1'
 
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_]+$')
 
@@ -75,6 +89,16 @@ class IngestConfig:
       single-channel, not binary ({0, its foreground value}) or not its image's size (nor
       mask_size) does to its row.
     mask_size: 'WIDTHxHEIGHT' that every mask may have instead of its image's size ('' none).
+    dicom_window: how DICOM images are windowed: 'auto' (the file's VOI LUT or window, a
+      min..max stretch without one), 'none' (the nominal range) or 'CENTER,WIDTH'.
+    dicom_output: 'png16' (default) or 'png8': the PNG a DICOM image is rendered to.
+    allow_burned_in: write DICOM files whose BurnedInAnnotation is YES (by default they are
+      bad records).
+    group_salt: salt of the group hashes written as ``group_hash`` ('' = DEFAULT_GROUP_SALT).
+
+  ``group_column`` may be ``dicom:<keyword>`` (e.g. ``dicom:PatientID``): the group is that
+  attribute of each (DICOM) image, read by the workers. An empty ``class_mapping`` means "the
+  sorted class folder names", valid only for an image folder (ImageExampleGen(image_dir=...)).
   """
   class_mapping: Mapping[str, int]
   splits: Tuple[SplitSpec, ...] = tuple(SplitSpec(n, k) for n, k in DEFAULT_SPLITS)
@@ -88,9 +112,14 @@ class IngestConfig:
   max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
   mask_check: str = MASK_CHECK_WARN
   mask_size: str = ''
+  dicom_window: str = DICOM_WINDOW_AUTO
+  dicom_output: str = DICOM_OUTPUT_PNG16
+  allow_burned_in: bool = False
+  group_salt: str = ''
 
   def __post_init__(self):
-    validate_class_mapping(self.class_mapping)
+    if self.class_mapping:  # empty: derived from an image folder's class folders
+      validate_class_mapping(self.class_mapping)
     object.__setattr__(self, 'splits', tuple(
         s if isinstance(s, SplitSpec) else SplitSpec(*s) for s in self.splits))
     validate_splits(self.splits)
@@ -119,6 +148,31 @@ class IngestConfig:
       mask_check_lib.parse_size(self.mask_size)
     except ValueError as e:
       raise ConfigError(f'mask_size: {e} (option --mask-size).') from e
+    try:
+      parse_dicom_window(self.dicom_window)
+    except ValueError as e:
+      raise ConfigError(f'dicom_window: {e} (option --dicom-window).') from e
+    if self.dicom_output not in DICOM_OUTPUT_CHOICES:
+      raise ConfigError(f'dicom_output must be one of {DICOM_OUTPUT_CHOICES}, got '
+                        f'{self.dicom_output!r} (option --dicom-output).')
+    if not isinstance(self.allow_burned_in, bool):
+      raise ConfigError(f'allow_burned_in must be True or False, got {self.allow_burned_in!r} '
+                        '(option --allow-burned-in).')
+    if self.group_column.startswith(DICOM_GROUP_PREFIX):
+      try:
+        check_dicom_keyword(self.dicom_group_keyword)
+      except ValueError as e:
+        raise ConfigError(f'group_column {self.group_column!r}: {e} (option --group-column '
+                          f'{DICOM_GROUP_PREFIX}KEYWORD).') from e
+
+  @property
+  def dicom_group_keyword(self) -> str:
+    """'PatientID' for group_column 'dicom:PatientID'; '' for a CSV column or none."""
+    return dicom_group_keyword(self.group_column)
+
+  @property
+  def group_hash_salt(self) -> str:
+    return self.group_salt or DEFAULT_GROUP_SALT
 
   @property
   def declared_mask_size(self) -> Tuple[int, ...]:
@@ -131,6 +185,37 @@ class IngestConfig:
   @property
   def total_shards(self) -> int:
     return sum(s.num_shards for s in self.splits)
+
+
+def parse_dicom_window(text: str) -> Tuple[float, ...]:
+  """'auto' or 'none' -> (); 'C,W' -> (center, width). ValueError on anything else."""
+  if text in (DICOM_WINDOW_AUTO, DICOM_WINDOW_NONE):
+    return ()
+  center, sep, width = str(text).partition(',')
+  try:
+    if not sep:
+      raise ValueError
+    c, w = float(center), float(width)
+  except ValueError:
+    raise ValueError(f"expected 'auto', 'none' or CENTER,WIDTH (e.g. 2048,4096), got "
+                     f'{text!r}') from None
+  if not math.isfinite(c) or not math.isfinite(w) or w < 1:
+    raise ValueError(f'the window width must be a finite number >= 1 (a DICOM LINEAR window), '
+                     f'got {text!r}')
+  return c, w
+
+
+def dicom_group_keyword(group_column: str) -> str:
+  """'dicom:PatientID' -> 'PatientID'; a CSV column name (or '') -> ''."""
+  return (group_column[len(DICOM_GROUP_PREFIX):] if group_column.startswith(DICOM_GROUP_PREFIX)
+          else '')
+
+
+def check_dicom_keyword(keyword: str) -> None:
+  """ValueError unless ``keyword`` is in the DICOM dictionary (e.g. PatientID)."""
+  from pydicom import datadict  # pylint: disable=g-import-not-at-top  (only for dicom: groups)
+  if not keyword or datadict.tag_for_keyword(keyword) is None:
+    raise ValueError(f'{keyword!r} is not a DICOM keyword (e.g. PatientID, StudyInstanceUID)')
 
 
 def validate_class_mapping(mapping: Mapping[str, int]) -> None:

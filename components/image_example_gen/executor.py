@@ -13,17 +13,21 @@ from tfx.utils import proto_utils
 import tensorflow as tf
 
 from components.image_example_gen import config as config_lib
+from components.image_example_gen import index
 from components.image_example_gen import ingest
 from components.image_example_gen import spec
 
 
 def config_from_exec_properties(
-    exec_properties: Dict[str, Any]) -> Tuple[str, config_lib.IngestConfig]:
-  """-> (CSV path, validated IngestConfig). Raises ConfigError naming the bad property.
+    exec_properties: Dict[str, Any]) -> Tuple[index.Source, config_lib.IngestConfig]:
+  """-> (the input, validated IngestConfig). Raises ConfigError naming the bad property.
 
-  The CSV is ``csv_uri`` (a KFP parameter when compiled with runtime parameters), else the one
-  file matching input_base/input_config; the splits are ``splits``, else output_config."""
-  csv_path = exec_properties.get(spec.CSV_URI_KEY) or _matched_csv(exec_properties)
+  The input is ``image_dir`` when set; else the CSV ``csv_uri`` (a KFP parameter when compiled
+  with runtime parameters), else the one file matching input_base/input_config. The splits are
+  ``splits``, else output_config. An empty class mapping means an image folder's class folders."""
+  image_dir = exec_properties.get(spec.IMAGE_DIR_KEY) or ''
+  source = index.Source(image_dir=image_dir) if image_dir else index.Source(
+      csv_path=exec_properties.get(spec.CSV_URI_KEY) or _matched_csv(exec_properties))
   if exec_properties.get(spec.SPLITS_KEY):
     splits = config_lib.parse_splits(exec_properties[spec.SPLITS_KEY])
   else:
@@ -33,8 +37,9 @@ def config_from_exec_properties(
       raise config_lib.ConfigError('output_config.split_config must name the output splits.')
     splits = tuple(config_lib.SplitSpec(s.name, s.hash_buckets)
                    for s in output_config.split_config.splits)
-  mapping = config_lib.load_class_mapping_text(exec_properties[spec.CLASS_MAPPING_KEY])
-  return csv_path, config_lib.IngestConfig(
+  mapping_text = exec_properties.get(spec.CLASS_MAPPING_KEY) or ''
+  mapping = config_lib.load_class_mapping_text(mapping_text) if mapping_text.strip() else {}
+  return source, config_lib.IngestConfig(
       class_mapping=mapping, splits=splits, seed=int(exec_properties[spec.SEED_KEY]),
       on_bad_record=exec_properties[spec.ON_BAD_RECORD_KEY],
       allowed_roots=tuple(json.loads(exec_properties[spec.ALLOWED_ROOTS_KEY])),
@@ -44,7 +49,11 @@ def config_from_exec_properties(
       verify=exec_properties[spec.VERIFY_KEY],
       max_file_bytes=int(exec_properties[spec.MAX_FILE_BYTES_KEY]),
       mask_check=exec_properties.get(spec.MASK_CHECK_KEY) or config_lib.MASK_CHECK_WARN,
-      mask_size=exec_properties.get(spec.MASK_SIZE_KEY) or '')
+      mask_size=exec_properties.get(spec.MASK_SIZE_KEY) or '',
+      dicom_window=exec_properties.get(spec.DICOM_WINDOW_KEY) or config_lib.DICOM_WINDOW_AUTO,
+      dicom_output=exec_properties.get(spec.DICOM_OUTPUT_KEY) or config_lib.DICOM_OUTPUT_PNG16,
+      allow_burned_in=bool(int(exec_properties.get(spec.ALLOW_BURNED_IN_KEY) or 0)),
+      group_salt=exec_properties.get(spec.GROUP_SALT_KEY) or '')
 
 
 def _matched_csv(exec_properties: Dict[str, Any]) -> str:
@@ -62,8 +71,8 @@ def _matched_csv(exec_properties: Dict[str, Any]) -> str:
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-  """Plans from the CSV, then one Beam job checks, hashes and writes every file once; see
-  ``components.image_example_gen.ingest``."""
+  """Plans from the CSV (or an image folder's listing), then one Beam job checks, renders
+  (DICOM), hashes and writes every file once; see ``components.image_example_gen.ingest``."""
 
   def GetInputSourceToExamplePTransform(self):
     raise NotImplementedError(
@@ -74,9 +83,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
     self._log_startup(input_dict, output_dict, exec_properties)
-    csv_path, ingest_config = config_from_exec_properties(exec_properties)
+    source, ingest_config = config_from_exec_properties(exec_properties)
     examples = artifact_utils.get_single_instance(output_dict[spec.EXAMPLES_KEY])
-    summary = ingest.run_ingest(csv_path, ingest_config, examples.uri, self._make_beam_pipeline)
+    summary = ingest.run_ingest(source, ingest_config, examples.uri, self._make_beam_pipeline)
 
     examples.split_names = artifact_utils.encode_split_names(
         [s.name for s in ingest_config.splits])

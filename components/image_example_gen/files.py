@@ -7,6 +7,12 @@ opened file itself (``/proc/self/fd``: a symlink swapped in after a path check c
 the read), only regular files are read (a FIFO or device never blocks a worker), the size limit
 applies before reading, and the image check runs on those same bytes, which the caller hashes
 and serializes.
+
+A DICOM file (``DICM`` at byte 128: ``dicom.is_dicom``, a compare on the bytes already read) is
+rendered from those bytes to a grayscale PNG (``dicom.render``), and the PNG is what is checked,
+hashed and serialized; its facts (``dicom.DicomInfo``) come back with it. The group of a row
+grouped by a DICOM attribute (``--group-column dicom:PatientID``) is read here too, as a salted
+hash.
 """
 import dataclasses
 import functools
@@ -16,6 +22,7 @@ import stat
 from typing import Optional, Sequence, Tuple
 
 from components.image_example_gen import config as config_lib
+from components.image_example_gen import dicom as dicom_lib
 from components.image_example_gen import image_header as header_lib
 from components.image_example_gen import mask_check as mask_check_lib
 
@@ -35,6 +42,11 @@ class CheckOptions:
   verify: str  # config_lib.VERIFY_FULL | VERIFY_HEADER
   mask_check: str = config_lib.MASK_CHECK_WARN  # MASK_CHECK_OFF skips mask_check's decode
   mask_size: Tuple[int, ...] = ()  # (width, height) masks may have instead of their image's
+  dicom_window: str = dicom_lib.WINDOW_AUTO  # 'auto' | 'none' | 'C,W' (dicom.render)
+  dicom_output: str = dicom_lib.OUTPUT_PNG16  # 'png16' | 'png8'
+  allow_burned_in: bool = False  # write DICOM files whose BurnedInAnnotation is YES
+  group_keyword: str = ''  # DICOM keyword whose (hashed) value is the row's group, or ''
+  group_salt: str = ''  # salt of group hashes ('' = dicom.DEFAULT_GROUP_SALT)
 
 
 def is_uri(path: str) -> bool:
@@ -156,16 +168,32 @@ def read_confined(path: str, what: str, options: CheckOptions) -> bytes:
   return (read_uri if is_uri(path) else read_local)(path, what, options)
 
 
-def read_checked(path: str, what: str, options: CheckOptions
-                 ) -> Tuple[bytes, header_lib.ImageHeader]:
-  """-> (the file's bytes, its image header), every check done on those bytes; else BadFile."""
+def read_image(path: str, what: str, options: CheckOptions
+               ) -> Tuple[bytes, header_lib.ImageHeader, Optional[dicom_lib.DicomInfo]]:
+  """-> (the bytes to write, their image header, the DICOM facts or None), every check done on
+  the bytes read; else BadFile. A DICOM file's bytes to write are its rendered PNG."""
   data = read_confined(path, what, options)
+  if dicom_lib.is_dicom(data):
+    try:
+      rendered = dicom_lib.render(
+          data, window=options.dicom_window, output=options.dicom_output,
+          allow_burned_in=options.allow_burned_in, max_pixels=options.max_pixels,
+          mask=what == 'mask', group_keyword=options.group_keyword if what == 'image' else '',
+          group_salt=options.group_salt)
+    except dicom_lib.BadDicom as e:
+      raise BadFile(f'bad {what}: {e}') from e
+    return rendered.png, header_lib.ImageHeader(
+        'png', rendered.width, rendered.height, rendered.bit_depth, 'L'), rendered.info
   try:
     header = header_lib.inspect_image(data, verify=options.verify,
                                         max_pixels=options.max_pixels)
   except header_lib.BadImage as e:
+    if dicom_lib.has_dicom_suffix(path) and not data.startswith(
+        (header_lib.PNG_SIGNATURE, header_lib.JPEG_SIGNATURE)):
+      raise BadFile(f'bad {what}: not a DICOM file: no DICM marker at byte 128 (files without '
+                    'the DICOM Part 10 preamble and file meta are not read)') from e
     raise BadFile(f'bad {what}: {e}') from e
-  return data, header
+  return data, header, None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,24 +205,31 @@ class LoadedRow:
   mask_header: Optional[header_lib.ImageHeader] = None
   problems: Tuple[Tuple[str, str], ...] = ()  # ((path, reason), ...)
   mask_findings: Tuple[str, ...] = ()  # mask_check codes of a written row's mask (warn)
+  image_dicom: Optional[dicom_lib.DicomInfo] = None  # when the image file was DICOM
+  mask_dicom: Optional[dicom_lib.DicomInfo] = None
 
 
 def load_row(image_path: str, mask_path: str, options: CheckOptions) -> LoadedRow:
   """Reads and checks a row's image and (if any) mask; every problem is collected. The mask's
   content is checked (mask_check) unless options.mask_check is off: under fail its findings
-  (except an empty mask) are problems, else they are returned as mask_findings."""
+  (except an empty mask) are problems, else they are returned as mask_findings. With
+  options.group_keyword the image must be DICOM (its group is read from its header)."""
   out, problems = {}, []
   for what, path in (('image', image_path), ('mask', mask_path)):
     if not path:
       continue
     try:
-      out[what] = read_checked(path, what, options)
+      out[what] = read_image(path, what, options)
     except BadFile as e:
       problems.append((path, str(e)))
+  if 'image' in out and options.group_keyword and out['image'][2] is None:
+    problems.insert(0, (image_path, (
+        f'no group: the group column {dicom_lib.GROUP_PREFIX}{options.group_keyword} is read '
+        'from the DICOM header, and this image is not a DICOM file')))
   if problems:
     return LoadedRow(problems=tuple(problems))
-  image, image_hdr = out['image']
-  mask, mask_hdr = out.get('mask', (b'', None))
+  image, image_hdr, image_dicom = out['image']
+  mask, mask_hdr, mask_dicom = out.get('mask', (b'', None, None))
   findings = ()
   if mask and options.mask_check != config_lib.MASK_CHECK_OFF:
     found = mask_check_lib.check_mask(mask, mask_hdr, image_hdr, options.mask_size,
@@ -204,7 +239,19 @@ def load_row(image_path: str, mask_path: str, options: CheckOptions) -> LoadedRo
       return LoadedRow(problems=((mask_path, 'bad mask: ' + '; '.join(refused)
                                   + ' (option --mask-check warn writes it and reports it)'),))
     findings = tuple(code for code, _ in found)
-  return LoadedRow(image, mask, image_hdr, mask_hdr, mask_findings=findings)
+  return LoadedRow(image, mask, image_hdr, mask_hdr, mask_findings=findings,
+                   image_dicom=image_dicom, mask_dicom=mask_dicom)
+
+
+def options_from_config(config: config_lib.IngestConfig, base_dir: str) -> CheckOptions:
+  """What every worker checks, from the run's config; ``base_dir`` (the CSV's or the image
+  folder's) is the default allowed root."""
+  return CheckOptions(
+      resolve_roots(config.allowed_roots, base_dir), config.max_pixels, config.max_file_bytes,
+      config.verify, config.mask_check, config.declared_mask_size,
+      dicom_window=config.dicom_window, dicom_output=config.dicom_output,
+      allow_burned_in=config.allow_burned_in, group_keyword=config.dicom_group_keyword,
+      group_salt=config.group_hash_salt)
 
 
 def resolve_roots(allowed_roots: Sequence[str], csv_dir: str) -> Tuple[str, ...]:

@@ -5,6 +5,11 @@ so a changed PNG under an unchanged CSV would be a silent cache hit. ``reference
 folds each referenced file's path, size and mtime (and, optionally, its content hash) into
 one digest that ImageExampleGen's driver appends to the input fingerprint.
 
+For an image folder the references are the folder's listing (``folders.list_image_dir``, the
+launcher's own, names only): an image added, removed, renamed or changed, or a mask added,
+changes the digest; so does moving a file to another class folder (the listed rows are part
+of it). TFX's own pattern fingerprint (the class folders) comes on top.
+
 It obeys the workers' rules (``files.py``): a path outside the allowed roots is never stat'ed
 or read, and content is read only from regular files under the size limit, through the same
 non-blocking open, so a row naming /dev/zero or a FIFO cannot hang the driver.
@@ -15,6 +20,7 @@ import os
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from components.image_example_gen import files
+from components.image_example_gen import folders
 from components.image_example_gen import index
 from components.image_example_gen.config import IngestConfig
 
@@ -74,16 +80,34 @@ def _file_line(path: str, options: files.CheckOptions, content: bool) -> str:
   return line
 
 
-def referenced_files(csv_path: str, config: IngestConfig, content: bool = False) -> str:
-  """'referenced files: N, sha256:<digest over sorted path/size/mtime[/sha256] lines>'."""
-  csv_dir = index.csv_folder(csv_path)
-  parsed = index.parse_index(index.read_csv_text(csv_path), csv_dir, config.class_mapping,
-                             csv_path)
-  options = files.CheckOptions(files.resolve_roots(config.allowed_roots, csv_dir),
+def referenced_files(source, config: IngestConfig, content: bool = False) -> str:
+  """'referenced files: N, sha256:<digest over sorted path/size/mtime[/sha256] lines>'.
+
+  ``source``: an ``index.Source`` or a CSV path."""
+  if not isinstance(source, index.Source):
+    source = index.Source(csv_path=source)
+  base = source.base_dir
+  if source.image_dir:
+    try:
+      listing = folders.list_image_dir(base)
+    except FileNotFoundError as e:
+      raise index.SourceError(f'{source.image_dir}: the image folder does not exist or is not '
+                              'a folder (option --image-dir)') from e
+    rows = [(index.resolve_path(i, base), index.resolve_path(m, base) if m else '')
+            for i, m, _ in listing.rows]
+    rows += [tuple(index.resolve_path(m, base) for m in candidates)  # all of them: removing
+             for candidates in listing.ambiguous_masks.values()]    # one fixes the row
+    header = [hashlib.sha256(listing.csv_text().encode('utf-8')).hexdigest()]
+  else:
+    parsed = index.parse_index(index.read_csv_text(source.csv_path), base, config.class_mapping,
+                               source.csv_path)
+    rows = [(r.image_path, r.mask_path) for r in parsed.rows]
+    header = []
+  options = files.CheckOptions(files.resolve_roots(config.allowed_roots, base),
                                config.max_pixels, config.max_file_bytes, config.verify)
-  paths: Sequence[str] = sorted({p for r in parsed.rows for p in (r.image_path, r.mask_path) if p})
+  paths: Sequence[str] = sorted({p for r in rows for p in r if p})
   threads = STAT_THREADS if any(files.is_uri(p) for p in paths) else LOCAL_STAT_THREADS
-  lines = map_in_threads(lambda p: _file_line(p, options, content), paths, threads)
+  lines = header + map_in_threads(lambda p: _file_line(p, options, content), paths, threads)
   digest = hashlib.sha256('\n'.join(lines).encode('utf-8')).hexdigest()
   kind = 'path/size/mtime/content' if content else 'path/size/mtime'
   return f'referenced files ({kind}): {len(paths)}, sha256:{digest}'

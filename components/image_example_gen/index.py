@@ -1,9 +1,13 @@
-"""Reading and checking the CSV index: rows of ``image_path, mask_path, class``.
+"""Reading and checking the index: rows of ``image_path, mask_path, class``.
 
 This is all the launcher reads: the index (ids, paths, labels, groups), never an image or a
 mask, so it stays small at any dataset size. ``parse_index`` is pure; ``read_index`` adds the
 CSV read (``tf.io.gfile``, so ``gs://`` works, imported lazily) and the allowed-root rule by
 name. The files themselves are opened and checked by the Beam workers (``files.py``).
+
+The index comes from a CSV or from an image folder (``Source``): ``read_folder_index`` lists the
+folder (``folders.py``, names only) into the CSV it stands for and checks that text with the
+same ``parse_index``, so both inputs obey the same rules.
 """
 import collections
 import csv
@@ -15,6 +19,8 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 from components.errors import CxrError
 from components.image_example_gen import files
+from components.image_example_gen import folders
+from components.image_example_gen.config import dicom_group_keyword
 
 IMAGE_PATH_COLUMN = 'image_path'
 MASK_PATH_COLUMN = 'mask_path'
@@ -134,20 +140,22 @@ def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
   Raises IndexValidationError only when the CSV as a whole is unusable: a required column is
   missing, it cannot be parsed, or it has no rows. Row checks: an image path is given, the
   class is in the mapping, the field count matches the header, the ``image_id`` is unique
-  (the first occurrence is kept), and the group column, if named, is filled in.
+  (the first occurrence is kept), and the group column, if named, is filled in (a
+  ``dicom:<keyword>`` group is no CSV column: the workers read it from each DICOM image).
   """
   reader = csv.DictReader(io.StringIO(csv_text, newline=''))
   try:
     header = reader.fieldnames or []
   except csv.Error as e:
     raise IndexValidationError(csv_path, [], f'unparseable CSV header: {e}') from e
-  missing = [c for c in REQUIRED_COLUMNS + ((group_column,) if group_column else ())
+  csv_group = '' if dicom_group_keyword(group_column) else group_column  # dicom:X: workers
+  missing = [c for c in REQUIRED_COLUMNS + ((csv_group,) if csv_group else ())
              if c not in header]
   if missing:
     raise IndexValidationError(
         csv_path, [], f'missing column(s) {missing}; the header must name '
-        f'{", ".join(REQUIRED_COLUMNS)}' + (f' and the group column {group_column!r} '
-                                             '(option --group-column)' if group_column else '')
+        f'{", ".join(REQUIRED_COLUMNS)}' + (f' and the group column {csv_group!r} '
+                                             '(option --group-column)' if csv_group else '')
         + f' (found: {header or "no header"})')
   rows: List[IndexRow] = []
   problems: List[Problem] = []
@@ -171,9 +179,9 @@ def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
             line, raw_image, f'unknown class: {class_name!r} is not in the class mapping '
             f'{sorted(class_mapping)}'))
         continue
-      group = (record.get(group_column) or '').strip() if group_column else ''
-      if group_column and not group:
-        problems.append(Problem(line, raw_image, f'no group: the {group_column!r} column is empty'))
+      group = (record.get(csv_group) or '').strip() if csv_group else ''
+      if csv_group and not group:
+        problems.append(Problem(line, raw_image, f'no group: the {csv_group!r} column is empty'))
         continue
       image_id = (record.get(IMAGE_ID_COLUMN) or '').strip() or default_image_id(raw_image)
       if image_id in first_line_of_id:
@@ -223,7 +231,41 @@ def read_index(csv_path: str, class_mapping: Mapping[str, int],
   """
   csv_dir = csv_folder(csv_path)
   parsed = parse_index(read_csv_text(csv_path), csv_dir, class_mapping, csv_path, group_column)
-  roots = files.resolve_roots(allowed_roots, csv_dir)
+  return _check_roots(parsed, files.resolve_roots(allowed_roots, csv_dir))
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """Where the rows come from: a CSV index or an image folder, exactly one."""
+  csv_path: str = ''
+  image_dir: str = ''
+
+  def __post_init__(self):
+    if bool(self.csv_path) == bool(self.image_dir):
+      raise SourceError('give exactly one input: a CSV index (option --csv) or an image folder '
+                        f'(option --image-dir); got csv_path={self.csv_path!r}, '
+                        f'image_dir={self.image_dir!r}')
+
+  @property
+  def label(self) -> str:
+    """How errors name the input."""
+    return self.csv_path or self.image_dir
+
+  @property
+  def base_dir(self) -> str:
+    """The folder relative paths resolve against, and the default allowed root."""
+    if self.csv_path:
+      return csv_folder(self.csv_path)
+    return self.image_dir.rstrip('/') if is_uri(self.image_dir) else os.path.abspath(
+        self.image_dir)
+
+
+class SourceError(CxrError, ValueError):
+  """The input is not given right (both or neither of CSV and folder, or no such folder)."""
+
+
+def _check_roots(parsed: CheckedIndex, roots: Sequence[str]) -> CheckedIndex:
+  """Rows whose image or mask lies outside the allowed roots by name become problems."""
   rows, problems = [], list(parsed.quarantined)
   for row in parsed.rows:
     outside = [(row.as_written(p), f'outside allowed roots: the {what} is outside {list(roots)}; '
@@ -235,6 +277,46 @@ def read_index(csv_path: str, class_mapping: Mapping[str, int],
     else:
       rows.append(row)
   return CheckedIndex(rows, sorted(problems, key=lambda p: p.line), parsed.rows_in)
+
+
+@dataclasses.dataclass
+class FolderIndex:
+  """An image folder's index: the checked rows, the class mapping used (the given one, else
+  the sorted class folders) and the listing (whose ``csv_text`` the line numbers refer to)."""
+  checked: CheckedIndex
+  class_mapping: Dict[str, int]
+  listing: folders.Listing
+
+
+def read_folder_index(image_dir: str, class_mapping: Mapping[str, int],
+                      allowed_roots: Sequence[str] = (), group_column: str = '') -> FolderIndex:
+  """Lists ``image_dir`` (names only) and checks its rows as ``read_index`` checks a CSV's.
+
+  An empty ``class_mapping`` means the sorted class folders that hold images; a given one must
+  name every class folder (a folder not in it is an 'unknown class' row, as in a CSV)."""
+  base = Source(image_dir=image_dir).base_dir
+  try:
+    listing = folders.list_image_dir(base)
+  except FileNotFoundError as e:
+    raise SourceError(f'{image_dir}: the image folder does not exist or is not a folder '
+                      '(option --image-dir)') from e
+  if not listing.rows:
+    raise IndexValidationError(
+        image_dir, [], 'no images found: expected DIR/<class>/<image files> or '
+        'DIR/<class>/images/<image files> (option --image-dir)')
+  mapping = dict(class_mapping) or listing.default_class_mapping()
+  parsed = parse_index(listing.csv_text(), base, mapping, image_dir, group_column)
+  ambiguous = [r for r in parsed.rows if r.image_as_written in listing.ambiguous_masks]
+  if ambiguous:
+    bad = {r.line for r in ambiguous}
+    parsed = CheckedIndex(
+        [r for r in parsed.rows if r.line not in bad],
+        parsed.quarantined + [Problem(
+            r.line, r.image_as_written, 'ambiguous mask: several files in masks/ have this '
+            f'image\'s name: {listing.ambiguous_masks[r.image_as_written]}') for r in ambiguous],
+        parsed.rows_in)
+  checked = _check_roots(parsed, files.resolve_roots(allowed_roots, base))
+  return FolderIndex(checked, mapping, listing)
 
 
 def fail_on_problems(csv_path: str, checked: CheckedIndex,

@@ -16,11 +16,22 @@ same bytes into the chunk's piece file. Pieces are gzip members; a shard file is
 concatenated in order (a valid multi-member gzip that TensorFlow, Beam and TFDV read as one
 stream), so the bytes depend only on the plan, never on the runner or its bundling.
 
+The index is a CSV or an image folder (``index.Source``): the launcher lists a folder by name
+(``folders.py``) as it would read a CSV, and writes the listing (``image_index.csv``) and the
+class mapping (``class_mapping.json``) next to the outputs.
+
+DICOM files are rendered by the workers from the bytes they read (``dicom.py`` via
+``files.read_image``): the rendered PNG is what is checked, hashed (``image_sha256``, so
+identical DICOM files, or files whose pixels render identically, are duplicates) and written,
+with the ``dicom_*`` features; the DICOM facts are counted per chunk into the summary.
+
 Policies: ``on_bad_record=fail`` with ``duplicates`` 'report' or 'fail' needs one pass: bad rows
 and duplicates come back from the job as data and the launcher then publishes nothing.
-``quarantine`` and ``duplicates=drop`` change which rows exist before they are assigned, so the
-job first runs a check pass (each worker reads and hashes its chunk's files), assigns shards in
-one step over the results (keys and hashes only), and then writes: every file is read twice.
+``quarantine``, ``duplicates=drop`` and a group read from DICOM headers
+(``--group-column dicom:PatientID``) change which rows exist, or their groups, before they are
+assigned, so the job first runs a check pass (each worker reads, renders and hashes its chunk's
+files, and reads the group), assigns shards in one step over the results (keys, hashes and
+hashed groups only), and then writes: every file is read twice.
 
 The job's results (per-shard counts, bad rows, duplicate groups) come back as one manifest file
 the job writes; the launcher reconciles rows in = examples written + rows quarantined from it
@@ -34,7 +45,7 @@ import hashlib
 import json
 import os
 import shutil
-from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from absl import logging
 import apache_beam as beam
@@ -43,13 +54,15 @@ import tensorflow as tf
 from components.errors import CxrError
 from components import features
 from components.image_example_gen import assignment
+from components.image_example_gen import dicom as dicom_lib
 from components.image_example_gen import duplicates as duplicates_lib
 from components.image_example_gen import files
 from components.image_example_gen import index
 from components.image_example_gen import mask_check as mask_check_lib
 from components.image_example_gen.config import (DUPLICATES_DROP, DUPLICATES_FAIL, VERIFY_FULL,
                                                  VERIFY_HEADER, IngestConfig, SplitSpec)
-from components.image_example_gen.summary import QUARANTINE_FILE, SUMMARY_FILE, IngestSummary
+from components.image_example_gen.summary import (CLASS_MAPPING_FILE, IMAGE_INDEX_FILE,
+                                                  QUARANTINE_FILE, SUMMARY_FILE, IngestSummary)
 
 SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
 STAGING_DIR = '.staging'
@@ -150,10 +163,13 @@ def unassigned_chunks(rows: Sequence[index.IndexRow], chunk_rows: int = 0) -> Li
 
 # --- Per-row work (workers) -------------------------------------------------------------------
 
-def make_example(row: index.IndexRow, image: bytes, mask: bytes) -> tf.train.Example:
-  """The seed's record (image, mask, class) plus the key image_id and the hash image_sha256."""
+def make_example(row: index.IndexRow, image: bytes, mask: bytes,
+                 dicom: Optional[dicom_lib.DicomInfo] = None,
+                 group_hash: str = '') -> tf.train.Example:
+  """The seed's record (image, mask, class) plus the key image_id and the hash image_sha256;
+  with a DICOM image its four dicom_* facts, with a group its salted hash (features.OPTIONAL)."""
   feature = tf.train.Feature
-  return tf.train.Example(features=tf.train.Features(feature={
+  values = {
       features.IMAGE: feature(bytes_list=tf.train.BytesList(value=[image])),
       features.MASK: feature(bytes_list=tf.train.BytesList(value=[mask])),
       features.LABEL: feature(int64_list=tf.train.Int64List(value=[row.label])),
@@ -161,7 +177,29 @@ def make_example(row: index.IndexRow, image: bytes, mask: bytes) -> tf.train.Exa
           value=[row.image_id.encode('utf-8')])),
       features.IMAGE_SHA256: feature(bytes_list=tf.train.BytesList(
           value=[row.image_sha256.encode('ascii')])),
-  }))
+  }
+  if dicom is not None:
+    values[features.DICOM_TRANSFER_SYNTAX] = feature(bytes_list=tf.train.BytesList(
+        value=[dicom.transfer_syntax.encode('ascii')]))
+    values[features.DICOM_PHOTOMETRIC] = feature(bytes_list=tf.train.BytesList(
+        value=[dicom.photometric.encode('ascii')]))
+    values[features.DICOM_BITS_STORED] = feature(int64_list=tf.train.Int64List(
+        value=[dicom.bits_stored]))
+    if dicom.pixel_spacing:
+      values[features.DICOM_PIXEL_SPACING] = feature(float_list=tf.train.FloatList(
+          value=list(dicom.pixel_spacing)))
+  if group_hash:
+    values[features.GROUP_HASH] = feature(bytes_list=tf.train.BytesList(
+        value=[group_hash.encode('ascii')]))
+  return tf.train.Example(features=tf.train.Features(feature=values))
+
+
+def written_group(row: index.IndexRow, options: files.CheckOptions) -> str:
+  """The group written into a record: a DICOM group is hashed already (by the worker that read
+  it); a CSV column's value is hashed here; '' without a group."""
+  if not row.group or options.group_keyword:
+    return row.group
+  return dicom_lib.hash_group(row.group, options.group_salt)
 
 
 def _problem(row: index.IndexRow, loaded: files.LoadedRow) -> index.Problem:
@@ -170,18 +208,22 @@ def _problem(row: index.IndexRow, loaded: files.LoadedRow) -> index.Problem:
 
 def load_and_hash(row: index.IndexRow, options: files.CheckOptions
                   ) -> Tuple[index.IndexRow, files.LoadedRow]:
-  """Reads and checks a row's files once -> (the row with its image's sha256, what was read).
+  """Reads and checks a row's files once -> (the row with its image's sha256 and, for a group
+  read from DICOM headers, its hashed group; what was read).
 
-  A row that already carries a sha256 (from the check pass) must still have it."""
+  A row that already carries a sha256 (from the check pass) must still have it, and its group
+  (a DICOM group, read in the check pass) too."""
   loaded = files.load_row(row.image_path, row.mask_path, options)
   if loaded.problems:
     return row, loaded
   digest = hashlib.sha256(loaded.image).hexdigest()
-  if row.image_sha256 and row.image_sha256 != digest:
+  group = loaded.image_dicom.group_hash if options.group_keyword else row.group
+  if (row.image_sha256 and row.image_sha256 != digest) or (
+      options.group_keyword and row.group and row.group != group):
     return row, files.LoadedRow(problems=((row.image_path, (
-        'changed after it was checked: the image\'s sha256 differs from the check pass; '
-        'rerun to ingest the current file')),))
-  return dataclasses.replace(row, image_sha256=digest), loaded
+        'changed after it was checked: the image\'s sha256 (or its DICOM group) differs from '
+        'the check pass; rerun to ingest the current file')),))
+  return dataclasses.replace(row, image_sha256=digest, group=group), loaded
 
 
 def _member(row: index.IndexRow, split: str) -> Dict[str, Any]:
@@ -251,6 +293,8 @@ class ChunkResult:
   # mask_check: {class name: {count key: n}} over the written rows, and the first few findings
   mask_counts: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
   mask_findings: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+  # DICOM files among the written rows: {category: {key: n}} (dicom.count_into)
+  dicom_counts: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
 
 
 HASHES = 'hashes'  # WriteChunkFn's tagged output: (sha256 bucket, [(sha256, member), ...])
@@ -291,7 +335,7 @@ class WriteChunkFn(beam.DoFn):
                            f'{chunk.split}-{chunk.shard:05d}-{chunk.chunk:05d}.gz')
     tf.io.gfile.makedirs(os.path.dirname(piece))
     written, problems = [], []  # written: (sha256, image_id, line, class_name, label)
-    mask_counts, mask_findings = {}, []
+    mask_counts, mask_findings, dicom_counts = {}, [], {}
     loaded_rows = (self._pool or _Inline).map(lambda r: load_and_hash(r, self._options),
                                                chunk.rows)
     with tf.io.TFRecordWriter(piece, tf.io.TFRecordOptions(**TFRECORD_OPTIONS)) as writer:
@@ -301,15 +345,19 @@ class WriteChunkFn(beam.DoFn):
           problems.append(_problem(row, loaded).to_dict())
           self._bad.inc()
           continue
-        writer.write(make_example(row, loaded.image, loaded.mask).SerializeToString(
-            deterministic=True))
+        writer.write(make_example(
+            row, loaded.image, loaded.mask, loaded.image_dicom,
+            written_group(row, self._options)).SerializeToString(deterministic=True))
         written.append((row.image_sha256, row.image_id, row.line, row.class_name, row.label))
         self._written.inc()
         if loaded.mask:
           _count_mask(mask_counts, mask_findings, row, chunk.split, loaded.mask_findings)
+        for what, info in (('image', loaded.image_dicom), ('mask', loaded.mask_dicom)):
+          if info is not None:
+            dicom_lib.count_into(dicom_counts, what, info)
     yield ChunkResult(chunk.split, chunk.shard, chunk.num_shards, chunk.chunk, piece,
                       len(written), dict(collections.Counter(w[4] for w in written)), problems,
-                      mask_counts, mask_findings)
+                      mask_counts, mask_findings, dicom_counts)
     buckets = collections.defaultdict(list)
     for sha256, image_id, line, class_name, _ in written:
       buckets[int(sha256[0], 16)].append((sha256, (image_id, line, class_name, chunk.split)))
@@ -336,6 +384,16 @@ def add_mask_counts(total: Dict[str, Dict[str, int]],
   """Adds {class name: {count key: n}} into total (returned)."""
   for class_name, by_key in counts.items():
     into = total.setdefault(class_name, mask_check_lib.new_counts())
+    for key, n in by_key.items():
+      into[key] = into.get(key, 0) + n
+  return total
+
+
+def add_counts(total: Dict[str, Dict[str, int]],
+               counts: Dict[str, Dict[str, int]]) -> Dict[str, Dict[str, int]]:
+  """Adds {category: {key: n}} into total (returned)."""
+  for category, by_key in counts.items():
+    into = total.setdefault(category, {})
     for key, n in by_key.items():
       into[key] = into.get(key, 0) + n
   return total
@@ -399,14 +457,16 @@ class AssembleShardFn(beam.DoFn):
     name = assignment.Shard(split, shard, results[0].num_shards, ()).file_name
     size = concatenate([r.piece for r in results],
                        files.join_uri(self._staging_dir, f'{SPLIT_DIR_PREFIX}{split}', name))
-    class_counts, mask_counts = collections.Counter(), {}
+    class_counts, mask_counts, dicom_counts = collections.Counter(), {}, {}
     for r in results:
       class_counts.update(r.class_counts)
       add_mask_counts(mask_counts, r.mask_counts)
+      add_counts(dicom_counts, r.dicom_counts)
     findings = sorted((f for r in results for f in r.mask_findings), key=lambda f: f['line'])
     yield SHARD, dict(split=split, index=shard, file=name, count=sum(r.count for r in results),
                       bytes=size, class_counts=dict(sorted(class_counts.items())),
-                      mask_counts=mask_counts, mask_findings=findings[:MAX_MASK_FINDINGS])
+                      mask_counts=mask_counts, mask_findings=findings[:MAX_MASK_FINDINGS],
+                      dicom_counts=dicom_counts)
     for r in results:
       for p in r.problems:
         yield PROBLEM, p
@@ -527,53 +587,79 @@ def _max_class_deviation(shards: Sequence[Dict[str, Any]]) -> float:
               for c, n in totals.items()), default=0.0)
 
 
-def run_ingest(csv_path: str, config: IngestConfig, examples_uri: str,
+def read_source(source: index.Source, config: IngestConfig
+                ) -> Tuple[index.CheckedIndex, IngestConfig, Any]:
+  """The launcher's read: the CSV, or the folder's listing -> (checked rows, the config with
+  the class mapping used, the folder listing or None). A CSV needs a class mapping."""
+  if source.image_dir:
+    folder = index.read_folder_index(source.image_dir, config.class_mapping,
+                                     config.allowed_roots, config.group_column)
+    return folder.checked, dataclasses.replace(config, class_mapping=folder.class_mapping), (
+        folder.listing)
+  if not config.class_mapping:
+    raise index.SourceError(f'{source.csv_path}: a CSV index needs a class mapping '
+                            '(option --class-mapping); only an image folder (--image-dir) '
+                            'defaults to its class folder names')
+  return index.read_index(source.csv_path, config.class_mapping, config.allowed_roots,
+                          config.group_column), config, None
+
+
+def run_ingest(source, config: IngestConfig, examples_uri: str,
                make_pipeline: Callable[[], beam.Pipeline]) -> IngestSummary:
-  """Plans from the CSV, runs the Beam job, reconciles, publishes, writes the summary.
+  """Plans from the CSV (or the folder listing), runs the Beam job, reconciles, publishes,
+  writes the summary. ``source`` is an ``index.Source`` or a CSV path.
 
   Raises IndexValidationError (bad rows under 'fail'), DuplicateImagesError, AssignmentError
   or ReconciliationError; then nothing is published and the staging folder is gone."""
-  checked = index.read_index(csv_path, config.class_mapping, config.allowed_roots,
-                             config.group_column)
+  if not isinstance(source, index.Source):
+    source = index.Source(csv_path=source)
+  checked, config, listing = read_source(source, config)
   if not config.quarantine:
-    index.fail_on_problems(csv_path, checked, checked.quarantined)
+    index.fail_on_problems(source.label, checked, checked.quarantined)
   if not checked.rows:
-    raise index.IndexValidationError(csv_path, checked.quarantined,
+    raise index.IndexValidationError(source.label, checked.quarantined,
                                      'no usable rows: every row is bad')
-  check_pass = config.quarantine or config.duplicates == DUPLICATES_DROP
+  check_pass = (config.quarantine or config.duplicates == DUPLICATES_DROP
+                or bool(config.dicom_group_keyword))
   if check_pass:
     chunks = unassigned_chunks(checked.rows)
   else:
     chunks = chunk_shards(assignment.assign_shards(checked.rows, config.splits, config.seed))
-  options = files.CheckOptions(
-      files.resolve_roots(config.allowed_roots, index.csv_folder(csv_path)), config.max_pixels,
-      config.max_file_bytes, config.verify, config.mask_check, config.declared_mask_size)
+  options = files.options_from_config(config, source.base_dir)
   staging = files.join_uri(examples_uri, STAGING_DIR)
   logging.info('ImageExampleGen: %s rows from %s (%s bad in the index) -> %s chunks%s',
-               checked.rows_in, csv_path, len(checked.quarantined), len(chunks),
+               checked.rows_in, source.label, len(checked.quarantined), len(chunks),
                ' after a check pass' if check_pass else '')
   try:
     _write_lines(files.join_uri(staging, PLAN_FILE), (c.to_json() for c in chunks))
+    ignored = None
+    if listing is not None:  # published with the shards (_publish), from staging
+      _write_lines(files.join_uri(staging, IMAGE_INDEX_FILE), [listing.csv_text().rstrip('\n')])
+      _write_lines(files.join_uri(staging, CLASS_MAPPING_FILE), [json.dumps(
+          dict(sorted(config.class_mapping.items(), key=lambda kv: kv[1])), indent=1)])
+      ignored = dict(listing.ignored)
     # The rows now live in the plan file; the launcher keeps only counts and CSV-level problems.
     checked = index.CheckedIndex([], checked.quarantined, checked.rows_in)
-    del chunks
+    del chunks, listing
     pipeline = make_pipeline()
     _ = pipeline | 'IngestImages' >> IngestImages(  # pylint: disable=no-value-for-parameter
         staging, options, check_pass, config.splits, config.seed, config.duplicates)
     pipeline.run().wait_until_finish()
     result = Manifest.read(files.join_uri(staging, MANIFEST_FILE))
-    return _publish(csv_path, config, examples_uri, staging, checked, result)
+    return _publish(source, config, examples_uri, staging, checked, result, ignored)
   finally:
     _remove_tree(staging)
 
 
-def _publish(csv_path: str, config: IngestConfig, examples_uri: str, staging: str,
-             checked: index.CheckedIndex, result: Manifest) -> IngestSummary:
-  """Applies the policies to the job's results, reconciles, renames shards into place."""
+def _publish(source: index.Source, config: IngestConfig, examples_uri: str, staging: str,
+             checked: index.CheckedIndex, result: Manifest,
+             folder_ignored: Optional[Dict[str, int]]) -> IngestSummary:
+  """Applies the policies to the job's results, reconciles, renames shards (and an image
+  folder's listing and class mapping) into place."""
   if result.errors:
     raise assignment.AssignmentError('; '.join(result.errors))
   if not config.quarantine:
-    index.fail_on_problems(csv_path, checked, result.problems)
+    index.fail_on_problems(source.label, checked, result.problems)
   quarantined = sorted(checked.quarantined + result.problems + result.dropped,
                        key=lambda p: p.line)
   if config.duplicates == DUPLICATES_FAIL and result.duplicates:
@@ -595,14 +681,19 @@ def _publish(csv_path: str, config: IngestConfig, examples_uri: str, staging: st
                        target, overwrite=True)
   with tf.io.gfile.GFile(files.join_uri(examples_uri, QUARANTINE_FILE), 'w') as f:
     json.dump([p.to_dict() for p in quarantined], f, indent=1)
+  if folder_ignored is not None:  # an image folder: its index and class mapping
+    for name in (IMAGE_INDEX_FILE, CLASS_MAPPING_FILE):
+      tf.io.gfile.rename(files.join_uri(staging, name), files.join_uri(examples_uri, name),
+                         overwrite=True)
   names = {label: name for name, label in config.class_mapping.items()}
-  mask_checks = {}  # {split: {class name: counts}}
+  mask_checks, dicom_counts = {}, {}  # {split: {class name: counts}}, {category: {key: n}}
   for s in shards:
     add_mask_counts(mask_checks.setdefault(s['split'], {}), s.get('mask_counts', {}))
+    add_counts(dicom_counts, s.get('dicom_counts', {}))
   mask_findings = sorted((f for s in shards for f in s.get('mask_findings', [])),
                          key=lambda f: f['line'])[:MAX_MASK_FINDINGS]
   summary = IngestSummary(
-      csv_path=csv_path, seed=config.seed,
+      csv_path=source.csv_path, image_dir=source.image_dir, seed=config.seed,
       splits=[dataclasses.asdict(s) for s in config.splits],
       class_names=dict(sorted(names.items())), rows_in=checked.rows_in,
       examples_written=written, rows_quarantined=len(quarantined),
@@ -614,6 +705,10 @@ def _publish(csv_path: str, config: IngestConfig, examples_uri: str, staging: st
       mask_checks={split: dict(sorted(by_class.items()))
                    for split, by_class in mask_checks.items()},
       mask_findings=mask_findings,
+      dicom_window=config.dicom_window, dicom_output=config.dicom_output,
+      dicom={category: dict(sorted(by_key.items())) for category, by_key in
+             sorted(dicom_counts.items())},
+      folder_ignored=folder_ignored or {},
       shards=[dict(split=s['split'], index=s['index'], file=s['file'], count=s['count'],
                    class_counts={int(k): v for k, v in s['class_counts'].items()})
               for s in shards])

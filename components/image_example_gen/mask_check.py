@@ -41,7 +41,7 @@ def check_mask(mask: bytes, mask_header: Optional['header_lib.ImageHeader'],
   """-> ((finding code, reason), ...) for one mask; () for a good, non-empty mask.
 
   Args:
-    mask: the mask file's bytes (already read and header-checked by files.read_checked).
+    mask: the mask file's bytes (already read and header-checked by files.read_image).
     mask_header, image_header: their headers (sizes); None skips the size comparison.
     declared_size: (width, height) every mask may have instead of its image's size.
     decoded: the bytes already passed image_header's full decode (verify 'full'); else that

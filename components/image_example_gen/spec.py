@@ -14,7 +14,7 @@ EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
 # RuntimeParameters (KFP pipeline parameters).
 CSV_URI_KEY = 'csv_uri'  # str: the CSV index (input_base/input_config hold its default)
 SPLITS_KEY = 'splits'  # str 'train=8,eval=1,test=1' (output_config holds the default)
-CLASS_MAPPING_KEY = 'class_mapping'  # canonical JSON {"class name": label}
+CLASS_MAPPING_KEY = 'class_mapping'  # canonical JSON {"class name": label}; '' = class folders
 SEED_KEY = 'seed'  # int: shard assignment and in-shard order
 ON_BAD_RECORD_KEY = 'on_bad_record'  # 'fail' | 'quarantine'
 ALLOWED_ROOTS_KEY = 'allowed_roots'  # JSON list of folders/URI prefixes; [] = the CSV's folder
@@ -26,6 +26,11 @@ VERIFY_KEY = 'verify'  # 'full' | 'header': how much of each image/mask workers 
 MAX_FILE_BYTES_KEY = 'max_file_bytes'  # int: larger files are bad records, never read
 MASK_CHECK_KEY = 'mask_check'  # 'off' | 'warn' | 'fail': masks' content (mask_check.py)
 MASK_SIZE_KEY = 'mask_size'  # 'WxH' masks may have instead of their image's size, or ''
+IMAGE_DIR_KEY = 'image_dir'  # str: an image folder instead of the CSV ('' with a CSV)
+DICOM_WINDOW_KEY = 'dicom_window'  # 'auto' | 'none' | 'C,W': DICOM images' VOI step
+DICOM_OUTPUT_KEY = 'dicom_output'  # 'png16' | 'png8'
+ALLOW_BURNED_IN_KEY = 'allow_burned_in'  # int 0/1: write BurnedInAnnotation=YES files
+GROUP_SALT_KEY = 'group_salt'  # str: salt of group_hash ('' = the default constant)
 
 # Custom properties set on the output Examples artifact.
 SUMMARY_PROPERTY = 'cxr_ingest_summary'  # IngestSummary JSON (per-shard class counts, ...)
@@ -54,4 +59,9 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       MAX_FILE_BYTES_KEY: ExecutionParameter(type=int),
       MASK_CHECK_KEY: ExecutionParameter(type=str),
       MASK_SIZE_KEY: ExecutionParameter(type=str),
+      IMAGE_DIR_KEY: ExecutionParameter(type=str, optional=True),
+      DICOM_WINDOW_KEY: ExecutionParameter(type=str, optional=True),
+      DICOM_OUTPUT_KEY: ExecutionParameter(type=str, optional=True),
+      ALLOW_BURNED_IN_KEY: ExecutionParameter(type=int, optional=True),
+      GROUP_SALT_KEY: ExecutionParameter(type=str, optional=True),
   }

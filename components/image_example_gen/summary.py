@@ -8,6 +8,11 @@ from components.errors import escape_control
 
 SUMMARY_FILE = 'ingest_summary.json'  # next to the Split-* folders of the Examples artifact
 QUARANTINE_FILE = 'quarantine.json'  # bad rows set aside: [{line, path, reason}]
+# An image folder's input (ImageExampleGen(image_dir=...)), next to the outputs: its listing as
+# the CSV index it stands for (the line numbers in errors and quarantine.json are its lines),
+# and the class mapping used (the sorted class folders unless one was given).
+IMAGE_INDEX_FILE = 'image_index.csv'
+CLASS_MAPPING_FILE = 'class_mapping.json'
 
 
 @dataclasses.dataclass
@@ -35,6 +40,19 @@ class IngestSummary:
   mask_size: str = ''
   mask_checks: Dict[str, Dict[str, Dict[str, int]]] = dataclasses.field(default_factory=dict)
   mask_findings: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+  # The input when it was an image folder ('' for a CSV: csv_path), and what its listing left
+  # out {what: count} (folders.IGNORED_FILES, ...).
+  image_dir: str = ''
+  folder_ignored: Dict[str, int] = dataclasses.field(default_factory=dict)
+  # DICOM: the rendering options, and counts over the written rows' DICOM files
+  # {category: {key: n}}: files {image, mask}; for images transfer_syntax (name), photometric,
+  # bits_stored, rendering (voi_lut | window | min_max | nominal | window_option); for every
+  # DICOM file identifying_tags {keyword or 'private tags': files carrying it} -- which
+  # identifying attributes were present, never their values -- and burned_in_written (files
+  # with BurnedInAnnotation YES written under allow_burned_in). Empty without DICOM files.
+  dicom_window: str = ''
+  dicom_output: str = ''
+  dicom: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
 
   @property
   def cross_split_duplicates(self) -> List[Dict[str, Any]]:
