@@ -1,4 +1,4 @@
-"""ClassBalance: is every split and every shard file class-balanced, leak-free and intact?"""
+"""ClassBalance: are the splits stratified, how imbalanced are the classes, is the data intact?"""
 from typing import Optional
 
 from tfx import types
@@ -12,17 +12,20 @@ from components.class_balance import spec
 
 
 class ClassBalance(base_beam_component.BaseBeamComponent):
-  """Checks class balance per split and per shard against the whole dataset.
+  """Two verdicts over ImageExampleGen's output, class weights, and an offline report.
 
   Inputs: StatisticsGen's ``statistics`` (split class counts), ImageExampleGen's ``examples``
-  (the shard files, scanned once for per-shard counts, content hashes and image statistics)
-  and the curated ``schema`` (class labels and names).
+  (the shard files, read once in a Beam job for per-shard class counts and image/mask
+  statistics, plus its ``ingest_summary.json``: records written per shard, duplicate images,
+  mask checks) and the ``schema`` (class labels and names, from CuratedSchemaGen).
 
   Output ``anomalies`` (ExampleAnomalies): ``Split-<name>/SchemaDiff.pb`` in TFDV's format
-  (TFDV's L-infinity and Jensen-Shannon drift measurements for the split and each shard, and
-  an anomaly for every failed check), plus ``balance_report.json`` and ``balance_report.html``
-  (verdict, per-unit measures, per-shard class chart, duplicates across splits, per-class image
-  and mask statistics, TFDV's statistics view).
+  (L-infinity and Jensen-Shannon measurements for the split and each shard, an anomaly per
+  finding, ERROR or WARNING), ``balance_report.json`` and ``balance_report.html`` (self-contained:
+  verdicts, findings, class counts and weights, thumbnails with masks, per-shard class
+  proportions, mask statistics with coverage histograms, TFDV statistics of every split). Custom
+  properties: ``class_weights`` (JSON {"<label>": weight}, for a Trainer), the verdicts, counts
+  of findings and the report paths (names in ``spec.py``).
   """
 
   SPEC_CLASS = spec.ClassBalanceSpec
@@ -34,18 +37,15 @@ class ClassBalance(base_beam_component.BaseBeamComponent):
     """Args:
       statistics: ExampleStatistics of ``examples``, computed with ``schema``.
       examples: ImageExampleGen's Examples.
-      schema: the curated schema (``class``: categorical int_domain 0..K-1, "<k>=<name>" tags).
-      config: thresholds and ``fail_on_imbalance``; see ``BalanceConfig``.
+      schema: the schema from CuratedSchemaGen (``class``: categorical int_domain 0..K-1,
+        "<k>=<name>" tags).
+      config: thresholds, ``fail_on_imbalance`` and the rest; see ``BalanceConfig``.
     """
     config = config or config_lib.BalanceConfig()
     super().__init__(spec=spec.ClassBalanceSpec(**{
         spec.STATISTICS_KEY: statistics,
         spec.EXAMPLES_KEY: examples,
         spec.SCHEMA_KEY: schema,
-        spec.MAX_LINF_KEY: config.max_linf,
-        spec.MAX_JS_KEY: config.max_js,
-        spec.MIN_COUNT_PER_CLASS_KEY: config.min_count_per_class,
-        spec.FAIL_ON_IMBALANCE_KEY: int(config.fail_on_imbalance),
-        spec.NEAR_FULL_MASK_KEY: config.near_full_mask,
+        **executor.exec_properties_from_config(config),
         spec.ANOMALIES_KEY: types.Channel(type=standard_artifacts.ExampleAnomalies),
     }))

@@ -7,45 +7,77 @@ DEFAULT_MAX_LINF = 0.02
 DEFAULT_MAX_JS = 0.001
 DEFAULT_MIN_COUNT_PER_CLASS = 1
 DEFAULT_NEAR_FULL_MASK = 0.95
+DEFAULT_MAX_CLASS_RATIO = 3.0
+DEFAULT_MAX_MASK_PRESENCE_GAP = 0.05
+DEFAULT_COVERAGE_SAMPLE = 32
 
 
 class ConfigError(CxrError, ValueError):
   """A ClassBalance option is invalid; the message names the option that fixes it."""
 
 
+def _number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclasses.dataclass(frozen=True)
 class BalanceConfig:
-  """Thresholds of the balance check.
+  """Thresholds of ClassBalance's checks.
 
   Attributes:
-    max_linf: largest L-infinity distance allowed between a split's or shard's class
-      proportions and the whole dataset's, on top of the unavoidable rounding of a unit of m
-      records (2/m, see ``balance.granularity_allowance``).
-    max_js: largest Jensen-Shannon divergence (bits, TFDV's measure) allowed, on top of the
-      rounding allowance.
+    max_linf: stratification: largest L-infinity distance allowed between a split's or shard's
+      class proportions and the whole dataset's, on top of the unavoidable rounding of a unit of
+      m records (2/m, see ``balance.granularity_allowance``).
+    max_js: stratification: largest Jensen-Shannon divergence (bits, TFDV's measure) allowed, on
+      top of the rounding allowance.
     min_count_per_class: every class must have at least this many examples in every split
       (1: no class may be missing from eval or test).
-    fail_on_imbalance: stop the run (after writing the reports) when any check fails.
+    fail_on_imbalance: stop the run (after writing the reports) when the stratification verdict
+      fails (a split or shard off the whole's class proportions, or a class under
+      min_count_per_class in a split). The dataset's own class imbalance never stops a run.
     near_full_mask: a mask covering at least this fraction of its pixels counts as near-full.
+    max_class_ratio: the class-imbalance warning threshold: largest class count / smallest
+      class count in the whole dataset above this is a CLASS_IMBALANCE warning (use the class
+      weights).
+    max_mask_presence_gap: a split whose share of records with a mask differs from the whole
+      dataset's by more than this (plus a 3-sigma sampling allowance) is a MASK_PRESENCE_DRIFT
+      warning.
+    coverage_sample: masks decoded per shard file and class for the mask-coverage histogram
+      (a seeded sample: records are in ImageExampleGen's hash order); 0 decodes every mask.
+      Exact empty-mask and mask-check counts come from ImageExampleGen's summary.
+    warnings_as_errors: warning findings (class imbalance, masks) get severity ERROR in the
+      TFDV anomalies and the reports. They still do not stop the run.
   """
   max_linf: float = DEFAULT_MAX_LINF
   max_js: float = DEFAULT_MAX_JS
   min_count_per_class: int = DEFAULT_MIN_COUNT_PER_CLASS
   fail_on_imbalance: bool = False
   near_full_mask: float = DEFAULT_NEAR_FULL_MASK
+  max_class_ratio: float = DEFAULT_MAX_CLASS_RATIO
+  max_mask_presence_gap: float = DEFAULT_MAX_MASK_PRESENCE_GAP
+  coverage_sample: int = DEFAULT_COVERAGE_SAMPLE
+  warnings_as_errors: bool = False
 
   def __post_init__(self):
-    for name, option in (('max_linf', '--max-linf'), ('max_js', '--max-js')):
+    for name, option in (('max_linf', '--max-linf'), ('max_js', '--max-js'),
+                         ('max_mask_presence_gap', '--max-mask-presence-gap')):
       value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+      if not _number(value) or not 0 <= value <= 1:
         raise ConfigError(f'{name} must be a number in [0, 1], got {value!r} (option {option}).')
       object.__setattr__(self, name, float(value))
-    if (isinstance(self.min_count_per_class, bool) or not isinstance(self.min_count_per_class, int)
-        or self.min_count_per_class < 0):
-      raise ConfigError(f'min_count_per_class must be an int >= 0, got '
-                        f'{self.min_count_per_class!r} (option --min-count-per-class).')
-    if not isinstance(self.fail_on_imbalance, bool):
-      raise ConfigError(f'fail_on_imbalance must be True or False, got '
-                        f'{self.fail_on_imbalance!r} (option --fail-on-imbalance).')
-    if not 0 < self.near_full_mask <= 1:
+    if not _number(self.max_class_ratio) or not self.max_class_ratio >= 1:
+      raise ConfigError(f'max_class_ratio must be a number >= 1 (largest class / smallest '
+                        f'class), got {self.max_class_ratio!r} (option --max-class-ratio).')
+    object.__setattr__(self, 'max_class_ratio', float(self.max_class_ratio))
+    for name, option in (('min_count_per_class', '--min-count-per-class'),
+                         ('coverage_sample', '--coverage-sample')):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f'{name} must be an int >= 0, got {value!r} (option {option}).')
+    for name, option in (('fail_on_imbalance', '--fail-on-imbalance'),
+                         ('warnings_as_errors', '--warnings-as-errors')):
+      if not isinstance(getattr(self, name), bool):
+        raise ConfigError(f'{name} must be True or False, got {getattr(self, name)!r} '
+                          f'(option {option}).')
+    if not _number(self.near_full_mask) or not 0 < self.near_full_mask <= 1:
       raise ConfigError(f'near_full_mask must be in (0, 1], got {self.near_full_mask!r}.')

@@ -1,133 +1,243 @@
-"""Image-level statistics per split and class (pure Python + Pillow; no TensorFlow).
+"""Image-level facts per record and their per-(split, shard, class) accumulator (pure Python,
+NumPy and Pillow; no TensorFlow).
 
-Read from bytes already in hand while the shard files are scanned once: image size, format,
-colour mode and bit depth come from the file header (``image_header.inspect_image``, header
-mode: a truncated or structurally broken file counts as unreadable), mask size likewise,
-and mask foreground coverage from a decode of the mask alone (256x256, about a millisecond).
+What ClassBalance learns from the bytes it reads anyway, without decoding images: size, format,
+colour mode and bit depth from the file header (PNG IHDR, JPEG SOF: a few bytes), the mask's
+size, and whether the mask's size differs from its image's. Decoding is kept to a sample: the
+mask-coverage histogram decodes at most ``coverage_sample`` masks per shard file and class
+(records are in ImageExampleGen's seeded hash order, so the first ones are a random sample), and
+the report's thumbnails decode a few records per class. Exact per-class mask checks (empty, not
+binary, wrong size) are ImageExampleGen's, read from its ingest summary.
 """
-import collections
+import base64
+import dataclasses
 import io
-from typing import Dict, List, Mapping, Optional
-
-from components.image_example_gen import image_header
+import struct
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 COVERAGE_BINS = 10  # histogram of mask foreground fraction: [0, 0.1), ..., [0.9, 1.0]
 UNREADABLE = 'unreadable'
+THUMBNAIL_SIZE = 112  # pixels, square; the image is letterboxed
+
+_PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+_PNG_MODES = {0: 'L', 2: 'RGB', 3: 'P', 4: 'LA', 6: 'RGBA'}  # IHDR colour type -> Pillow's name
+_JPEG_MODES = {1: 'L', 3: 'RGB', 4: 'CMYK'}
+# JPEG start-of-frame markers (SOF0..SOF15 except DHT, JPG and DAC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def _header(data: bytes) -> Optional[image_header.ImageHeader]:
-  try:
-    return image_header.inspect_image(data)  # header mode: header + structure, no decode
-  except image_header.BadImage:
-    return None
+class Header(NamedTuple):
+  width: int
+  height: int
+  kind: str  # 'png L 8-bit', 'jpeg RGB 8-bit', ...
+
+  @property
+  def size(self) -> str:
+    return f'{self.width}x{self.height}'
+
+
+def _jpeg_header(data: bytes) -> Optional[Header]:
+  i, n = 2, len(data)
+  while i + 4 <= n:
+    if data[i] != 0xFF:
+      return None
+    marker = data[i + 1]
+    if marker == 0xFF:  # fill byte
+      i += 1
+      continue
+    if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+      i += 2
+      continue
+    (length,) = struct.unpack('>H', data[i + 2:i + 4])
+    if marker in _JPEG_SOF and i + 10 <= n:
+      precision = data[i + 4]
+      height, width = struct.unpack('>HH', data[i + 5:i + 9])
+      mode = _JPEG_MODES.get(data[i + 9], f'{data[i + 9]}-component')
+      return Header(width, height, f'jpeg {mode} {precision}-bit')
+    if marker == 0xDA or length < 2:  # start of scan before any frame header: broken
+      return None
+    i += 2 + length
+  return None
+
+
+def header(data: bytes) -> Optional[Header]:
+  """Size and kind from the file header alone (PNG IHDR, JPEG SOF); None if neither parses.
+  ImageExampleGen accepts PNG and JPEG only, and has checked every file it wrote."""
+  if data[:8] == _PNG_MAGIC and data[12:16] == b'IHDR' and len(data) >= 26:
+    width, height = struct.unpack('>II', data[16:24])
+    mode = _PNG_MODES.get(data[25], f'colour-type-{data[25]}')
+    return Header(width, height, f'png {mode} {data[24]}-bit')
+  if data[:2] == b'\xff\xd8':
+    return _jpeg_header(data)
+  return None
+
+
+def _pixels(data: bytes):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  with Image.open(io.BytesIO(data)) as img:
+    return np.asarray(img)
 
 
 def mask_coverage(mask: bytes) -> float:
-  """Fraction of the mask's pixels that are non-zero (any channel)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  """Fraction of the mask's pixels that are non-zero (any channel). Decodes the mask."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  with Image.open(io.BytesIO(mask)) as img:
-    pixels = np.asarray(img)
+  pixels = _pixels(mask)
   if pixels.ndim == 3:
     pixels = pixels.max(axis=-1)
   return float(np.count_nonzero(pixels)) / pixels.size if pixels.size else 0.0
 
 
-def new_accumulator() -> Dict[str, object]:
-  """Mergeable, JSON-ready counts for one (split, class)."""
-  return {'examples': 0, 'image_sizes': {}, 'image_modes': {}, 'masks_present': 0,
-          'mask_sizes': {}, 'mask_size_mismatch': 0, 'mask_size_mismatch_ids': [],
-          'empty_masks': 0, 'near_full_masks': 0, 'coverage_sum': 0.0,
-          'coverage_histogram': [0] * COVERAGE_BINS, 'unreadable': 0}
+class RecordFacts(NamedTuple):
+  """One record's image facts (small: what flows through the Beam graph per record)."""
+  image_size: str  # 'WxH' or 'unreadable'
+  image_kind: str  # 'png L 8-bit' ... or ''
+  mask_size: str  # '' no mask, 'WxH' or 'unreadable'
+  size_mismatch: bool  # both headers read and the sizes differ
+  coverage: float  # mask foreground fraction if this mask was sampled and decoded, else -1
+
+
+NOT_SAMPLED = -1.0
+
+
+def record_facts(image: bytes, mask: bytes, decode_mask: bool) -> RecordFacts:
+  """Header facts of one record; ``decode_mask`` also measures the mask's coverage."""
+  image_header = header(image)
+  mask_header = header(mask) if mask else None
+  coverage = NOT_SAMPLED
+  if mask and decode_mask:
+    try:
+      coverage = mask_coverage(mask)
+    except (OSError, ValueError, SyntaxError):  # Pillow: undecodable despite a header
+      coverage = NOT_SAMPLED
+  return RecordFacts(
+      image_size=image_header.size if image_header else UNREADABLE,
+      image_kind=image_header.kind if image_header else '',
+      mask_size=(mask_header.size if mask_header else UNREADABLE) if mask else '',
+      size_mismatch=bool(image_header and mask_header and image_header.size != mask_header.size),
+      coverage=coverage)
 
 
 def _bump(d: Dict[str, int], key: str, n: int = 1) -> None:
   d[key] = d.get(key, 0) + n
 
 
-MAX_LISTED_IDS = 20  # examples of mismatched masks kept per (split, class)
+@dataclasses.dataclass
+class ClassStats:
+  """Mergeable facts of the records of one (split, shard, class): the CombineFn's accumulator."""
+  records: int = 0
+  image_sizes: Dict[str, int] = dataclasses.field(default_factory=dict)
+  image_modes: Dict[str, int] = dataclasses.field(default_factory=dict)
+  unreadable: int = 0  # images or masks whose header did not parse
+  masks: int = 0
+  mask_sizes: Dict[str, int] = dataclasses.field(default_factory=dict)
+  mask_size_mismatch: int = 0
+  coverage_sampled: int = 0
+  coverage_histogram: List[int] = dataclasses.field(
+      default_factory=lambda: [0] * COVERAGE_BINS)
+  coverage_sum: float = 0.0
+  empty_sampled: int = 0
+  near_full_sampled: int = 0
 
+  def add(self, facts: RecordFacts, near_full: float) -> 'ClassStats':
+    self.records += 1
+    _bump(self.image_sizes, facts.image_size)
+    if facts.image_kind:
+      _bump(self.image_modes, facts.image_kind)
+    self.unreadable += (facts.image_size == UNREADABLE) + (facts.mask_size == UNREADABLE)
+    if facts.mask_size:
+      self.masks += 1
+      _bump(self.mask_sizes, facts.mask_size)
+      self.mask_size_mismatch += facts.size_mismatch
+    if facts.coverage >= 0:
+      self.coverage_sampled += 1
+      self.coverage_sum += facts.coverage
+      self.coverage_histogram[min(int(facts.coverage * COVERAGE_BINS), COVERAGE_BINS - 1)] += 1
+      if facts.coverage == 0:
+        self.empty_sampled += 1
+      elif facts.coverage >= near_full:
+        self.near_full_sampled += 1
+    return self
 
-def _count_header(acc: Dict[str, object], data: bytes,
-                  sizes_key: str) -> Optional[image_header.ImageHeader]:
-  """Counts the file's size under ``sizes_key`` (or 'unreadable'); returns its header."""
-  header = _header(data)
-  if header is None:
-    acc['unreadable'] += 1
-    _bump(acc[sizes_key], UNREADABLE)
-    return None
-  _bump(acc[sizes_key], f'{header.width}x{header.height}')
-  return header
-
-
-def add_example(acc: Dict[str, object], image_id: str, image: bytes, mask: bytes,
-                near_full: float) -> None:
-  """Folds one example's facts into ``acc``."""
-  acc['examples'] += 1
-  header = _count_header(acc, image, 'image_sizes')
-  if header is None:
-    return
-  _bump(acc['image_modes'], f'{header.format} {header.mode} {header.bit_depth}-bit')
-  if not mask:
-    return
-  acc['masks_present'] += 1
-  mheader = _count_header(acc, mask, 'mask_sizes')
-  if mheader is None:
-    return
-  if (mheader.width, mheader.height) != (header.width, header.height):
-    acc['mask_size_mismatch'] += 1
-    if len(acc['mask_size_mismatch_ids']) < MAX_LISTED_IDS:
-      acc['mask_size_mismatch_ids'].append(image_id)
-  try:
-    coverage = mask_coverage(mask)
-  except (OSError, ValueError):  # Pillow: undecodable despite a valid header
-    acc['unreadable'] += 1
-    return
-  acc['coverage_sum'] += coverage
-  acc['coverage_histogram'][min(int(coverage * COVERAGE_BINS), COVERAGE_BINS - 1)] += 1
-  if coverage == 0:
-    acc['empty_masks'] += 1
-  elif coverage >= near_full:
-    acc['near_full_masks'] += 1
-
-
-def merge(accs: List[Mapping[str, object]]) -> Dict[str, object]:
-  out = new_accumulator()
-  for acc in accs:
-    for key, value in acc.items():
-      if isinstance(value, dict):
-        for k, n in value.items():
-          _bump(out[key], k, n)
-      elif key == 'coverage_histogram':
-        out[key] = [a + b for a, b in zip(out[key], value)]
-      elif key == 'mask_size_mismatch_ids':
-        out[key] = sorted(out[key] + list(value))[:MAX_LISTED_IDS]
+  def merge(self, other: 'ClassStats') -> 'ClassStats':
+    for field in dataclasses.fields(self):
+      mine, theirs = getattr(self, field.name), getattr(other, field.name)
+      if isinstance(mine, dict):
+        for key, n in theirs.items():
+          _bump(mine, key, n)
+      elif isinstance(mine, list):
+        setattr(self, field.name, [a + b for a, b in zip(mine, theirs)])
       else:
-        out[key] += value
-  return out
+        setattr(self, field.name, mine + theirs)
+    return self
+
+  def to_dict(self) -> Dict[str, object]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, data: Mapping[str, object]) -> 'ClassStats':
+    return cls(**data)
+
+  def summary(self) -> Dict[str, object]:
+    """JSON-ready, with rates: what the reports show for a (split, class)."""
+    return {
+        'examples': self.records,
+        'image_sizes': dict(sorted(self.image_sizes.items(), key=lambda kv: -kv[1])),
+        'image_modes': dict(sorted(self.image_modes.items(), key=lambda kv: -kv[1])),
+        'unreadable': self.unreadable,
+        'masks_present': self.masks,
+        'mask_presence_rate': round(self.masks / self.records, 4) if self.records else 0.0,
+        'mask_sizes': dict(sorted(self.mask_sizes.items(), key=lambda kv: -kv[1])),
+        'mask_size_mismatch': self.mask_size_mismatch,
+        'coverage_sampled': self.coverage_sampled,
+        'coverage_histogram': list(self.coverage_histogram),
+        'mean_mask_coverage': (round(self.coverage_sum / self.coverage_sampled, 4)
+                               if self.coverage_sampled else None),
+        'empty_masks_sampled': self.empty_sampled,
+        'near_full_masks_sampled': self.near_full_sampled,
+    }
 
 
-def summarize(acc: Mapping[str, object]) -> Dict[str, object]:
-  """Adds rates: mask presence, mean coverage."""
-  out = dict(acc)
-  n, masks = acc['examples'], acc['masks_present']
-  out['mask_presence_rate'] = round(masks / n, 4) if n else 0.0
-  covered = sum(acc['coverage_histogram'])
-  out['mean_mask_coverage'] = round(acc['coverage_sum'] / covered, 4) if covered else None
-  out['coverage_sum'] = round(acc['coverage_sum'], 6)
-  return out
+def by_split_and_class(stats: Mapping[Tuple[str, str, int], ClassStats], splits: List[str],
+                       class_names: Mapping[int, str]) -> Dict[str, Dict[str, Dict[str, object]]]:
+  """{(split, shard, label): stats} -> {split: {class name: summary}}, splits in order, plus
+  'all'."""
+  merged: Dict[str, Dict[int, ClassStats]] = {s: {} for s in list(splits) + ['all']}
+  for (split, _, label), acc in stats.items():
+    for key in (split, 'all'):
+      merged.setdefault(key, {}).setdefault(label, ClassStats()).merge(acc)
+  return {split: {class_names.get(c, str(c)): acc.summary() for c, acc in sorted(by_label.items())}
+          for split, by_label in merged.items()}
 
 
-def by_split_and_class(per_shard: List[Mapping[str, object]],
-                       class_names: Mapping[int, str]) -> Dict[str, Dict[str, object]]:
-  """[{split, stats: {label: acc}}] -> {split: {class name: summarized stats}}, plus 'all'."""
-  grouped = collections.defaultdict(lambda: collections.defaultdict(list))
-  for shard in per_shard:
-    for label, acc in shard['stats'].items():
-      grouped[shard['split']][int(label)].append(acc)
-      grouped['all'][int(label)].append(acc)
-  out = {}
-  for split in [s for s in grouped if s != 'all'] + (['all'] if grouped else []):
-    out[split] = {class_names.get(c, str(c)): summarize(merge(accs))
-                  for c, accs in sorted(grouped[split].items())}
-  return out
+def thumbnail(image: bytes, mask: bytes, size: int = THUMBNAIL_SIZE) -> str:
+  """A ``data:image/png;base64,...`` thumbnail of the image, letterboxed to size x size, with
+  the mask (resized to the same frame, nearest neighbour) tinted red and outlined in yellow."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image, ImageOps  # pylint: disable=g-import-not-at-top
+  with Image.open(io.BytesIO(image)) as img:
+    if img.mode.startswith('I') or img.mode == 'F':  # 16/32-bit gray: keep the depth
+      pixels = np.asarray(img, np.float32)
+    else:  # 8-bit gray, colour, palette, alpha, CMYK: Pillow's luminance
+      pixels = np.asarray(img.convert('L'), np.float32)
+  top = float(pixels.max()) or 1.0
+  gray = Image.fromarray((pixels * (255.0 / top)).clip(0, 255).astype(np.uint8), 'L')
+  gray = np.asarray(ImageOps.pad(gray, (size, size), method=Image.BILINEAR, color=0),
+                    np.float32)
+  rgb = np.stack([gray] * 3, axis=-1)
+  if mask:
+    try:
+      m = _pixels(mask)
+    except (OSError, ValueError, SyntaxError):
+      m = None
+    if m is not None:
+      if m.ndim == 3:
+        m = m.max(axis=-1)
+      m = Image.fromarray(((m > 0) * 255).astype(np.uint8), 'L')
+      m = np.asarray(ImageOps.pad(m, (size, size), method=Image.NEAREST, color=0)) > 0
+      rgb[m] = rgb[m] * 0.55 + np.array([255, 40, 40], np.float32) * 0.45
+      edge = m & ~(np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1))
+      rgb[edge] = (255, 220, 0)
+  buf = io.BytesIO()
+  Image.fromarray(rgb.clip(0, 255).astype(np.uint8), 'RGB').save(buf, format='PNG')
+  return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode('ascii')

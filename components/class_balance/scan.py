@@ -1,21 +1,35 @@
-"""One Beam pass over the written shard files: class counts, content hashes, image statistics.
+"""ClassBalance's Beam job: one read of the shard files, aggregated in the graph.
 
-Shard files are the unit of work (one element each), so the pass parallelises like the write.
-Each worker writes its shard's result as JSON next to the output, and the executor reads them
-back: results are small (counts, hashes, histograms), never image bytes.
+Shard files are the unit of reading (one element each, redistributed); each record becomes a
+small ``RecordFacts`` keyed by (split, shard file, label), and a ``CombinePerKey`` with the typed
+``ClassStatsCombineFn`` folds them into one ``ClassStats`` per key: class counts per shard (the
+check of what was written) and image/mask statistics. No image is decoded except a sample of
+masks (coverage) and a few records per class of the first shard of each split (thumbnails).
+Cross-split duplicates come from ImageExampleGen's summary (its job grouped every sha256); only
+without a summary does this job group the records' ``image_sha256`` itself (``GroupByKey``).
+
+The job writes its results -- a few hundred small JSON lines, never image bytes -- as one
+manifest file that the executor reads back (``scan_result.read_manifest_lines``) and removes.
 """
-import hashlib
+import collections
 import json
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
 
 from components import features
 from components.class_balance import image_stats
+from components.class_balance.scan_result import (CLASS_STATS, DUPLICATE, NO_LABEL, SAMPLE,
+                                                  SAMPLES_PER_CLASS, SHARD_ERROR, ScanResult,
+                                                  read_manifest_lines)
 
-SCAN_DIR = '.scan'  # under the output artifact; removed once read
+SCAN_DIR = '.scan'  # under the output artifact, removed once read
+MANIFEST_FILE = 'manifest.jsonl'
+# ReadShardFn's outputs: FACTS (main), SAMPLE, HASHES (for DUPLICATE entries), SHARD_ERROR.
+FACTS = 'facts'
+HASHES = 'hashes'
 
 
 def shard_files(examples_uri: str, split: str) -> List[str]:
@@ -26,77 +40,174 @@ def _compression(path: str) -> str:
   return 'GZIP' if path.endswith('.gz') else ''
 
 
-def scan_shard(split: str, path: str, near_full: float) -> Dict[str, object]:
-  """Reads one shard file -> {split, shard, class_counts, hashes, sha_mismatch, stats}."""
-  counts: Dict[int, int] = {}
-  hashes: List[Tuple[str, str]] = []
-  mismatched: List[str] = []
-  stats: Dict[int, Dict[str, object]] = {}
-  for raw in tf.data.TFRecordDataset(path, compression_type=_compression(path)).as_numpy_iterator():
-    feature = tf.train.Example.FromString(raw).features.feature
-    label = int(feature[features.LABEL].int64_list.value[0])
-    image = feature[features.IMAGE].bytes_list.value[0]
-    mask = feature[features.MASK].bytes_list.value[0] if feature[features.MASK].bytes_list.value else b''
-    image_id = feature[features.IMAGE_ID].bytes_list.value[0].decode('utf-8')
-    recorded = (feature[features.IMAGE_SHA256].bytes_list.value[0].decode('ascii')
-                if feature[features.IMAGE_SHA256].bytes_list.value else '')
-    actual = hashlib.sha256(image).hexdigest()
-    if recorded and recorded != actual:
-      mismatched.append(image_id)
-    counts[label] = counts.get(label, 0) + 1
-    hashes.append((actual, image_id))
-    image_stats.add_example(stats.setdefault(label, image_stats.new_accumulator()), image_id,
-                            image, mask, near_full)
-  return {'split': split, 'shard': os.path.basename(path),
-          'class_counts': {str(c): n for c, n in sorted(counts.items())},
-          'hashes': hashes, 'sha_mismatch': mismatched,
-          'stats': {str(c): acc for c, acc in sorted(stats.items())}}
+def _bytes(feature, key: str) -> bytes:
+  values = feature[key].bytes_list.value if key in feature else ()
+  return values[0] if values else b''
 
 
-class _ScanShardFn(beam.DoFn):
-  """(split, shard path) -> writes <scratch>/<split>--<shard>.json; yields its path."""
+def _text(feature, key: str) -> str:
+  return _bytes(feature, key).decode('utf-8', 'replace')
 
-  def __init__(self, scratch_dir: str, near_full: float):
-    self._scratch_dir = scratch_dir
-    self._near_full = near_full
+
+class ReadShardFn(beam.DoFn):
+  """(split, shard path) -> per record ((split, shard file, label), RecordFacts).
+
+  Tagged outputs: SAMPLE (label, {order, split, shard, image_id, image, mask}) for the first
+  SAMPLES_PER_CLASS records of each class of the shards in ``sample_shards`` (order: the split's
+  position, the shard file, the record's index); HASHES (sha256, (split, image_id)) when
+  ``emit_hashes``; SHARD_ERROR (split, shard, message) when a file stops reading (a corrupt
+  record: TFRecord CRCs are checked on every read).
+  """
+
+  def __init__(self, coverage_sample: int, sample_shards: Sequence[str], emit_hashes: bool,
+               split_order: Sequence[str] = ()):
+    self._coverage_sample = coverage_sample
+    self._sample_shards = frozenset(sample_shards)
+    self._split_order = {split: i for i, split in enumerate(split_order)}
+    self._emit_hashes = emit_hashes
+    self._records = beam.metrics.Metrics.counter('cxr_class_balance', 'records_read')
 
   def process(self, element: Tuple[str, str]):
     split, path = element
-    result = scan_shard(split, path, self._near_full)
-    out = os.path.join(self._scratch_dir, f'{split}--{os.path.basename(path)}.json')
-    with tf.io.gfile.GFile(out, 'w') as f:
-      json.dump(result, f)
-    yield out
+    shard = os.path.basename(path)
+    decoded, sampled = collections.Counter(), collections.Counter()
+    sampling = path in self._sample_shards
+    try:
+      for index, raw in enumerate(tf.compat.v1.io.tf_record_iterator(
+          path, tf.compat.v1.io.TFRecordOptions(_compression(path)))):
+        feature = tf.train.Example.FromString(raw).features.feature
+        labels = feature[features.LABEL].int64_list.value if features.LABEL in feature else ()
+        label = int(labels[0]) if labels else NO_LABEL
+        image, mask = _bytes(feature, features.IMAGE), _bytes(feature, features.MASK)
+        decode = bool(mask) and (self._coverage_sample == 0
+                                 or decoded[label] < self._coverage_sample)
+        decoded[label] += decode
+        self._records.inc()
+        yield (split, shard, label), image_stats.record_facts(image, mask, decode)
+        if sampling and sampled[label] < SAMPLES_PER_CLASS:
+          sampled[label] += 1
+          yield beam.pvalue.TaggedOutput(SAMPLE, (label, dict(
+              order=(self._split_order.get(split, len(self._split_order)), shard, index),
+              split=split, shard=shard, image_id=_text(feature, features.IMAGE_ID),
+              image=image, mask=mask)))
+        if self._emit_hashes:
+          yield beam.pvalue.TaggedOutput(HASHES, (_text(feature, features.IMAGE_SHA256),
+                                                  (split, _text(feature, features.IMAGE_ID))))
+    except tf.errors.OpError as e:  # DataLossError (CRC, truncation), NotFound, ...
+      yield beam.pvalue.TaggedOutput(SHARD_ERROR, (split, shard, f'{type(e).__name__}: '
+                                                                 f'{e.message}'))
+
+
+class ClassStatsCombineFn(beam.CombineFn):
+  """RecordFacts -> ClassStats (counts, sizes, modes, mask sizes, coverage histogram)."""
+
+  def __init__(self, near_full: float):
+    super().__init__()
+    self._near_full = near_full
+
+  def create_accumulator(self) -> image_stats.ClassStats:
+    return image_stats.ClassStats()
+
+  def add_input(self, accumulator: image_stats.ClassStats,
+                element: image_stats.RecordFacts) -> image_stats.ClassStats:
+    return accumulator.add(element, self._near_full)
+
+  def merge_accumulators(self, accumulators: Iterable[image_stats.ClassStats]
+                         ) -> image_stats.ClassStats:
+    accumulators = iter(accumulators)
+    merged = next(accumulators)
+    for acc in accumulators:
+      merged.merge(acc)
+    return merged
+
+  def extract_output(self, accumulator: image_stats.ClassStats) -> image_stats.ClassStats:
+    return accumulator
+
+
+def _thumbnails(element):
+  label, samples = element
+  for sample in samples:
+    yield SAMPLE, dict(label=label, split=sample['split'], shard=sample['shard'],
+                       image_id=sample['image_id'], has_mask=bool(sample['mask']),
+                       uri=image_stats.thumbnail(sample['image'], sample['mask']))
+
+
+def _cross_split(element):
+  sha, members = element
+  members = sorted(set(members))
+  if len({split for split, _ in members}) > 1:
+    yield DUPLICATE, dict(sha256=sha, members=[dict(split=s, image_id=i) for s, i in members])
 
 
 @beam.ptransform_fn
-def ScanShards(pipeline: beam.Pipeline, examples_uri: str, splits: Sequence[str],  # pylint: disable=invalid-name
-               scratch_dir: str, near_full: float) -> Dict[str, beam.PCollection]:
-  """One labelled branch per split: Create(shard paths) -> Reshuffle -> ParDo(scan)."""
-  out = {}
-  for split in splits:
-    out[split] = (
-        pipeline
-        # PCollection[(split, shard file path)]
-        | f'ListShards[{split}]' >> beam.Create([(split, p) for p in shard_files(examples_uri, split)])
-        | f'Distribute[{split}]' >> beam.Reshuffle()
-        # PCollection[str]: path of the shard's JSON result
-        | f'ScanShard[{split}]' >> beam.ParDo(_ScanShardFn(scratch_dir, near_full)))
-  return out
+def ScanShards(pipeline: beam.Pipeline, shards: Sequence[Tuple[str, str]],  # pylint: disable=invalid-name
+               manifest_path: str, coverage_sample: int, near_full: float,
+               sample_shards: Sequence[str], emit_hashes: bool,
+               split_order: Sequence[str] = ()) -> beam.pvalue.PDone:
+  """Reads every shard once; writes the manifest (one JSON line per entry)."""
+  read = (
+      pipeline
+      # PCollection[(split, shard file path)]
+      | 'ListShards' >> beam.Create(list(shards))
+      | 'DistributeShards' >> beam.Reshuffle()
+      # FACTS: PCollection[((split, shard file, label), RecordFacts)], one per record;
+      # SAMPLE: PCollection[(label, {order, split, shard, image_id, image, mask})], a few per
+      # class and sampled shard;
+      # HASHES: PCollection[(sha256, (split, image_id))] (only without an ingest summary);
+      # SHARD_ERROR: PCollection[(split, shard file, message)].
+      | 'ReadShards' >> beam.ParDo(ReadShardFn(coverage_sample, sample_shards, emit_hashes,
+                                               split_order))
+      .with_outputs(SAMPLE, HASHES, SHARD_ERROR, main=FACTS))
+  entries = [
+      read[FACTS]
+      # PCollection[((split, shard file, label), ClassStats)]: one per shard and class
+      | 'CombineClassStats' >> beam.CombinePerKey(ClassStatsCombineFn(near_full))
+      # PCollection[(CLASS_STATS, {split, shard, label, stats})]
+      | 'EncodeClassStats' >> beam.MapTuple(lambda key, acc: (CLASS_STATS, dict(
+          split=key[0], shard=key[1], label=key[2], stats=acc.to_dict()))),
+      read[SAMPLE]
+      # PCollection[(label, [sample, ...])]: the first SAMPLES_PER_CLASS of each class in
+      # (split, shard, record) order
+      | 'FirstSamples' >> beam.combiners.Top.SmallestPerKey(SAMPLES_PER_CLASS,
+                                                            key=lambda s: s['order'])
+      # PCollection[(SAMPLE, {label, split, shard, image_id, has_mask, uri})]: thumbnails
+      | 'RenderThumbnails' >> beam.FlatMap(_thumbnails),
+      read[SHARD_ERROR]
+      | 'EncodeShardErrors' >> beam.MapTuple(lambda split, shard, message: (SHARD_ERROR, dict(
+          split=split, shard=shard, message=message))),
+  ]
+  if emit_hashes:
+    entries.append(
+        read[HASHES]
+        # PCollection[(sha256, [(split, image_id), ...])]
+        | 'GroupBySha256' >> beam.GroupByKey()
+        # PCollection[(DUPLICATE, {sha256, members})]: the images found in several splits
+        | 'CrossSplitDuplicates' >> beam.FlatMap(_cross_split))
+  return (
+      entries
+      | 'Entries' >> beam.Flatten()
+      # PCollection[str]: one JSON line per entry
+      | 'EncodeEntries' >> beam.Map(lambda kv: json.dumps(list(kv), sort_keys=True))
+      | 'WriteManifest' >> beam.io.WriteToText(manifest_path, num_shards=1,
+                                               shard_name_template=''))
 
 
-def run_scan(examples_uri: str, splits: Sequence[str], scratch_dir: str, near_full: float,
-             make_pipeline) -> List[Dict[str, object]]:
-  """Runs the scan and returns the per-shard results, ordered by split then shard."""
-  tf.io.gfile.makedirs(scratch_dir)
+def run_scan(examples_uri: str, splits: Sequence[str], output_uri: str, coverage_sample: int,
+             near_full: float, make_pipeline, emit_hashes: bool) -> ScanResult:
+  """Runs the job over every shard file of ``splits`` and returns what it found."""
+  listed = [(split, path) for split in splits for path in shard_files(examples_uri, split)]
+  first = {}
+  for split, path in listed:
+    first.setdefault(split, path)
+  scan_dir = os.path.join(output_uri, SCAN_DIR)
+  manifest = os.path.join(scan_dir, MANIFEST_FILE)
   pipeline = make_pipeline()
-  _ = pipeline | 'ScanShards' >> ScanShards(examples_uri, splits, scratch_dir, near_full)  # pylint: disable=no-value-for-parameter
+  _ = pipeline | 'ScanShards' >> ScanShards(  # pylint: disable=no-value-for-parameter
+      listed, manifest, coverage_sample, near_full, list(first.values()), emit_hashes,
+      list(splits))
   pipeline.run().wait_until_finish()
-  results = []
-  for split in splits:
-    for path in shard_files(examples_uri, split):
-      with tf.io.gfile.GFile(
-          os.path.join(scratch_dir, f'{split}--{os.path.basename(path)}.json')) as f:
-        results.append(json.load(f))
-  tf.io.gfile.rmtree(scratch_dir)
-  return results
+  try:
+    with tf.io.gfile.GFile(manifest) as f:
+      return read_manifest_lines(f, [(s, os.path.basename(p)) for s, p in listed], emit_hashes)
+  finally:
+    tf.io.gfile.rmtree(scan_dir)

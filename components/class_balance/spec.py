@@ -7,7 +7,7 @@ from tfx.types.component_spec import ExecutionParameter
 
 STATISTICS_KEY = standard_component_specs.STATISTICS_KEY  # ExampleStatistics (StatisticsGen)
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY  # Examples (ImageExampleGen)
-SCHEMA_KEY = standard_component_specs.SCHEMA_KEY  # Schema (ImportSchemaGen)
+SCHEMA_KEY = standard_component_specs.SCHEMA_KEY  # Schema (CuratedSchemaGen)
 ANOMALIES_KEY = standard_component_specs.ANOMALIES_KEY  # ExampleAnomalies (output)
 
 MAX_LINF_KEY = 'max_linf'
@@ -15,11 +15,27 @@ MAX_JS_KEY = 'max_js'
 MIN_COUNT_PER_CLASS_KEY = 'min_count_per_class'
 FAIL_ON_IMBALANCE_KEY = 'fail_on_imbalance'  # int 0/1
 NEAR_FULL_MASK_KEY = 'near_full_mask'
+MAX_CLASS_RATIO_KEY = 'max_class_ratio'  # float: the class-imbalance warning threshold
+MAX_MASK_PRESENCE_GAP_KEY = 'max_mask_presence_gap'  # float
+COVERAGE_SAMPLE_KEY = 'coverage_sample'  # int: masks decoded per shard and class; 0 all
+WARNINGS_AS_ERRORS_KEY = 'warnings_as_errors'  # int 0/1
 
 # Custom properties set on the output ExampleAnomalies artifact.
-VERDICT_PROPERTY = 'cxr_balance_verdict'
-BALANCED_PROPERTY = 'cxr_balanced'  # int 1/0: no balance findings
-FINDINGS_PROPERTY = 'cxr_findings'  # int: findings of every kind
+# Per-class training weights, JSON {"<label>": weight}: inverse class frequency over the weights
+# split ('train', else the first split), normalized so the weighted mean over its examples is 1;
+# 0.0 for a class with no example there. A Trainer reads exactly this property.
+CLASS_WEIGHTS_PROPERTY = 'class_weights'
+VERDICT_PROPERTY = 'cxr_balance_verdict'  # one line: both verdicts and the other findings
+STRATIFIED_PROPERTY = 'cxr_stratified'  # int 1/0: splits and shards match the whole
+STRATIFICATION_VERDICT_PROPERTY = 'cxr_stratification_verdict'
+CLASSES_BALANCED_PROPERTY = 'cxr_classes_balanced'  # int 1/0: ratio <= max_class_ratio
+CLASS_BALANCE_VERDICT_PROPERTY = 'cxr_class_balance_verdict'
+# Kept for readers of older runs: the same value as STRATIFIED_PROPERTY (it never meant "the
+# classes are balanced").
+BALANCED_PROPERTY = 'cxr_balanced'
+FINDINGS_PROPERTY = 'cxr_findings'  # int: findings of every kind and severity
+ERRORS_PROPERTY = 'cxr_errors'  # int: findings of severity error
+WARNINGS_PROPERTY = 'cxr_warnings'  # int: findings of severity warning
 IMBALANCE_RATIO_PROPERTY = 'cxr_imbalance_ratio'  # float: largest / smallest class
 HTML_REPORT_PROPERTY = 'cxr_html_report'
 JSON_REPORT_PROPERTY = 'cxr_json_report'
@@ -34,6 +50,10 @@ class ClassBalanceSpec(ComponentSpec):
       MIN_COUNT_PER_CLASS_KEY: ExecutionParameter(type=int),
       FAIL_ON_IMBALANCE_KEY: ExecutionParameter(type=int),
       NEAR_FULL_MASK_KEY: ExecutionParameter(type=float),
+      MAX_CLASS_RATIO_KEY: ExecutionParameter(type=float),
+      MAX_MASK_PRESENCE_GAP_KEY: ExecutionParameter(type=float),
+      COVERAGE_SAMPLE_KEY: ExecutionParameter(type=int),
+      WARNINGS_AS_ERRORS_KEY: ExecutionParameter(type=int),
   }
   INPUTS = {
       STATISTICS_KEY: ChannelParameter(type=standard_artifacts.ExampleStatistics),

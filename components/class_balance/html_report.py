@@ -1,0 +1,387 @@
+"""ClassBalance's HTML report (pure: string building; no TensorFlow, no I/O).
+
+One self-contained page that works offline: inline CSS, inline SVG charts, thumbnails as
+``data:`` URIs, no scripts and nothing loaded from anywhere. Sections (each a ``<section>`` with
+an id, in this order): verdicts, findings, classes (counts and class weights), samples
+(thumbnails with masks overlaid), stratification (splits and shards vs the whole), masks
+(presence, sizes, ImageExampleGen's mask checks, coverage histograms), images (sizes and modes),
+leakage, statistics (TFDV's statistics of every split, rendered statically).
+"""
+import colorsys
+import html
+import math
+from typing import Dict, List, Mapping, Sequence
+
+from components.class_balance import balance
+from components.class_balance.measure import BalanceResult
+from components.image_example_gen import mask_check as mask_codes
+
+SECTIONS = ('verdicts', 'findings', 'classes', 'samples', 'stratification', 'masks', 'images',
+            'leakage', 'statistics')
+_TABLEAU = ('#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1',
+            '#ff9da7', '#9c755f', '#bab0ac')
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
+ margin:0;color:#1f2328;background:#f6f8fa}
+main{max-width:1180px;margin:0 auto;padding:20px 24px 40px}
+h1{font-size:26px;margin:0 0 2px}h2{font-size:19px;margin:0 0 10px}
+h3{font-size:15px;margin:14px 0 6px}
+.sub{color:#59636e;margin:0 0 16px}
+section{background:#fff;border:1px solid #d1d9e0;border-radius:8px;padding:16px 18px;
+ margin:0 0 16px}
+.cards{display:grid;grid-template-columns:repeat(3,1fr);gap:12px;margin:0}
+.card{border-radius:8px;padding:12px 14px;border:1px solid #d1d9e0;background:#fff}
+.card h2{font-size:13px;text-transform:uppercase;letter-spacing:.04em;color:#59636e;margin:0}
+.card .v{font-size:21px;font-weight:650;margin:4px 0}
+.card p{margin:4px 0;color:#31373d;font-size:13px}
+.ok{border-left:6px solid #1a7f37}.ok .v{color:#1a7f37}
+.warn{border-left:6px solid #bf8700}.warn .v{color:#9a6700}
+.bad{border-left:6px solid #cf222e}.bad .v{color:#cf222e}
+table{border-collapse:collapse;margin:6px 0 10px;font-size:12.5px}
+td,th{border:1px solid #d1d9e0;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f6f8fa;font-weight:600}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.sev{display:inline-block;border-radius:10px;padding:0 8px;font-size:11.5px;font-weight:600;
+ color:#fff}
+.sev.error{background:#cf222e}.sev.warning{background:#bf8700}
+.no{color:#cf222e;font-weight:600}.yes{color:#1a7f37}
+.grid{display:grid;grid-template-columns:180px repeat(4,116px);gap:6px 10px;align-items:center}
+.grid img{width:112px;height:112px;border-radius:4px;border:1px solid #d1d9e0;display:block}
+.grid .cap{font-size:10.5px;color:#59636e;overflow:hidden;white-space:nowrap;width:112px;
+ text-overflow:ellipsis}
+.cls{font-weight:600}.swatch{display:inline-block;width:11px;height:11px;border-radius:2px;
+ margin-right:6px;vertical-align:-1px}
+pre{background:#f6f8fa;border:1px solid #d1d9e0;border-radius:6px;padding:8px 10px;
+ font-size:12px;overflow-x:auto}
+.muted{color:#59636e}.small{font-size:12px}
+"""
+
+
+def _e(value) -> str:
+  return html.escape(str(value))
+
+
+def palette(k: int) -> List[str]:
+  """k distinct colours: Tableau 10, then evenly spaced hues for more classes."""
+  if k <= len(_TABLEAU):
+    return list(_TABLEAU[:k])
+  out = []
+  for i in range(k):
+    r, g, b = colorsys.hls_to_rgb((i * 0.618034) % 1.0, 0.55, 0.55)
+    out.append(f'#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}')
+  return out
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]],
+           numeric: Sequence[int] = ()) -> str:
+  head = ''.join(f'<th>{_e(h)}</th>' for h in headers)
+  body = ''.join(
+      '<tr>' + ''.join(f'<td class="n">{_e(v)}</td>' if i in numeric else f'<td>{_e(v)}</td>'
+                       for i, v in enumerate(row)) + '</tr>' for row in rows)
+  return f'<table><tr>{head}</tr>{body}</table>'
+
+
+def _section(section_id: str, title: str, body: str) -> str:
+  return f'<section id="{section_id}"><h2>{_e(title)}</h2>{body}</section>'
+
+
+def _fmt_counts(counts: Mapping[str, int]) -> str:
+  return ', '.join(f'{k}: {n:,}' for k, n in counts.items())
+
+
+def _ratio(ratio: float) -> str:
+  return f'{ratio:.2f}:1' if math.isfinite(ratio) else 'unbounded'
+
+
+# --- Sections -------------------------------------------------------------------------------
+
+def _verdicts(r: BalanceResult) -> str:
+  worst = max(r.measurements, key=lambda m: m.linf / m.linf_threshold if m.linf_threshold else 0,
+              default=None)
+  strat = [f'<div class="card {"ok" if r.stratified else "bad"}"><h2>Stratification</h2>'
+           f'<div class="v">{_e(r.stratification_verdict)}</div>'
+           '<p>Do every split and every shard file have the whole dataset\'s class '
+           'proportions? (TFDV\'s L-infinity and Jensen-Shannon measures, thresholds '
+           f'max_linf {r.config.max_linf:g} and max_js {r.config.max_js:g} plus the rounding '
+           'allowance of a unit of m records; at least '
+           f'{r.config.min_count_per_class} example(s) of each class per split.)</p>']
+  if worst is not None:
+    strat.append(f'<p class="small muted">Closest to its threshold: {_e(worst.unit.name)}, '
+                 f'L-infinity {worst.linf:.4f} of {worst.linf_threshold:.4f}.</p>')
+  strat.append('</div>')
+  imb = r.imbalance
+  small = r.name(imb.smallest)
+  classes = (f'<div class="card {"ok" if imb.ok else "warn"}"><h2>Class balance (dataset)</h2>'
+             f'<div class="v">{"balanced" if imb.ok else "imbalanced"} '
+             f'{_e(_ratio(imb.ratio))}</div>'
+             f'<p>Largest class / smallest class over all {sum(r.whole_counts.values()):,} '
+             f'examples; warning above {imb.max_class_ratio:g}:1 (max_class_ratio). Smallest: '
+             f'<b>{_e(small)}</b>, {imb.counts.get(imb.smallest, 0):,} examples '
+             f'({imb.smallest_share:.1%}).</p>'
+             + ('' if imb.ok else '<p>A property of the data, not of the split: train with the '
+                '<a href="#classes">class weights</a> (or resample).</p>') + '</div>')
+  kinds: Dict[str, Dict[str, int]] = {}
+  for f in r.findings:
+    if f.kind not in (balance.KIND_STRATIFICATION, balance.KIND_IMBALANCE):
+      kinds.setdefault(f.kind, {}).setdefault(f.severity, 0)
+      kinds[f.kind][f.severity] += 1
+  others = [f'{n} {balance.KIND_NOUN[kind]} {sev}{"s" * (n != 1)}'
+            for kind, by in sorted(kinds.items()) for sev, n in sorted(by.items())]
+  worst_sev = ('bad' if any(balance.ERROR in by for by in kinds.values())
+               else 'warn' if kinds else 'ok')
+  other = (f'<div class="card {worst_sev}"><h2>Other checks</h2>'
+           f'<div class="v">{_e(", ".join(others) if others else "nothing found")}</div>'
+           '<p>Leakage (identical images in several splits), integrity (shard files vs '
+           'statistics and vs what ImageExampleGen wrote, labels vs the schema) and masks '
+           '(size, binary, presence per split). See <a href="#findings">findings</a>.</p></div>')
+  return f'<div class="cards">{"".join(strat)}{classes}{other}</div>'
+
+
+def _findings(r: BalanceResult) -> str:
+  if not r.findings:
+    return '<p>None: every check passed.</p>'
+  rows = ''.join(
+      f'<tr><td><span class="sev {_e(f.severity)}">{_e(f.severity)}</span></td>'
+      f'<td>{_e(f.kind)}</td><td>{_e(f.check)}</td><td>{_e(f.scope)}</td>'
+      f'<td>{_e(f.message)}</td></tr>' for f in r.findings)
+  return ('<table><tr><th>severity</th><th>kind</th><th>check</th><th>where</th>'
+          f'<th>what</th></tr>{rows}</table>')
+
+
+def _class_chart(r: BalanceResult, colours: Mapping[int, str]) -> str:
+  labels = list(r.whole_counts)
+  total = sum(r.whole_counts.values()) or 1
+  largest = max(r.whole_counts.values(), default=0) or 1
+  row_h, left, bar_w = 24, 190, 560
+  parts = []
+  for i, c in enumerate(labels):
+    n = r.whole_counts[c]
+    y = 6 + i * row_h
+    w = bar_w * n / largest
+    parts.append(
+        f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{_e(r.name(c))}</text>'
+        f'<rect x="{left}" y="{y}" width="{max(w, 1):.1f}" height="{row_h - 6}" rx="3" '
+        f'fill="{colours[c]}"><title>{_e(r.name(c))}: {n}</title></rect>'
+        f'<text x="{left + w + 6:.1f}" y="{y + 14}">{n:,} ({n / total:.1%})</text>')
+  height = 12 + len(labels) * row_h
+  return (f'<svg width="{left + bar_w + 130}" '
+          f'height="{height}" font-size="12" font-family="sans-serif" role="img" '
+          f'aria-label="examples per class">{"".join(parts)}</svg>')
+
+
+def _classes(r: BalanceResult, colours: Mapping[int, str]) -> str:
+  train = next((m.unit.counts for m in r.measurements
+                if m.unit.kind == balance.SPLIT and m.unit.split == r.weights_split), {})
+  rows = [[c, r.name(c), f'{r.whole_counts.get(c, 0):,}', f'{train.get(c, 0):,}',
+           f'{r.class_weights.get(c, 0.0):.4f}'] for c in r.whole_counts]
+  snippet = ('import json\n'
+             '# the ClassBalance output artifact (ML Metadata), e.g. cxr-tfx lineage --latest balance\n'
+             "weights = json.loads(artifact.custom_properties['class_weights'].string_value)\n"
+             'class_weight = {int(label): w for label, w in weights.items()}\n'
+             'model.fit(train_ds, class_weight=class_weight, ...)  # Keras, one output')
+  return (_class_chart(r, colours)
+          + f'<h3 id="weights">Class weights (from split {_e(r.weights_split)})</h3>'
+          '<p>Inverse class frequency, normalized so that the weighted mean over the '
+          f'{_e(r.weights_split)} examples is 1: w<sub>c</sub> = N / (K &middot; n<sub>c</sub>). '
+          'Stored as the artifact property <code>class_weights</code> (JSON '
+          '<code>{"&lt;label&gt;": weight}</code>) and in balance_report.json.</p>'
+          + _table(['label', 'class', 'examples', f'in {r.weights_split}', 'weight'], rows,
+                   numeric=(0, 2, 3, 4))
+          + f'<pre>{_e(snippet)}</pre>')
+
+
+def _samples(r: BalanceResult, colours: Mapping[int, str]) -> str:
+  if not r.samples:
+    return '<p>No records to sample.</p>'
+  cells = []
+  for c in r.whole_counts:
+    picked = r.samples.get(c, [])
+    cells.append(f'<div class="cls"><span class="swatch" style="background:{colours[c]}">'
+                 f'</span>{_e(r.name(c))}</div>')
+    for i in range(4):
+      if i < len(picked):
+        s = picked[i]
+        cap = (f'{s["split"]}' + ('' if s.get('has_mask') else ' · no mask')
+               + f' · {str(s["image_id"]).rsplit("/", 1)[-1]}')
+        cells.append(f'<div><img src="{_e(s["uri"])}" alt="{_e(r.name(c))} sample" '
+                     f'title="{_e(s["split"])}: {_e(s["image_id"])}">'
+                     f'<div class="cap">{_e(cap)}</div></div>')
+      else:
+        cells.append('<div class="cap">&nbsp;</div>')
+  return ('<p class="small muted">The first records of each class in the first shard file of '
+          'each split (records are in ImageExampleGen\'s seeded order); masks tinted red, '
+          'outlined in yellow.</p>'
+          f'<div class="grid">{"".join(cells)}</div>')
+
+
+def _unit_chart(r: BalanceResult, colours: Mapping[int, str]) -> str:
+  """100%-stacked bars: the whole dataset, then every split and its shards."""
+  whole = balance.Unit(balance.SPLIT, 'all', '', dict(r.whole_counts))
+  rows = [(whole, 'whole dataset')] + [
+      (m.unit, m.unit.split if m.unit.kind == balance.SPLIT else f'  {m.unit.shard}')
+      for m in r.measurements]
+  ok = {m.unit.name: m.ok for m in r.measurements}
+  row_h, left, bar_w = 18, 250, 640
+  parts = []
+  for i, (u, label) in enumerate(rows):
+    y = 26 + i * row_h
+    bold = ' font-weight="600"' if u.kind == balance.SPLIT else ''
+    parts.append(f'<text x="{left - 8}" y="{y + 12}" text-anchor="end"{bold}>{_e(label)}</text>')
+    x, size = float(left), u.size or 1
+    for c in r.whole_counts:
+      w = bar_w * u.counts.get(c, 0) / size
+      if w > 0:
+        parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_h - 4}" '
+                     f'fill="{colours[c]}"><title>{_e(r.name(c))}: {u.counts.get(c, 0)} of '
+                     f'{u.size}</title></rect>')
+      x += w
+    flag = '' if ok.get(u.name, True) else ' ✗'
+    parts.append(f'<text x="{left + bar_w + 6}" y="{y + 12}">{u.size:,}{flag}</text>')
+  legend = ''.join(
+      f'<rect x="{left + 120 * k}" y="4" width="11" height="11" fill="{colours[c]}"/>'
+      f'<text x="{left + 120 * k + 15}" y="14">{_e(r.name(c)[:16])}</text>'
+      for k, c in enumerate(r.whole_counts))
+  height = 32 + len(rows) * row_h
+  return (f'<svg width="{left + bar_w + 70}" '
+          f'height="{height}" font-size="11" font-family="sans-serif" role="img" '
+          f'aria-label="class proportions per split and shard">{legend}{"".join(parts)}</svg>')
+
+
+def _stratification(r: BalanceResult, colours: Mapping[int, str]) -> str:
+  names = [r.name(c) for c in r.whole_counts]
+  table = _table(
+      ['unit', 'records'] + names + ['L-inf', 'threshold', 'JS', 'threshold', 'ok'],
+      [[m.unit.name, m.unit.size] + [m.unit.counts.get(c, 0) for c in r.whole_counts]
+       + [f'{m.linf:.4f}', f'{m.linf_threshold:.4f}', f'{m.js:.6f}', f'{m.js_threshold:.6f}',
+          'yes' if m.ok else 'NO'] for m in r.measurements],
+      numeric=tuple(range(1, len(names) + 6)))
+  return ('<p>Each bar is one split or shard file, its classes as shares of its records; '
+          'stratified data look like the whole dataset\'s bar all the way down.</p>'
+          + _unit_chart(r, colours) + table)
+
+
+def _histogram(counts: Sequence[int], colour: str, title: str) -> str:
+  top = max(counts) or 1
+  bars = ''.join(
+      f'<rect x="{4 + i * 14}" y="{54 - 40 * n / top:.1f}" width="12" height="{40 * n / top:.1f}"'
+      f' fill="{colour}"><title>coverage {i / 10:.1f}-{(i + 1) / 10:.1f}: {n}</title></rect>'
+      for i, n in enumerate(counts))
+  return (f'<svg width="148" height="68" font-size="9" font-family="sans-serif" role="img" '
+          f'aria-label="{_e(title)}"><text x="3" y="9">{_e(title)}</text>'
+          f'<line x1="3" y1="54.5" x2="145" y2="54.5" stroke="#8c959f"/>{bars}'
+          '<text x="3" y="65">0</text><text x="74" y="65" text-anchor="middle">coverage</text>'
+          '<text x="139" y="65">1</text></svg>')
+
+
+def _masks(r: BalanceResult, colours: Mapping[int, str]) -> str:
+  per_split = {s: r.image_statistics.get(s, {}) for s in r.splits}
+  rows = []
+  for split, by_class in per_split.items():
+    n = sum(v['examples'] for v in by_class.values())
+    masks = sum(v['masks_present'] for v in by_class.values())
+    mismatch = sum(v['mask_size_mismatch'] for v in by_class.values())
+    sizes: Dict[str, int] = {}
+    for v in by_class.values():
+      for k, c in v['mask_sizes'].items():
+        sizes[k] = sizes.get(k, 0) + c
+    rows.append([split, f'{n:,}', f'{masks:,}', f'{masks / n:.1%}' if n else '-',
+                 _fmt_counts(sizes), f'{mismatch:,}'])
+  out = [_table(['split', 'records', 'with a mask', 'presence', 'mask sizes',
+                 'mask size ≠ image size (headers)'], rows, numeric=(1, 2, 3, 5))]
+  if r.mask_check and r.mask_check != 'off':
+    keys = list(mask_codes.COUNT_KEYS)
+    order = [r.name(c) for c in r.whole_counts]
+    check_rows = [[split, cls] + [f'{by_class[cls].get(k, 0):,}' for k in keys]
+                  for split in r.splits for by_class in [r.mask_checks.get(split, {})]
+                  for cls in order + sorted(set(by_class) - set(order)) if cls in by_class]
+    declared = f', declared mask size {r.mask_size}' if r.mask_size else ''
+    out.append(f'<h3>ImageExampleGen\'s mask checks (mode {_e(r.mask_check)}{_e(declared)}), '
+               'every mask</h3>'
+               + _table(['split', 'class'] + [k.replace('_', ' ') for k in keys], check_rows,
+                        numeric=tuple(range(2, 2 + len(keys)))))
+  elif r.mask_check == 'off':
+    out.append('<p class="muted">ImageExampleGen ran with --mask-check off: no mask checks.</p>')
+  else:
+    out.append('<p class="muted">No mask checks in the ingest summary (an older '
+               'ImageExampleGen): size mismatches above come from the file headers.</p>')
+  out.append('<h3>Mask coverage (foreground share of the mask\'s pixels), sampled</h3>'
+             f'<p class="small muted">Up to {r.config.coverage_sample or "every"} decoded masks '
+             'per shard file and class; n = masks decoded.</p>')
+  splits = list(r.splits) + ['all']
+  head = ''.join(f'<th>{_e(s)}</th>' for s in splits)
+  body = []
+  for c in r.whole_counts:
+    name = r.name(c)
+    cells = []
+    for s in splits:
+      stats = r.image_statistics.get(s, {}).get(name)
+      if not stats or not stats['coverage_sampled']:
+        cells.append('<td class="muted small">no masks</td>')
+        continue
+      title = (f'n={stats["coverage_sampled"]}, mean {stats["mean_mask_coverage"]:.2f}, '
+               f'empty {stats["empty_masks_sampled"]}')
+      cells.append(f'<td>{_histogram(stats["coverage_histogram"], colours[c], title)}</td>')
+    body.append(f'<tr><th><span class="swatch" style="background:{colours[c]}"></span>'
+                f'{_e(name)}</th>{"".join(cells)}</tr>')
+  out.append(f'<table><tr><th>class</th>{head}</tr>{"".join(body)}</table>')
+  return ''.join(out)
+
+
+def _images(r: BalanceResult) -> str:
+  rows = []
+  for split in list(r.splits) + ['all']:
+    for cls, s in r.image_statistics.get(split, {}).items():
+      rows.append([split, cls, f'{s["examples"]:,}', _fmt_counts(s['image_sizes']),
+                   _fmt_counts(s['image_modes']), s['unreadable']])
+  return ('<p class="small muted">From the file headers (PNG IHDR, JPEG SOF) of every '
+          'record; nothing decoded.</p>'
+          + _table(['split', 'class', 'examples', 'image sizes', 'format, mode, depth',
+                    'unreadable headers'], rows, numeric=(2, 5)))
+
+
+def _leakage(r: BalanceResult) -> str:
+  if not r.duplicates_across_splits:
+    return '<p>No identical image bytes in more than one split.</p>'
+  return _table(['sha256', 'splits', 'image ids'],
+                [[d['image_sha256'][:16], ', '.join(d['splits']), ', '.join(d['image_ids'])]
+                 for d in r.duplicates_across_splits])
+
+
+def _statistics(r: BalanceResult) -> str:
+  if not r.statistics:
+    return '<p>No statistics.</p>'
+  head = ''.join(f'<th>{_e(s)}</th>' for s in r.splits)
+  body = ''.join(
+      f'<tr><th>{_e(row["feature"])}<div class="small muted">{_e(row["type"])}</div></th>'
+      + ''.join('<td>' + '<br>'.join(_e(line) for line in row['cells'].get(s, [])) + '</td>'
+                for s in r.splits) + '</tr>' for row in r.statistics)
+  return ('<p class="small muted">StatisticsGen\'s statistics (TFDV) of every split, rendered '
+          'here (no Facets viewer, nothing loaded from the web).</p>'
+          f'<table><tr><th>feature</th>{head}</tr>{body}</table>')
+
+
+def render(result: BalanceResult) -> str:
+  colours = dict(zip(result.whole_counts, palette(len(result.whole_counts))))
+  total = sum(result.whole_counts.values())
+  where = (f' from {result.ingest["csv_path"]}' if result.ingest.get('csv_path') else '')
+  sub = (f'{total:,} examples{where} · {len(result.whole_counts)} classes · splits '
+         f'{", ".join(result.splits)} · {len(result.measurements) - len(result.splits)} '
+         'shard files')
+  sections = [
+      _section('verdicts', 'Verdicts', _verdicts(result)),
+      _section('findings', f'Findings ({len(result.errors)} errors, {len(result.warnings)} '
+                           'warnings)', _findings(result)),
+      _section('classes', 'Classes', _classes(result, colours)),
+      _section('samples', 'Samples per class', _samples(result, colours)),
+      _section('stratification', 'Stratification: splits and shard files vs the whole dataset',
+               _stratification(result, colours)),
+      _section('masks', 'Masks', _masks(result, colours)),
+      _section('images', 'Images', _images(result)),
+      _section('leakage', 'Leakage: identical images across splits', _leakage(result)),
+      _section('statistics', 'Statistics (TFDV)', _statistics(result)),
+  ]
+  return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+          '<meta name="viewport" content="width=device-width,initial-scale=1">'
+          f'<title>cxr-tfx class balance</title><style>{_CSS}</style></head><body><main>'
+          f'<h1>Class balance</h1><p class="sub">{_e(sub)}</p>'
+          + '\n'.join(sections) + '</main></body></html>')
