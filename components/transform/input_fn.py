@@ -1,14 +1,21 @@
-"""``make_dataset``: ImageExampleGen's records -> decoded, fixed-shape batches for training."""
-from typing import Optional, Sequence
+"""``make_dataset``: ImageExampleGen's records -> decoded, fixed-shape batches for training;
+``serving_feature_spec``: what a serving request must carry (the schema's SERVING environment)."""
+from typing import Dict, Optional, Sequence, Union
 
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_transform import common_types
+from tensorflow_transform.tf_metadata import schema_utils
 
 from components.transform import config as config_lib
 
+SERVING = 'SERVING'  # the curated schema's serving environment (schemas/schema.pbtxt)
 
-def make_dataset(file_pattern: str, tf_transform_output: tft.TFTransformOutput,
-                 batch_size: int, *, label_keys: Sequence[str] = (config_lib.LABEL,),
+
+def make_dataset(file_pattern: Union[str, Sequence[str]],
+                 tf_transform_output: tft.TFTransformOutput, batch_size: int, *,
+                 label_keys: Sequence[str] = (config_lib.LABEL,),
                  feature_keys: Optional[Sequence[str]] = None,
                  shuffle: bool = False, shuffle_buffer: int = 1024, seed: Optional[int] = None,
                  deterministic: bool = True, num_epochs: Optional[int] = 1,
@@ -16,7 +23,8 @@ def make_dataset(file_pattern: str, tf_transform_output: tft.TFTransformOutput,
   """Reads gzipped tf.Example files and applies the Transform graph, batch by batch.
 
   Args:
-    file_pattern: glob of the shard files, e.g. ``<examples uri>/Split-train/*``.
+    file_pattern: glob of the shard files, e.g. ``<examples uri>/Split-train/*``, or a list
+      of globs (TFX's ``FnArgs.train_files``); files matched by several globs are read once.
     tf_transform_output: ``tft.TFTransformOutput(<TransformGraph artifact uri>)``.
     batch_size: records per batch.
     label_keys: transformed features returned as labels. One key: the label is that tensor;
@@ -35,7 +43,11 @@ def make_dataset(file_pattern: str, tf_transform_output: tft.TFTransformOutput,
     ``mask`` float32 [B, H, W, 1] in {0, 1} (zeros for records without a mask), ``has_mask``
     int64 [B], ``image_id`` string [B] and ``class`` int64 [B], minus the label keys.
   """
-  files = sorted(tf.io.gfile.glob(file_pattern))
+  patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+  if not patterns or not all(isinstance(p, str) for p in patterns):
+    raise ValueError(f'file_pattern must be a glob or a non-empty list of globs, got '
+                     f'{file_pattern!r}')
+  files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
   if not files:
     raise ValueError(f'no files match {file_pattern!r}')
   raw_spec = tf_transform_output.raw_feature_spec()
@@ -59,3 +71,33 @@ def make_dataset(file_pattern: str, tf_transform_output: tft.TFTransformOutput,
   dataset = dataset.map(parse_and_transform, num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=deterministic)
   return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _in_environment(feature, environment: str) -> bool:
+  """TFDV's rule: a feature with ``in_environment`` is in those only; otherwise in every
+  environment but its ``not_in_environment``."""
+  if feature.in_environment:
+    return environment in feature.in_environment
+  return environment not in feature.not_in_environment
+
+
+def serving_feature_spec(tf_transform_output: tft.TFTransformOutput,
+                         environment: str = SERVING) -> Dict[str, common_types.FeatureSpecType]:
+  """The raw feature spec of the schema's ``environment`` (default SERVING): what a request
+  must carry. With the curated schema that is ``{'image': FixedLenFeature([1], tf.string)}``;
+  ``raw_feature_spec()`` would also demand ``mask``, ``class``, ``image_id`` and
+  ``image_sha256``. The schema is the one the Transform graph was built with.
+
+  Raises ValueError if the schema does not declare ``environment`` (``default_environment``).
+  """
+  schema = tf_transform_output.raw_metadata.schema
+  if environment not in schema.default_environment:
+    raise ValueError(f'the schema declares no {environment!r} environment (it has '
+                     f'{list(schema.default_environment)}); add default_environment: '
+                     f'"{environment}" and mark the features a request does not carry with '
+                     f'not_in_environment: "{environment}" (see schemas/schema.pbtxt).')
+  subset = schema_pb2.Schema()
+  subset.CopyFrom(schema)
+  del subset.feature[:]
+  subset.feature.extend(f for f in schema.feature if _in_environment(f, environment))
+  return schema_utils.schema_as_feature_spec(subset).feature_spec

@@ -90,3 +90,46 @@ def test_a_two_head_keras_model_trains_from_make_dataset(run):
   history = model.fit(dataset, steps_per_epoch=3, epochs=2, verbose=0)
   losses = history.history['loss']
   assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+def test_make_dataset_takes_a_list_of_patterns_as_fn_args_train_files(run):
+  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+  from components.transform.input_fn import make_dataset  # pylint: disable=g-import-not-at-top
+  result, graph = run
+  output = tft.TFTransformOutput(graph.uri)
+  pattern = lambda split: os.path.join(result.examples_uri, f'Split-{split}', '*')
+  ids = lambda ds: [i for f, _ in ds for i in f['image_id'].numpy().tolist()]
+  train = ids(make_dataset(pattern('train'), output, 8))
+  test = ids(make_dataset(pattern('test'), output, 8))
+  both = ids(make_dataset([pattern('train'), pattern('test')], output, 8))
+  assert sorted(both) == sorted(train + test) and len(both) == 64
+  # the same glob twice, or a list of one: each file read once, as with the single pattern
+  assert ids(make_dataset([pattern('train'), pattern('train')], output, 8)) == train
+  assert ids(make_dataset((pattern('train'),), output, 8)) == train
+  with pytest.raises(ValueError, match='non-empty list of globs'):
+    make_dataset([], output, 8)
+  with pytest.raises(ValueError, match='no files match'):
+    make_dataset([os.path.join(result.examples_uri, 'Split-nope', '*')], output, 8)
+
+
+def test_a_serving_request_needs_only_the_image(run):
+  """The schema's SERVING environment: parse an Example holding only `image`, then apply the
+  Transform graph; the full raw spec would demand mask, class, image_id and image_sha256."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+  from components.transform.input_fn import serving_feature_spec  # pylint: disable=g-import-not-at-top
+  result, graph = run
+  output = tft.TFTransformOutput(graph.uri)
+  spec = serving_feature_spec(output)
+  assert spec == {'image': tf.io.FixedLenFeature([1], tf.string)}
+  (_, example), = read_examples(os.path.join(result.examples_uri, 'Split-test', '*'))[:1]
+  request = tf.train.Example()
+  request.features.feature['image'].CopyFrom(example.features.feature['image'])
+  serialized = tf.constant([request.SerializeToString()])
+  with pytest.raises(tf.errors.InvalidArgumentError, match='is required but could not be found'):
+    tf.io.parse_example(serialized, output.raw_feature_spec())
+  transformed = output.transform_features_layer()(tf.io.parse_example(serialized, spec))
+  assert transformed['image'].shape == (1, 256, 256, 1)
+  assert 'mask' not in transformed and 'class' not in transformed
+  with pytest.raises(ValueError, match='no .TRAINING2. environment'):
+    serving_feature_spec(output, 'TRAINING2')
