@@ -29,6 +29,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from components.class_balance.config import BalanceConfig
 from components.image_example_gen.config import IngestConfig
+from components.trainer.config import TrainConfig
 from components.transform.config import TransformConfig
 from pipeline import configs
 
@@ -41,7 +42,7 @@ UNCACHED_COMPONENTS = ('ImageExampleGen',)
 # images (bench/results/results.md): the Beam components peak at 1.05-1.16 GB RSS on the
 # DirectRunner (ImageExampleGen 1,046 MB, StatisticsGen 1,159 MB), so 4 GB leaves room for
 # Beam's buffers and larger data; 2 cores let the DirectRunner overlap reading and encoding.
-# ImportSchemaGen and ExampleValidator only read small protos, but every task's process
+# CuratedSchemaGen and ExampleValidator only read small protos, but every task's process
 # imports TensorFlow/TFX/Beam first (871 MB RSS before any work), hence 2 GB rather than 1.
 # Override per component with compile_pipeline(component_resources=...).
 COMPONENT_RESOURCES: Dict[str, Tuple[float, float]] = {
@@ -49,8 +50,16 @@ COMPONENT_RESOURCES: Dict[str, Tuple[float, float]] = {
     'StatisticsGen': (2, 4),
     'ClassBalance': (2, 4),
     'Transform': (2, 4),
-    'ImportSchemaGen': (1, 2),
+    'CuratedSchemaGen': (1, 2),
     'ExampleValidator': (1, 2),
+}
+# The tasks compile_pipeline(..., train=True) adds. The Trainer's template model is tiny (two
+# convolutions; tf.data decodes the PNGs on the task's cores); the Evaluator runs the model over
+# the evaluation split in Beam; the Pusher copies a directory. Size the Trainer for your model.
+TRAIN_COMPONENT_RESOURCES: Dict[str, Tuple[float, float]] = {
+    'Trainer': (2, 4),
+    'Evaluator': (2, 4),
+    'Pusher': (1, 2),
 }
 
 # The embeddable form's pipeline outputs: name -> (task, TFX output key, KFP artifact type).
@@ -59,11 +68,17 @@ COMPONENT_RESOURCES: Dict[str, Tuple[float, float]] = {
 # outputs are re-typed; the artifacts themselves (URI, metadata such as split_names) are TFX's.
 EMBEDDED_OUTPUTS: Dict[str, Tuple[str, str, str]] = {
     'examples': ('ImageExampleGen', 'examples', 'system.Dataset'),
-    'schema': ('ImportSchemaGen', 'schema', 'system.Artifact'),
+    'schema': ('CuratedSchemaGen', 'schema', 'system.Artifact'),
     'statistics': ('StatisticsGen', 'statistics', 'system.Artifact'),
     'schema_anomalies': ('ExampleValidator', 'anomalies', 'system.Artifact'),
     'balance_anomalies': ('ClassBalance', 'anomalies', 'system.Artifact'),
     'transform_graph': ('Transform', 'transform_graph', 'system.Artifact'),
+}
+# ... and with train=True.
+TRAIN_EMBEDDED_OUTPUTS: Dict[str, Tuple[str, str, str]] = {
+    'model': ('Trainer', 'model', 'system.Model'),
+    'evaluation': ('Evaluator', 'evaluation', 'system.Artifact'),
+    'pushed_model': ('Pusher', 'pushed_model', 'system.Artifact'),
 }
 
 Memory = Union[int, float, str]  # GB as a number, or '4G', '512M', '4Gi', '512Mi'
@@ -89,12 +104,13 @@ def memory_gb(value: Memory) -> float:
 def resolve_resources(
     component_resources: Optional[Mapping[str, Tuple[float, Memory]]] = None
 ) -> Dict[str, Tuple[float, float]]:
-  """COMPONENT_RESOURCES with the given overrides; checks ids and values."""
-  result = dict(COMPONENT_RESOURCES)
+  """COMPONENT_RESOURCES and TRAIN_COMPONENT_RESOURCES with the given overrides; checks ids and
+  values (requests for tasks a pipeline does not have are never used)."""
+  result = dict(COMPONENT_RESOURCES, **TRAIN_COMPONENT_RESOURCES)
   for component_id, value in (component_resources or {}).items():
-    if component_id not in COMPONENT_RESOURCES:
+    if component_id not in result:
       raise _Error(f'component_resources: unknown component {component_id!r}; one of '
-                       f'{", ".join(COMPONENT_RESOURCES)}.')
+                       f'{", ".join(result)}.')
     try:
       cpu, memory = value
     except (TypeError, ValueError):
@@ -136,15 +152,17 @@ def _set_parameter_defaults(job: Dict[str, Any], defaults: Mapping[str, Any]) ->
   job.setdefault('runtimeConfig', {})['parameterValues'] = dict(defaults)
 
 
-def _expose_outputs(spec: Dict[str, Any]) -> None:
-  """Adds EMBEDDED_OUTPUTS as the root DAG's outputs (in place)."""
+def _expose_outputs(spec: Dict[str, Any], train: bool = False) -> None:
+  """Adds EMBEDDED_OUTPUTS (and with ``train`` TRAIN_EMBEDDED_OUTPUTS) as the root DAG's
+  outputs (in place)."""
+  outputs = dict(EMBEDDED_OUTPUTS, **(TRAIN_EMBEDDED_OUTPUTS if train else {}))
   root = spec['root']
   root.setdefault('outputDefinitions', {})['artifacts'] = {
       name: {'artifactType': {'schemaTitle': kfp_type, 'schemaVersion': '0.0.1'}}
-      for name, (_, _, kfp_type) in EMBEDDED_OUTPUTS.items()}
+      for name, (_, _, kfp_type) in outputs.items()}
   root['dag'].setdefault('outputs', {})['artifacts'] = {
       name: {'artifactSelectors': [{'producerSubtask': task, 'outputArtifactKey': key}]}
-      for name, (task, key, _) in EMBEDDED_OUTPUTS.items()}
+      for name, (task, key, _) in outputs.items()}
 
 
 def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
@@ -156,7 +174,11 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
                      pipeline_name: str = configs.PIPELINE_NAME,
                      component_beam_args: Optional[Mapping[str, Sequence[str]]] = None,
                      component_resources: Optional[Mapping[str, Tuple[float, Memory]]] = None,
-                     embeddable: bool = False, runtime_parameters: bool = True) -> str:
+                     embeddable: bool = False, runtime_parameters: bool = True,
+                     train: bool = False, train_steps: Optional[int] = None,
+                     train_config: Optional[TrainConfig] = None,
+                     min_accuracy: Optional[float] = None,
+                     serving_model_dir: Optional[str] = None) -> str:
   """Writes the compiled pipeline to ``output`` and returns its path.
 
   Args:
@@ -168,14 +190,19 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
     pipeline_name: the KFP pipeline name, [a-z0-9][a-z0-9-]{0,127}.
     component_beam_args: {component id: Beam args} for single Beam components (after the
       pipeline-wide ``beam_pipeline_args`` in that task's command line, so they win).
-    component_resources: {component id: (cpu cores, memory)} overriding COMPONENT_RESOURCES;
-      memory in GB or as '4G', '512M', '4Gi', '512Mi'.
+    component_resources: {component id: (cpu cores, memory)} overriding COMPONENT_RESOURCES
+      (and TRAIN_COMPONENT_RESOURCES); memory in GB or as '4G', '512M', '4Gi', '512Mi'.
     embeddable: also declare EMBEDDED_OUTPUTS (Examples, Schema, statistics, anomalies,
       TransformGraph) as the pipeline's outputs, typed ``system.Dataset``/``system.Artifact``,
       so that a user's kfp pipeline that loads the YAML as a component can pass them on.
     runtime_parameters: the CSV URI, class mapping (JSON), seed and splits become pipeline
       parameters (configs.RUNTIME_PARAMETERS) whose defaults are the values given here, so one
       compiled spec serves many datasets; False compiles them in as constants.
+    train: add Trainer, Evaluator and Pusher. The Trainer's code is referenced by module path
+      (``components.trainer.task.run_fn``, executor ``components.trainer.executor.Executor``),
+      so it comes from the container image: no wheel. ``train_steps`` and ``min_accuracy``
+      override ``train_config``'s; ``serving_model_dir`` (as the tasks see it) defaults to
+      ``<pipeline_root>/serving_model``.
     Other arguments: as create_pipeline.
   """
   # Heavy imports here: importing this module stays cheap (the CLI imports it for --help).
@@ -193,7 +220,10 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
       transform_config=transform_config,
       metadata_connection_config=None,  # KFP provides the store
       beam_pipeline_args=beam_pipeline_args, fingerprint_content=fingerprint_content,
-      component_beam_args=component_beam_args, runtime_parameters=runtime_parameters)
+      component_beam_args=component_beam_args, runtime_parameters=runtime_parameters,
+      train=train, serving_model_dir=serving_model_dir,
+      train_config=((train_config or TrainConfig()).with_options(train_steps, min_accuracy)
+                    if train else None))
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
           default_image=image, use_pipeline_spec_2_1=True),
@@ -203,7 +233,7 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
   if runtime_parameters:
     _set_parameter_defaults(job, runtime_parameter_defaults(csv_path, ingest_config))
   if embeddable:
-    _expose_outputs(job['pipelineSpec'])
+    _expose_outputs(job['pipelineSpec'], train)
   os.makedirs(os.path.dirname(output), exist_ok=True)
   # TFX's own writer (YAML with its comment header, or the PipelineJob JSON), after the edits.
   kubeflow_v2_dag_runner._write_pipeline_spec_to_file(  # pylint: disable=protected-access

@@ -7,13 +7,14 @@ import dataclasses
 import json
 import os
 import time
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from components.class_balance.config import BalanceConfig
 
 from components.image_example_gen import index
 from components.image_example_gen.config import IngestConfig
 from components.image_example_gen.summary import IngestSummary
+from components.trainer.config import TrainConfig
 from components.transform.config import TransformConfig
 from pipeline import cleanup
 from pipeline import configs
@@ -33,6 +34,22 @@ class RunResult:
   balanced: bool  # no balance findings
   balance_report: str  # path of ClassBalance's HTML report
   balance_findings: List[str]  # one line per finding ('<kind>: <message>')
+  training: Optional['TrainingResult'] = None  # with train=True
+
+
+@dataclasses.dataclass
+class TrainingResult:
+  """What Trainer, Evaluator and Pusher recorded in this run (run_local(..., train=True))."""
+  model_uri: str  # the Model artifact; the SavedModel is <model_uri>/Format-Serving
+  model_run_uri: str  # TensorBoard logs and the Keras model (model.keras)
+  class_weights: str  # JSON {"<label>": weight} the class loss used; '' = unweighted
+  evaluation_uri: str  # TFMA's output (tfma.load_eval_result / load_validation_result)
+  accuracy: float  # overall accuracy on the evaluation split
+  accuracy_per_class: Dict[str, float]  # class name -> accuracy of its examples (its recall)
+  min_accuracy: float  # the blessing threshold
+  blessed: bool
+  pushed: bool
+  pushed_model_dir: str  # the SavedModel the Pusher wrote ('' when not blessed)
 
 
 def _clean_after_failure(pipeline_root: str, metadata_path: str, pipeline_name: str,
@@ -50,19 +67,29 @@ def _clean_after_failure(pipeline_root: str, metadata_path: str, pipeline_name: 
     pass
 
 
-def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
+def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: IngestConfig,
               metadata_path: str = '', balance_config: Optional[BalanceConfig] = None,
               transform_config: Optional[TransformConfig] = None,
               schema_path: str = configs.SCHEMA_FILE,
               beam_pipeline_args: Sequence[str] = (), enable_cache: bool = True,
               fingerprint_content: bool = False, verbose: bool = False,
               pipeline_name: str = configs.PIPELINE_NAME,
-              component_beam_args: Optional[Mapping[str, Sequence[str]]] = None) -> RunResult:
+              component_beam_args: Optional[Mapping[str, Sequence[str]]] = None,
+              class_mapping_path: str = '',
+              train: bool = False, train_steps: Optional[int] = None,
+              train_config: Optional[TrainConfig] = None,
+              min_accuracy: Optional[float] = None,
+              serving_model_dir: Optional[str] = None,
+              image_dir: Optional[str] = None) -> RunResult:
   """Runs the pipeline locally and returns what the metadata store recorded.
 
   ``beam_pipeline_args`` go to every Beam component, ``component_beam_args`` ({component id:
-  args}, ids from configs.BEAM_COMPONENT_IDS) to one each, after the global ones (so they win
-  for the same flag); see ``create_pipeline``.
+  args}, ids from configs.beam_component_ids(train)) to one each, after the global ones (so
+  they win for the same flag); see ``create_pipeline``.
+
+  ``train`` adds Trainer, Evaluator and Pusher (``RunResult.training``); ``train_steps`` and
+  ``min_accuracy`` override ``train_config``'s (default TrainConfig()); ``serving_model_dir``
+  defaults to ``<pipeline_root>/serving_model`` (a pushed model: ``<dir>/<version>/``).
   """
   progress.quiet_native_logs()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (heavy)
@@ -75,18 +102,27 @@ def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
   if not index.is_uri(pipeline_root):
     pipeline_root = os.path.abspath(pipeline_root)
     os.makedirs(pipeline_root, exist_ok=True)
-  if not index.is_uri(csv_path):
+  if csv_path and not index.is_uri(csv_path):
     csv_path = os.path.abspath(csv_path)
+  if image_dir and not index.is_uri(image_dir):
+    image_dir = os.path.abspath(image_dir)
   metadata_path = os.path.abspath(
       metadata_path or os.path.join(pipeline_root, configs.METADATA_FILE))
+  train_config = ((train_config or TrainConfig()).with_options(train_steps, min_accuracy)
+                  if train else None)
+  if serving_model_dir and not index.is_uri(serving_model_dir):
+    serving_model_dir = os.path.abspath(serving_model_dir)
   pipeline = create_pipeline(
       pipeline_name=pipeline_name, pipeline_root=pipeline_root, csv_path=csv_path,
+      image_dir=image_dir,
       ingest_config=ingest_config, schema_path=schema_path, balance_config=balance_config,
       transform_config=transform_config,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           metadata_path),
       beam_pipeline_args=beam_pipeline_args, enable_cache=enable_cache,
-      fingerprint_content=fingerprint_content, component_beam_args=component_beam_args)
+      fingerprint_content=fingerprint_content, component_beam_args=component_beam_args,
+      class_mapping_path=class_mapping_path,
+      train=train, train_config=train_config, serving_model_dir=serving_model_dir)
   # What an earlier, killed run of this pipeline left: RUNNING executions, unpublished outputs.
   cleanup.fail_unfinished(metadata_path, pipeline_name,
                           'abandoned: the run that started it ended without finishing it')
@@ -114,9 +150,51 @@ def run_local(pipeline_root: str, csv_path: str, ingest_config: IngestConfig,
   props = balance.custom_properties
   with tf.io.gfile.GFile(props[balance_spec.JSON_REPORT_PROPERTY].string_value) as f:
     findings = [f'{x["kind"]}: {x["message"]}' for x in json.load(f)['findings']]
+  training = (_training_result(store, run, pipeline_name, summary.class_names,
+                               train_config.min_accuracy) if train else None)
   return RunResult(pipeline_root, metadata_path, run.name, examples.uri, graph.uri, summary,
                    reporter.finished,
                    balance_verdict=props[balance_spec.VERDICT_PROPERTY].string_value,
                    balanced=bool(props[balance_spec.BALANCED_PROPERTY].int_value),
                    balance_report=props[balance_spec.HTML_REPORT_PROPERTY].string_value,
-                   balance_findings=findings)
+                   balance_findings=findings, training=training)
+
+
+def _training_result(store, run, pipeline_name: str, class_names: Mapping[int, str],
+                     min_accuracy: float) -> TrainingResult:
+  """Trainer's model, Evaluator's metrics and blessing, Pusher's destination, read back through
+  this run's context (TFMA's files for the metrics)."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top  (heavy)
+  from components import features  # pylint: disable=g-import-not-at-top
+  from components.trainer import evaluation  # pylint: disable=g-import-not-at-top
+  from components.trainer import spec as trainer_spec  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+
+  def output(component_id, key):
+    return mlmd.run_output(store, run, pipeline_name, component_id, key)
+
+  model = output(configs.TRAINER, trainer_spec.MODEL_KEY)
+  model_run = output(configs.TRAINER, trainer_spec.MODEL_RUN_KEY)
+  evaluation_artifact = output(configs.EVALUATOR, trainer_spec.EVALUATION_KEY)
+  blessing = output(configs.EVALUATOR, trainer_spec.BLESSING_KEY)
+  pushed = output(configs.PUSHER, trainer_spec.PUSHED_MODEL_KEY)
+  accuracy, per_class = float('nan'), {}
+  for slice_key, metrics in tfma.load_eval_result(evaluation_artifact.uri).slicing_metrics:
+    # slice_key: () overall, or ((feature, value),); metrics: {output: {sub key: {name: value}}}
+    values = next(iter(next(iter(metrics.values())).values()))
+    value = values.get(evaluation.ACCURACY, {}).get('doubleValue', float('nan'))
+    if not slice_key:
+      accuracy = value
+    elif slice_key[0][0] == features.LABEL:
+      per_class[class_names.get(int(slice_key[0][1]), str(slice_key[0][1]))] = value
+  weights = model.custom_properties.get(trainer_spec.CLASS_WEIGHTS_USED_PROPERTY)
+  was_pushed = bool(pushed.custom_properties[trainer_spec.PUSHED_PROPERTY].int_value)
+  return TrainingResult(
+      model_uri=model.uri, model_run_uri=model_run.uri,
+      class_weights=weights.string_value if weights else '',
+      evaluation_uri=evaluation_artifact.uri, accuracy=accuracy,
+      accuracy_per_class=dict(sorted(per_class.items())), min_accuracy=min_accuracy,
+      blessed=bool(blessing.custom_properties[trainer_spec.BLESSED_PROPERTY].int_value),
+      pushed=was_pushed,
+      pushed_model_dir=(pushed.custom_properties[
+          trainer_spec.PUSHED_DESTINATION_PROPERTY].string_value if was_pushed else ''))

@@ -10,7 +10,9 @@ from components.class_balance.component import ClassBalance
 from components.class_balance.config import BalanceConfig
 from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen.config import IngestConfig
+from components.schema_gen.component import CuratedSchemaGen
 from components.transform.component import make_transform
+from components.trainer.config import TrainConfig
 from components.transform.config import TransformConfig
 from pipeline import configs
 
@@ -36,7 +38,7 @@ def _runtime_parameters(csv_path: str, ingest_config: IngestConfig):
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
-    csv_path: str,
+    csv_path: Optional[str],
     ingest_config: IngestConfig,
     schema_path: str,
     balance_config: Optional[BalanceConfig] = None,
@@ -47,17 +49,29 @@ def create_pipeline(
     fingerprint_content: bool = False,
     component_beam_args: Optional[Mapping[str, Sequence[str]]] = None,
     runtime_parameters: bool = False,
+    class_mapping_path: str = '',
+    train: bool = False,
+    train_config: Optional[TrainConfig] = None,
+    serving_model_dir: Optional[str] = None,
+    image_dir: Optional[str] = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline; runs nothing and touches no file.
 
-  ImageExampleGen -> StatisticsGen (with the curated schema from ImportSchemaGen) ->
+  CuratedSchemaGen (the curated schema; its class domain from the class mapping) and
+  ImageExampleGen -> StatisticsGen (with that schema) ->
   ExampleValidator (schema checks per split) and ClassBalance (balance per split and shard,
-  leakage, image statistics); Transform (the decode graph, for training and serving).
+  leakage, image statistics); Transform (the decode graph, for training and serving). With
+  ``train``: Trainer (``components.trainer``: a two-head Keras model trained through the
+  Transform graph, weighted by ClassBalance's class weights when it publishes them) ->
+  Evaluator (accuracy overall and per class; blesses at ``train_config.min_accuracy``) ->
+  Pusher (a blessed model to ``serving_model_dir``).
 
   Args:
     pipeline_name: also the KFP pipeline name: [a-z0-9][a-z0-9-]{0,127} (ValueError otherwise).
     pipeline_root: where artifacts are written (local path, gs://, s3://, hdfs://).
-    csv_path: the CSV index, absolute (or a URI).
+    csv_path: the CSV index, absolute (or a URI); None with ``image_dir``.
+    image_dir: instead of ``csv_path``: an image folder (DIR/<class>/<images>, masks in
+      DIR/<class>/masks/), absolute (or a URI). Not with ``runtime_parameters``.
     ingest_config: class mapping, splits and shard counts, seed, bad-record policy.
     schema_path: the curated schema.pbtxt, as the executors will see it (in the container
       image for KFP).
@@ -77,16 +91,36 @@ def create_pipeline(
     runtime_parameters: make the CSV URI, class mapping (JSON), seed and splits pipeline
       parameters (names in configs.RUNTIME_PARAMETERS; TFX RuntimeParameters, which the KFP v2
       compiler turns into pipeline parameters) whose defaults are the values given here, so
-      one compiled spec serves many datasets.
+      one compiled spec serves many datasets. ImageExampleGen and CuratedSchemaGen share the
+      class mapping parameter.
+    class_mapping_path: where ingest_config.class_mapping was read from, only to name it in
+      CuratedSchemaGen's error when the schema states other classes ('' if unknown).
+    train: add Trainer, Evaluator and Pusher. The splits need 'train' and 'eval' or 'test'
+      (configs.training_splits); with ``runtime_parameters`` the compile-time splits count.
+    train_config: steps, hyperparameters and the blessing threshold (default TrainConfig()).
+    serving_model_dir: where the Pusher writes blessed models (``<dir>/<version>/``); default
+      ``<pipeline_root>/serving_model`` (configs.SERVING_MODEL_DIR).
   """
   configs.validate_pipeline_name(pipeline_name)
-  component_beam_args = configs.validate_component_beam_args(component_beam_args or {})
+  component_beam_args = configs.validate_component_beam_args(component_beam_args or {}, train)
   ingest_args = {f.name: getattr(ingest_config, f.name) for f in dataclasses.fields(ingest_config)}
   ingest_args['csv_path'] = csv_path
+  ingest_args['image_dir'] = image_dir
+  if runtime_parameters and image_dir:
+    raise ValueError('runtime_parameters need a CSV (csv_path), not an image folder.')
+  if not ingest_config.class_mapping:
+    raise ValueError('create_pipeline needs the class mapping (for an image folder, the runner '
+                     'lists its class folders: folders.list_image_dir(dir).default_class_mapping()'
+                     ').')
   if runtime_parameters:
     ingest_args.update(_runtime_parameters(csv_path, ingest_config))
   example_gen = ImageExampleGen(fingerprint_content=fingerprint_content, **ingest_args)
-  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+  # The class mapping decides the classes: the schema's class domain is generated from it, and
+  # a schema stating other classes fails at once (CuratedSchemaGen's id sorts before
+  # ImageExampleGen's, so LocalDagRunner runs it first).
+  schema_gen = CuratedSchemaGen(schema_file=schema_path,
+                                class_mapping=ingest_args['class_mapping'],
+                                class_mapping_file=class_mapping_path)
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs[keys.EXAMPLES_KEY], schema=schema_gen.outputs[keys.SCHEMA_KEY])
   example_validator = tfx.components.ExampleValidator(
@@ -98,6 +132,11 @@ def create_pipeline(
                              schema_gen.outputs[keys.SCHEMA_KEY], transform_config)
   components = [example_gen, schema_gen, statistics_gen, example_validator, class_balance,
                 transform]
+  if train:
+    components += _training_components(
+        pipeline_root, example_gen, schema_gen, class_balance, transform,
+        [split.name for split in ingest_config.splits], train_config or TrainConfig(),
+        serving_model_dir)
   by_id = {c.id: c for c in components}
   for component_id, args in component_beam_args.items():
     # Before tfx.dsl.Pipeline(...): it prepends the pipeline-level args to these
@@ -110,3 +149,33 @@ def create_pipeline(
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=list(beam_pipeline_args))
+
+
+def _training_components(pipeline_root, example_gen, schema_gen, class_balance,
+                         transform, split_names, train_config, serving_model_dir):
+  """Trainer -> Evaluator -> Pusher."""
+  from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
+  from components.trainer.component import Trainer  # pylint: disable=g-import-not-at-top
+  from components.trainer.evaluation import eval_config  # pylint: disable=g-import-not-at-top
+
+  validation_split, evaluation_split = configs.training_splits(split_names)
+  examples = example_gen.outputs[keys.EXAMPLES_KEY]
+  schema = schema_gen.outputs[keys.SCHEMA_KEY]
+  trainer = Trainer(
+      examples=examples, transform_graph=transform.outputs[configs.TRANSFORM_GRAPH_KEY],
+      schema=schema, config=train_config,
+      class_balance=(class_balance.outputs[balance_spec.ANOMALIES_KEY]
+                     if train_config.use_balance_weights else None),
+      train_splits=['train'], eval_splits=[validation_split]).with_id(configs.TRAINER)
+  evaluator = tfx.components.Evaluator(
+      examples=examples, model=trainer.outputs[keys.MODEL_KEY], schema=schema,
+      eval_config=eval_config(train_config.min_accuracy),
+      example_splits=[evaluation_split]).with_id(configs.EVALUATOR)
+  serving_model_dir = serving_model_dir or '/'.join(
+      [pipeline_root.rstrip('/'), configs.SERVING_MODEL_DIR])
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs[keys.MODEL_KEY], model_blessing=evaluator.outputs[keys.BLESSING_KEY],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
+  ).with_id(configs.PUSHER)
+  return [trainer, evaluator, pusher]

@@ -2,7 +2,7 @@
 
 One module-scoped run of the whole compiled pipeline on the demo dataset, compared with
 LocalDagRunner's run of the same data (the session fixture ``balanced_run``: splits
-train=3,test=1, default seed); then a second run of ImageExampleGen (and ImportSchemaGen, from
+train=3,test=1, default seed); then a second run of ImageExampleGen (and CuratedSchemaGen, from
 the cache) with one PNG changed behind the unchanged CSV.
 """
 import hashlib
@@ -13,7 +13,7 @@ import pytest
 
 from tests import kfp_harness
 
-TASKS = {'ImageExampleGen', 'ImportSchemaGen', 'StatisticsGen', 'ExampleValidator',
+TASKS = {'ImageExampleGen', 'CuratedSchemaGen', 'StatisticsGen', 'ExampleValidator',
          'ClassBalance', 'Transform'}
 SPLITS = (('train', 3), ('test', 1))  # as the balanced_run fixture
 
@@ -78,7 +78,7 @@ def test_every_compiled_task_runs_with_the_launchers_executor_input(harness_run)
                                      'Split-test', 'SchemaDiff.pb'))
   assert 'cxr_balanced' in runs['ClassBalance'].outputs['anomalies']['metadata']
   # The in-image schema path was mapped to the repo's schema, as the image has it.
-  schema_param = runs['ImportSchemaGen'].executor_input['inputs']['parameterValues']
+  schema_param = runs['CuratedSchemaGen'].executor_input['inputs']['parameterValues']
   assert schema_param['schema_file'] == kfp_harness.PATH_MAP[kfp_harness.IMAGE_SCHEMA]
 
 
@@ -115,12 +115,12 @@ def test_a_changed_png_under_an_unchanged_csv_gives_new_examples(harness_run, de
   with open(png, 'rb') as f:
     new_sha = hashlib.sha256(f.read()).hexdigest()
   second = kfp_harness.run_pipeline(
-      spec, os.path.join(out, 'root'), 'run-2', tasks=['ImageExampleGen', 'ImportSchemaGen'],
+      spec, os.path.join(out, 'root'), 'run-2', tasks=['ImageExampleGen', 'CuratedSchemaGen'],
       cache=cache, path_map={**kfp_harness.PATH_MAP, demo_dataset.root: data},
       pre_cache_check=True)
 
-  assert second['ImportSchemaGen'].cached  # the harness's cache serves cacheable tasks
-  assert second['ImportSchemaGen'].outputs == first['ImportSchemaGen'].outputs
+  assert second['CuratedSchemaGen'].cached  # the harness's cache serves cacheable tasks
+  assert second['CuratedSchemaGen'].outputs == first['CuratedSchemaGen'].outputs
   gen1, gen2 = first['ImageExampleGen'], second['ImageExampleGen']
   assert not gen2.cached
   assert gen1.cache_key == gen2.cache_key  # what KFP would have matched had caching been on

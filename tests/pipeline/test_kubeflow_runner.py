@@ -90,7 +90,7 @@ def test_yaml_is_a_valid_kfp_pipeline_spec_with_the_pinned_structure(compiled):
   assert (defaults['seed'].number_value, defaults['splits'].string_value) == (
       0, 'train=8,eval=1,test=1')
   assert all(t['image'] == IMAGE for t in got['tasks'].values())
-  schema_gen = spec.root.dag.tasks['ImportSchemaGen']
+  schema_gen = spec.root.dag.tasks['CuratedSchemaGen']
   schema_file = schema_gen.inputs.parameters['schema_file'].runtime_value.constant
   assert schema_file.string_value == '/opt/cxr-tfx/schemas/schema.pbtxt'  # in the image
   transform = spec.root.dag.tasks['Transform'].inputs.parameters
@@ -137,7 +137,7 @@ def test_name_beam_args_and_resources_per_component(compiled):
           for name in got}
   for name, task_args in args.items():
     # the pipeline-wide args first, then the component's own (the last occurrence wins)
-    assert '--runner=DataflowRunner' in task_args or name in ('ImportSchemaGen',
+    assert '--runner=DataflowRunner' in task_args or name in ('CuratedSchemaGen',
                                                               'ExampleValidator')
     for arg in BEAM_ARGS_FOR.get(name, []):
       assert arg in task_args
@@ -155,7 +155,8 @@ def test_component_resources_are_checked():
   assert memory_gb(4) == 4 and memory_gb('4G') == 4 and memory_gb('512M') == 0.512
   assert memory_gb('1Gi') == 1.073742
   assert resolve_resources({'StatisticsGen': (3, '6G')})['StatisticsGen'] == (3, 6)
-  for bad, match in (({'Trainer': (1, 1)}, 'unknown component'),
+  assert resolve_resources({'Trainer': (4, '8G')})['Trainer'] == (4, 8)  # with --train
+  for bad, match in (({'Tuner': (1, 1)}, 'unknown component'),
                      ({'Transform': 4}, r'\(cpu, memory\)'),
                      ({'Transform': (0, 1)}, 'cpu must be'),
                      ({'Transform': (1, '4 GB')}, 'memory'),
@@ -214,6 +215,49 @@ compiler.Compiler().compile(parent, {str(tmp_path / 'parent.yaml')!r})
                                                                        'examples')
   assert inner.output_definitions.artifacts['examples'].artifact_type.schema_title == (
       'system.Dataset')
+
+
+@pytest.fixture(scope='module')
+def compiled_train(tmp_path_factory):
+  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
+  return compile_pipeline(
+      output=str(tmp_path_factory.mktemp('kfp_train') / 'cxr-tfx-train.yaml'), image=IMAGE,
+      pipeline_root='gs://bucket/root', csv_path='gs://bucket/data/all_image_mask_pairs.csv',
+      ingest_config=IngestConfig(MAPPING), train=True, train_steps=50, min_accuracy=0.4,
+      component_resources={'Trainer': (4, '8G')}, embeddable=True)
+
+
+def test_train_compiles_trainer_evaluator_and_pusher_from_the_image(compiled_train, compiled):
+  """The Trainer's code is referenced by module path (from the container image): no wheel, no
+  module_file; the default pipeline's tasks are unchanged."""
+  from pipeline.kubeflow_runner import TRAIN_COMPONENT_RESOURCES  # pylint: disable=g-import-not-at-top
+  spec = _load(compiled_train)
+  got = dag_structure(spec)['tasks']
+  default = dag_structure(_load(compiled[0]))['tasks']
+  assert set(got) == set(default) | {'Trainer', 'Evaluator', 'Pusher'}
+  for name, task in default.items():
+    assert got[name] == task, name
+  assert got['Trainer']['executor'] == 'components.trainer.executor.Executor'
+  assert got['Trainer']['inputs'] == ['class_balance', 'examples', 'schema', 'transform_graph']
+  assert got['Evaluator']['depends_on'] == ['CuratedSchemaGen', 'ImageExampleGen', 'Trainer']
+  assert got['Pusher']['depends_on'] == ['Evaluator', 'Trainer']
+  assert got['Trainer']['resources'] == {'cpuRequest': 4.0, 'memoryRequest': 8.0}
+  assert (got['Evaluator']['resources']['cpuRequest'],
+          got['Evaluator']['resources']['memoryRequest']) == TRAIN_COMPONENT_RESOURCES['Evaluator']
+  trainer = spec.root.dag.tasks['Trainer'].inputs.parameters
+  constant = lambda p: p.runtime_value.constant.string_value
+  assert constant(trainer['run_fn']) == 'components.trainer.task.run_fn'
+  assert 'module_file' not in trainer and 'module_path' not in trainer
+  assert json.loads(constant(trainer['train_args'])) == {'num_steps': 50, 'splits': ['train']}
+  evaluator = spec.root.dag.tasks['Evaluator'].inputs.parameters
+  assert '"lower_bound": 0.4' in constant(evaluator['eval_config'])
+  pusher = json.loads(constant(spec.root.dag.tasks['Pusher'].inputs.parameters[
+      'push_destination']))
+  assert pusher['filesystem']['base_directory'] == 'gs://bucket/root/serving_model'
+  outputs = spec.root.output_definitions.artifacts
+  assert outputs['model'].artifact_type.schema_title == 'system.Model'
+  assert 'pushed_model' in outputs and 'examples' in outputs
 
 
 def test_dockerfile_lints_clean():

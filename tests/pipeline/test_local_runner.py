@@ -25,7 +25,7 @@ def _examples_artifacts(metadata_path):
 def test_run_prints_progress_and_the_shard_table(cli_run, demo_dataset):
   _, first, _ = cli_run
   assert first.returncode == 0, first.stderr[-3000:]
-  assert re.search(r'\[ImageExampleGen\] started', first.stderr)
+  assert first.stderr.startswith('cxr-tfx run: CuratedSchemaGen → ImageExampleGen → ')
   assert re.search(r'\[ImageExampleGen\] finished in [\d.]+ s', first.stderr)
   assert 'Traceback' not in first.stderr and 'WARNING' not in first.stderr
   out = first.stdout
@@ -71,3 +71,17 @@ def test_shuffled_csv_in_another_process_gives_identical_shards(cli_run, demo_da
       with open(os.path.join(base_uri, name), 'rb') as a, open(
           os.path.join(result.examples_uri, name), 'rb') as b:
         assert a.read() == b.read(), name
+
+
+def test_train_with_splits_it_cannot_use_fails_before_anything_runs(demo_dataset, tmp_path):
+  """`run_local(train=True)` checks the splits when it builds the pipeline: a CxrError naming
+  --splits, and no component ran (no metadata store was written). The training run itself:
+  tests/pipeline/test_train.py."""
+  from components.errors import CxrError  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
+  config = IngestConfig(load_mapping(demo_dataset.class_mapping_path),
+                        splits=(('fit', 3), ('holdout', 1)))
+  with pytest.raises(CxrError, match=r'"train" split.*--splits'):
+    run_local(str(tmp_path), demo_dataset.csv_path, config, train=True, train_steps=5)
+  assert not os.path.exists(tmp_path / 'metadata.sqlite')

@@ -63,7 +63,7 @@ def test_beam_component_ids_are_the_pipelines_beam_components():
   from tfx.dsl.components.base import base_beam_component  # pylint: disable=g-import-not-at-top
   pipeline = _create()
   ids = [c.id for c in pipeline.components]
-  assert sorted(ids) == sorted([configs.IMAGE_EXAMPLE_GEN, configs.IMPORT_SCHEMA_GEN,
+  assert sorted(ids) == sorted([configs.IMAGE_EXAMPLE_GEN, configs.SCHEMA_GEN,
                                 configs.STATISTICS_GEN, configs.EXAMPLE_VALIDATOR,
                                 configs.CLASS_BALANCE, configs.TRANSFORM])
   beam = {c.id for c in pipeline.components
@@ -101,7 +101,8 @@ def test_components_do_not_share_beam_args_across_pipelines(per_component):
   assert _beam_args_by_id(per_component)[configs.IMAGE_EXAMPLE_GEN] == GLOBAL + FOR_EXAMPLE_GEN
 
 
-@pytest.mark.parametrize('bad', ['statisticsgen', 'ImportSchemaGen', 'ExampleValidator', 'Trainer'])
+@pytest.mark.parametrize('bad', ['statisticsgen', 'CuratedSchemaGen', 'ExampleValidator', 'Trainer',
+                                 'Evaluator'])
 def test_an_unknown_component_id_is_a_clear_error(bad):
   with pytest.raises(ValueError) as e:
     _create(component_beam_args={bad: ['--direct_num_workers=2']})
@@ -131,3 +132,72 @@ def test_verify_and_max_file_bytes_reach_image_example_gen():
   example_gen = next(c for c in pipeline.components if c.id == configs.IMAGE_EXAMPLE_GEN)
   assert example_gen.exec_properties['verify'] == 'header'
   assert example_gen.exec_properties['max_file_bytes'] == 1000
+
+
+@pytest.fixture(scope='module')
+def with_training():
+  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  return _create(train=True, train_config=TrainConfig(train_steps=7, min_accuracy=0.3),
+                 component_beam_args={configs.EVALUATOR: ['--direct_num_workers=2']})
+
+
+def test_train_adds_trainer_evaluator_and_pusher_after_the_default_pipeline(with_training):
+  ids = [c.id for c in with_training.components]
+  assert ids[-3:] == [configs.TRAINER, configs.EVALUATOR, configs.PUSHER]
+  assert sorted(ids[:-3]) == sorted(c.id for c in _create().components)  # default unchanged
+
+
+def test_the_trainer_runs_the_package_run_fn_with_class_balance_as_input(with_training):
+  import json  # pylint: disable=g-import-not-at-top
+  by_id = {c.id: c for c in with_training.components}
+  trainer = by_id[configs.TRAINER]
+  props = trainer.exec_properties
+  assert props['run_fn'] == 'components.trainer.task.run_fn' and not props.get('module_file')
+  assert json.loads(props['train_args'])['num_steps'] == 7
+  assert json.loads(props['train_args'])['splits'] == ['train']
+  assert json.loads(props['eval_args'])['splits'] == ['eval']
+  assert json.loads(props['custom_config'])['batch_size'] == 8
+  inputs = {key: channel.producer_component_id for key, channel in trainer.inputs.items()}
+  assert inputs == {'examples': configs.IMAGE_EXAMPLE_GEN, 'transform_graph': configs.TRANSFORM,
+                    'schema': configs.SCHEMA_GEN, 'class_balance': configs.CLASS_BALANCE}
+  assert trainer.executor_spec.executor_class.__module__ == 'components.trainer.executor'
+
+
+def test_the_evaluator_blesses_on_test_by_class_and_the_pusher_writes_under_the_root(
+    with_training):
+  import json  # pylint: disable=g-import-not-at-top
+  by_id = {c.id: c for c in with_training.components}
+  evaluator = by_id[configs.EVALUATOR].exec_properties
+  assert json.loads(evaluator['example_splits']) == ['test']
+  eval_config = json.loads(evaluator['eval_config'])
+  assert eval_config['model_specs'][0]['signature_name'] == 'from_examples'
+  assert {'feature_keys': ['class']} in eval_config['slicing_specs']
+  accuracy = eval_config['metrics_specs'][0]['metrics'][1]
+  assert accuracy['class_name'] == 'SparseCategoricalAccuracy'
+  (threshold,) = accuracy['per_slice_thresholds']
+  assert threshold['slicing_specs'] == [{}]  # the overall slice only
+  assert threshold['threshold']['value_threshold']['lower_bound'] == 0.3
+  pusher = json.loads(by_id[configs.PUSHER].exec_properties['push_destination'])
+  assert pusher['filesystem']['base_directory'] == '/tmp/cxr-tfx-unused-root/serving_model'
+  assert _beam_args_by_id(with_training)[configs.EVALUATOR] == ['--direct_num_workers=2']
+
+
+def test_without_class_weights_the_trainer_does_not_wait_for_class_balance():
+  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  trainer = next(c for c in _create(train=True, train_config=TrainConfig(
+      use_balance_weights=False)).components if c.id == configs.TRAINER)
+  assert 'class_balance' not in trainer.inputs
+
+
+def test_training_needs_train_and_eval_or_test_splits_and_evaluator_args_need_train():
+  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match='"train" split and an "eval" or "test" split.*--splits'):
+    _create(train=True, ingest_config=IngestConfig(MAPPING, splits=(('a', 3), ('b', 1))))
+  only_test = _create(train=True, ingest_config=IngestConfig(MAPPING, splits=(('train', 3),
+                                                                              ('test', 1))))
+  import json  # pylint: disable=g-import-not-at-top
+  by_id = {c.id: c for c in only_test.components}
+  assert json.loads(by_id[configs.TRAINER].exec_properties['eval_args'])['splits'] == ['test']
+  assert json.loads(by_id[configs.EVALUATOR].exec_properties['example_splits']) == ['test']
+  with pytest.raises(ValueError, match="'Evaluator' runs only with --train"):
+    _create(component_beam_args={configs.EVALUATOR: ['--direct_num_workers=2']})
