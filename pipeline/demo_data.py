@@ -6,13 +6,15 @@ classes in the real proportions (21,165 images at scale 1), ``all_image_mask_pai
 paths relative to ``<out>``, and ``class_mapping.json``. Images are 299x299 8-bit grayscale
 with radiograph structure (body, dark lung fields, spine, ribs, opacities for the disease
 classes, film grain), so PNG sizes are realistic (tens of KB); masks are 256x256, 0/255.
-Each image depends only on (seed, class, n): the output is deterministic and order-free.
+Each image depends only on (seed, class, n): the output is deterministic and order-free, so
+``workers`` processes can render and write images in any order with identical results.
 """
 import csv
 import dataclasses
 import json
+import multiprocessing
 import os
-from typing import Dict
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -93,9 +95,45 @@ def render(class_name: str, n: int, seed: int):
   return pixels, inside.astype(np.uint8) * 255
 
 
-def generate(out_dir: str, scale: float = 1.0, missing_masks: float = 0.0,
-             seed: int = 0) -> DemoDataset:
-  """Writes the dataset under out_dir (see the module docstring) and returns where it is."""
+_Task = Tuple[str, str, int, int, str, str]  # out_dir, class, n, seed, image path, mask path
+
+
+def _write(task: _Task) -> None:
+  """Renders one (class, n) and writes its image and (unless '') mask under out_dir."""
+  out_dir, class_name, n, seed, image_rel, mask_rel = task
+  image, mask = render(class_name, n, seed)
+  for rel, pixels in ((image_rel, image), (mask_rel, mask)):
+    if rel:
+      path = os.path.join(out_dir, rel)
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      Image.fromarray(pixels, mode='L').save(path, format='PNG')
+
+
+def _write_all(tasks: Sequence[_Task], workers: int,
+               progress: Optional[Callable[[int, int], None]]) -> None:
+  if progress:
+    progress(0, len(tasks))
+  if workers <= 1 or len(tasks) < 2 * workers:
+    for done, task in enumerate(tasks, 1):
+      _write(task)
+      if progress:
+        progress(done, len(tasks))
+    return
+  # fork: numpy and Pillow are loaded, TensorFlow is not (callers with TensorFlow loaded pass
+  # workers=1, the default).
+  with multiprocessing.get_context('fork').Pool(workers) as pool:
+    for done, _ in enumerate(pool.imap_unordered(_write, tasks, chunksize=8), 1):
+      if progress:
+        progress(done, len(tasks))
+
+
+def generate(out_dir: str, scale: float = 1.0, missing_masks: float = 0.0, seed: int = 0,
+             workers: int = 1,
+             progress: Optional[Callable[[int, int], None]] = None) -> DemoDataset:
+  """Writes the dataset under out_dir (see the module docstring) and returns where it is.
+
+  ``workers`` > 1 renders in that many processes (same files); ``progress(done, total)`` is
+  called as images are written."""
   if not 0.0 <= missing_masks <= 1.0:
     raise configs.PipelineConfigError(f'missing_masks must be in [0, 1], got {missing_masks!r} '
                      '(option --missing-masks).')
@@ -104,18 +142,14 @@ def generate(out_dir: str, scale: float = 1.0, missing_masks: float = 0.0,
   rng = np.random.default_rng([seed, 0xDA7A])
   no_mask = {keys[i] for i in rng.choice(len(keys), size=round(missing_masks * len(keys)),
                                           replace=False)}
-  rows = []
+  rows, tasks = [], []
   for class_name, n in keys:
     base = f'{DATASET_DIR}/{class_name}'
     image_rel = f'{base}/images/{class_name}-{n}.png'
     mask_rel = '' if (class_name, n) in no_mask else f'{base}/masks/{class_name}-{n}.png'
-    image, mask = render(class_name, n, seed)
-    for rel, pixels in ((image_rel, image), (mask_rel, mask)):
-      if rel:
-        path = os.path.join(out_dir, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        Image.fromarray(pixels, mode='L').save(path, format='PNG')
+    tasks.append((out_dir, class_name, n, seed, image_rel, mask_rel))
     rows.append((image_rel, mask_rel, class_name))
+  _write_all(tasks, workers, progress)
 
   csv_path = os.path.join(out_dir, CSV_NAME)
   with open(csv_path, 'w', newline='', encoding='utf-8') as f:

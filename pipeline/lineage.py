@@ -2,12 +2,14 @@
 
 Walks events only (``get_events_by_artifact_ids`` / ``get_events_by_execution_ids``), which
 MLMD 1.16 and 1.21 both have; ``get_lineage_subgraph`` and filter queries are not used.
-A cached execution appears as its own execution (state CACHED) whose outputs are the reused
-artifacts, so reuse is visible in the chain.
+A cached execution appears in ML Metadata as its own execution (state CACHED) whose outputs are
+the reused artifacts. The chain shows each artifact's producer once, with the cached executions
+that reused it folded into one ``reused by`` line, and consumers likewise (executions of one
+component with the same outputs are one consumer): it does not grow with every cached rerun.
 """
 import json
 import os
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -25,6 +27,24 @@ _STATE = metadata_store_pb2.Execution.State
 
 class LineageError(CxrError, ValueError):
   pass
+
+
+# --latest also takes the producing component's id: its output of that kind.
+PRODUCERS = {component: key for component, key in LATEST_TYPES.values()}
+
+
+def latest_choices() -> List[str]:
+  """What --latest accepts: a kind (examples, ..., balance) or a producer's component id."""
+  return sorted(LATEST_TYPES) + sorted(PRODUCERS)
+
+
+def latest_target(latest: str) -> Tuple[str, str]:
+  """--latest KIND or COMPONENT -> (producing component id, output key)."""
+  if latest in LATEST_TYPES:
+    return LATEST_TYPES[latest]
+  if latest in PRODUCERS:
+    return latest, PRODUCERS[latest]
+  raise LineageError(f'--latest must be one of {latest_choices()}, got {latest!r}.')
 
 
 def _value(v: metadata_store_pb2.Value) -> Any:
@@ -52,10 +72,8 @@ class Lineage:
       if not matches:
         raise LineageError(f'no artifact with URI {artifact_uri!r} in the metadata store.')
       return matches[-1]
-    if latest not in LATEST_TYPES:
-      raise LineageError(f'--latest must be one of {sorted(LATEST_TYPES)}, got {latest!r}.')
+    component_id, output_key = latest_target(latest)
     from pipeline import mlmd  # pylint: disable=g-import-not-at-top
-    component_id, output_key = LATEST_TYPES[latest]
     try:
       run = mlmd.latest_run(self._store, pipeline_name)
       return mlmd.run_output(self._store, run, pipeline_name, component_id, output_key)
@@ -94,7 +112,10 @@ class Lineage:
     seen.add(artifact.id)
     producers = sorted({e.execution_id for e in self._store.get_events_by_artifact_ids(
         [artifact.id]) if e.type in (_Event.OUTPUT, _Event.DECLARED_OUTPUT)})
-    for execution in self._store.get_executions_by_id(producers):
+    executions = self._store.get_executions_by_id(producers)
+    made = [e for e in executions if e.last_known_state != _STATE.CACHED] or executions[:1]
+    node['reused_by'] = [e.id for e in executions if e.id not in {m.id for m in made}]
+    for execution in made:
       inputs = sorted({e.artifact_id for e in self._store.get_events_by_execution_ids(
           [execution.id]) if e.type in (_Event.INPUT, _Event.DECLARED_INPUT)})
       exe = self._execution_node(execution)
@@ -112,17 +133,25 @@ class Lineage:
     consumers = sorted({e.execution_id for e in self._store.get_events_by_artifact_ids(
         [artifact.id]) if e.type in (_Event.INPUT, _Event.DECLARED_INPUT)})
     out = []
-    for execution in self._store.get_executions_by_id(consumers):
-      outputs = sorted({e.artifact_id for e in self._store.get_events_by_execution_ids(
-          [execution.id]) if e.type in (_Event.OUTPUT, _Event.DECLARED_OUTPUT)})
+    shown: Dict[Tuple[str, Tuple[int, ...]], Dict[str, Any]] = {}  # (component, outputs) -> node
+    for execution in sorted(self._store.get_executions_by_id(consumers),
+                            key=lambda e: (e.last_known_state == _STATE.CACHED, e.id)):
+      outputs = tuple(sorted({e.artifact_id for e in self._store.get_events_by_execution_ids(
+          [execution.id]) if e.type in (_Event.OUTPUT, _Event.DECLARED_OUTPUT)}))
+      key = (self._execution_type(execution), outputs)
+      if key in shown:  # the same component making the same outputs: a cached rerun
+        shown[key]['reused_by'].append(execution.id)
+        continue
       exe = self._execution_node(execution)
+      exe['reused_by'] = []
       exe['outputs'] = []
-      for a in self._store.get_artifacts_by_id(outputs):
+      for a in self._store.get_artifacts_by_id(list(outputs)):
         child = self._artifact_node(a)
         child['consumed_by'] = self.downstream(a, seen)
         exe['outputs'].append(child)
+      shown[key] = exe
       out.append(exe)
-    return out
+    return sorted(out, key=lambda e: e['id'])
 
   def chain(self, artifact: metadata_store_pb2.Artifact) -> Dict[str, Any]:
     return dict(artifact=self._artifact_node(artifact), upstream=self.upstream(artifact),
@@ -142,16 +171,24 @@ def format_chain(chain: Dict[str, Any]) -> str:
       text = v if not isinstance(v, str) else ' '.join(v.split())
       lines.append(f'{"  " * (depth + 1)}{k}: {text}')
 
+  def reused(ids, depth):
+    if ids:
+      listed = ', '.join(f'#{i}' for i in ids)
+      lines.append(f'{"  " * depth}reused by {len(ids)} cached execution(s): {listed}')
+
   def up(node, depth):
     artifact_line(node, depth, '●' if depth == 0 else '↑')
-    for e in node['produced_by']:
+    for i, e in enumerate(node['produced_by']):
       execution_lines(e, depth + 1, 'produced by')
+      if not i:
+        reused(node.get('reused_by', []), depth + 2)
       for child in e['inputs']:
         up(child, depth + 2)
 
   def down(executions, depth):
     for e in executions:
       execution_lines(e, depth, 'consumed by')
+      reused(e.get('reused_by', []), depth + 1)
       for a in e['outputs']:
         artifact_line(a, depth + 1, '↓')
         down(a['consumed_by'], depth + 2)

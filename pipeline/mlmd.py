@@ -8,7 +8,7 @@ component's execution in that run, so two pipelines, or two runs of one pipeline
 store each read their own; a cached execution is recorded in the run that reused it, with
 output events to the reused artifacts, so a cached run resolves too.
 """
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -89,3 +89,72 @@ def run_output(store: metadata_store.MetadataStore, run: metadata_store_pb2.Cont
     raise NotInStore(f'{component_id} (execution {execution.id}) in run {run.name!r} has no '
                      f'output {output_key!r}.')
   return store.get_artifacts_by_id(ids[:1])[0]
+
+
+def run_by_name(store: metadata_store.MetadataStore,
+                run_id: str) -> metadata_store_pb2.Context:
+  """The ``pipeline_run`` context named ``run_id`` (RunResult.run_id)."""
+  run = store.get_context_by_type_and_name(RUN_CONTEXT, run_id)
+  if run is None:
+    raise NotInStore(f'no run {run_id!r} in the metadata store.')
+  return run
+
+
+def execution_seconds(execution: metadata_store_pb2.Execution) -> float:
+  """From registration to the last update (publication, for a finished execution): the
+  component's driver, executor and publisher, as ML Metadata's timestamps record them."""
+  return max(0.0, (execution.last_update_time_since_epoch
+                   - execution.create_time_since_epoch) / 1000)
+
+
+def _node_of(store: metadata_store.MetadataStore, execution: metadata_store_pb2.Execution,
+             pipeline_name: str) -> str:
+  """The component id of an execution, from its ``node`` context ``<pipeline>.<component>``."""
+  prefix = f'{pipeline_name}.'
+  for context in store.get_contexts_by_execution(execution.id):
+    if context.name.startswith(prefix) and _type_name(store, context) == NODE_CONTEXT:
+      return context.name[len(prefix):]
+  return ''
+
+
+def component_times(store: metadata_store.MetadataStore, run: metadata_store_pb2.Context,
+                    pipeline_name: str) -> List[Tuple[str, str, float]]:
+  """[(component id, 'COMPLETE' | 'CACHED' | ..., seconds)] of every execution in the run, in
+  the order they were registered."""
+  executions = sorted(store.get_executions_by_context(run.id),
+                      key=lambda e: (e.create_time_since_epoch, e.id))
+  return [(_node_of(store, e, pipeline_name),
+           metadata_store_pb2.Execution.State.Name(e.last_known_state), execution_seconds(e))
+          for e in executions]
+
+
+def _rows_of(store: metadata_store.MetadataStore, execution_id: int,
+             rows_property: str) -> Optional[int]:
+  """The rows of the Examples an execution read or wrote (their ``rows_property``), if any."""
+  ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id])]
+  for artifact in store.get_artifacts_by_id(ids):
+    if rows_property in artifact.custom_properties:
+      return int(artifact.custom_properties[rows_property].int_value)
+  return None
+
+
+def expected_seconds(store: metadata_store.MetadataStore, pipeline_name: str,
+                     rows: Optional[int] = None, rows_property: str = '',
+                     max_runs: int = 20) -> Dict[str, float]:
+  """{component id: seconds} of its newest COMPLETE (not cached) execution in the pipeline's
+  last ``max_runs`` runs, scaled by ``rows`` / the rows of the Examples it read or wrote
+  (``rows_property``) when both are known: a rough expectation for progress lines, not a
+  measurement."""
+  out = {}
+  for run in reversed(runs(store, pipeline_name)[-max_runs:]):
+    for e in sorted(store.get_executions_by_context(run.id),
+                    key=lambda e: (e.create_time_since_epoch, e.id), reverse=True):
+      if e.last_known_state != metadata_store_pb2.Execution.COMPLETE:
+        continue
+      component = _node_of(store, e, pipeline_name)
+      if not component or component in out:
+        continue
+      seconds = execution_seconds(e)
+      then = _rows_of(store, e.id, rows_property) if rows and rows_property else None
+      out[component] = seconds * rows / then if then else seconds
+  return out

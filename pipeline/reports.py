@@ -6,7 +6,7 @@ runs the same scan and evaluation again into a folder of the user's choice.
 """
 import dataclasses
 import json
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import apache_beam as beam
 from ml_metadata.proto import metadata_store_pb2
@@ -60,12 +60,8 @@ def latest_inputs(metadata_path: str,
     raise ReportError(f'execution {execution.id} has no recorded input(s) {sorted(missing)}.')
   props = {k: _value(v) for k, v in execution.custom_properties.items()}
   props.update({k: _value(v) for k, v in execution.properties.items()})
-  config = config_lib.BalanceConfig(
-      max_linf=float(props.get(spec.MAX_LINF_KEY, config_lib.DEFAULT_MAX_LINF)),
-      max_js=float(props.get(spec.MAX_JS_KEY, config_lib.DEFAULT_MAX_JS)),
-      min_count_per_class=int(props.get(spec.MIN_COUNT_PER_CLASS_KEY,
-                                        config_lib.DEFAULT_MIN_COUNT_PER_CLASS)),
-      near_full_mask=float(props.get(spec.NEAR_FULL_MASK_KEY, config_lib.DEFAULT_NEAR_FULL_MASK)))
+  props.pop(spec.FAIL_ON_IMBALANCE_KEY, None)  # a rebuild reports; it never stops the run
+  config = executor.config_from_exec_properties(props)  # older executions: defaults
   stats = inputs[spec.STATISTICS_KEY]
   return ReportInputs(
       statistics_uri=stats.uri,
@@ -81,3 +77,31 @@ def rebuild(metadata_path: str, out_dir: str,
   found = latest_inputs(metadata_path, pipeline_name)
   return executor.run(found.statistics_uri, found.split_names, found.examples_uri,
                       found.schema_uri, out_dir, config or found.config, beam.Pipeline)
+
+
+SCHEMA_DIFF_FILE = 'SchemaDiff.pb'  # ExampleValidator's per-split Anomalies (TFX 1.16 executor)
+
+
+def validator_result(metadata_path: str, run_id: str,
+                     pipeline_name: str = configs.PIPELINE_NAME) -> Dict[str, List[str]]:
+  """ExampleValidator's verdict in a run: {split: ['<feature>: <description>', ...]}, an empty
+  list for a split without anomalies. Read from the run's anomalies artifact (ML Metadata) and
+  its Split-<name>/SchemaDiff.pb files."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (loaded by the run already)
+  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_component_specs  # pylint: disable=g-import-not-at-top
+  store = mlmd.sqlite_store(metadata_path)
+  artifact = mlmd.run_output(store, mlmd.run_by_name(store, run_id), pipeline_name,
+                             configs.EXAMPLE_VALIDATOR, standard_component_specs.ANOMALIES_KEY)
+  out = {}
+  for split in json.loads(artifact.properties['split_names'].string_value):
+    path = '/'.join([artifact.uri.rstrip('/'), f'Split-{split}', SCHEMA_DIFF_FILE])
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      anomalies = anomalies_pb2.Anomalies.FromString(f.read())
+    found = [f'{name}: {info.short_description or info.description}'
+             for name, info in sorted(anomalies.anomaly_info.items())]
+    if anomalies.HasField('dataset_anomaly_info'):
+      info = anomalies.dataset_anomaly_info
+      found.append(f'(dataset): {info.short_description or info.description}')
+    out[split] = found
+  return out

@@ -10,6 +10,7 @@ import pytest
 from components.image_example_gen import config as config_lib
 import pipeline
 from pipeline import cli  # cheap: no TensorFlow (see test_help_imports_no_tensorflow)
+from pipeline import configs
 from tests.testutil import CLI, REPO, read_csv_rows
 
 
@@ -17,10 +18,18 @@ def run_cli(*args, cwd=REPO):
   return subprocess.run([CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=900)
 
 
+SUBCOMMANDS = ('demo-data', 'validate', 'run', 'compile', 'report', 'lineage')
+
+
 @pytest.mark.parametrize('argv, words', [
-    (['--help'], ['demo-data', 'run']),
-    (['run', '--help'], ['--beam-arg-for', '--pipeline-name', '--verify', '--max-file-bytes']),
+    (['--help'], ['demo-data', 'validate', 'run', 'compile', 'report', 'lineage']),
+    (['demo-data', '--help'], ['--out', '--scale', '--workers', '--quiet', 'examples:']),
+    (['validate', '--help'], ['--csv', '--verify', '--workers', '--quiet', '(default header)']),
+    (['run', '--help'], ['--beam-arg-for', '--pipeline-name', '--verify', '--max-file-bytes',
+                         '--quiet', '(default full)']),
     (['compile', '--help'], ['--beam-arg-for', '--pipeline-name', '--verify', '--max-file-bytes']),
+    (['report', '--help'], ['--pipeline-root', '--pipeline-name', 'examples:']),
+    (['lineage', '--help'], ['--latest', 'ClassBalance', 'ExampleValidator', 'examples:']),
 ])
 def test_help_imports_no_tensorflow(argv, words):
   code = ('import sys; from pipeline import cli\n'
@@ -42,12 +51,62 @@ def test_every_subcommand_explains_itself():
       assert word in done.stdout, (sub, word)
 
 
+def _help_examples(argv):
+  """The commands in a --help text: lines starting with '  cxr-tfx ', continuations joined,
+  trailing '# comments' dropped -> [argv list]."""
+  import shlex  # pylint: disable=g-import-not-at-top
+  done = run_cli(*argv, '--help')
+  assert done.returncode == 0, done.stderr
+  commands, current = [], None
+  for line in done.stdout.splitlines():
+    text = line.strip()
+    if current is not None:
+      current += ' ' + text
+    elif line.startswith('  cxr-tfx '):  # examples are indented; prose is not
+      current = text
+    else:
+      continue
+    if current.endswith('\\'):
+      current = current[:-1]
+      continue
+    commands.append(shlex.split(current, comments=True)[1:])
+    current = None
+  return commands
+
+
+def test_every_help_example_parses_and_the_cheap_ones_run(tmp_path):
+  """Each example in `cxr-tfx --help` and `cxr-tfx COMMAND --help` parses; demo-data (at the
+  default scale) and validate run as written, in a fresh folder, in that order."""
+  examples = []
+  for argv in ([], *([sub] for sub in SUBCOMMANDS)):
+    found = _help_examples(argv)
+    assert found, argv
+    examples += found
+  assert {e[0] for e in examples} == set(SUBCOMMANDS)
+  for argv in examples:
+    cli.build_parser().parse_args(argv)  # SystemExit (status 2) if an example does not parse
+  cheap = [e for e in examples if e[0] == 'demo-data' and '--scale' not in e]
+  cheap += [e for e in examples if e[0] == 'validate']
+  assert len(cheap) >= 3
+  for argv in dict.fromkeys(tuple(e) for e in cheap):  # each distinct example once
+    done = run_cli(*argv, cwd=tmp_path)
+    assert done.returncode == 0, (argv, done.stderr[-2000:])
+  rows = read_csv_rows(tmp_path / 'data' / 'all_image_mask_pairs.csv')
+  assert len(rows) == 423  # demo-data's default scale is run's demo scale
+  assert configs.DEMO_SCALE == cli.build_parser().parse_args(['demo-data', '--out', 'x']).scale
+
+
 def test_demo_data_command_writes_the_kaggle_layout(tmp_path):
   done = run_cli('demo-data', '--out', str(tmp_path), '--scale', '0.001', '--seed', '3')
   assert done.returncode == 0, done.stderr
   rows = read_csv_rows(tmp_path / 'all_image_mask_pairs.csv')
   assert len(rows) == 21 and 'wrote 21 images' in done.stdout  # 4 + 10 + 6 + 1
   assert any(r['class'] == 'Viral Pneumonia' for r in rows)
+  # stderr is not a terminal: the first line, then the end of the progress, no control codes
+  assert done.stderr.startswith(f'cxr-tfx demo-data: 21 images (scale 0.001) into {tmp_path}')
+  assert '[demo-data] written in' in done.stderr and '\r' not in done.stderr
+  quiet = run_cli('demo-data', '--out', str(tmp_path / 'q'), '--scale', '0.001', '--quiet')
+  assert quiet.returncode == 0 and quiet.stderr == '' and 'wrote 21 images' in quiet.stdout
 
 
 def test_run_rejects_a_bad_index_naming_line_path_and_reason(tmp_path):
@@ -59,6 +118,10 @@ def test_run_rejects_a_bad_index_naming_line_path_and_reason(tmp_path):
   assert done.returncode == 2
   assert "line 2: unknown class: 'Covid' is not in the class mapping" in done.stderr
   assert '(a.png)' in done.stderr
+  # the error once, as cxr-tfx's message: no absl/TensorFlow log lines (ERROR:absl:...)
+  assert 'absl' not in done.stderr and 'Traceback' not in done.stderr
+  assert '[ImageExampleGen] failed after' in done.stderr
+  assert done.stderr.startswith('cxr-tfx run: CuratedSchemaGen → ImageExampleGen → ')  # the first line
   # TFX creates the (empty) output folder before the executor runs; no shard was written
   assert not glob.glob(str(tmp_path / 'out' / 'ImageExampleGen' / 'examples' / '*' / '*'))
 
@@ -67,6 +130,17 @@ def test_run_rejects_bad_splits_before_any_work(tmp_path):
   done = run_cli('run', '--splits', 'train=8,eval', '--pipeline-root', str(tmp_path))
   assert done.returncode == 2 and '--splits' in done.stderr
   assert os.listdir(tmp_path) == []
+
+
+def test_run_with_a_missing_csv_fails_in_a_second_without_tensorflow(tmp_path):
+  code = ('import sys\nfrom pipeline import cli\n'
+          f'code = cli.main(["run", "--csv", {str(tmp_path / "nope.csv")!r}, '
+          f'"--pipeline-root", {str(tmp_path / "out")!r}])\n'
+          'assert code == 2 and "tensorflow" not in sys.modules, code')
+  done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO,
+                        timeout=60)
+  assert done.returncode == 0, done.stderr
+  assert 'the CSV index does not exist (option --csv)' in done.stderr
 
 
 # --- run/compile options, parsed in-process (no TensorFlow, no run) ---
@@ -96,7 +170,7 @@ def test_beam_arg_for_collects_per_component_args_in_order(sub):
 @pytest.mark.parametrize('value, words', [
     ('statisticsgen=--direct_num_workers=2', ["'statisticsgen'", "did you mean 'StatisticsGen'"]),
     ('ExampleValidator=--direct_num_workers=2', ['not a Beam component']),
-    ('ImportSchemaGen=--direct_num_workers=2', ['not a Beam component']),
+    (f'{configs.SCHEMA_GEN}=--direct_num_workers=2', ['not a Beam component']),
     ('ImageExampleGen', ['expected COMPONENT=ARG']),
     ('ImageExampleGen=', ['expected COMPONENT=ARG']),
 ])
@@ -110,6 +184,19 @@ def test_beam_arg_for_rejects_bad_values_naming_the_valid_ids(sub, value, words,
   assert 'argument --beam-arg-for' in err
   for word in [*words, 'ImageExampleGen, StatisticsGen, ClassBalance, Transform']:
     assert word in err, (word, err)
+
+
+def test_latest_takes_a_kind_or_a_producer(capsys):
+  for latest in ('examples', 'anomalies', 'balance', 'ClassBalance', 'ExampleValidator',
+                 'ImageExampleGen', 'Transform'):
+    assert _parse('lineage', '--metadata', 'm', '--latest', latest).latest == latest
+  with pytest.raises(SystemExit):
+    _parse('lineage', '--metadata', 'm', '--latest', 'classbalance')
+  assert "invalid choice: 'classbalance'" in capsys.readouterr().err
+  from pipeline import lineage  # pylint: disable=g-import-not-at-top
+  assert lineage.latest_target('ClassBalance') == lineage.latest_target('balance') == (
+      'ClassBalance', 'anomalies')
+  assert lineage.latest_target('ExampleValidator') == ('ExampleValidator', 'anomalies')
 
 
 @pytest.mark.parametrize('sub', ['run', 'compile'])
@@ -168,6 +255,7 @@ def test_run_and_compile_pass_the_new_options_on(sub, tmp_path, monkeypatch):
   calls = _fake_module(monkeypatch, module, function)
   mapping = tmp_path / 'class_mapping.json'
   mapping.write_text('{"COVID": 0, "Normal": 1}')
+  (tmp_path / 'index.csv').write_text('image_path,mask_path,class\na.png,,COVID\n')
   extra = COMPILE_REQUIRED if sub == 'compile' else []
   with pytest.raises(_Called):
     cli.main([sub, *extra, '--csv', str(tmp_path / 'index.csv'), '--class-mapping', str(mapping),
@@ -191,7 +279,7 @@ def test_only_the_projects_errors_are_user_errors_bugs_keep_their_traceback(monk
   monkeypatch.setattr(sys, 'excepthook', sys.excepthook)  # main() installs its hook
 
   def raising(error):
-    def handler(args):
+    def handler(args, display):  # pylint: disable=unused-argument
       raise error
     return handler
 

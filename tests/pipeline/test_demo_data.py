@@ -76,3 +76,18 @@ def test_deterministic_from_the_seed(ds, tmp_path):
 def test_bad_arguments():
   with pytest.raises(ValueError, match='--missing-masks'):
     demo_data.generate('/nonexistent', missing_masks=1.5)
+
+
+def test_processes_write_the_same_files_and_report_progress(ds, tmp_path):
+  seen = []
+  again = demo_data.generate(str(tmp_path / 'p'), scale=0.004, missing_masks=0.25, seed=11,
+                             workers=2, progress=lambda done, total: seen.append((done, total)))
+  assert seen[0] == (0, ds.num_rows) and seen[-1] == (ds.num_rows, ds.num_rows)
+  assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+  names = sorted(os.path.relpath(p, ds.root) for p in glob.glob(
+      os.path.join(ds.root, '*', '*', '*', '*.png')))
+  assert len(names) == ds.num_rows * 2 - ds.num_missing_masks
+  for rel in names:
+    assert filecmp.cmp(os.path.join(ds.root, rel), os.path.join(again.root, rel), shallow=False)
+  with open(ds.csv_path, 'rb') as a, open(again.csv_path, 'rb') as b:
+    assert a.read() == b.read()

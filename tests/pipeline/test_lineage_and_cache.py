@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from pipeline import configs
 from tests.testutil import CLI, REPO, load_mapping, read_csv_rows, read_examples, write_csv_rows
 
 
@@ -45,7 +46,7 @@ def test_unchanged_rerun_is_cached_and_a_changed_png_is_not(runs):
   assert out['again'].examples_uri == out['first'].examples_uri
   assert cached['png_changed']['ImageExampleGen'] is False
   assert cached['png_changed']['ClassBalance'] is False  # downstream of the new examples
-  assert cached['png_changed']['ImportSchemaGen'] is True  # the schema did not change
+  assert cached['png_changed'][configs.SCHEMA_GEN] is True  # the schema did not change
   assert out['png_changed'].examples_uri != out['first'].examples_uri
   with open(first_png, 'rb') as f:
     new_bytes = f.read()
@@ -103,7 +104,8 @@ def test_lineage_shows_inputs_and_visible_cache_reuse(runs):
   out, _ = runs
   chain = _chain(out['first'], out['first'].examples_uri)
   producers = chain['upstream']['produced_by']
-  assert [p['state'] for p in producers] == ['COMPLETE', 'CACHED']  # the rerun reused it
+  assert [p['state'] for p in producers] == ['COMPLETE']  # made once...
+  assert len(chain['upstream']['reused_by']) == 1  # ...and reused by the unchanged rerun
   props = producers[0]['properties']
   assert props['seed'] == 0 and '"COVID": 0' in props['class_mapping']
   assert 'all_image_mask_pairs.csv' in props['input_config']
@@ -128,6 +130,44 @@ def test_lineage_cli_prints_the_chain(runs):
   # the newest run of cxr-tfx (the default pipeline name) reused A's examples
   assert done.stdout.startswith(f'● Examples #') and out['a_again'].examples_uri in done.stdout
   assert 'produced by ImageExampleGen' in done.stdout and 'seed: 0' in done.stdout
+
+
+def test_cached_reruns_do_not_grow_the_chain(runs):
+  """Run 'materialized' made the examples' newest consumers; 'a_again' reused every output:
+  each producer and consumer is shown once, the cached executions on one line."""
+  out, _ = runs
+  from pipeline import lineage  # pylint: disable=g-import-not-at-top
+  chain = _chain(out['a_again'], out['a_again'].examples_uri)
+  text = lineage.format_chain(chain)
+  assert text.count('produced by ImageExampleGen') == 1
+  reused = chain['upstream']['reused_by']
+  assert len(reused) == 2  # the cached ImageExampleGen of 'materialized' and of 'a_again'
+  assert f'reused by 2 cached execution(s): #{reused[0]}, #{reused[1]}' in text
+  consumers = [(e['component'], tuple(a['id'] for a in e['outputs']))
+               for e in chain['downstream']]
+  assert len(consumers) == len(set(consumers))  # no (component, outputs) twice
+  statistics = [e for e in chain['downstream'] if e['component'] == 'StatisticsGen']
+  assert len(statistics) == 1 and statistics[0]['state'] == 'COMPLETE'
+  assert len(statistics[0]['reused_by']) == 2
+
+
+def test_relative_uris_and_producer_names_resolve(runs):
+  out, _ = runs
+  root = out['first'].pipeline_root
+  relative = os.path.relpath(out['first'].examples_uri, os.path.dirname(root))
+  done = subprocess.run([CLI, 'lineage', '--metadata', out['first'].metadata_path,
+                         '--artifact-uri', relative + '/'], capture_output=True, text=True,
+                        cwd=os.path.dirname(root))
+  assert done.returncode == 0, done.stderr
+  assert done.stdout.startswith('● Examples #') and out['first'].examples_uri in done.stdout
+  for producer, kind in (('ClassBalance', 'balance'), ('ExampleValidator', 'anomalies')):
+    by_name = subprocess.run([CLI, 'lineage', '--metadata', out['first'].metadata_path,
+                              '--latest', producer], capture_output=True, text=True, cwd=REPO)
+    by_kind = subprocess.run([CLI, 'lineage', '--metadata', out['first'].metadata_path,
+                              '--latest', kind], capture_output=True, text=True, cwd=REPO)
+    assert by_name.returncode == 0, by_name.stderr
+    assert by_name.stdout == by_kind.stdout
+    assert f'produced by {producer} (execution' in by_name.stdout
 
 
 def test_lineage_into_a_closed_pipe_exits_quietly(runs):
