@@ -18,6 +18,7 @@ from typing import List
 
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline import configs
 from pipeline import mlmd
 
 FAILURE_PROPERTY = 'cxr_failure'  # why cxr-tfx marked the execution FAILED
@@ -67,8 +68,9 @@ def remove_unpublished_outputs(pipeline_root: str, metadata_path: str) -> List[s
   removed = []
   for component in sorted(os.listdir(pipeline_root)):
     component_dir = os.path.join(pipeline_root, component)
-    if component.startswith('.') or not os.path.isdir(component_dir):
-      continue
+    if (component.startswith('.') or component == configs.SERVING_MODEL_DIR
+        or not os.path.isdir(component_dir)):
+      continue  # the Pusher's <root>/serving_model/<version>/ are pushed models, not outputs
     for key in sorted(os.listdir(component_dir)):
       key_dir = os.path.join(component_dir, key)
       if key.startswith('.') or not os.path.isdir(key_dir):

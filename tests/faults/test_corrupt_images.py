@@ -92,7 +92,8 @@ def test_a_corrupt_png_with_valid_crcs_stops_the_cli_run_with_nothing_left(tmp_p
   assert f'line {line}: bad image: corrupt PNG data' in done.stderr
   assert 'Traceback' not in done.stderr
   store = mlmd.sqlite_store(str(root / 'metadata.sqlite'))
-  assert [e.last_known_state for e in store.get_executions()] == [4]  # FAILED, not RUNNING
+  # CuratedSchemaGen COMPLETE (it runs first), ImageExampleGen FAILED, not RUNNING
+  assert [e.last_known_state for e in store.get_executions()] == [3, 4]
   assert not store.get_artifacts_by_type('Examples')  # nothing published
   assert not os.listdir(root / 'ImageExampleGen' / 'examples')  # no orphan folder
   # the same row under quarantine: the run completes, the row is recorded, not written

@@ -34,8 +34,9 @@ def test_a_failed_run_marks_its_executions_failed_and_removes_its_outputs(
   with pytest.raises(index.IndexValidationError):
     run_local(str(root), csv_path, IngestConfig(load_mapping(demo_dataset.class_mapping_path)))
   states = _states(str(root / 'metadata.sqlite'))
-  assert states and all(state == 4 for _, state, _ in states), states  # 4: FAILED
+  # CuratedSchemaGen runs first and completes (3); ImageExampleGen is FAILED (4), not RUNNING
+  assert [state for _, state, _ in states] == [3, 4], states
   if case == 'csv_error_in_driver':
-    assert "missing column(s) ['mask_path']" in states[0][2]
+    assert "missing column(s) ['mask_path']" in states[1][2]
   outputs = root / 'ImageExampleGen' / 'examples'
   assert not outputs.exists() or not os.listdir(outputs)
