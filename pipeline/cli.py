@@ -583,8 +583,8 @@ def _csv_rows(csv_path: str) -> str:
   """'21,165 rows of PATH' for the first line, or just the path for a URI; a local CSV that
   does not exist fails now, as the run's would, in a second."""
   if not _is_uri(csv_path) and not os.path.isfile(csv_path):
-    from pipeline import validate as validate_lib  # pylint: disable=g-import-not-at-top
-    validate_lib.read_csv_text(csv_path)  # raises the run's IndexValidationError
+    from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
+    index.read_csv_text(csv_path)  # raises the run's IndexValidationError (no TensorFlow)
   rows = _count_rows(csv_path)
   return f'{rows:,} rows of {csv_path}' if rows is not None else csv_path
 

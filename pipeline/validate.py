@@ -53,40 +53,11 @@ def require_local(csv_path: str) -> None:
                         'run` check it (it reads gs:// and other URIs) (option --csv).')
 
 
-def read_csv_text(csv_path: str) -> str:
-  """``index.read_csv_text`` for a local file, without TensorFlow: the same errors."""
-  require_local(csv_path)
-  try:
-    with open(csv_path, 'rb') as f:
-      raw = f.read()
-  except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
-    raise index.IndexValidationError(
-        csv_path, [], 'the CSV index does not exist (option --csv)') from e
-  try:
-    return raw.decode('utf-8-sig')
-  except UnicodeDecodeError as e:
-    raise index.IndexValidationError(csv_path, [], f'the CSV is not UTF-8 text: {e}') from e
-
-
 def read_index(csv_path: str, class_mapping: Mapping[str, int],
                allowed_roots: Sequence[str] = (), group_column: str = '') -> index.CheckedIndex:
-  """``index.read_index`` for a local CSV, without TensorFlow (index.read_csv_text imports it
-  even for a local path): the same parse and the same allowed-roots rule and message."""
-  csv_dir = index.csv_folder(csv_path)
-  parsed = index.parse_index(read_csv_text(csv_path), csv_dir, class_mapping, csv_path,
-                             group_column)
-  roots = files.resolve_roots(allowed_roots, csv_dir)
-  rows, problems = [], list(parsed.quarantined)
-  for row in parsed.rows:
-    outside = [(row.as_written(p), f'outside allowed roots: the {what} is outside {list(roots)}; '
-                'add its folder with --allowed-root if it is trusted')
-               for what, p in (('image', row.image_path), ('mask', row.mask_path))
-               if p and not files.within_by_name(p, roots)]
-    if outside:
-      problems.append(index.Problem.of(row.line, outside))
-    else:
-      rows.append(row)
-  return index.CheckedIndex(rows, sorted(problems, key=lambda p: p.line), parsed.rows_in)
+  """``index.read_index`` (which reads a local CSV without TensorFlow) for a local CSV."""
+  require_local(csv_path)
+  return index.read_index(csv_path, class_mapping, allowed_roots, group_column)
 
 
 def check_options(csv_path: str, config: config_lib.IngestConfig) -> files.CheckOptions:

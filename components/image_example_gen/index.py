@@ -205,11 +205,21 @@ def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
 
 
 def read_csv_text(csv_path: str) -> str:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if not tf.io.gfile.exists(csv_path):
-    raise IndexValidationError(csv_path, [], 'the CSV index does not exist (option --csv)')
-  with tf.io.gfile.GFile(csv_path, 'rb') as f:
-    raw = f.read()
+  """The CSV's text: a local file with open() (no TensorFlow import, so `cxr-tfx validate`
+  shares this), a URI with tf.io.gfile."""
+  if is_uri(csv_path):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (URIs only)
+    if not tf.io.gfile.exists(csv_path):
+      raise IndexValidationError(csv_path, [], 'the CSV index does not exist (option --csv)')
+    with tf.io.gfile.GFile(csv_path, 'rb') as f:
+      raw = f.read()
+  else:
+    try:
+      with open(csv_path, 'rb') as f:
+        raw = f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+      raise IndexValidationError(
+          csv_path, [], 'the CSV index does not exist (option --csv)') from e
   try:
     return raw.decode('utf-8-sig')
   except UnicodeDecodeError as e:
