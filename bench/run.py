@@ -760,13 +760,18 @@ def main(argv: List[str] = None) -> int:
     report['before'] = {'path': os.path.relpath(args.before, args.out),
                         'records': earlier['summary']['records']['large'],
                         'figures': key_figures(earlier)}
-  with open(os.path.join(args.out, 'results.json'), 'w') as f:
+  write_report(args.out, 'results', report, markdown(report))
+  return 0
+
+
+def write_report(out_dir: str, stem: str, report: Dict, text: str) -> None:
+  """<out_dir>/<stem>.json (the figures) and <stem>.md (text, also printed)."""
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, f'{stem}.json'), 'w') as f:
     json.dump(report, f, indent=1)
-  text = markdown(report)
-  with open(os.path.join(args.out, 'results.md'), 'w') as f:
+  with open(os.path.join(out_dir, f'{stem}.md'), 'w') as f:
     f.write(text)
   print(text)
-  return 0
 
 
 if __name__ == '__main__':

@@ -11,9 +11,7 @@ what the user waits for); each is run --repeat times after one untimed pass (pag
 as for bench.run's stages) and the fastest and the median are kept. Variants:
 
   header         the default: --verify header, mask check at its default (warn)
-  header_no_mask --verify header with the mask check off (--mask-check off when the CLI has
-                 it; otherwise pipeline.validate.validate with IngestConfig(mask_check='off')
-                 in a fresh process, timed the same way: no argparse, no report printing)
+  header_no_mask --verify header with --mask-check off (what the mask check costs)
   full           --verify full (every image and mask decoded, as `run`'s default)
   header_1_proc  the default on one process (--workers 1): what the pool gains
 
@@ -21,7 +19,6 @@ Writes <out>/validate.json and <out>/validate.md.
 """
 import argparse
 import datetime
-import json
 import os
 import statistics
 import subprocess
@@ -34,25 +31,9 @@ from bench import run as bench_run
 REPO = bench_run.REPO
 CLI = os.path.join(os.path.dirname(sys.executable), 'cxr-tfx')
 TARGET_SECONDS = 5.0
-_API_NO_MASK = '''
-import json, sys
-from components.image_example_gen.config import IngestConfig
-from pipeline import validate
-with open(sys.argv[2]) as f:
-  mapping = json.load(f)
-found = validate.validate(sys.argv[1], IngestConfig(mapping, verify='header', mask_check='off'),
-                          int(sys.argv[3]))
-assert not found.would_fail, found.fail_reasons
-print(found.seconds)
-'''
 
 
-def _cli_has(option: str) -> bool:
-  done = subprocess.run([CLI, 'validate', '--help'], capture_output=True, text=True, cwd=REPO)
-  return option in done.stdout
-
-
-def variants(csv_path: str, mapping_path: str, workers: int) -> Dict[str, Dict[str, object]]:
+def variants(csv_path: str, workers: int) -> Dict[str, Dict[str, object]]:
   """name -> {argv, how}: the commands timed."""
   base = [CLI, 'validate', '--csv', csv_path, '--quiet', '--workers', str(workers)]
   out = {
@@ -60,15 +41,9 @@ def variants(csv_path: str, mapping_path: str, workers: int) -> Dict[str, Dict[s
                                       'warn)'},
       'full': {'argv': base + ['--verify', 'full'], 'how': 'cxr-tfx validate --verify full'},
       'header_1_proc': {'argv': base[:-1] + ['1'], 'how': 'cxr-tfx validate --workers 1'},
+      'header_no_mask': {'argv': base + ['--mask-check', 'off'],
+                         'how': 'cxr-tfx validate --mask-check off'},
   }
-  if _cli_has('--mask-check'):
-    out['header_no_mask'] = {'argv': base + ['--mask-check', 'off'],
-                             'how': 'cxr-tfx validate --mask-check off'}
-  else:
-    out['header_no_mask'] = {
-        'argv': [sys.executable, '-c', _API_NO_MASK, csv_path, mapping_path, str(workers)],
-        'how': 'pipeline.validate.validate(IngestConfig(mask_check=\'off\')) in a fresh '
-               'process (the CLI has no --mask-check yet)'}
   return out
 
 
@@ -130,7 +105,7 @@ def main(argv: List[str] = None) -> int:
                       help='comma-separated subset of: header, header_no_mask, full, '
                            'header_1_proc (default: all)')
   args = parser.parse_args(argv)
-  csv_path, mapping_path = bench_run.dataset(args.work_dir, args.scale, args.seed)
+  csv_path, _ = bench_run.dataset(args.work_dir, args.scale, args.seed)
   with open(csv_path, encoding='utf-8') as f:
     rows = sum(1 for _ in f) - 1
   with open(csv_path, encoding='utf-8') as f:
@@ -138,7 +113,7 @@ def main(argv: List[str] = None) -> int:
   report = {'date': datetime.date.today().isoformat(), 'machine': bench_run.machine(),
             'scale': args.scale, 'seed': args.seed, 'rows': rows, 'files': files,
             'repeat': args.repeat, 'workers': args.workers, 'variants': {}}
-  chosen = variants(csv_path, mapping_path, args.workers)
+  chosen = variants(csv_path, args.workers)
   if args.variants:
     chosen = {k: chosen[k] for k in args.variants.split(',')}
   for name, v in chosen.items():
@@ -147,19 +122,12 @@ def main(argv: List[str] = None) -> int:
     runs = [time_once(v['argv']) for _ in range(max(1, args.repeat))]
     walls = [r['wall_seconds'] for r in runs]
     bench_run.log(f'  {", ".join(f"{w:.2f}" for w in walls)} s')
-    command = (['cxr-tfx', *v['argv'][1:]] if v['argv'][0] == CLI else
-               ['python', '-c', '<bench.validate._API_NO_MASK>', *v['argv'][3:]])
+    command = ['cxr-tfx', *v['argv'][1:]]
     report['variants'][name] = {'how': v['how'], 'command': [
         os.path.relpath(a, REPO) if a.startswith(REPO) else a for a in command],
                                 'wall_seconds': walls}
   report['load_average_at_end'] = os.getloadavg()
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, 'validate.json'), 'w') as f:
-    json.dump(report, f, indent=1)
-  text = markdown(report)
-  with open(os.path.join(args.out, 'validate.md'), 'w') as f:
-    f.write(text)
-  print(text)
+  bench_run.write_report(args.out, 'validate', report, markdown(report))
   return 0
 
 
