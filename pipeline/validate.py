@@ -209,7 +209,9 @@ def validate(csv_path: str, config: config_lib.IngestConfig, workers: int = 0,
     plan_error = 'no usable rows: every row is bad'
   else:
     try:
-      shards = assignment.assign_shards(kept, config.splits, config.seed)
+      shards = assignment.assign_shards(
+          kept, config.splits, config.seed,
+          config.group_assignment == config_lib.GROUP_ASSIGNMENT_STABLE)
     except assignment.AssignmentError as e:
       plan_error = str(e)
   split_of = {r.image_id: s.split for s in shards for r in s.rows}

@@ -30,6 +30,13 @@ then a seeded hash); the last groups are kept for splits/shards that would other
 A whole group lands in one shard, so in one split; floor/ceil can no longer be guaranteed when
 groups are large, so the achieved deviation is reported (``max_class_deviation`` per shard,
 ``max_split_class_deviation`` per split).
+
+``stable=True`` (spans: new data every week) changes the first level only: a group's split is
+``stable_group_split(seed, group, splits)``, a seeded hash of the group's key weighted by the
+splits' shard counts, so it depends on nothing else in the input. A patient seen in span 1's
+test split is in the test split of every later span, never in a train split (leakage across
+time). Class proportions per split are then only as close as chance makes them (reported as
+above); shards within a split are still dealt greedily.
 """
 import collections
 import dataclasses
@@ -167,9 +174,24 @@ def shard_quotas(class_totals: Dict[int, int], splits: Sequence[SplitSpec],
   return out
 
 
+def stable_group_split(seed: int, group: str, splits: Sequence[SplitSpec]) -> int:
+  """The index of the split a group goes to under stable assignment: a function of (seed,
+  group) and the splits' shard counts only (split s with probability k_s / K)."""
+  total = sum(s.num_shards for s in splits)
+  point = int.from_bytes(rank(seed, 'group-split', group)[:8], 'big') * total >> 64
+  for i, split in enumerate(splits):
+    if point < split.num_shards:
+      return i
+    point -= split.num_shards
+  raise AssertionError('unreachable: point < total')
+
+
 def assign_shards(rows: Sequence[IndexRow], splits: Sequence[SplitSpec],
-                  seed: int) -> List[Shard]:
-  """Assigns every row to exactly one shard. Returns the shards in global order."""
+                  seed: int, stable_groups: bool = False) -> List[Shard]:
+  """Assigns every row to exactly one shard. Returns the shards in global order.
+
+  ``stable_groups``: with groups, each group's split is ``stable_group_split`` (see the module
+  doc); without groups it changes nothing."""
   ids = [r.image_id for r in rows]
   if len(set(ids)) != len(ids):
     dup = next(i for i, c in collections.Counter(ids).items() if c > 1)
@@ -181,12 +203,14 @@ def assign_shards(rows: Sequence[IndexRow], splits: Sequence[SplitSpec],
         'use fewer shards (option --splits).')
 
   if any(r.group for r in rows):
-    shard_rows = _deal_groups(rows, splits, seed)
+    shard_rows = _deal_groups(rows, splits, seed, stable_groups)
     empty = sum(1 for members in shard_rows if not members)
     if empty:
+      how = (' (stable group assignment: each group\'s split is a seeded hash of its key, so a '
+             'split gets only the groups that hash to it)' if stable_groups else '')
       raise AssignmentError(
           f'{len({r.group for r in rows})} groups cannot fill {num_shards} shards: {empty} would '
-          'be empty; use fewer shards (option --splits).')
+          f'be empty{how}; use fewer shards (option --splits).')
   else:
     shard_rows = _deal_rows(rows, splits, seed)
 
@@ -220,15 +244,21 @@ def _deal_rows(rows: Sequence[IndexRow], splits: Sequence[SplitSpec],
 
 
 def _deal_groups(rows: Sequence[IndexRow], splits: Sequence[SplitSpec],
-                 seed: int) -> List[List[IndexRow]]:
-  """Whole groups, greedily to splits, then to the shards of their split."""
+                 seed: int, stable: bool = False) -> List[List[IndexRow]]:
+  """Whole groups, greedily (or, ``stable``, by stable_group_split) to splits, then greedily
+  to the shards of their split."""
   groups: Dict[str, List[IndexRow]] = collections.defaultdict(list)
   for row in rows:
     groups[row.group].append(row)
   adds = {g: collections.Counter(r.label for r in members) for g, members in groups.items()}
   order = sorted(groups, key=lambda g: (-len(groups[g]), rank(seed, 'group', g)))
-  in_split = _greedy_bins(order, adds, [s.num_shards for s in splits],
-                          [s.num_shards for s in splits], seed, 'split')
+  if stable:
+    in_split = [[] for _ in splits]
+    for g in order:
+      in_split[stable_group_split(seed, g, splits)].append(g)
+  else:
+    in_split = _greedy_bins(order, adds, [s.num_shards for s in splits],
+                            [s.num_shards for s in splits], seed, 'split')
   shard_rows: List[List[IndexRow]] = []
   for s, names in zip(splits, in_split):
     for members in _greedy_bins(names, adds, [1] * s.num_shards, [1] * s.num_shards, seed,

@@ -10,11 +10,13 @@ from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
+from tfx.proto import range_config_pb2
 from tfx.types import standard_artifacts
 
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import driver
 from components.image_example_gen import executor
+from components.image_example_gen import spans
 from components.image_example_gen import spec
 
 INDEX_SPLIT_NAME = 'index'
@@ -62,7 +64,10 @@ class ImageExampleGen(FileBasedExampleGen):
                dicom_window: str = config_lib.DICOM_WINDOW_AUTO,
                dicom_output: str = config_lib.DICOM_OUTPUT_PNG16,
                allow_burned_in: bool = False,
-               group_salt: str = ''):
+               group_salt: str = '',
+               span: Optional[int] = None,
+               range_config: Optional[range_config_pb2.RangeConfig] = None,
+               group_assignment: str = ''):
     """Args:
       csv_path: the CSV index (local path or any tf.io.gfile URI such as gs://...). Relative
         image/mask paths in it resolve against its folder.
@@ -104,6 +109,17 @@ class ImageExampleGen(FileBasedExampleGen):
       group_salt: salt of the ``group_hash`` feature ('' = a public constant); see README.
         ``group_column`` may be ``dicom:<keyword>`` (e.g. dicom:PatientID): read from each DICOM
         image's header by the workers and written only as that salted hash.
+      span: with a span pattern (``csv_path='data/index-{SPAN}.csv'``): ingest this span
+        (default: the newest). Shorthand for ``range_config`` with a StaticRange [span, span].
+      range_config: TFX's RangeConfig for the span pattern, as FileBasedExampleGen takes it
+        (ExampleGen's rules: a StaticRange of one span, or a RollingRange of one span).
+        TFX's driver resolves the span and the newest version in it ({VERSION}), records both
+        on the Examples artifact (``span``, ``version``) and fingerprints that span's CSV and
+        every image it references.
+      group_assignment: with a group column, how groups go to splits: 'balanced' (greedy: class
+        counts closest to proportional, given the whole input) or 'stable' (a group's split is a
+        function of (seed, group) alone, so a patient keeps its split in every span: no leakage
+        across time). Default '': 'stable' for a span pattern, 'balanced' otherwise.
     """
     if bool(_default(csv_path)) == bool(image_dir):
       raise config_lib.ConfigError('give exactly one input: csv_path (option --csv) or '
@@ -111,6 +127,13 @@ class ImageExampleGen(FileBasedExampleGen):
     if image_dir and any(isinstance(v, RuntimeParameter) for v in (csv_path, class_mapping)):
       raise config_lib.ConfigError('image_dir cannot be combined with runtime parameters for '
                                    'the CSV or the class mapping.')
+    default_csv = _default(csv_path)
+    spanned = isinstance(default_csv, str) and spans.has_any_spec(default_csv)
+    _check_span_options(csv_path, image_dir, spanned, span, range_config, group_assignment,
+                        group_column)
+    if span is not None:
+      range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+          start_span_number=span, end_span_number=span))
     mapping, split_specs = _default(class_mapping) or {}, _default(splits)
     if isinstance(mapping, str):
       mapping = config_lib.load_class_mapping_text(mapping)
@@ -124,19 +147,24 @@ class ImageExampleGen(FileBasedExampleGen):
         duplicates=duplicates, verify=verify, max_file_bytes=max_file_bytes,
         mask_check=mask_check, mask_size=mask_size, splits=split_specs,
         dicom_window=dicom_window, dicom_output=dicom_output, allow_burned_in=allow_burned_in,
-        group_salt=group_salt)
+        group_salt=group_salt,
+        group_assignment=group_assignment or (config_lib.GROUP_ASSIGNMENT_STABLE if spanned
+                                              else config_lib.GROUP_ASSIGNMENT_BALANCED))
     if image_dir:
       # TFX's own fingerprint covers the class folders' names, sizes and mtimes (pattern '*');
       # the driver adds every listed image and mask (fingerprint.py).
       input_base, pattern = image_dir.rstrip('/') or '/', IMAGE_DIR_PATTERN
+    elif not isinstance(default_csv, str) or not default_csv:
+      raise config_lib.ConfigError('csv_path needs a CSV path (or a RuntimeParameter with a '
+                                   'default CSV path) (option --csv).')
+    elif spanned:  # TFX's driver resolves input_base/pattern to one span's CSV
+      input_base, pattern = spans.split_pattern(default_csv)
     else:
-      default_csv = _default(csv_path)
-      if not isinstance(default_csv, str) or not default_csv:
-        raise config_lib.ConfigError('csv_path needs a CSV path (or a RuntimeParameter with a '
-                                     'default CSV path) (option --csv).')
       input_base, pattern = os.path.dirname(default_csv), os.path.basename(default_csv)
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
         name=INDEX_SPLIT_NAME, pattern=pattern)])
+    if spanned:
+      _check_with_tfx(input_base, input_config, range_config)
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name=s.name, hash_buckets=s.num_shards)
         for s in ingest_config.splits]))
@@ -146,7 +174,9 @@ class ImageExampleGen(FileBasedExampleGen):
         output_config=output_config,
         output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-        csv_uri=csv_path or '',
+        range_config=range_config,
+        # A span pattern: the executor reads the CSV TFX's driver resolved (input_config).
+        csv_uri='' if spanned else (csv_path or ''),
         image_dir=image_dir or '',
         class_mapping=(class_mapping if isinstance(class_mapping, RuntimeParameter)
                        else config_lib.class_mapping_to_json(ingest_config.class_mapping)
@@ -168,5 +198,39 @@ class ImageExampleGen(FileBasedExampleGen):
         dicom_output=ingest_config.dicom_output,
         allow_burned_in=int(ingest_config.allow_burned_in),
         group_salt=ingest_config.group_salt,
+        group_assignment=ingest_config.group_assignment,
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=component_spec)
+
+
+def _check_span_options(csv_path, image_dir, spanned: bool, span, range_config,
+                        group_assignment: str, group_column: str) -> None:
+  """Span options the component cannot honour are refused here, never ignored."""
+  if spanned and isinstance(csv_path, RuntimeParameter):
+    raise config_lib.ConfigError(
+        'a span pattern ({SPAN}) cannot be a runtime parameter: TFX resolves spans from the '
+        'compiled pattern; compile with the pattern itself (option --csv, without '
+        '--runtime-parameters).')
+  if (span is not None or range_config is not None) and not spanned:
+    raise config_lib.ConfigError(
+        f'span/range_config need a span pattern in the CSV path, e.g. data/index-{{SPAN}}.csv, '
+        f'got {image_dir or _default(csv_path)!r} (option --csv; or drop --span).')
+  if span is not None and range_config is not None:
+    raise config_lib.ConfigError('give span or range_config, not both (option --span).')
+  if span is not None and (isinstance(span, bool) or not isinstance(span, int) or span < 0):
+    raise config_lib.ConfigError(f'span must be an int >= 0, got {span!r} (option --span).')
+  if (group_assignment == config_lib.GROUP_ASSIGNMENT_BALANCED and spanned and group_column):
+    raise config_lib.ConfigError(
+        "group_assignment='balanced' with a span pattern would let a patient change split "
+        "between spans (a patient in an earlier span's test split could land in this span's "
+        "train split); spans need 'stable' (option --group-assignment).")
+
+
+def _check_with_tfx(input_base: str, input_config, range_config) -> None:
+  """TFX's own span rules (FileBasedInputProcessor validates without touching files)."""
+  from tfx.components.example_gen import input_processor  # pylint: disable=g-import-not-at-top
+  try:
+    spans.check_pattern(os.path.join(input_base, input_config.splits[0].pattern))
+    input_processor.FileBasedInputProcessor(input_base, input_config.splits, range_config)
+  except ValueError as e:
+    raise config_lib.ConfigError(f'{e} (options --csv, --span)') from e

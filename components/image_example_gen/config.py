@@ -48,6 +48,13 @@ DICOM_OUTPUT_CHOICES = (DICOM_OUTPUT_PNG16, DICOM_OUTPUT_PNG8)
 # option it is recorded in ML Metadata, so it is as secret as the metadata store.
 DICOM_GROUP_PREFIX = 'dicom:'
 DEFAULT_GROUP_SALT = 'cxr-tfx/group/v1'
+# How groups go to splits (assignment.py): 'balanced' deals whole groups greedily towards
+# proportional class counts (a function of every group in the input); 'stable' gives each group
+# the split hash(seed, group) picks, weighted by shard counts, so a patient's split is the same
+# in every span (ImageExampleGen's default for a {SPAN} pattern).
+GROUP_ASSIGNMENT_BALANCED = 'balanced'
+GROUP_ASSIGNMENT_STABLE = 'stable'
+GROUP_ASSIGNMENT_CHOICES = (GROUP_ASSIGNMENT_BALANCED, GROUP_ASSIGNMENT_STABLE)
 
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_]+$')
 
@@ -95,6 +102,8 @@ class IngestConfig:
     allow_burned_in: write DICOM files whose BurnedInAnnotation is YES (by default they are
       bad records).
     group_salt: salt of the group hashes written as ``group_hash`` ('' = DEFAULT_GROUP_SALT).
+    group_assignment: 'balanced' (default) or 'stable': how groups go to splits (see
+      GROUP_ASSIGNMENT_*); 'stable' keeps a group's split the same across spans.
 
   ``group_column`` may be ``dicom:<keyword>`` (e.g. ``dicom:PatientID``): the group is that
   attribute of each (DICOM) image, read by the workers. An empty ``class_mapping`` means "the
@@ -116,6 +125,7 @@ class IngestConfig:
   dicom_output: str = DICOM_OUTPUT_PNG16
   allow_burned_in: bool = False
   group_salt: str = ''
+  group_assignment: str = GROUP_ASSIGNMENT_BALANCED
 
   def __post_init__(self):
     if self.class_mapping:  # empty: derived from an image folder's class folders
@@ -158,6 +168,9 @@ class IngestConfig:
     if not isinstance(self.allow_burned_in, bool):
       raise ConfigError(f'allow_burned_in must be True or False, got {self.allow_burned_in!r} '
                         '(option --allow-burned-in).')
+    if self.group_assignment not in GROUP_ASSIGNMENT_CHOICES:
+      raise ConfigError(f'group_assignment must be one of {GROUP_ASSIGNMENT_CHOICES}, got '
+                        f'{self.group_assignment!r} (option --group-assignment).')
     if self.group_column.startswith(DICOM_GROUP_PREFIX):
       try:
         check_dicom_keyword(self.dicom_group_keyword)

@@ -1,13 +1,14 @@
 """ImageExampleGen's executor: validates exec properties, then calls ``ingest.run_ingest``."""
 import json
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
+from tfx.proto import range_config_pb2
 from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 import tensorflow as tf
@@ -15,6 +16,8 @@ import tensorflow as tf
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import index
 from components.image_example_gen import ingest
+from components.image_example_gen import span_resolvers
+from components.image_example_gen import spans
 from components.image_example_gen import spec
 
 
@@ -53,16 +56,41 @@ def config_from_exec_properties(
       dicom_window=exec_properties.get(spec.DICOM_WINDOW_KEY) or config_lib.DICOM_WINDOW_AUTO,
       dicom_output=exec_properties.get(spec.DICOM_OUTPUT_KEY) or config_lib.DICOM_OUTPUT_PNG16,
       allow_burned_in=bool(int(exec_properties.get(spec.ALLOW_BURNED_IN_KEY) or 0)),
-      group_salt=exec_properties.get(spec.GROUP_SALT_KEY) or '')
+      group_salt=exec_properties.get(spec.GROUP_SALT_KEY) or '',
+      group_assignment=(exec_properties.get(spec.GROUP_ASSIGNMENT_KEY)
+                        or config_lib.GROUP_ASSIGNMENT_BALANCED))
 
 
-def _matched_csv(exec_properties: Dict[str, Any]) -> str:
+def unresolved_span(exec_properties: Dict[str, Any]) -> Optional[spans.Resolved]:
+  """The span a pattern resolves to when no driver resolved it (KFP runs no component
+  driver: the input_config still holds {SPAN}): TFX's rules via ``spans.resolve``; None when
+  the pattern has no spec left."""
+  pattern = _input_pattern(exec_properties)
+  if not spans.has_any_spec(pattern):
+    return None
+  span = None
+  if exec_properties.get(spec.RANGE_CONFIG_KEY):
+    range_config = range_config_pb2.RangeConfig()
+    proto_utils.json_to_proto(exec_properties[spec.RANGE_CONFIG_KEY], range_config)
+    if range_config.HasField('static_range'):
+      span = range_config.static_range.start_span_number
+  return spans.resolve(pattern, span)
+
+
+def _input_pattern(exec_properties: Dict[str, Any]) -> str:
   input_config = example_gen_pb2.Input()
   proto_utils.json_to_proto(exec_properties[spec.INPUT_CONFIG_KEY], input_config)
   if len(input_config.splits) != 1:
     raise config_lib.ConfigError(
         f'input_config must have exactly one split (the CSV index), got {len(input_config.splits)}.')
-  pattern = os.path.join(exec_properties[spec.INPUT_BASE_KEY], input_config.splits[0].pattern)
+  return os.path.join(exec_properties[spec.INPUT_BASE_KEY], input_config.splits[0].pattern)
+
+
+def _matched_csv(exec_properties: Dict[str, Any]) -> str:
+  resolved = unresolved_span(exec_properties)
+  if resolved is not None:
+    return resolved.path
+  pattern = _input_pattern(exec_properties)
   matches = tf.io.gfile.glob(pattern)
   if len(matches) != 1:
     raise config_lib.ConfigError(
@@ -85,6 +113,12 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     self._log_startup(input_dict, output_dict, exec_properties)
     source, ingest_config = config_from_exec_properties(exec_properties)
     examples = artifact_utils.get_single_instance(output_dict[spec.EXAMPLES_KEY])
+    if not examples.has_custom_property(span_resolvers.SPAN_PROPERTY):
+      resolved = unresolved_span(exec_properties)  # no driver ran (KFP): record it here
+      examples.set_int_custom_property(span_resolvers.SPAN_PROPERTY,
+                                       resolved.span if resolved else 0)
+      if resolved and resolved.version is not None:
+        examples.set_int_custom_property(span_resolvers.VERSION_PROPERTY, resolved.version)
     summary = ingest.run_ingest(source, ingest_config, examples.uri, self._make_beam_pipeline)
 
     examples.split_names = artifact_utils.encode_split_names(

@@ -59,10 +59,12 @@ from components.image_example_gen import duplicates as duplicates_lib
 from components.image_example_gen import files
 from components.image_example_gen import index
 from components.image_example_gen import mask_check as mask_check_lib
-from components.image_example_gen.config import (DUPLICATES_DROP, DUPLICATES_FAIL, VERIFY_FULL,
+from components.image_example_gen.config import (DUPLICATES_DROP, DUPLICATES_FAIL,
+                                                 GROUP_ASSIGNMENT_STABLE, VERIFY_FULL,
                                                  VERIFY_HEADER, IngestConfig, SplitSpec)
-from components.image_example_gen.summary import (CLASS_MAPPING_FILE, IMAGE_INDEX_FILE,
-                                                  QUARANTINE_FILE, SUMMARY_FILE, IngestSummary)
+from components.image_example_gen.summary import (CLASS_MAPPING_FILE, GROUP_SPLITS_FILE,
+                                                  IMAGE_INDEX_FILE, QUARANTINE_FILE,
+                                                  SUMMARY_FILE, IngestSummary)
 
 SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
 STAGING_DIR = '.staging'
@@ -92,6 +94,7 @@ SHARD = 'shard'
 PROBLEM = 'problem'  # a bad row
 DROPPED = 'dropped'  # a duplicate dropped by duplicates=drop: quarantined, not a failure
 DUPLICATE = 'duplicate'
+GROUP_SPLITS = 'group_splits'  # {group hash: split} of every group (with a group column)
 ERROR = 'error'
 
 
@@ -248,13 +251,22 @@ class CheckRowsFn(beam.DoFn):
         yield 'ok', row_to_list(row)
 
 
+def group_splits(shards: Sequence[assignment.Shard], options: files.CheckOptions
+                 ) -> Dict[str, str]:
+  """{written group hash: split} over the planned rows ({} without groups): what
+  ``group_splits.json`` records, so a later span can check that no group changed split."""
+  return {written_group(r, options): s.split for s in shards for r in s.rows if r.group}
+
+
 def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec], seed: int,
-                     duplicates: str) -> Iterable[Tuple[str, Any]]:
+                     duplicates: str, stable_groups: bool = False,
+                     options: Optional[files.CheckOptions] = None
+                     ) -> Iterable[Tuple[str, Any]]:
   """All check results (keys and hashes, no bytes) -> the write plan, in one step.
 
   Yields ('chunk', Chunk JSON) for the write stage, and manifest entries: ('problem', ...) for
-  bad and dropped rows, ('duplicate', ...) for duplicate groups, ('error', message) when no
-  plan is possible."""
+  bad and dropped rows, ('duplicate', ...) for duplicate groups, ('group_splits', {group
+  hash: split}) with groups (and ``options``), ('error', message) when no plan is possible."""
   rows = [row_from_list(v) for kind, v in checks if kind == 'ok']
   for kind, v in checks:
     if kind == 'bad':
@@ -266,10 +278,13 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
     yield ERROR, 'no usable rows: every row is bad'
     return
   try:
-    shards = assignment.assign_shards(kept, splits, seed)
+    shards = assignment.assign_shards(kept, splits, seed, stable_groups)
   except assignment.AssignmentError as e:
     yield ERROR, str(e)
     return
+  groups_of = group_splits(shards, options) if options is not None else {}
+  if groups_of:
+    yield GROUP_SPLITS, groups_of
   split_of = {r.image_id: s.split for s in shards for r in s.rows}
   for g in groups:
     yield DUPLICATE, dict(sha256=g.sha256, members=[_member(r, split_of.get(r.image_id, ''))
@@ -475,7 +490,7 @@ class AssembleShardFn(beam.DoFn):
 @beam.ptransform_fn
 def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.CheckOptions,  # pylint: disable=invalid-name
                  check_pass: bool, splits: Sequence[SplitSpec], seed: int,
-                 duplicates: str) -> beam.pvalue.PDone:
+                 duplicates: str, stable_groups: bool = False) -> beam.pvalue.PDone:
   """The whole job: reads the plan, writes shards to staging, writes the manifest."""
   chunks = (
       pipeline
@@ -496,7 +511,8 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
         | 'CollectChecks' >> beam.combiners.ToList()
         # PCollection[('chunk', Chunk JSON) | (manifest kind, entry)]
         | 'AssignShards' >> beam.FlatMap(plan_from_checks, splits=splits, seed=seed,
-                                         duplicates=duplicates))
+                                         duplicates=duplicates, stable_groups=stable_groups,
+                                         options=options))
     manifest.append(planned | 'PlanEntries' >> beam.Filter(lambda kv: kv[0] != 'chunk'))
     chunks = (planned
               | 'PlannedChunks' >> beam.Filter(lambda kv: kv[0] == 'chunk')
@@ -541,6 +557,7 @@ class Manifest:
   dropped: List[index.Problem]
   duplicates: List[Dict[str, Any]]  # [{sha256, members: [{image_id, line, class_name, split}]}]
   errors: List[str]
+  group_splits: Dict[str, str] = dataclasses.field(default_factory=dict)  # the check pass's
 
   @classmethod
   def read(cls, path: str) -> 'Manifest':
@@ -556,6 +573,8 @@ class Manifest:
           out.dropped.append(index.Problem.from_dict(entry))
         elif kind == DUPLICATE:
           out.duplicates.append(entry)
+        elif kind == GROUP_SPLITS:
+          out.group_splits.update(entry)
         else:
           out.errors.append(entry)
     out.shards.sort(key=lambda s: (s['split'], s['index']))
@@ -621,11 +640,16 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
                                      'no usable rows: every row is bad')
   check_pass = (config.quarantine or config.duplicates == DUPLICATES_DROP
                 or bool(config.dicom_group_keyword))
+  options = files.options_from_config(config, source.base_dir)
+  stable_groups = config.group_assignment == GROUP_ASSIGNMENT_STABLE
+  planned_groups: Dict[str, str] = {}  # without a check pass: {group hash: split}
   if check_pass:
     chunks = unassigned_chunks(checked.rows)
   else:
-    chunks = chunk_shards(assignment.assign_shards(checked.rows, config.splits, config.seed))
-  options = files.options_from_config(config, source.base_dir)
+    shards = assignment.assign_shards(checked.rows, config.splits, config.seed, stable_groups)
+    planned_groups = group_splits(shards, options)
+    chunks = chunk_shards(shards)
+    del shards
   staging = files.join_uri(examples_uri, STAGING_DIR)
   logging.info('ImageExampleGen: %s rows from %s (%s bad in the index) -> %s chunks%s',
                checked.rows_in, source.label, len(checked.quarantined), len(chunks),
@@ -643,9 +667,11 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
     del chunks, listing
     pipeline = make_pipeline()
     _ = pipeline | 'IngestImages' >> IngestImages(  # pylint: disable=no-value-for-parameter
-        staging, options, check_pass, config.splits, config.seed, config.duplicates)
+        staging, options, check_pass, config.splits, config.seed, config.duplicates,
+        stable_groups)
     pipeline.run().wait_until_finish()
     result = Manifest.read(files.join_uri(staging, MANIFEST_FILE))
+    result.group_splits.update(planned_groups)
     return _publish(source, config, examples_uri, staging, checked, result, ignored)
   finally:
     _remove_tree(staging)
@@ -681,6 +707,10 @@ def _publish(source: index.Source, config: IngestConfig, examples_uri: str, stag
                        target, overwrite=True)
   with tf.io.gfile.GFile(files.join_uri(examples_uri, QUARANTINE_FILE), 'w') as f:
     json.dump([p.to_dict() for p in quarantined], f, indent=1)
+  if result.group_splits:
+    with tf.io.gfile.GFile(files.join_uri(examples_uri, GROUP_SPLITS_FILE), 'w') as f:
+      json.dump(dict(group_column=config.group_column, group_assignment=config.group_assignment,
+                     groups=dict(sorted(result.group_splits.items()))), f, indent=0)
   if folder_ignored is not None:  # an image folder: its index and class mapping
     for name in (IMAGE_INDEX_FILE, CLASS_MAPPING_FILE):
       tf.io.gfile.rename(files.join_uri(staging, name), files.join_uri(examples_uri, name),
@@ -698,6 +728,7 @@ def _publish(source: index.Source, config: IngestConfig, examples_uri: str, stag
       class_names=dict(sorted(names.items())), rows_in=checked.rows_in,
       examples_written=written, rows_quarantined=len(quarantined),
       on_bad_record=config.on_bad_record, group_column=config.group_column,
+      group_assignment=config.group_assignment if config.group_column else '',
       max_class_deviation=round(_max_class_deviation(shards), 3),
       duplicate_images=[dict(g, crosses_splits=len(
           {m['split'] for m in g['members'] if m['split']}) > 1) for g in result.duplicates],

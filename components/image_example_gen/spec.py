@@ -31,6 +31,8 @@ DICOM_WINDOW_KEY = 'dicom_window'  # 'auto' | 'none' | 'C,W': DICOM images' VOI 
 DICOM_OUTPUT_KEY = 'dicom_output'  # 'png16' | 'png8'
 ALLOW_BURNED_IN_KEY = 'allow_burned_in'  # int 0/1: write BurnedInAnnotation=YES files
 GROUP_SALT_KEY = 'group_salt'  # str: salt of group_hash ('' = the default constant)
+GROUP_ASSIGNMENT_KEY = 'group_assignment'  # 'balanced' | 'stable': groups to splits
+RANGE_CONFIG_KEY = standard_component_specs.RANGE_CONFIG_KEY  # TFX's RangeConfig (spans)
 
 # Custom properties set on the output Examples artifact.
 SUMMARY_PROPERTY = 'cxr_ingest_summary'  # IngestSummary JSON (per-shard class counts, ...)
@@ -64,4 +66,5 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       DICOM_OUTPUT_KEY: ExecutionParameter(type=str, optional=True),
       ALLOW_BURNED_IN_KEY: ExecutionParameter(type=int, optional=True),
       GROUP_SALT_KEY: ExecutionParameter(type=str, optional=True),
+      GROUP_ASSIGNMENT_KEY: ExecutionParameter(type=str, optional=True),
   }

@@ -8,6 +8,10 @@ from components.errors import escape_control
 
 SUMMARY_FILE = 'ingest_summary.json'  # next to the Split-* folders of the Examples artifact
 QUARANTINE_FILE = 'quarantine.json'  # bad rows set aside: [{line, path, reason}]
+# With a group column: {group_column, group_assignment, groups: {group hash: split}}, the
+# salted hash of every group (as the group_hash feature) and the split it went to. ClassBalance
+# compares it with earlier spans' (a patient must not move from eval/test into train).
+GROUP_SPLITS_FILE = 'group_splits.json'
 # An image folder's input (ImageExampleGen(image_dir=...)), next to the outputs: its listing as
 # the CSV index it stands for (the line numbers in errors and quarantine.json are its lines),
 # and the class mapping used (the sorted class folders unless one was given).
@@ -28,6 +32,7 @@ class IngestSummary:
   rows_quarantined: int = 0
   on_bad_record: str = 'fail'
   group_column: str = ''
+  group_assignment: str = ''  # 'balanced' | 'stable' ('' in older summaries)
   # largest |shard class count - proportional| in records; < 1 means floor/ceil everywhere
   max_class_deviation: float = 0.0
   # [{sha256, members: [{image_id, line, class_name, split}], crosses_splits}]

@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 import pytest
 
 from components.image_example_gen.assignment import (AssignmentError, assign_shards,
+                                                     stable_group_split,
                                                      class_quotas, max_class_deviation,
                                                      max_split_class_deviation,
                                                      split_class_counts, split_quotas)
@@ -252,3 +253,65 @@ def test_many_small_groups_stay_close_to_proportional():
 
 def test_ungrouped_deviation_is_below_one_record():
   assert max_class_deviation(assign_shards(make_rows([37, 1019, 5]), SPLITS, 4)) < 1
+
+
+# --- Stable group assignment (spans) ------------------------------------------------------------
+
+def grouped_rows(groups, prefix, label_of=lambda g: hash(g) % 3):
+  """Two rows per group; the group's label from ``label_of``."""
+  rows, line = [], 2
+  for g in groups:
+    for i in range(2):
+      rows.append(IndexRow(line=line, image_id=f'{prefix}/{g}/{i}.png',
+                           image_path=f'/data/{prefix}/{g}/{i}.png', mask_path='',
+                           label=label_of(g), class_name=f'c{label_of(g)}', group=g))
+      line += 1
+  return rows
+
+
+def split_of_groups(shards):
+  return {r.group: s.split for s in shards for r in s.rows}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=0, max_value=2**31), st.integers(min_value=40, max_value=120),
+       st.integers(min_value=0, max_value=60))
+def test_stable_group_split_depends_on_seed_and_group_only(seed, first, overlap):
+  # Two "spans": the second repeats some groups of the first among new ones, with other images
+  # and other classes around them. Every repeated group keeps its split.
+  splits = (SplitSpec('train', 2), SplitSpec('eval', 1), SplitSpec('test', 1))
+  span1 = [f'p{i}' for i in range(first)]
+  span2 = span1[:overlap] + [f'q{i}' for i in range(50)]
+  a = assign_shards(grouped_rows(span1, 'one'), splits, seed, stable_groups=True)
+  b = assign_shards(grouped_rows(span2, 'two', label_of=lambda g: len(g) % 2), splits, seed,
+                    stable_groups=True)
+  in_a, in_b = split_of_groups(a), split_of_groups(b)
+  assert all(in_a[g] == in_b[g] for g in span1[:overlap])
+  # ... and is the pure function the module documents, whatever else is in the input.
+  assert all(in_a[g] == splits[stable_group_split(seed, g, splits)].name for g in span1)
+
+
+def test_stable_group_split_follows_the_shard_weights():
+  splits = (SplitSpec('train', 8), SplitSpec('eval', 1), SplitSpec('test', 1))
+  got = collections.Counter(stable_group_split(0, f'patient-{i}', splits) for i in range(20000))
+  assert got[0] / 20000 == pytest.approx(0.8, abs=0.01)
+  assert got[1] / 20000 == pytest.approx(0.1, abs=0.01)
+
+
+def test_balanced_group_assignment_can_move_a_group_between_inputs():
+  # Why spans need the stable mode: the greedy deal depends on the other groups present.
+  splits = (SplitSpec('train', 2), SplitSpec('test', 1))
+  moved = 0
+  for seed in range(20):
+    span1 = [f'p{i}' for i in range(12)]
+    span2 = span1[:6] + [f'q{i}' for i in range(12)]
+    a = split_of_groups(assign_shards(grouped_rows(span1, 'one'), splits, seed))
+    b = split_of_groups(assign_shards(grouped_rows(span2, 'two'), splits, seed))
+    moved += sum(a[g] != b[g] for g in span1[:6])
+  assert moved > 0
+
+
+def test_stable_assignment_with_too_few_groups_says_why():
+  rows = grouped_rows(['a', 'b', 'c', 'd'], 'x')
+  with pytest.raises(AssignmentError, match='stable group assignment.*--splits'):
+    assign_shards(rows, (SplitSpec('train', 3), SplitSpec('test', 2)), 0, stable_groups=True)
