@@ -7,6 +7,13 @@ file>``; and an ``anomaly_info`` entry per feature path with a reason per findin
 or WARNING. ``tfdv.display_anomalies`` and ``anomalies_util.load_anomalies_binary`` read them.
 Paths: stratification, class-imbalance and label findings under ``class``, a shard's under
 ``class/<shard file>``, mask findings under ``mask``, leakage under ``image_sha256``.
+
+Drift from the baseline span N (``drift.py``): every split's file carries a ``drift_skew_info``
+entry under ``class/drift_from_span_<N>`` with the class mix's two measurements (this span vs
+span N, all splits pooled; the same in every split's file), and the drift findings under
+``class/drift_from_span_<N>`` (class mix), ``image/drift_from_span_<N>`` (image sizes and modes)
+and ``mask/drift_from_span_<N>`` (mask presence and coverage); groups leaking across spans under
+``group_hash``.
 """
 from typing import Dict, List
 
@@ -23,10 +30,28 @@ _SEVERITY = {balance.ERROR: anomalies_pb2.AnomalyInfo.ERROR,
 _REASON = {
     balance.LINF: anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH,
     balance.JS: anomalies_pb2.AnomalyInfo.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH,
+    balance.DRIFT_LINF: anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH,
+    balance.DRIFT_JS: anomalies_pb2.AnomalyInfo.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH,
+    balance.IMAGE_SIZE_DRIFT: anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH,
+    balance.IMAGE_MODE_DRIFT: anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH,
+    balance.MASK_COVERAGE_DRIFT: (
+        anomalies_pb2.AnomalyInfo.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH),
 }
+# Drift findings: the feature whose path gets the 'drift_from_span_<N>' step.
+_DRIFT_FEATURE = {
+    balance.DRIFT_LINF: features.LABEL, balance.DRIFT_JS: features.LABEL,
+    balance.IMAGE_SIZE_DRIFT: features.IMAGE, balance.IMAGE_MODE_DRIFT: features.IMAGE,
+    balance.MASK_PRESENCE_SPAN_DRIFT: features.MASK, balance.MASK_COVERAGE_DRIFT: features.MASK,
+}
+_SPAN_GROUP_CHECKS = frozenset([balance.SPAN_LEAKAGE, balance.SPAN_SPLIT_CHANGE,
+                                balance.SPAN_GROUPS_NOT_COMPARABLE])
 
 
-def _path(finding: balance.Finding) -> str:
+def _path(finding: balance.Finding, drift_step: str) -> str:
+  if finding.check in _DRIFT_FEATURE:
+    return f'{_DRIFT_FEATURE[finding.check]}/{drift_step}'
+  if finding.check in _SPAN_GROUP_CHECKS:
+    return features.GROUP_HASH
   if finding.kind == balance.KIND_MASKS:
     return features.MASK
   if finding.kind == balance.KIND_LEAKAGE:
@@ -40,10 +65,10 @@ def _splits_of(finding: balance.Finding, splits: List[str]) -> List[str]:
   return [s for s in finding.split.split('/') if s in splits]
 
 
-def _add(anomalies: anomalies_pb2.Anomalies, finding: balance.Finding) -> None:
-  key = _path(finding)
+def _add(anomalies: anomalies_pb2.Anomalies, finding: balance.Finding, drift_step: str) -> None:
+  key = _path(finding, drift_step)
   info = anomalies.anomaly_info[key]
-  info.path.step[:] = key.split('/', 1) if key.startswith(features.LABEL + '/') else [key]
+  info.path.step[:] = key.split('/', 1)  # 'class/<shard file>' -> ['class', '<shard file>']
   info.reason.add(type=_REASON.get(finding.check, anomalies_pb2.AnomalyInfo.CUSTOM_VALIDATION),
                   short_description=finding.check, description=finding.message)
   severity = _SEVERITY[finding.severity]
@@ -66,9 +91,17 @@ def build(result: BalanceResult, schema: schema_pb2.Schema) -> Dict[str, anomali
                                  threshold=m.linf_threshold)
     entry.drift_measurements.add(type=_Measurement.JENSEN_SHANNON_DIVERGENCE, value=m.js,
                                  threshold=m.js_threshold)
+  mix = result.drift.class_mix
+  for split in out if mix is not None else ():  # this span vs the baseline span, pooled
+    entry = out[split].drift_skew_info.add()
+    entry.path.step.extend([features.LABEL, result.drift.path_step])
+    entry.drift_measurements.add(type=_Measurement.L_INFTY, value=mix.linf,
+                                 threshold=mix.max_linf)
+    entry.drift_measurements.add(type=_Measurement.JENSEN_SHANNON_DIVERGENCE, value=mix.js,
+                                 threshold=mix.max_js)
   for finding in result.findings:
     for split in _splits_of(finding, result.splits):
-      _add(out[split], finding)
+      _add(out[split], finding, result.drift.path_step)
   for anomalies in out.values():
     anomalies.anomaly_name_format = anomalies_pb2.Anomalies.SERIALIZED_PATH
     anomalies.baseline.CopyFrom(schema)

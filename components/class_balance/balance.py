@@ -16,9 +16,11 @@ Two different questions, two verdicts:
   ``max_class_ratio``. A stratified dataset can be very imbalanced (the COVID-19 Radiography
   Database is 7.58:1); the remedy is the class weights, not a different split.
 
-Every finding has a kind (stratification, imbalance, masks, leakage, integrity) and a severity:
-stratification, leakage and integrity findings are errors, imbalance and mask findings warnings
-(``warnings_as_errors`` makes them errors).
+Every finding has a kind (stratification, imbalance, masks, leakage, integrity, drift) and a
+severity: stratification, leakage and integrity findings are errors, imbalance and mask findings
+warnings (``warnings_as_errors`` makes them errors). Drift between spans (``drift.py``) sets its
+severities itself: class-mix drift and groups leaking into train are errors, image/mask drift,
+other split changes and incomparable groups warnings.
 """
 import collections
 import dataclasses
@@ -45,12 +47,24 @@ MASK_NOT_BINARY = 'MASK_NOT_BINARY'
 MASK_NOT_SINGLE_CHANNEL = 'MASK_NOT_SINGLE_CHANNEL'
 MASK_UNDECODABLE = 'MASK_UNDECODABLE'
 MASK_PRESENCE_DRIFT = 'MASK_PRESENCE_DRIFT'  # a split's share of masked records is off
+# Between spans (drift.py): this span vs the baseline span (the newest earlier one) ...
+DRIFT_LINF = 'DRIFT_L_INFTY'  # class mix, all splits pooled (anomaly: COMPARATOR_L_INFTY_HIGH)
+DRIFT_JS = 'DRIFT_JENSEN_SHANNON_DIVERGENCE'  # (COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH)
+IMAGE_SIZE_DRIFT = 'IMAGE_SIZE_DRIFT'  # image size distribution, L-infinity
+IMAGE_MODE_DRIFT = 'IMAGE_MODE_DRIFT'  # format/colour mode/bit depth distribution, L-infinity
+MASK_PRESENCE_SPAN_DRIFT = 'MASK_PRESENCE_SPAN_DRIFT'  # share of records with a mask
+MASK_COVERAGE_DRIFT = 'MASK_COVERAGE_DRIFT'  # sampled mask-coverage histogram, JS
+# ... and this span's groups vs every earlier span's (group_splits.json).
+SPAN_LEAKAGE = 'SPAN_LEAKAGE'  # a group in train now was in a non-train split earlier
+SPAN_SPLIT_CHANGE = 'SPAN_SPLIT_CHANGE'  # a group changed split otherwise (warning)
+SPAN_GROUPS_NOT_COMPARABLE = 'SPAN_GROUPS_NOT_COMPARABLE'  # other group column (warning)
 
 KIND_STRATIFICATION = 'stratification'
 KIND_IMBALANCE = 'imbalance'
 KIND_MASKS = 'masks'
 KIND_LEAKAGE = 'leakage'
 KIND_INTEGRITY = 'integrity'
+KIND_DRIFT = 'drift'
 KIND_OF = {
     LINF: KIND_STRATIFICATION, JS: KIND_STRATIFICATION, MIN_COUNT: KIND_STRATIFICATION,
     CLASS_IMBALANCE: KIND_IMBALANCE,
@@ -58,12 +72,18 @@ KIND_OF = {
     MASK_NOT_SINGLE_CHANNEL: KIND_MASKS, MASK_UNDECODABLE: KIND_MASKS,
     MASK_PRESENCE_DRIFT: KIND_MASKS,
     DUPLICATE_ACROSS_SPLITS: KIND_LEAKAGE,
+    SPAN_LEAKAGE: KIND_LEAKAGE, SPAN_SPLIT_CHANGE: KIND_LEAKAGE,
+    SPAN_GROUPS_NOT_COMPARABLE: KIND_LEAKAGE,
+    DRIFT_LINF: KIND_DRIFT, DRIFT_JS: KIND_DRIFT, IMAGE_SIZE_DRIFT: KIND_DRIFT,
+    IMAGE_MODE_DRIFT: KIND_DRIFT, MASK_PRESENCE_SPAN_DRIFT: KIND_DRIFT,
+    MASK_COVERAGE_DRIFT: KIND_DRIFT,
     COUNT_MISMATCH: KIND_INTEGRITY, RECORD_COUNT_MISMATCH: KIND_INTEGRITY,
     UNREADABLE_SHARD: KIND_INTEGRITY, UNKNOWN_LABEL: KIND_INTEGRITY,
     CLASS_NAMES_MISMATCH: KIND_INTEGRITY,
 }
 KIND_NOUN = {KIND_STRATIFICATION: 'stratification', KIND_IMBALANCE: 'imbalance',
-             KIND_MASKS: 'mask', KIND_LEAKAGE: 'leakage', KIND_INTEGRITY: 'integrity'}
+             KIND_MASKS: 'mask', KIND_LEAKAGE: 'leakage', KIND_INTEGRITY: 'integrity',
+             KIND_DRIFT: 'drift'}
 ERROR = 'error'
 WARNING = 'warning'
 WARNING_KINDS = frozenset([KIND_IMBALANCE, KIND_MASKS])

@@ -17,7 +17,11 @@ class ClassBalance(base_beam_component.BaseBeamComponent):
   Inputs: StatisticsGen's ``statistics`` (split class counts), ImageExampleGen's ``examples``
   (the shard files, read once in a Beam job for per-shard class counts and image/mask
   statistics, plus its ``ingest_summary.json``: records written per shard, duplicate images,
-  mask checks) and the ``schema`` (class labels and names, from CuratedSchemaGen).
+  mask checks) and the ``schema`` (class labels and names, from CuratedSchemaGen). Optional
+  ``previous_examples``: the newest Examples of every earlier span of the same ImageExampleGen;
+  the newest of them is the baseline that this span's class mix and image/mask statistics are
+  compared with (drift), and every one's ``group_splits.json`` is checked for groups leaking
+  into this span's train split.
 
   Output ``anomalies`` (ExampleAnomalies): ``Split-<name>/SchemaDiff.pb`` in TFDV's format
   (L-infinity and Jensen-Shannon measurements for the split and each shard, an anomaly per
@@ -25,7 +29,8 @@ class ClassBalance(base_beam_component.BaseBeamComponent):
   verdicts, findings, class counts and weights, thumbnails with masks, per-shard class
   proportions, mask statistics with coverage histograms, TFDV statistics of every split). Custom
   properties: ``class_weights`` (JSON {"<label>": weight}, for a Trainer), the verdicts, counts
-  of findings and the report paths (names in ``spec.py``).
+  of findings, drift from the baseline span, groups leaking across spans and the report paths
+  (names in ``spec.py``).
   """
 
   SPEC_CLASS = spec.ClassBalanceSpec
@@ -33,19 +38,25 @@ class ClassBalance(base_beam_component.BaseBeamComponent):
 
   def __init__(self, statistics: types.BaseChannel, examples: types.BaseChannel,
                schema: types.BaseChannel,
-               config: Optional[config_lib.BalanceConfig] = None):
+               config: Optional[config_lib.BalanceConfig] = None,
+               previous_examples: Optional[types.BaseChannel] = None):
     """Args:
       statistics: ExampleStatistics of ``examples``, computed with ``schema``.
       examples: ImageExampleGen's Examples.
       schema: the schema from CuratedSchemaGen (``class``: categorical int_domain 0..K-1,
         "<k>=<name>" tags).
       config: thresholds, ``fail_on_imbalance`` and the rest; see ``BalanceConfig``.
+      previous_examples: Examples of earlier spans (span < this one's), e.g. from a resolver:
+        zero or more artifacts. None or empty: no earlier span, no drift findings.
     """
     config = config or config_lib.BalanceConfig()
+    previous = {} if previous_examples is None else {
+        spec.PREVIOUS_EXAMPLES_KEY: previous_examples}
     super().__init__(spec=spec.ClassBalanceSpec(**{
         spec.STATISTICS_KEY: statistics,
         spec.EXAMPLES_KEY: examples,
         spec.SCHEMA_KEY: schema,
+        **previous,
         **executor.exec_properties_from_config(config),
         spec.ANOMALIES_KEY: types.Channel(type=standard_artifacts.ExampleAnomalies),
     }))

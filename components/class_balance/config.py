@@ -10,6 +10,8 @@ DEFAULT_NEAR_FULL_MASK = 0.95
 DEFAULT_MAX_CLASS_RATIO = 3.0
 DEFAULT_MAX_MASK_PRESENCE_GAP = 0.05
 DEFAULT_COVERAGE_SAMPLE = 32
+DEFAULT_MAX_DRIFT_LINF = 0.1
+DEFAULT_MAX_DRIFT_JS = 0.02
 
 
 class ConfigError(CxrError, ValueError):
@@ -45,8 +47,17 @@ class BalanceConfig:
     coverage_sample: masks decoded per shard file and class for the mask-coverage histogram
       (a seeded sample: records are in ImageExampleGen's hash order); 0 decodes every mask.
       Exact empty-mask and mask-check counts come from ImageExampleGen's summary.
-    warnings_as_errors: warning findings (class imbalance, masks) get severity ERROR in the
-      TFDV anomalies and the reports. They still do not stop the run.
+    warnings_as_errors: warning findings (class imbalance, masks, image/mask drift) get
+      severity ERROR in the TFDV anomalies and the reports. They still do not stop the run.
+    max_drift_linf: drift between spans: largest L-infinity distance allowed between this
+      span's class mix (all splits pooled) and the baseline span's (an ERROR above it); also
+      the threshold of the image size/mode distributions' L-infinity and of the mask presence
+      rate's absolute difference (WARNINGs above it).
+    max_drift_js: drift between spans: largest Jensen-Shannon divergence (bits) allowed between
+      the two spans' class mixes (an ERROR above it); also the threshold of the mask-coverage
+      histograms' JS (a WARNING above it).
+    fail_on_drift: stop the run (after writing the reports) when the class mix drifted from the
+      baseline span beyond max_drift_linf or max_drift_js.
   """
   max_linf: float = DEFAULT_MAX_LINF
   max_js: float = DEFAULT_MAX_JS
@@ -57,10 +68,15 @@ class BalanceConfig:
   max_mask_presence_gap: float = DEFAULT_MAX_MASK_PRESENCE_GAP
   coverage_sample: int = DEFAULT_COVERAGE_SAMPLE
   warnings_as_errors: bool = False
+  max_drift_linf: float = DEFAULT_MAX_DRIFT_LINF
+  max_drift_js: float = DEFAULT_MAX_DRIFT_JS
+  fail_on_drift: bool = False
 
   def __post_init__(self):
     for name, option in (('max_linf', '--max-linf'), ('max_js', '--max-js'),
-                         ('max_mask_presence_gap', '--max-mask-presence-gap')):
+                         ('max_mask_presence_gap', '--max-mask-presence-gap'),
+                         ('max_drift_linf', '--max-drift-linf'),
+                         ('max_drift_js', '--max-drift-js')):
       value = getattr(self, name)
       if not _number(value) or not 0 <= value <= 1:
         raise ConfigError(f'{name} must be a number in [0, 1], got {value!r} (option {option}).')
@@ -75,7 +91,8 @@ class BalanceConfig:
       if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f'{name} must be an int >= 0, got {value!r} (option {option}).')
     for name, option in (('fail_on_imbalance', '--fail-on-imbalance'),
-                         ('warnings_as_errors', '--warnings-as-errors')):
+                         ('warnings_as_errors', '--warnings-as-errors'),
+                         ('fail_on_drift', '--fail-on-drift')):
       if not isinstance(getattr(self, name), bool):
         raise ConfigError(f'{name} must be True or False, got {getattr(self, name)!r} '
                           f'(option {option}).')

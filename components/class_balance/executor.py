@@ -2,8 +2,9 @@
 import json
 import math
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
+from absl import logging
 from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
@@ -12,13 +13,15 @@ import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
 from components.class_balance import config as config_lib
+from components.class_balance import drift as drift_lib
 from components.class_balance import measure
 from components.class_balance import report
 from components.class_balance import scan
 from components.class_balance import spec
-from components.image_example_gen.summary import SUMMARY_FILE, IngestSummary
+from components.image_example_gen.summary import GROUP_SPLITS_FILE, SUMMARY_FILE, IngestSummary
 
 STATS_FILE = 'FeatureStats.pb'  # StatisticsGen's binary DatasetFeatureStatisticsList per split
+BASELINE_SCAN_DIR = '.baseline_scan'  # under the output artifact: the baseline's scan, removed
 
 # exec-property key -> (BalanceConfig field, parse); missing keys (older executions, read back
 # by `cxr-tfx report`) take the field's default.
@@ -32,6 +35,9 @@ _FIELDS = {
     spec.MAX_MASK_PRESENCE_GAP_KEY: ('max_mask_presence_gap', float),
     spec.COVERAGE_SAMPLE_KEY: ('coverage_sample', int),
     spec.WARNINGS_AS_ERRORS_KEY: ('warnings_as_errors', lambda v: bool(int(v))),
+    spec.MAX_DRIFT_LINF_KEY: ('max_drift_linf', float),
+    spec.MAX_DRIFT_JS_KEY: ('max_drift_js', float),
+    spec.FAIL_ON_DRIFT_KEY: ('fail_on_drift', lambda v: bool(int(v))),
 }
 
 
@@ -65,16 +71,86 @@ def load_summary(examples_uri: str) -> Optional[IngestSummary]:
     return IngestSummary.from_json(f.read())
 
 
+def load_group_splits(examples_uri: str) -> Optional[drift_lib.GroupSplits]:
+  """ImageExampleGen's ``group_splits.json`` next to the shards, or None (no group column,
+  or an ImageExampleGen from before spans)."""
+  path = os.path.join(examples_uri, GROUP_SPLITS_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return drift_lib.GroupSplits.from_json(f.read())
+
+
+def example_split_names(examples_uri: str) -> List[str]:
+  """The splits of an Examples folder, from its ``Split-<name>`` folders (sorted)."""
+  return sorted(os.path.basename(p.rstrip('/'))[len('Split-'):]
+                for p in tf.io.gfile.glob(os.path.join(examples_uri, 'Split-*'))
+                if tf.io.gfile.isdir(p))
+
+
+def load_drift_inputs(examples_uri: str, current_span: int,
+                      previous: Sequence[drift_lib.SpanExamples], output_uri: str,
+                      config: config_lib.BalanceConfig, make_pipeline) -> drift_lib.DriftInputs:
+  """Reads what the comparison with earlier spans needs: every earlier span's
+  group_splits.json and, for the baseline (the newest earlier span), its ingest summary and a
+  scan of its shard files -- a second Beam job, the same ``scan.ScanShards`` without
+  thumbnails or duplicate grouping, in a scratch folder under the output that is removed."""
+  inputs = drift_lib.DriftInputs(current_span=current_span, previous=list(previous))
+  earlier = drift_lib.earlier_spans(previous, current_span)
+  if not earlier:
+    return inputs
+  inputs.current_groups = load_group_splits(examples_uri)
+  inputs.earlier_groups = {p: load_group_splits(p.uri) for p in earlier}
+  baseline = earlier[-1]
+  inputs.baseline_summary = load_summary(baseline.uri)
+  logging.info('ClassBalance: span %d vs the baseline span %d (version %d, %s)', current_span,
+               baseline.span, baseline.version, baseline.uri)
+  scratch = os.path.join(output_uri, BASELINE_SCAN_DIR)
+  try:
+    found = scan.run_scan(baseline.uri, example_split_names(baseline.uri), scratch,
+                          config.coverage_sample, config.near_full_mask, make_pipeline,
+                          emit_hashes=False, thumbnails=False)
+  finally:
+    if tf.io.gfile.exists(scratch):
+      tf.io.gfile.rmtree(scratch)
+  inputs.baseline_class_stats = found.class_stats
+  inputs.baseline_errors = list(found.errors)
+  return inputs
+
+
 def run(stats_uri: str, split_names: Sequence[str], examples_uri: str, schema_uri: str,
-        output_uri: str, config: config_lib.BalanceConfig, make_pipeline):
+        output_uri: str, config: config_lib.BalanceConfig, make_pipeline,
+        previous_examples: Iterable[Any] = (), current_span: int = 0):
   """Scan + evaluate + write: the executor's work, also used by ``cxr-tfx report``.
+
+  ``previous_examples``: the Examples of earlier spans, each a ``drift.SpanExamples`` or a
+  tuple (uri, span[, version[, artifact id]]) (or a mapping with those keys); the largest span
+  (then version, then id) before ``current_span`` is the drift baseline, and every one before
+  it is checked for groups leaking into this span's train split. None: no drift findings.
   Returns (BalanceResult, {'json': path, 'html': path})."""
   stats, schema = load_inputs(stats_uri, split_names, schema_uri)
   summary = load_summary(examples_uri)
+  previous = [drift_lib.SpanExamples.of(p) for p in previous_examples or ()]
   found = scan.run_scan(examples_uri, list(stats), output_uri, config.coverage_sample,
                         config.near_full_mask, make_pipeline, emit_hashes=summary is None)
-  result = measure.evaluate(stats, found, schema, config, summary)
+  drift_inputs = load_drift_inputs(examples_uri, current_span, previous, output_uri, config,
+                                   make_pipeline)
+  result = measure.evaluate(stats, found, schema, config, summary, drift_inputs)
   return result, report.write(result, output_uri, schema)
+
+
+def span_of(artifact: types.Artifact) -> drift_lib.SpanExamples:
+  """An Examples artifact's uri, span, version (TFX's properties; custom properties of the
+  same names otherwise; 0 when absent) and id."""
+  values = []
+  for name in ('span', 'version'):
+    value = 0
+    if name in artifact.PROPERTIES and artifact.has_property(name):
+      value = getattr(artifact, name)
+    elif artifact.has_custom_property(name):
+      value = artifact.get_int_custom_property(name)
+    values.append(int(value or 0))
+  return drift_lib.SpanExamples(artifact.uri, values[0], values[1], int(artifact.id or 0))
 
 
 def set_properties(artifact: types.Artifact, result: measure.BalanceResult,
@@ -95,6 +171,15 @@ def set_properties(artifact: types.Artifact, result: measure.BalanceResult,
   ratio = result.imbalance_ratio
   artifact.set_float_custom_property(spec.IMBALANCE_RATIO_PROPERTY,
                                      min(ratio, 1e9) if math.isfinite(ratio) else 1e9)
+  drift = result.drift
+  artifact.set_int_custom_property(spec.DRIFT_BASELINE_SPAN_PROPERTY,
+                                   drift.baseline.span if drift.baseline else -1)
+  artifact.set_float_custom_property(spec.DRIFT_LINF_PROPERTY,
+                                     drift.class_mix.linf if drift.class_mix else 0.0)
+  artifact.set_float_custom_property(spec.DRIFT_JS_PROPERTY,
+                                     drift.class_mix.js if drift.class_mix else 0.0)
+  artifact.set_int_custom_property(spec.DRIFTED_PROPERTY, int(drift.drifted))
+  artifact.set_int_custom_property(spec.SPAN_LEAKAGE_PROPERTY, result.span_leakage)
   artifact.set_string_custom_property(spec.HTML_REPORT_PROPERTY, paths['html'])
   artifact.set_string_custom_property(spec.JSON_REPORT_PROPERTY, paths['json'])
 
@@ -111,12 +196,19 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
     schema_uri = artifact_utils.get_single_uri(input_dict[spec.SCHEMA_KEY])
     anomalies = artifact_utils.get_single_instance(output_dict[spec.ANOMALIES_KEY])
+    previous = [span_of(a) for a in input_dict.get(spec.PREVIOUS_EXAMPLES_KEY) or []]
 
     result, paths = run(stats_artifact.uri,
                         artifact_utils.decode_split_names(stats_artifact.split_names),
                         examples.uri, schema_uri, anomalies.uri, config,
-                        self._make_beam_pipeline)
+                        self._make_beam_pipeline, previous_examples=previous,
+                        current_span=span_of(examples).span)
     anomalies.split_names = stats_artifact.split_names
     anomalies.span = stats_artifact.span
     set_properties(anomalies, result, paths)
+    if report.stops_the_run(result):
+      # A failed execution's output folder is removed (pipeline/cleanup.py: nothing unfinished
+      # is left behind); the reports that explain the failure are kept beside it.
+      paths = report.keep_reports(paths, report.failed_reports_dir(anomalies.uri))
     report.raise_if_imbalanced(result, paths['html'])
+    report.raise_if_drifted(result, paths['html'])

@@ -5,7 +5,9 @@ One self-contained page that works offline: inline CSS, inline SVG charts, thumb
 an id, in this order): verdicts, findings, classes (counts and class weights), samples
 (thumbnails with masks overlaid), stratification (splits and shards vs the whole), masks
 (presence, sizes, ImageExampleGen's mask checks, coverage histograms), images (sizes and modes),
-leakage, statistics (TFDV's statistics of every split, rendered statically).
+leakage, drift (this span vs the baseline span: class mix side by side, the measures against
+their thresholds, groups leaking across spans), statistics (TFDV's statistics of every split,
+rendered statically).
 """
 import colorsys
 import html
@@ -13,11 +15,12 @@ import math
 from typing import Dict, List, Mapping, Sequence
 
 from components.class_balance import balance
+from components.class_balance import drift as drift_lib
 from components.class_balance.measure import BalanceResult
 from components.image_example_gen import mask_check as mask_codes
 
 SECTIONS = ('verdicts', 'findings', 'classes', 'samples', 'stratification', 'masks', 'images',
-            'leakage', 'statistics')
+            'leakage', 'drift', 'statistics')
 _TABLEAU = ('#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1',
             '#ff9da7', '#9c755f', '#bab0ac')
 _CSS = """
@@ -133,7 +136,9 @@ def _verdicts(r: BalanceResult) -> str:
            f'<div class="v">{_e(", ".join(others) if others else "nothing found")}</div>'
            '<p>Leakage (identical images in several splits), integrity (shard files vs '
            'statistics and vs what ImageExampleGen wrote, labels vs the schema) and masks '
-           '(size, binary, presence per split). See <a href="#findings">findings</a>.</p></div>')
+           '(size, binary, presence per split); with earlier spans, <a href="#drift">drift</a> '
+           'from the previous span and groups leaking across spans. See '
+           '<a href="#findings">findings</a>.</p></div>')
   return f'<div class="cards">{"".join(strat)}{classes}{other}</div>'
 
 
@@ -347,6 +352,124 @@ def _leakage(r: BalanceResult) -> str:
                  for d in r.duplicates_across_splits])
 
 
+def _mix_chart(mix: drift_lib.ClassMix, baseline_span: int, colours: Mapping[str, str]) -> str:
+  """Two 100%-stacked bars: the baseline span's class mix over this span's."""
+  row_h, left, bar_w = 22, 120, 640
+  parts = []
+  for i, (label, counts) in enumerate(((f'span {baseline_span}', mix.baseline),
+                                        ('this span', mix.current))):
+    y = 26 + i * row_h
+    parts.append(f'<text x="{left - 8}" y="{y + 13}" text-anchor="end">{_e(label)}</text>')
+    x, size = float(left), sum(counts.values()) or 1
+    for name, n in counts.items():
+      w = bar_w * n / size
+      if w > 0:
+        parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_h - 5}" '
+                     f'fill="{colours[name]}"><title>{_e(name)}: {n} of {size} '
+                     f'({n / size:.1%})</title></rect>')
+      x += w
+    parts.append(f'<text x="{left + bar_w + 6}" y="{y + 13}">{sum(counts.values()):,}</text>')
+  legend = ''.join(
+      f'<rect x="{left + 120 * k}" y="4" width="11" height="11" fill="{colours[name]}"/>'
+      f'<text x="{left + 120 * k + 15}" y="14">{_e(name[:16])}</text>'
+      for k, name in enumerate(mix.current))
+  return (f'<svg width="{left + bar_w + 70}" height="{32 + 2 * row_h}" font-size="11" '
+          'font-family="sans-serif" role="img" aria-label="class mix: baseline span and this '
+          f'span">{legend}{"".join(parts)}</svg>')
+
+
+def _result_cell(ok: bool, severity: str) -> str:
+  return ('<td class="yes">pass</td>' if ok
+          else f'<td><span class="sev {_e(severity)}">{_e(severity)}</span> '
+               '<span class="no">FAIL</span></td>')
+
+
+def _drift(r: BalanceResult, colours: Mapping[int, str]) -> str:
+  d = r.drift
+  if d.baseline is None:
+    out = [f'<p>No earlier span: nothing to compare span {d.current_span} with (its first span, '
+           'or ClassBalance was not given <code>previous_examples</code>).</p>']
+  else:
+    b = d.baseline
+    earlier = ', '.join(str(p.span) for p in d.earlier)
+    out = [f'<p>This span ({d.current_span}) against the <b>baseline</b>: span {b.span}, '
+           f'version {b.version}, the newest earlier span <span class="small muted">'
+           f'({_e(b.uri)}; earlier spans given: {_e(earlier)})</span>. All splits pooled. '
+           f'Thresholds: max_drift_linf {r.config.max_drift_linf:g}, max_drift_js '
+           f'{r.config.max_drift_js:g} bits; class-mix drift is an error, image and mask drift '
+           'a warning.</p>']
+    rows = []
+    mix = d.class_mix
+    if mix is not None:
+      names = list(mix.current)
+      by_name = {r.name(c): colours[c] for c in colours}
+      extra = palette(len(by_name) + len(names))[len(by_name):]
+      named = {n: by_name.get(n) or extra[i] for i, n in enumerate(names)}
+      now, then = drift_lib.shares(mix.current), drift_lib.shares(mix.baseline)
+      out.append(f'<h3>Class mix <span class="small muted">(counts from the {_e(mix.source)})'
+                 '</span></h3>'
+                 + _mix_chart(mix, b.span, named)
+                 + _table(['class', f'span {b.span}', 'share', 'this span', 'share',
+                           'difference'],
+                          [[n, f'{mix.baseline[n]:,}', f'{then[n]:.1%}', f'{mix.current[n]:,}',
+                            f'{now[n]:.1%}', f'{(now[n] - then[n]) * 100:+.1f} pp']
+                           for n in names], numeric=(1, 2, 3, 4, 5)))
+      rows.append(('class mix', f'L-infinity (class {mix.linf_class!r})', f'{mix.linf:.4f}',
+                   f'{mix.max_linf:g}', _result_cell(not mix.linf_drifted, balance.ERROR)))
+      rows.append(('class mix', 'Jensen-Shannon divergence (bits)', f'{mix.js:.5f}',
+                   f'{mix.max_js:g}', _result_cell(not mix.js_drifted, balance.ERROR)))
+    else:
+      out.append('<p class="muted">Class mix not compared (no records in one of the '
+                 'spans).</p>')
+    severity = balance.ERROR if r.config.warnings_as_errors else balance.WARNING
+    measure_name = {drift_lib.LINF: 'L-infinity', drift_lib.JS: 'Jensen-Shannon divergence',
+                    drift_lib.ABSOLUTE_DIFFERENCE: '|difference| of the rate'}
+    for st in d.stats:
+      if st.value is None:
+        rows.append((st.name, measure_name[st.measure], '-', f'{st.threshold:g}',
+                     f'<td class="muted">not compared: {_e(st.note)}</td>'))
+        continue
+      if st.measure == drift_lib.ABSOLUTE_DIFFERENCE:
+        what = f'{st.baseline:.1%} &rarr; {st.current:.1%}'
+      elif st.worst and st.value > 0:
+        before = (st.baseline.get(st.worst, 0.0) if isinstance(st.baseline, dict)
+                  else None)
+        what = (f'most moved: {_e(st.worst)}' + (f' ({before:.1%} &rarr; '
+                                                 f'{st.current.get(st.worst, 0.0):.1%})'
+                                                 if before is not None else ''))
+      else:
+        what = ''
+      rows.append((st.name, measure_name[st.measure] + (f' <span class="small muted">{what}'
+                                                        '</span>' if what else ''),
+                   f'{st.value:.4f}', f'{st.threshold:g}', _result_cell(st.ok, severity)))
+    body = ''.join(f'<tr><td>{_e(a)}</td><td>{m}</td><td class="n">{_e(v)}</td>'
+                   f'<td class="n">{_e(t)}</td>{res}</tr>' for a, m, v, t, res in rows)
+    out.append('<h3>Measures</h3><table><tr><th>what</th><th>measure</th><th>value</th>'
+               f'<th>threshold</th><th>result</th></tr>{body}</table>')
+  lk = d.leakage
+  out.append('<h3>Groups across spans (group_splits.json)</h3>'
+             f'<p>{_e(lk.note[:1].upper() + lk.note[1:])}.</p>')
+  if lk.group_column:
+    rows = [['group column', lk.group_column],
+            ['groups in this span (in its train split)', f'{lk.groups:,} ({lk.train_groups:,})'],
+            ['earlier spans compared', ', '.join(map(str, lk.spans_compared)) or '-'],
+            ['earlier spans grouped by another column (not compared)',
+             ', '.join(f'{s} ({c or "none"})' for s, c in lk.spans_not_comparable) or '-'],
+            ['earlier spans without groups', ', '.join(map(str, lk.spans_without_groups)) or '-'],
+            ['groups now in train, earlier in eval/test (error)',
+             f'{lk.into_train:,}' + (f' (from span {", ".join(map(str, lk.into_train_spans))};'
+                                     f' {", ".join(g[:12] for g in lk.into_train_examples)})'
+                                     if lk.into_train else '')],
+            ['groups in another split otherwise (warning)',
+             f'{lk.split_changed:,}' + (f' ({"; ".join(lk.split_changed_examples)})'
+                                        if lk.split_changed else '')]]
+    out.append(_table(['', 'groups'], rows))
+  if d.notes:
+    out.append('<ul class="small muted">' + ''.join(f'<li>{_e(n)}</li>' for n in d.notes)
+               + '</ul>')
+  return ''.join(out)
+
+
 def _statistics(r: BalanceResult) -> str:
   if not r.statistics:
     return '<p>No statistics.</p>'
@@ -364,7 +487,9 @@ def render(result: BalanceResult) -> str:
   colours = dict(zip(result.whole_counts, palette(len(result.whole_counts))))
   total = sum(result.whole_counts.values())
   where = (f' from {result.ingest["csv_path"]}' if result.ingest.get('csv_path') else '')
-  sub = (f'{total:,} examples{where} · {len(result.whole_counts)} classes · splits '
+  span = (f' · span {result.drift.current_span}'
+          if result.drift.baseline is not None or result.drift.current_span else '')
+  sub = (f'{total:,} examples{where}{span} · {len(result.whole_counts)} classes · splits '
          f'{", ".join(result.splits)} · {len(result.measurements) - len(result.splits)} '
          'shard files')
   sections = [
@@ -378,6 +503,9 @@ def render(result: BalanceResult) -> str:
       _section('masks', 'Masks', _masks(result, colours)),
       _section('images', 'Images', _images(result)),
       _section('leakage', 'Leakage: identical images across splits', _leakage(result)),
+      _section('drift', (f'Drift from span {result.drift.baseline.span}'
+                         if result.drift.baseline is not None else 'Drift between spans'),
+               _drift(result, colours)),
       _section('statistics', 'Statistics (TFDV)', _statistics(result)),
   ]
   return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'

@@ -16,6 +16,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from components import features
 from components.class_balance import balance
+from components.class_balance import drift as drift_lib
 from components.class_balance import image_stats
 from components.class_balance.config import BalanceConfig
 from components.class_balance.scan_result import SAMPLES_PER_CLASS, ScanResult
@@ -113,6 +114,8 @@ class BalanceResult:
   samples: Dict[int, List[Dict[str, object]]]  # label -> thumbnails
   statistics: List[Dict[str, object]]  # statistics_view rows
   ingest: Dict[str, object]  # a few facts from the ingest summary ({} without one)
+  # this span vs the baseline span, and its groups vs earlier spans' (drift.py)
+  drift: drift_lib.DriftResult = dataclasses.field(default_factory=drift_lib.DriftResult.nothing)
 
   @property
   def imbalance_ratio(self) -> float:
@@ -121,6 +124,21 @@ class BalanceResult:
   @property
   def stratification_findings(self) -> List[balance.Finding]:
     return [f for f in self.findings if f.kind == balance.KIND_STRATIFICATION]
+
+  @property
+  def drift_findings(self) -> List[balance.Finding]:
+    """Drift between spans and group leakage across spans (finalized like the others)."""
+    return [f for f in self.findings if f.check in drift_lib.CHECKS]
+
+  @property
+  def class_mix_drift_findings(self) -> List[balance.Finding]:
+    """The class mix drifted from the baseline span (what ``fail_on_drift`` stops on)."""
+    return [f for f in self.findings if f.check in drift_lib.CLASS_MIX_CHECKS]
+
+  @property
+  def span_leakage(self) -> int:
+    """Groups in this span's train split that were in a non-train split of an earlier span."""
+    return self.drift.leakage.into_train
 
   @property
   def errors(self) -> List[balance.Finding]:
@@ -175,6 +193,7 @@ class BalanceResult:
         'image_statistics': self.image_statistics,
         'samples': {self.name(c): [s['image_id'] for s in v] for c, v in self.samples.items()},
         'ingest': self.ingest,
+        'drift': self.drift.to_dict(self.drift_findings),
     }
 
 
@@ -203,8 +222,10 @@ def _pick_samples(samples: Sequence[Mapping[str, object]], splits: Sequence[str]
 
 def evaluate(stats_by_split: Mapping[str, statistics_pb2.DatasetFeatureStatisticsList],
              scan: ScanResult, schema: schema_pb2.Schema, config: BalanceConfig,
-             summary: Optional[IngestSummary] = None) -> BalanceResult:
-  """Both verdicts, every finding, the class weights and the report's statistics."""
+             summary: Optional[IngestSummary] = None,
+             drift_inputs: Optional[drift_lib.DriftInputs] = None) -> BalanceResult:
+  """Both verdicts, every finding, the class weights and the report's statistics; with
+  ``drift_inputs``, drift from the baseline span and group leakage across spans."""
   names = class_names_from_schema(schema)
   splits = list(stats_by_split)
   split_counts = {s: split_class_counts(st, s) for s, st in stats_by_split.items()}
@@ -257,6 +278,11 @@ def evaluate(stats_by_split: Mapping[str, statistics_pb2.DatasetFeatureStatistic
               for s in splits}
   findings += balance.mask_presence_findings(presence, config)
 
+  # Between spans: this span vs the baseline span; its groups vs every earlier span's.
+  drift = drift_lib.evaluate(drift_inputs or drift_lib.DriftInputs(), splits, names, whole,
+                             summary, scan.class_stats, config)
+  findings += drift.findings
+
   findings = balance.finalize(findings, config)
   stratified, strat_verdict = balance.stratification_verdict(findings)
   classes_verdict = balance.class_balance_verdict(imbalance, names)
@@ -279,4 +305,4 @@ def evaluate(stats_by_split: Mapping[str, statistics_pb2.DatasetFeatureStatistic
       mask_checks={s: {c: {k: v.get(k, 0) for k in mask_codes.COUNT_KEYS}
                        for c, v in per.items()} for s, per in mask_checks.items()},
       samples=_pick_samples([s for s in scan.samples if int(s['label']) in names], splits),
-      statistics=statistics_view(stats_by_split, names), ingest=ingest)
+      statistics=statistics_view(stats_by_split, names), ingest=ingest, drift=drift)

@@ -193,11 +193,13 @@ def ScanShards(pipeline: beam.Pipeline, shards: Sequence[Tuple[str, str]],  # py
 
 
 def run_scan(examples_uri: str, splits: Sequence[str], output_uri: str, coverage_sample: int,
-             near_full: float, make_pipeline, emit_hashes: bool) -> ScanResult:
-  """Runs the job over every shard file of ``splits`` and returns what it found."""
+             near_full: float, make_pipeline, emit_hashes: bool,
+             thumbnails: bool = True) -> ScanResult:
+  """Runs the job over every shard file of ``splits`` and returns what it found.
+  ``thumbnails=False`` samples no records (the drift baseline's scan needs statistics only)."""
   listed = [(split, path) for split in splits for path in shard_files(examples_uri, split)]
   first = {}
-  for split, path in listed:
+  for split, path in listed if thumbnails else ():
     first.setdefault(split, path)
   scan_dir = os.path.join(output_uri, SCAN_DIR)
   manifest = os.path.join(scan_dir, MANIFEST_FILE)

@@ -8,6 +8,10 @@ from tfx.types.component_spec import ExecutionParameter
 STATISTICS_KEY = standard_component_specs.STATISTICS_KEY  # ExampleStatistics (StatisticsGen)
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY  # Examples (ImageExampleGen)
 SCHEMA_KEY = standard_component_specs.SCHEMA_KEY  # Schema (CuratedSchemaGen)
+# Optional Examples, zero or more: the newest artifact of every earlier span (span < this one)
+# of the same ImageExampleGen. The largest span (then version, then artifact id) is the
+# baseline of the drift checks; every one's group_splits.json is checked for leakage.
+PREVIOUS_EXAMPLES_KEY = 'previous_examples'
 ANOMALIES_KEY = standard_component_specs.ANOMALIES_KEY  # ExampleAnomalies (output)
 
 MAX_LINF_KEY = 'max_linf'
@@ -19,6 +23,9 @@ MAX_CLASS_RATIO_KEY = 'max_class_ratio'  # float: the class-imbalance warning th
 MAX_MASK_PRESENCE_GAP_KEY = 'max_mask_presence_gap'  # float
 COVERAGE_SAMPLE_KEY = 'coverage_sample'  # int: masks decoded per shard and class; 0 all
 WARNINGS_AS_ERRORS_KEY = 'warnings_as_errors'  # int 0/1
+MAX_DRIFT_LINF_KEY = 'max_drift_linf'  # float: class mix (and image stats) drift, L-infinity
+MAX_DRIFT_JS_KEY = 'max_drift_js'  # float: class mix (and mask coverage) drift, JS bits
+FAIL_ON_DRIFT_KEY = 'fail_on_drift'  # int 0/1
 
 # Custom properties set on the output ExampleAnomalies artifact.
 # Per-class training weights, JSON {"<label>": weight}: inverse class frequency over the weights
@@ -37,12 +44,19 @@ FINDINGS_PROPERTY = 'cxr_findings'  # int: findings of every kind and severity
 ERRORS_PROPERTY = 'cxr_errors'  # int: findings of severity error
 WARNINGS_PROPERTY = 'cxr_warnings'  # int: findings of severity warning
 IMBALANCE_RATIO_PROPERTY = 'cxr_imbalance_ratio'  # float: largest / smallest class
+# Drift from the baseline span (the newest earlier one) and group leakage across spans.
+DRIFT_BASELINE_SPAN_PROPERTY = 'cxr_drift_baseline_span'  # int: its span; -1 without one
+DRIFT_LINF_PROPERTY = 'cxr_drift_linf'  # float: class mix L-infinity (0.0 without a baseline)
+DRIFT_JS_PROPERTY = 'cxr_drift_js'  # float: class mix Jensen-Shannon divergence, bits
+DRIFTED_PROPERTY = 'cxr_drifted'  # int 1/0: the class mix drifted beyond a threshold
+SPAN_LEAKAGE_PROPERTY = 'cxr_span_leakage'  # int: train groups from an earlier non-train split
 HTML_REPORT_PROPERTY = 'cxr_html_report'
 JSON_REPORT_PROPERTY = 'cxr_json_report'
 
 
 class ClassBalanceSpec(ComponentSpec):
-  """Statistics + examples + schema -> ExampleAnomalies with the balance reports beside it."""
+  """Statistics + examples + schema (+ earlier spans' examples) -> ExampleAnomalies with the
+  balance reports beside it."""
 
   PARAMETERS = {
       MAX_LINF_KEY: ExecutionParameter(type=float),
@@ -54,11 +68,16 @@ class ClassBalanceSpec(ComponentSpec):
       MAX_MASK_PRESENCE_GAP_KEY: ExecutionParameter(type=float),
       COVERAGE_SAMPLE_KEY: ExecutionParameter(type=int),
       WARNINGS_AS_ERRORS_KEY: ExecutionParameter(type=int),
+      MAX_DRIFT_LINF_KEY: ExecutionParameter(type=float),
+      MAX_DRIFT_JS_KEY: ExecutionParameter(type=float),
+      FAIL_ON_DRIFT_KEY: ExecutionParameter(type=int),
   }
   INPUTS = {
       STATISTICS_KEY: ChannelParameter(type=standard_artifacts.ExampleStatistics),
       EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
       SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema),
+      PREVIOUS_EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True,
+                                              allow_empty=True),
   }
   OUTPUTS = {
       ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies),
