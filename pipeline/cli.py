@@ -15,6 +15,7 @@ _STARTED = time.monotonic()  # when the command started (this module loads first
 from components.class_balance import config as balance_config_lib
 from components.errors import CxrError, escape_control, io_error_message
 from components.image_example_gen import config as config_lib
+from components.image_example_gen import spans as spans_lib
 from components.image_example_gen import summary as summary_lib
 from pipeline import configs
 from pipeline import progress
@@ -55,7 +56,11 @@ def _add_quiet_arg(p: argparse.ArgumentParser) -> None:
 
 def _add_ingest_args(p: argparse.ArgumentParser, csv_help: str, mapping_help: str) -> None:
   """Options that shape ImageExampleGen's output: shared by `run` and `compile`."""
-  p.add_argument('--csv', help=csv_help)
+  p.add_argument('--csv', help=csv_help + '. A span pattern such as \'data/index-{SPAN}.csv\' '
+                 '(also {VERSION}, {YYYY}{MM}{DD}) takes the newest span, or --span '
+                 '(README: New data every week)')
+  p.add_argument('--span', type=_non_negative_int, metavar='N',
+                 help='with a span pattern in --csv: this span instead of the newest')
   p.add_argument('--class-mapping', help=mapping_help)
   p.add_argument('--splits', default=config_lib.format_splits(
       [config_lib.SplitSpec(*s) for s in configs.DEFAULT_SPLITS]),
@@ -80,6 +85,11 @@ def _add_ingest_args(p: argparse.ArgumentParser, csv_help: str, mapping_help: st
                       'group never spans shards or splits; classes stay as close to '
                       'proportional as the groups allow, and the achieved deviation is '
                       'reported. Written only as a salted hash (group_hash)')
+  p.add_argument('--group-assignment', choices=config_lib.GROUP_ASSIGNMENT_CHOICES, default='',
+                 help='how groups go to splits: balanced (class counts closest to '
+                      'proportional, given the whole input) or stable (a seeded hash of the '
+                      'group: a patient keeps its split in every span). Default: stable for '
+                      'a span pattern, balanced otherwise')
   p.add_argument('--group-salt', default='', metavar='SECRET',
                  help='salt of the group hashes (default: a public constant; README: DICOM). '
                       'Recorded in ML Metadata like every option')
@@ -165,6 +175,16 @@ def _component_beam_args(pairs: Sequence[Tuple[str, str]],
   return result
 
 
+def _non_negative_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    value = -1
+  if value < 0:
+    raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
+  return value
+
+
 def _positive_int(text: str) -> int:
   try:
     value = int(text)
@@ -212,6 +232,17 @@ def _add_balance_args(p: argparse.ArgumentParser) -> None:
   p.add_argument('--coverage-sample', type=int, default=d.DEFAULT_COVERAGE_SAMPLE, metavar='N',
                  help='masks ClassBalance decodes per shard file and class for the '
                       'mask-coverage histogram (default %(default)s; 0: every mask)')
+  p.add_argument('--max-drift-linf', type=float, default=d.DEFAULT_MAX_DRIFT_LINF,
+                 metavar='FRACTION',
+                 help='spans: largest L-infinity distance between this span\'s class mix and '
+                      'the previous span\'s (also compares image sizes/modes and mask presence; '
+                      'default %(default)s)')
+  p.add_argument('--max-drift-js', type=float, default=d.DEFAULT_MAX_DRIFT_JS, metavar='BITS',
+                 help='spans: largest Jensen-Shannon divergence between this span\'s class mix '
+                      '(and mask coverage) and the previous span\'s (default %(default)s)')
+  p.add_argument('--fail-on-drift', action='store_true',
+                 help='spans: stop the run (after writing the reports) when the class mix '
+                      'drifted from the previous span beyond --max-drift-linf/--max-drift-js')
   p.add_argument('--warnings-as-errors', action='store_true',
                  help='ClassBalance\'s warnings (class imbalance, masks) get severity ERROR in '
                       'its TFDV anomalies and reports (they still do not stop the run)')
@@ -244,7 +275,8 @@ def _balance_config(args) -> balance_config_lib.BalanceConfig:
       max_linf=args.max_linf, max_js=args.max_js, min_count_per_class=args.min_count_per_class,
       fail_on_imbalance=args.fail_on_imbalance, max_class_ratio=args.max_class_ratio,
       max_mask_presence_gap=args.max_mask_presence_gap, coverage_sample=args.coverage_sample,
-      warnings_as_errors=args.warnings_as_errors)
+      warnings_as_errors=args.warnings_as_errors, max_drift_linf=args.max_drift_linf,
+      max_drift_js=args.max_drift_js, fail_on_drift=args.fail_on_drift)
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -281,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
                   'Deterministic from --seed.',
       epilog=_examples(
           'cxr-tfx demo-data --out data/                 # 423 images, as `cxr-tfx run` makes',
-          'cxr-tfx demo-data --out data-full/ --scale 1  # the real set\'s 21,165 images'))
+          'cxr-tfx demo-data --out data-full/ --scale 1  # the real set\'s 21,165 images',
+          'cxr-tfx demo-data --out weekly/ --spans 3     # index-1.csv .. index-3.csv: spans'))
   demo.add_argument('--out', required=True, help='output folder')
   demo.add_argument('--scale', type=float, default=configs.DEMO_SCALE,
                     help='fraction of the real class counts 3616/10192/6012/1345 '
@@ -290,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
   demo.add_argument('--missing-masks', type=float, default=0.0,
                     help='fraction of rows without a mask (mask_path empty; default %(default)s)')
   demo.add_argument('--seed', type=int, default=0, help='default %(default)s')
+  demo.add_argument('--spans', type=_positive_int, metavar='N',
+                    help='instead: N weekly spans <out>/index-1.csv .. index-N.csv (columns '
+                         'image_path, mask_path, class, patient_id; returning patients; span 3 '
+                         'shifts the class mix to COVID) for `run --csv '
+                         '\'<out>/index-{SPAN}.csv\'` (README: New data every week)')
+  demo.add_argument('--rows-per-span', type=_positive_int, default=100, metavar='N',
+                    help='images per span with --spans (default %(default)s)')
   demo.add_argument('--workers', type=_positive_int, default=_cores(), metavar='N',
                     help='processes rendering images (default %(default)s: the cores available)')
   _add_quiet_arg(demo)
@@ -309,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
           'cxr-tfx validate --csv data/all_image_mask_pairs.csv --verify full '
           '--splits train=3,test=1',
           'cxr-tfx validate --csv data/all_image_mask_pairs.csv --on-bad-record quarantine '
-          '--duplicates drop'))
+          '--duplicates drop',
+          "cxr-tfx validate --csv 'weekly/index-{SPAN}.csv' --span 2 --group-column patient_id "
+          '--mask-size 256x256   # a span (README: New data every week)'))
   _add_ingest_args(validate, csv_help='CSV index (image_path,mask_path,class), a local file; '
                                       'relative paths resolve against its folder',
                    mapping_help='JSON {"class name": label}; default: class_mapping.json next '
@@ -336,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
           'cxr-tfx run                                  # demo data, then the pipeline',
           'cxr-tfx run --csv data/all_image_mask_pairs.csv --pipeline-root out/',
           'cxr-tfx run --image-dir data/COVID-19_Radiography_Dataset --pipeline-root out/',
+          "cxr-tfx run --csv 'weekly/index-{SPAN}.csv' --group-column patient_id --mask-size "
+          '256x256 --pipeline-root out/',
           'cxr-tfx run --csv dicom/index.csv --group-column dicom:PatientID '
           '--dicom-window auto',
           'cxr-tfx run --csv data/all_image_mask_pairs.csv --pipeline-root out/ \\',
@@ -358,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help='curated schema.pbtxt (default: schemas/schema.pbtxt of this project)')
   run.add_argument('--pipeline-root', default=configs.DEFAULT_PIPELINE_ROOT,
                    help='where artifacts go (default %(default)s)')
+  run.add_argument('--train-spans', type=_positive_int, default=1, metavar='N',
+                   help='with a span pattern: Transform (and with --train the Trainer) read '
+                        'this span and the N-1 spans before it, found in ML Metadata; the '
+                        'Evaluator evaluates on this span (default %(default)s)')
   run.add_argument('--metadata', default='',
                    help=f'SQLite ML Metadata file (default <pipeline-root>/{configs.METADATA_FILE})')
   run.add_argument('--no-cache', action='store_true', help='recompute every component')
@@ -538,6 +586,9 @@ def _ingest_config(args, mapping_path: str) -> config_lib.IngestConfig:
       max_file_bytes=args.max_file_bytes, dicom_window=args.dicom_window,
       dicom_output=args.dicom_output, allow_burned_in=args.allow_burned_in,
       group_salt=args.group_salt, mask_check=args.mask_check, mask_size=args.mask_size,
+      group_assignment=args.group_assignment or (
+          config_lib.GROUP_ASSIGNMENT_STABLE if args.csv and spans_lib.has_span_spec(args.csv)
+          else config_lib.GROUP_ASSIGNMENT_BALANCED),
       allowed_roots=tuple(a if '://' in a else os.path.abspath(a) for a in args.allowed_root))
 
 
@@ -552,6 +603,19 @@ def _generate_demo(display: progress.Display, out: str, scale: float, missing_ma
 
 def _demo_data(args, display: progress.Display) -> int:
   from pipeline import demo_data  # pylint: disable=g-import-not-at-top
+  if args.spans:
+    display.line(f'cxr-tfx demo-data: {args.spans} spans of {args.rows_per_span} images into '
+                 f'{args.out}')
+    with display.activity('[demo-data]', done_text='[demo-data] written in {seconds}'):
+      ds = demo_data.generate_spans(args.out, rows_per_span=args.rows_per_span,
+                                    mixes=demo_data.span_mixes(args.spans), seed=args.seed)
+    display.close()
+    for path, counts in zip(ds.csv_paths, ds.class_counts):
+      print(f'wrote {path}: ' + ', '.join(f'{c} {n}' for c, n in counts.items()))
+    print(f'class mapping: {ds.class_mapping_path}')
+    print(f"next: cxr-tfx run --csv '{ds.csv_pattern}' --group-column "
+          f'{demo_data.PATIENT_COLUMN} --mask-size 256x256 --span 1')
+    return 0
   n = sum(demo_data.class_counts_for_scale(args.scale).values())
   display.line(f'cxr-tfx demo-data: {n:,} images (scale {args.scale}) into {args.out}, '
                f'{args.workers} process(es)')
@@ -589,22 +653,43 @@ def _csv_rows(csv_path: str) -> str:
   return f'{rows:,} rows of {csv_path}' if rows is not None else csv_path
 
 
+def _resolve_span(csv_arg: str, span: Optional[int]) -> Tuple[str, str]:
+  """(the CSV a span pattern stands for, ' (span N of PATTERN)'), by TFX's rules without
+  TensorFlow (spans.py; TFX's own driver decides in the run); (csv_arg, '') without a pattern."""
+  if not spans_lib.has_any_spec(csv_arg):
+    if span is not None:
+      raise config_lib.ConfigError(f'--span {span} needs a span pattern in --csv, e.g. '
+                                   'data/index-{SPAN}.csv.')
+    return csv_arg, ''
+  resolved = spans_lib.resolve(csv_arg, span)
+  version = f', version {resolved.version}' if resolved.version is not None else ''
+  return resolved.path, f' (span {resolved.span}{version} of {csv_arg})'
+
+
+def _default_mapping_path(csv_arg: str) -> str:
+  """class_mapping.json next to the CSV; for a span pattern, in the folder above its first
+  spec (one mapping for every span)."""
+  folder = (spans_lib.split_pattern(csv_arg)[0] if spans_lib.has_any_spec(csv_arg)
+            else os.path.dirname(csv_arg))
+  return os.path.join(folder, configs.CLASS_MAPPING_FILE)
+
+
 def _validate(args, display: progress.Display) -> int:
   if not args.csv:
     raise config_lib.ConfigError('validate needs --csv (the CSV index to check).')
   if _is_uri(args.csv):
     from pipeline import validate as validate_lib  # pylint: disable=g-import-not-at-top
     validate_lib.require_local(args.csv)
-  what = _csv_rows(args.csv)
-  mapping = args.class_mapping or os.path.join(os.path.dirname(args.csv),
-                                               configs.CLASS_MAPPING_FILE)
+  csv_path, span_text = _resolve_span(args.csv, args.span)
+  what = _csv_rows(csv_path) + span_text
+  mapping = args.class_mapping or _default_mapping_path(args.csv)
   config = _ingest_config(args, mapping)
   display.line(f'cxr-tfx validate: {what}, class mapping {mapping}: every image and mask '
                f'(verify {config.verify}, mask check {config.mask_check}) on {args.workers} '
                'process(es); nothing is written')
   from pipeline import validate as validate_lib  # pylint: disable=g-import-not-at-top
   with display.activity('[validate] checking files'):
-    result = validate_lib.validate(args.csv, config, args.workers,
+    result = validate_lib.validate(csv_path, config, args.workers,
                                    lambda done, total: display.report(done, total, 'rows'))
   display.close()
   print(validate_lib.format_report(result))
@@ -648,15 +733,18 @@ def _run(args, display: progress.Display) -> int:
     if not args.mask_size:  # the demo has the real database's layout: 299x299 images, 256x256 masks
       args.mask_size = f'{demo_data.MASK_SIZE}x{demo_data.MASK_SIZE}'
   else:
-    what = _csv_rows(csv_path)
+    span_csv, span_text = _resolve_span(csv_path, args.span)
+    what = _csv_rows(span_csv) + span_text
     display.line(f'cxr-tfx run: {components} on {what}; outputs in {root}/, '
                  f'ML Metadata {metadata}')
-    rows = _count_rows(csv_path)
+    rows = _count_rows(span_csv)
+  if args.span is not None and not (csv_path and spans_lib.has_span_spec(csv_path)):
+    raise config_lib.ConfigError('--span needs a span pattern in --csv, e.g. '
+                                 'data/index-{SPAN}.csv.')
   if image_dir and not args.class_mapping:
     mapping_path = ''  # the sorted class folder names, as ImageExampleGen derives them
   else:
-    mapping_path = args.class_mapping or os.path.join(os.path.dirname(csv_path),
-                                                      configs.CLASS_MAPPING_FILE)
+    mapping_path = args.class_mapping or _default_mapping_path(csv_path)
   ingest_config = _ingest_config(args, mapping_path)
   if image_dir and not ingest_config.class_mapping and not _is_uri(image_dir):
     from components.image_example_gen import folders  # pylint: disable=g-import-not-at-top
@@ -694,7 +782,7 @@ def _run(args, display: progress.Display) -> int:
         enable_cache=not args.no_cache, fingerprint_content=args.fingerprint_content,
         class_mapping_path=os.path.abspath(mapping_path) if mapping_path else '',
         train=args.train, train_steps=args.train_steps, min_accuracy=args.min_accuracy,
-        serving_model_dir=args.serving_dir,
+        serving_model_dir=args.serving_dir, span=args.span, train_spans=args.train_spans,
         verbose=args.verbose)
     display.finish()
   display.close()
@@ -713,6 +801,9 @@ def _print_summary(result, validator: Dict[str, List[str]],
   print(f'Transform graph: {result.transform_graph_uri}   (training: '
         'tft.TFTransformOutput(uri), or components.transform.input_fn.make_dataset)')
   print(f'ML Metadata: {result.metadata_path} (run {result.run_id})')
+  if getattr(result, 'span_pattern', False):
+    version = f', version {result.version}' if result.version is not None else ''
+    print(f'span: {result.span}{version} ({s.csv_path})')
   print(f'rows in: {s.rows_in}   examples written: {s.examples_written}   '
         f'rows quarantined: {s.rows_quarantined}   seed: {s.seed}')
   if s.image_dir:
@@ -746,6 +837,8 @@ def _print_summary(result, validator: Dict[str, List[str]],
       for line in found:
         print(f'  {split}: {escape_control(line)}')
   print(f'class balance: {result.balance_verdict}')
+  if getattr(result, 'drift', ''):
+    print(f'drift: {result.drift}')
   for line in result.balance_findings[:10]:
     print(f'  {line}')
   if len(result.balance_findings) > 10:
@@ -795,7 +888,7 @@ def _compile(args, display: progress.Display) -> int:
         component_resources=_resources(args.resources), embeddable=args.embeddable,
         runtime_parameters=not args.no_runtime_parameters,
         train=args.train, train_steps=args.train_steps, min_accuracy=args.min_accuracy,
-        serving_model_dir=args.serving_dir)
+        serving_model_dir=args.serving_dir, span=args.span)
   display.close()
   print(f'compiled: {path}')
   if path.endswith('.json'):

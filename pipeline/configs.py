@@ -39,6 +39,10 @@ STATISTICS_GEN = 'StatisticsGen'
 EXAMPLE_VALIDATOR = 'ExampleValidator'
 CLASS_BALANCE = 'ClassBalance'
 TRANSFORM = 'Transform'
+# Resolver nodes of a span pattern (create_pipeline(..., span_history=True)): earlier spans for
+# ClassBalance's drift and cross-span checks; the span window Transform and the Trainer read.
+PREVIOUS_SPANS_RESOLVER = 'PreviousSpans'
+TRAIN_SPANS_RESOLVER = 'TrainSpans'
 # Added by create_pipeline(..., train=True).
 TRAINER = 'Trainer'
 EVALUATOR = 'Evaluator'

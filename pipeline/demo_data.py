@@ -161,3 +161,93 @@ def generate(out_dir: str, scale: float = 1.0, missing_masks: float = 0.0, seed:
     json.dump(CLASS_MAPPING, f, indent=2)
   return DemoDataset(root=out_dir, csv_path=csv_path, class_mapping_path=mapping_path,
                      class_counts=counts, num_rows=len(rows), num_missing_masks=len(no_mask))
+
+
+# --- Spans: new data every week ---------------------------------------------------------------
+
+SPAN_CSV_PATTERN = 'index-{SPAN}.csv'  # generate_spans writes index-1.csv, index-2.csv, ...
+SPAN_DIR = 'spans'
+PATIENT_COLUMN = 'patient_id'
+# Class mixes of the spans generate_spans writes by default: span 2 is span 1 give or take a
+# few points (no drift), span 3 shifts to COVID (beyond ClassBalance's default drift thresholds).
+DEFAULT_SPAN_MIXES = (
+    {'COVID': 0.20, 'Normal': 0.45, 'Lung_Opacity': 0.25, 'Viral Pneumonia': 0.10},
+    {'COVID': 0.22, 'Normal': 0.43, 'Lung_Opacity': 0.25, 'Viral Pneumonia': 0.10},
+    {'COVID': 0.50, 'Normal': 0.20, 'Lung_Opacity': 0.20, 'Viral Pneumonia': 0.10},
+)
+def span_mixes(num_spans: int) -> Tuple[Dict[str, float], ...]:
+  """DEFAULT_SPAN_MIXES for ``num_spans`` spans (the last mix repeats beyond three)."""
+  return tuple(DEFAULT_SPAN_MIXES[min(i, len(DEFAULT_SPAN_MIXES) - 1)] for i in range(num_spans))
+
+
+RETURNING_SHARE = 0.3  # of a span's images: follow-ups of patients seen in the span before
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanDataset:
+  root: str
+  csv_pattern: str  # <root>/index-{SPAN}.csv
+  class_mapping_path: str
+  csv_paths: Tuple[str, ...]  # span 1, 2, ...
+  class_counts: Tuple[Dict[str, int], ...]  # per span
+  patients: Tuple[Dict[str, str], ...]  # per span: {image_path: patient_id}
+
+
+def _largest_remainder(mix: Dict[str, float], n: int) -> Dict[str, int]:
+  raw = {c: mix.get(c, 0.0) * n / (sum(mix.values()) or 1.0) for c in CLASS_COUNTS}
+  counts = {c: int(v) for c, v in raw.items()}
+  for c in sorted(raw, key=lambda c: (counts[c] - raw[c], c))[:n - sum(counts.values())]:
+    counts[c] += 1
+  return counts
+
+
+def generate_spans(out_dir: str, rows_per_span: int = 40,
+                   mixes: Sequence[Dict[str, float]] = DEFAULT_SPAN_MIXES, seed: int = 0,
+                   first_span: int = 1) -> SpanDataset:
+  """Writes one CSV index per span, ``<out>/index-<span>.csv`` (columns image_path, mask_path,
+  class, patient_id), with images under ``<out>/spans/<span>/`` and ``class_mapping.json``.
+
+  Span k's class counts follow ``mixes[k]``. About RETURNING_SHARE of a span's images are
+  follow-ups of patients from the span before (same class, new image), the rest come from new
+  patients, two images each. Deterministic in (rows_per_span, mixes, seed)."""
+  rng = np.random.default_rng([seed, 0x5BA5])
+  os.makedirs(out_dir, exist_ok=True)
+  counter = {c: 0 for c in CLASS_COUNTS}  # images rendered per class, all spans
+  next_patient = 0
+  previous: Dict[str, list] = {c: [] for c in CLASS_COUNTS}  # patients of the span before
+  csv_paths, all_counts, all_patients = [], [], []
+  for k, mix in enumerate(mixes):
+    span = first_span + k
+    counts = _largest_remainder(mix, rows_per_span)
+    rows, tasks, patients_now = [], [], {c: [] for c in CLASS_COUNTS}
+    for class_name, n_images in counts.items():
+      returning = list(previous[class_name])
+      rng.shuffle(returning)
+      owners = returning[:min(len(returning), int(RETURNING_SHARE * n_images))]
+      while len(owners) < n_images:
+        next_patient += 1
+        owners += [f'P{next_patient:04d}'] * 2
+      for patient in owners[:n_images]:
+        counter[class_name] += 1
+        n = counter[class_name]
+        base = f'{SPAN_DIR}/{span}/{class_name}'
+        image_rel, mask_rel = f'{base}/images/{class_name}-{n}.png', f'{base}/masks/{class_name}-{n}.png'
+        tasks.append((out_dir, class_name, n, seed, image_rel, mask_rel))
+        rows.append((image_rel, mask_rel, class_name, patient))
+        if patient not in patients_now[class_name]:
+          patients_now[class_name].append(patient)
+    _write_all(tasks, 1, None)
+    csv_path = os.path.join(out_dir, SPAN_CSV_PATTERN.replace('{SPAN}', str(span)))
+    with open(csv_path, 'w', newline='', encoding='utf-8') as f:
+      writer = csv.writer(f)
+      writer.writerow(['image_path', 'mask_path', 'class', PATIENT_COLUMN])
+      writer.writerows(rows)
+    previous = patients_now
+    csv_paths.append(csv_path)
+    all_counts.append(counts)
+    all_patients.append({r[0]: r[3] for r in rows})
+  mapping_path = os.path.join(out_dir, MAPPING_NAME)
+  with open(mapping_path, 'w', encoding='utf-8') as f:
+    json.dump(CLASS_MAPPING, f, indent=2)
+  return SpanDataset(out_dir, os.path.join(out_dir, SPAN_CSV_PATTERN), mapping_path,
+                     tuple(csv_paths), tuple(all_counts), tuple(all_patients))

@@ -178,7 +178,8 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
                      train: bool = False, train_steps: Optional[int] = None,
                      train_config: Optional[TrainConfig] = None,
                      min_accuracy: Optional[float] = None,
-                     serving_model_dir: Optional[str] = None) -> str:
+                     serving_model_dir: Optional[str] = None,
+                     span: Optional[int] = None) -> str:
   """Writes the compiled pipeline to ``output`` and returns its path.
 
   Args:
@@ -203,6 +204,11 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
       so it comes from the container image: no wheel. ``train_steps`` and ``min_accuracy``
       override ``train_config``'s; ``serving_model_dir`` (as the tasks see it) defaults to
       ``<pipeline_root>/serving_model``.
+    span: with a span pattern in ``csv_path`` (``gs://b/index-{SPAN}.csv``, compiled with
+      ``runtime_parameters=False``): this span, else the newest when the task runs
+      (ImageExampleGen's executor resolves it: KFP runs no component driver). The resolver
+      nodes of a local run (drift baseline, span window) are left out: the KFP v2 compiler
+      supports no custom resolver, so ClassBalance reports no drift there.
     Other arguments: as create_pipeline.
   """
   # Heavy imports here: importing this module stays cheap (the CLI imports it for --help).
@@ -221,7 +227,7 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
       metadata_connection_config=None,  # KFP provides the store
       beam_pipeline_args=beam_pipeline_args, fingerprint_content=fingerprint_content,
       component_beam_args=component_beam_args, runtime_parameters=runtime_parameters,
-      train=train, serving_model_dir=serving_model_dir,
+      train=train, serving_model_dir=serving_model_dir, span=span, span_history=False,
       train_config=((train_config or TrainConfig()).with_options(train_steps, min_accuracy)
                     if train else None))
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

@@ -17,6 +17,7 @@ from components.image_example_gen.summary import IngestSummary
 from components.trainer.config import TrainConfig
 from components.transform.config import TransformConfig
 from pipeline import cleanup
+from components.image_example_gen import spans
 from pipeline import configs
 from pipeline import progress
 
@@ -35,6 +36,10 @@ class RunResult:
   balance_report: str  # path of ClassBalance's HTML report
   balance_findings: List[str]  # one line per finding ('<kind>: <message>')
   training: Optional['TrainingResult'] = None  # with train=True
+  span: int = 0  # the span ImageExampleGen ingested (0 without a span pattern)
+  version: Optional[int] = None  # its version ({VERSION} patterns only)
+  span_pattern: bool = False  # the CSV path was a span pattern
+  drift: str = ''  # ClassBalance's drift from the previous span, one line ('' without spans)
 
 
 @dataclasses.dataclass
@@ -80,7 +85,8 @@ def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: Ingest
               train_config: Optional[TrainConfig] = None,
               min_accuracy: Optional[float] = None,
               serving_model_dir: Optional[str] = None,
-              image_dir: Optional[str] = None) -> RunResult:
+              image_dir: Optional[str] = None, span: Optional[int] = None,
+              train_spans: int = 1) -> RunResult:
   """Runs the pipeline locally and returns what the metadata store recorded.
 
   ``beam_pipeline_args`` go to every Beam component, ``component_beam_args`` ({component id:
@@ -90,6 +96,9 @@ def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: Ingest
   ``train`` adds Trainer, Evaluator and Pusher (``RunResult.training``); ``train_steps`` and
   ``min_accuracy`` override ``train_config``'s (default TrainConfig()); ``serving_model_dir``
   defaults to ``<pipeline_root>/serving_model`` (a pushed model: ``<dir>/<version>/``).
+
+  ``csv_path`` may be a span pattern (``index-{SPAN}.csv``): the newest span, or ``span``;
+  ``train_spans`` spans feed Transform and the Trainer (see ``create_pipeline``).
   """
   progress.quiet_native_logs()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (heavy)
@@ -122,7 +131,8 @@ def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: Ingest
       beam_pipeline_args=beam_pipeline_args, enable_cache=enable_cache,
       fingerprint_content=fingerprint_content, component_beam_args=component_beam_args,
       class_mapping_path=class_mapping_path,
-      train=train, train_config=train_config, serving_model_dir=serving_model_dir)
+      train=train, train_config=train_config, serving_model_dir=serving_model_dir,
+      span=span, train_spans=train_spans)
   # What an earlier, killed run of this pipeline left: RUNNING executions, unpublished outputs.
   cleanup.fail_unfinished(metadata_path, pipeline_name,
                           'abandoned: the run that started it ended without finishing it')
@@ -157,7 +167,36 @@ def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: Ingest
                    balance_verdict=props[balance_spec.VERDICT_PROPERTY].string_value,
                    balanced=bool(props[balance_spec.BALANCED_PROPERTY].int_value),
                    balance_report=props[balance_spec.HTML_REPORT_PROPERTY].string_value,
-                   balance_findings=findings, training=training)
+                   balance_findings=findings, training=training,
+                   span=_int_property(examples, 'span') or 0,
+                   version=_int_property(examples, 'version'),
+                   span_pattern=bool(csv_path) and spans.has_any_spec(csv_path),
+                   drift=_drift_line(props) if csv_path and spans.has_any_spec(csv_path) else '')
+
+
+def _drift_line(props) -> str:
+  """ClassBalance's drift properties (ClassBalance's spec) as one line."""
+  from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
+  baseline = props[balance_spec.DRIFT_BASELINE_SPAN_PROPERTY].int_value if (
+      balance_spec.DRIFT_BASELINE_SPAN_PROPERTY in props) else -1
+  if baseline < 0:
+    return 'no earlier span to compare with'
+  drifted = props[balance_spec.DRIFTED_PROPERTY].int_value
+  linf = props[balance_spec.DRIFT_LINF_PROPERTY].double_value
+  js = props[balance_spec.DRIFT_JS_PROPERTY].double_value
+  leakage = props[balance_spec.SPAN_LEAKAGE_PROPERTY].int_value if (
+      balance_spec.SPAN_LEAKAGE_PROPERTY in props) else 0
+  return (f'{"DRIFTED" if drifted else "no drift"} from span {baseline} (class mix L-infinity '
+          f'{linf:.3f}, JS {js:.4f} bits)'
+          + (f'; {leakage} patient group(s) moved into train from an earlier eval/test split'
+             if leakage else ''))
+
+
+def _int_property(artifact, name: str) -> Optional[int]:
+  """An int custom property of an MLMD artifact proto (TFX's driver records span/version
+  there), or None."""
+  return artifact.custom_properties[name].int_value if name in artifact.custom_properties else (
+      None)
 
 
 def _training_result(store, run, pipeline_name: str, class_names: Mapping[int, str],

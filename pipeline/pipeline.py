@@ -9,6 +9,8 @@ from tfx.types import standard_component_specs as keys
 from components.class_balance.component import ClassBalance
 from components.class_balance.config import BalanceConfig
 from components.image_example_gen.component import ImageExampleGen
+from components.image_example_gen import span_resolvers
+from components.image_example_gen import spans
 from components.image_example_gen.config import IngestConfig
 from components.schema_gen.component import CuratedSchemaGen
 from components.transform.component import make_transform
@@ -54,6 +56,9 @@ def create_pipeline(
     train_config: Optional[TrainConfig] = None,
     serving_model_dir: Optional[str] = None,
     image_dir: Optional[str] = None,
+    span: Optional[int] = None,
+    span_history: bool = True,
+    train_spans: int = 1,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline; runs nothing and touches no file.
 
@@ -100,12 +105,28 @@ def create_pipeline(
     train_config: steps, hyperparameters and the blessing threshold (default TrainConfig()).
     serving_model_dir: where the Pusher writes blessed models (``<dir>/<version>/``); default
       ``<pipeline_root>/serving_model`` (configs.SERVING_MODEL_DIR).
+    span: with a span pattern (``csv_path`` holding ``{SPAN}``): ingest this span instead of
+      the newest.
+    span_history: with a span pattern, resolve earlier spans through ML Metadata (resolver
+      nodes, ``span_resolvers``): ClassBalance compares this span with the previous one (drift)
+      and checks that no patient changed split; Transform and the Trainer read the last
+      ``train_spans`` spans. Local runners only: the KFP v2 compiler supports no custom
+      resolver (``compile`` sets it False).
+    train_spans: Transform and the Trainer read this span and the newest artifacts of the
+      ``train_spans - 1`` spans before it (needs a span pattern when > 1). The Evaluator always
+      evaluates on this span.
   """
   configs.validate_pipeline_name(pipeline_name)
   component_beam_args = configs.validate_component_beam_args(component_beam_args or {}, train)
   ingest_args = {f.name: getattr(ingest_config, f.name) for f in dataclasses.fields(ingest_config)}
   ingest_args['csv_path'] = csv_path
   ingest_args['image_dir'] = image_dir
+  ingest_args['span'] = span
+  spanned = bool(csv_path) and spans.has_span_spec(csv_path)
+  if train_spans != 1 and not (spanned and span_history):
+    raise configs.PipelineConfigError(
+        f'train_spans={train_spans} needs a span pattern in the CSV path (e.g. '
+        'data/index-{SPAN}.csv) and a local runner (option --train-spans).')
   if runtime_parameters and image_dir:
     raise ValueError('runtime_parameters need a CSV (csv_path), not an image folder.')
   if not ingest_config.class_mapping:
@@ -125,18 +146,32 @@ def create_pipeline(
       examples=example_gen.outputs[keys.EXAMPLES_KEY], schema=schema_gen.outputs[keys.SCHEMA_KEY])
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs[keys.STATISTICS_KEY], schema=schema_gen.outputs[keys.SCHEMA_KEY])
+  resolvers = []
+  previous_examples = training_examples = None
+  if spanned and span_history:
+    previous = _span_resolver(example_gen, span_resolvers.PreviousSpansStrategy, {},
+                              configs.PREVIOUS_SPANS_RESOLVER)
+    previous_examples = previous.outputs[span_resolvers.EXAMPLES_KEY]
+    resolvers.append(previous)
+    if train_spans > 1:
+      window = _span_resolver(example_gen, span_resolvers.SpanWindowStrategy,
+                              {'num_spans': train_spans}, configs.TRAIN_SPANS_RESOLVER)
+      training_examples = window.outputs[span_resolvers.EXAMPLES_KEY]
+      resolvers.append(window)
   class_balance = ClassBalance(
       statistics=statistics_gen.outputs[keys.STATISTICS_KEY], examples=example_gen.outputs[keys.EXAMPLES_KEY],
-      schema=schema_gen.outputs[keys.SCHEMA_KEY], config=balance_config)
-  transform = make_transform(example_gen.outputs[keys.EXAMPLES_KEY],
-                             schema_gen.outputs[keys.SCHEMA_KEY], transform_config)
+      schema=schema_gen.outputs[keys.SCHEMA_KEY], config=balance_config,
+      previous_examples=previous_examples)
+  training_examples = training_examples or example_gen.outputs[keys.EXAMPLES_KEY]
+  transform = make_transform(training_examples, schema_gen.outputs[keys.SCHEMA_KEY],
+                             transform_config)
   components = [example_gen, schema_gen, statistics_gen, example_validator, class_balance,
-                transform]
+                transform] + resolvers
   if train:
     components += _training_components(
         pipeline_root, example_gen, schema_gen, class_balance, transform,
         [split.name for split in ingest_config.splits], train_config or TrainConfig(),
-        serving_model_dir)
+        serving_model_dir, training_examples)
   by_id = {c.id: c for c in components}
   for component_id, args in component_beam_args.items():
     # Before tfx.dsl.Pipeline(...): it prepends the pipeline-level args to these
@@ -151,9 +186,20 @@ def create_pipeline(
       beam_pipeline_args=list(beam_pipeline_args))
 
 
+def _span_resolver(example_gen, strategy_class, config, resolver_id):
+  """A Resolver from this run's Examples to other spans' (span_resolvers.py: through ML
+  Metadata, ImageExampleGen's node context)."""
+  return tfx.dsl.Resolver(
+      strategy_class=strategy_class, config=config,
+      **{span_resolvers.EXAMPLES_KEY: example_gen.outputs[keys.EXAMPLES_KEY]},
+  ).with_id(resolver_id)
+
+
 def _training_components(pipeline_root, example_gen, schema_gen, class_balance,
-                         transform, split_names, train_config, serving_model_dir):
-  """Trainer -> Evaluator -> Pusher."""
+                         transform, split_names, train_config, serving_model_dir,
+                         training_examples):
+  """Trainer (on ``training_examples``: this span, or the span window) -> Evaluator (on this
+  span) -> Pusher."""
   from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
   from components.trainer.component import Trainer  # pylint: disable=g-import-not-at-top
   from components.trainer.evaluation import eval_config  # pylint: disable=g-import-not-at-top
@@ -162,7 +208,7 @@ def _training_components(pipeline_root, example_gen, schema_gen, class_balance,
   examples = example_gen.outputs[keys.EXAMPLES_KEY]
   schema = schema_gen.outputs[keys.SCHEMA_KEY]
   trainer = Trainer(
-      examples=examples, transform_graph=transform.outputs[configs.TRANSFORM_GRAPH_KEY],
+      examples=training_examples, transform_graph=transform.outputs[configs.TRANSFORM_GRAPH_KEY],
       schema=schema, config=train_config,
       class_balance=(class_balance.outputs[balance_spec.ANOMALIES_KEY]
                      if train_config.use_balance_weights else None),

@@ -6,7 +6,7 @@ runs the same scan and evaluation again into a folder of the user's choice.
 """
 import dataclasses
 import json
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import apache_beam as beam
 from ml_metadata.proto import metadata_store_pb2
@@ -32,6 +32,9 @@ class ReportInputs:
   examples_uri: str
   schema_uri: str
   config: config_lib.BalanceConfig
+  # spans: the earlier spans' Examples the execution compared with, and its own span
+  previous_examples: Tuple[Any, ...] = ()
+  current_span: int = 0
 
 
 def _value(v: metadata_store_pb2.Value):
@@ -52,22 +55,37 @@ def latest_inputs(metadata_path: str,
     raise ReportError(f'{metadata_path}: run {run.name!r} of {pipeline_name!r} has no finished '
                       'ClassBalance execution; run the pipeline first (cxr-tfx run).')
   inputs: Dict[str, metadata_store_pb2.Artifact] = {}
+  previous = []  # (uri, span, version, artifact id) of every previous_examples input
   for event in store.get_events_by_execution_ids([execution.id]):
     if event.type in (_Event.INPUT, _Event.DECLARED_INPUT) and event.path.steps:
-      inputs[event.path.steps[0].key] = store.get_artifacts_by_id([event.artifact_id])[0]
+      artifact = store.get_artifacts_by_id([event.artifact_id])[0]
+      inputs[event.path.steps[0].key] = artifact
+      if event.path.steps[0].key == spec.PREVIOUS_EXAMPLES_KEY:
+        previous.append((artifact.uri, _int(artifact, 'span'), _int(artifact, 'version'),
+                         artifact.id))
   missing = {spec.STATISTICS_KEY, spec.EXAMPLES_KEY, spec.SCHEMA_KEY} - set(inputs)
   if missing:
     raise ReportError(f'execution {execution.id} has no recorded input(s) {sorted(missing)}.')
   props = {k: _value(v) for k, v in execution.custom_properties.items()}
   props.update({k: _value(v) for k, v in execution.properties.items()})
   props.pop(spec.FAIL_ON_IMBALANCE_KEY, None)  # a rebuild reports; it never stops the run
+  props.pop(spec.FAIL_ON_DRIFT_KEY, None)
   config = executor.config_from_exec_properties(props)  # older executions: defaults
   stats = inputs[spec.STATISTICS_KEY]
   return ReportInputs(
       statistics_uri=stats.uri,
       split_names=tuple(json.loads(stats.properties['split_names'].string_value)),
       examples_uri=inputs[spec.EXAMPLES_KEY].uri, schema_uri=inputs[spec.SCHEMA_KEY].uri,
-      config=config)
+      config=config, previous_examples=tuple(previous),
+      current_span=_int(inputs[spec.EXAMPLES_KEY], 'span'))
+
+
+def _int(artifact: metadata_store_pb2.Artifact, name: str) -> int:
+  """An int (custom) property such as TFX's span/version, 0 when absent."""
+  for props in (artifact.custom_properties, artifact.properties):
+    if name in props:
+      return props[name].int_value
+  return 0
 
 
 def rebuild(metadata_path: str, out_dir: str,
@@ -76,7 +94,9 @@ def rebuild(metadata_path: str, out_dir: str,
   """-> (BalanceResult, {'json': path, 'html': path}) written under ``out_dir``."""
   found = latest_inputs(metadata_path, pipeline_name)
   return executor.run(found.statistics_uri, found.split_names, found.examples_uri,
-                      found.schema_uri, out_dir, config or found.config, beam.Pipeline)
+                      found.schema_uri, out_dir, config or found.config, beam.Pipeline,
+                      previous_examples=found.previous_examples,
+                      current_span=found.current_span)
 
 
 SCHEMA_DIFF_FILE = 'SchemaDiff.pb'  # ExampleValidator's per-split Anomalies (TFX 1.16 executor)

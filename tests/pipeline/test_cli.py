@@ -300,3 +300,18 @@ def test_only_the_projects_errors_are_user_errors_bugs_keep_their_traceback(monk
     sys.excepthook(*sys.exc_info())
   err = capsys.readouterr().err
   assert 'Traceback' in err and 'this is a bug in cxr-tfx' in err
+
+
+def test_span_options_fail_fast_naming_the_option(tmp_path):
+  """Before anything heavy loads: --span without a pattern, a span that is not there."""
+  for span in (1, 2):
+    with open(tmp_path / f'index-{span}.csv', 'w') as f:
+      f.write('image_path,mask_path,class\n')
+  plain = run_cli('run', '--csv', str(tmp_path / 'index-1.csv'), '--span', '2',
+                  '--pipeline-root', str(tmp_path / 'out'))
+  assert plain.returncode == 2 and '--span 2 needs a span pattern in --csv' in plain.stderr
+  missing = run_cli('run', '--csv', str(tmp_path / 'index-{SPAN}.csv'), '--span', '7',
+                    '--pipeline-root', str(tmp_path / 'out'))
+  assert missing.returncode == 2, missing.stderr
+  assert 'no CSV for span 7 (spans found: 1, 2) (option --span)' in missing.stderr
+  assert 'Traceback' not in missing.stderr + plain.stderr
