@@ -104,6 +104,7 @@ def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: Ingest
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (heavy)
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top  (heavy)
   from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import span_resolvers  # pylint: disable=g-import-not-at-top
   from components.image_example_gen import spec  # pylint: disable=g-import-not-at-top
   from pipeline import mlmd  # pylint: disable=g-import-not-at-top
   from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
@@ -168,8 +169,8 @@ def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: Ingest
                    balanced=bool(props[balance_spec.BALANCED_PROPERTY].int_value),
                    balance_report=props[balance_spec.HTML_REPORT_PROPERTY].string_value,
                    balance_findings=findings, training=training,
-                   span=_int_property(examples, 'span') or 0,
-                   version=_int_property(examples, 'version'),
+                   span=_int_property(examples, span_resolvers.SPAN_PROPERTY) or 0,
+                   version=_int_property(examples, span_resolvers.VERSION_PROPERTY),
                    span_pattern=bool(csv_path) and spans.has_any_spec(csv_path),
                    drift=_drift_line(props) if csv_path and spans.has_any_spec(csv_path) else '')
 

@@ -15,6 +15,7 @@ from components.errors import CxrError
 from components.class_balance import config as config_lib
 from components.class_balance import executor
 from components.class_balance import spec
+from components.image_example_gen import span_resolvers
 from pipeline import configs
 from pipeline import mlmd
 
@@ -61,8 +62,8 @@ def latest_inputs(metadata_path: str,
       artifact = store.get_artifacts_by_id([event.artifact_id])[0]
       inputs[event.path.steps[0].key] = artifact
       if event.path.steps[0].key == spec.PREVIOUS_EXAMPLES_KEY:
-        previous.append((artifact.uri, _int(artifact, 'span'), _int(artifact, 'version'),
-                         artifact.id))
+        previous.append((artifact.uri, _int(artifact, span_resolvers.SPAN_PROPERTY),
+                         _int(artifact, span_resolvers.VERSION_PROPERTY), artifact.id))
   missing = {spec.STATISTICS_KEY, spec.EXAMPLES_KEY, spec.SCHEMA_KEY} - set(inputs)
   if missing:
     raise ReportError(f'execution {execution.id} has no recorded input(s) {sorted(missing)}.')
@@ -77,7 +78,7 @@ def latest_inputs(metadata_path: str,
       split_names=tuple(json.loads(stats.properties['split_names'].string_value)),
       examples_uri=inputs[spec.EXAMPLES_KEY].uri, schema_uri=inputs[spec.SCHEMA_KEY].uri,
       config=config, previous_examples=tuple(previous),
-      current_span=_int(inputs[spec.EXAMPLES_KEY], 'span'))
+      current_span=_int(inputs[spec.EXAMPLES_KEY], span_resolvers.SPAN_PROPERTY))
 
 
 def _int(artifact: metadata_store_pb2.Artifact, name: str) -> int:

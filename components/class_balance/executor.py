@@ -18,6 +18,7 @@ from components.class_balance import measure
 from components.class_balance import report
 from components.class_balance import scan
 from components.class_balance import spec
+from components.image_example_gen import span_resolvers
 from components.image_example_gen.summary import GROUP_SPLITS_FILE, SUMMARY_FILE, IngestSummary
 
 STATS_FILE = 'FeatureStats.pb'  # StatisticsGen's binary DatasetFeatureStatisticsList per split
@@ -140,17 +141,11 @@ def run(stats_uri: str, split_names: Sequence[str], examples_uri: str, schema_ur
 
 
 def span_of(artifact: types.Artifact) -> drift_lib.SpanExamples:
-  """An Examples artifact's uri, span, version (TFX's properties; custom properties of the
-  same names otherwise; 0 when absent) and id."""
-  values = []
-  for name in ('span', 'version'):
-    value = 0
-    if name in artifact.PROPERTIES and artifact.has_property(name):
-      value = getattr(artifact, name)
-    elif artifact.has_custom_property(name):
-      value = artifact.get_int_custom_property(name)
-    values.append(int(value or 0))
-  return drift_lib.SpanExamples(artifact.uri, values[0], values[1], int(artifact.id or 0))
+  """An Examples artifact's uri, span, version (as ImageExampleGen's span resolvers read them;
+  0 when absent) and id."""
+  return drift_lib.SpanExamples(artifact.uri, span_resolvers.span_of(artifact),
+                                max(span_resolvers.version_of(artifact), 0),
+                                int(artifact.id or 0))
 
 
 def set_properties(artifact: types.Artifact, result: measure.BalanceResult,

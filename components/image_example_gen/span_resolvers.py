@@ -25,6 +25,7 @@ cache hit.
 from typing import Dict, List, Optional
 
 from tfx import types
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils
 
@@ -32,23 +33,30 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 EXAMPLES_KEY = 'examples'  # the strategies' one input and output key
-SPAN_PROPERTY = 'span'  # set by TFX's ExampleGen driver (custom property)
-VERSION_PROPERTY = 'version'
+SPAN_PROPERTY = example_gen_utils.SPAN_PROPERTY_NAME  # TFX's ExampleGen driver sets both as
+VERSION_PROPERTY = example_gen_utils.VERSION_PROPERTY_NAME  # custom properties
 NODE_CONTEXT_TYPE = 'node'  # TFX's context type of a pipeline node (all its executions)
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 
 
+def _int_property(artifact: types.Artifact, name: str, default: int) -> int:
+  """The custom property TFX's driver sets, else the declared property (Examples declares
+  span and version), else ``default``."""
+  if artifact.has_custom_property(name):
+    return artifact.get_int_custom_property(name)
+  if name in artifact.PROPERTIES and artifact.has_property(name):
+    return int(getattr(artifact, name) or 0)
+  return default
+
+
 def span_of(artifact: types.Artifact) -> int:
-  if artifact.has_custom_property(SPAN_PROPERTY):
-    return artifact.get_int_custom_property(SPAN_PROPERTY)
-  return int(getattr(artifact, SPAN_PROPERTY, 0) or 0)
+  return _int_property(artifact, SPAN_PROPERTY, 0)
 
 
 def version_of(artifact: types.Artifact) -> int:
-  if artifact.has_custom_property(VERSION_PROPERTY):
-    return artifact.get_int_custom_property(VERSION_PROPERTY)
-  return -1
+  """-1 without a version (a pattern without {VERSION}): older than any version."""
+  return _int_property(artifact, VERSION_PROPERTY, -1)
 
 
 def newest_per_span(artifacts: List[types.Artifact]) -> Dict[int, types.Artifact]:
