@@ -866,6 +866,11 @@ def _compile(args, display: progress.Display) -> int:
   if not args.csv or not args.class_mapping:
     raise config_lib.ConfigError('compile needs --csv (a URI the cluster reads) and '
                                  '--class-mapping (a local JSON file).')
+  if args.fail_on_drift:
+    raise config_lib.ConfigError(
+        '--fail-on-drift needs the previous span, which a compiled KFP pipeline cannot resolve '
+        '(the KFP v2 compiler supports no custom resolver); check drift with `cxr-tfx run` '
+        '(README: New data every week).')
   ingest_config = _ingest_config(args, args.class_mapping)
   if not args.output.endswith(('.yaml', '.yml', '.json')):
     raise config_lib.ConfigError(f'--output {args.output!r} must end in .yaml (KFP pipeline '

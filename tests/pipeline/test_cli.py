@@ -315,3 +315,7 @@ def test_span_options_fail_fast_naming_the_option(tmp_path):
   assert missing.returncode == 2, missing.stderr
   assert 'no CSV for span 7 (spans found: 1, 2) (option --span)' in missing.stderr
   assert 'Traceback' not in missing.stderr + plain.stderr
+  kfp = run_cli('compile', '--csv', 'gs://b/index-{SPAN}.csv', '--class-mapping', 'm.json',
+                '--image', 'i', '--output', str(tmp_path / 'p.yaml'), '--pipeline-root', 'gs://b/r',
+                '--fail-on-drift')
+  assert kfp.returncode == 2 and '--fail-on-drift needs the previous span' in kfp.stderr
