@@ -37,7 +37,8 @@ def weekly(spans_data, tmp_path_factory):
     return run_local(root, spans_data.csv_pattern, config,
                      class_mapping_path=spans_data.class_mapping_path, **kwargs)
 
-  runs = {'span1': run(span=1), 'span2': run(span=2), 'span3': run(train_spans=2)}
+  runs = {'span1': run(span=1), 'span2': run(span=2),
+          'span3': run(train_spans=2, train=True, train_steps=2, min_accuracy=0.0)}
   runs['span2_again'] = run(span=2)
   runs['span3_fail'] = _error_of(lambda: run(span=3, balance_config=BalanceConfig(
       fail_on_drift=True)))
@@ -131,17 +132,23 @@ def test_a_patient_keeps_the_split_they_had_in_an_earlier_span(weekly):
   assert props[spec.SPAN_LEAKAGE_PROPERTY].int_value == 0
 
 
-def test_transform_reads_the_span_window(weekly):
+def _input_spans(result, component_id):
+  """The spans of the Examples a component of this run read, from its INPUT events."""
   from pipeline import configs, mlmd  # pylint: disable=g-import-not-at-top
-  result = weekly['span3']
   store = _store(result)
   execution = mlmd.run_execution(store, mlmd.run_by_name(store, result.run_id),
-                                 configs.PIPELINE_NAME, configs.TRANSFORM)
+                                 configs.PIPELINE_NAME, component_id)
   inputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
             if e.type == e.INPUT and e.path.steps[0].key == 'examples']
-  spans = sorted(a.custom_properties['span'].int_value
-                 for a in store.get_artifacts_by_id(inputs))
-  assert spans == [2, 3]
+  return sorted(a.custom_properties['span'].int_value for a in store.get_artifacts_by_id(inputs))
+
+
+def test_transform_and_the_trainer_read_the_span_window_the_evaluator_this_span(weekly):
+  result = weekly['span3']
+  assert _input_spans(result, 'Transform') == [2, 3]
+  assert _input_spans(result, 'Trainer') == [2, 3]
+  assert _input_spans(result, 'Evaluator') == [3]
+  assert result.training is not None and result.training.model_uri
 
 
 def test_on_kubeflow_the_task_resolves_the_span_itself(spans_data, tmp_path):
