@@ -107,24 +107,31 @@ def span_window(current: types.Artifact, history: List[types.Artifact],
   return earlier[max(0, len(earlier) - (num_spans - 1)):] + [current]
 
 
-def _current(input_dict: Dict[str, List[types.Artifact]]) -> Optional[types.Artifact]:
-  current = input_dict.get(EXAMPLES_KEY) or []
-  return current[0] if len(current) == 1 else None  # none (or ambiguous): resolve nothing
+class _SpanStrategy(resolver.ResolverStrategy):
+  """Resolves ``examples`` (this run's one artifact) to ``_pick(current, every artifact its
+  node published)``; nothing when there is no (or no single) current artifact."""
 
-
-class PreviousSpansStrategy(resolver.ResolverStrategy):
-  """``examples`` -> the newest artifact of every earlier span (empty for the first span)."""
+  def _pick(self, current: types.Artifact, history: List[types.Artifact]
+            ) -> List[types.Artifact]:
+    raise NotImplementedError
 
   def resolve_artifacts(self, store: mlmd.MetadataStore,
                         input_dict: Dict[str, List[types.Artifact]]
                         ) -> Optional[Dict[str, List[types.Artifact]]]:
-    current = _current(input_dict)
-    if current is None:
+    current = input_dict.get(EXAMPLES_KEY) or []
+    if len(current) != 1:
       return None
-    return {EXAMPLES_KEY: previous_spans(current, published_alongside(store, current))}
+    return {EXAMPLES_KEY: self._pick(current[0], published_alongside(store, current[0]))}
 
 
-class SpanWindowStrategy(resolver.ResolverStrategy):
+class PreviousSpansStrategy(_SpanStrategy):
+  """``examples`` -> the newest artifact of every earlier span (empty for the first span)."""
+
+  def _pick(self, current, history):
+    return previous_spans(current, history)
+
+
+class SpanWindowStrategy(_SpanStrategy):
   """``examples`` -> the current artifact and the newest artifact of each of the
   ``num_spans - 1`` largest earlier spans, oldest first."""
 
@@ -134,11 +141,5 @@ class SpanWindowStrategy(resolver.ResolverStrategy):
                        '--train-spans).')
     self._num_spans = num_spans
 
-  def resolve_artifacts(self, store: mlmd.MetadataStore,
-                        input_dict: Dict[str, List[types.Artifact]]
-                        ) -> Optional[Dict[str, List[types.Artifact]]]:
-    current = _current(input_dict)
-    if current is None:
-      return None
-    return {EXAMPLES_KEY: span_window(current, published_alongside(store, current),
-                                      self._num_spans)}
+  def _pick(self, current, history):
+    return span_window(current, history, self._num_spans)
