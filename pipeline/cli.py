@@ -175,24 +175,21 @@ def _component_beam_args(pairs: Sequence[Tuple[str, str]],
   return result
 
 
-def _non_negative_int(text: str) -> int:
-  try:
-    value = int(text)
-  except ValueError:
-    value = -1
-  if value < 0:
-    raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
-  return value
+def _int_at_least(minimum: int, what: str):
+  """An argparse type: an int >= ``minimum``, else an error saying ``what`` was expected."""
+  def parse(text: str) -> int:
+    try:
+      value = int(text)
+    except ValueError:
+      value = minimum - 1
+    if value < minimum:
+      raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}')
+    return value
+  return parse
 
 
-def _positive_int(text: str) -> int:
-  try:
-    value = int(text)
-  except ValueError:
-    value = 0
-  if value < 1:
-    raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
-  return value
+_non_negative_int = _int_at_least(0, 'an integer >= 0')
+_positive_int = _int_at_least(1, 'a positive integer')
 
 
 def _pipeline_name(text: str) -> str:
@@ -653,13 +650,18 @@ def _csv_rows(csv_path: str) -> str:
   return f'{rows:,} rows of {csv_path}' if rows is not None else csv_path
 
 
+def _check_span_arg(csv_arg: str, span: Optional[int]) -> None:
+  """--span only with a span pattern in --csv (not with a plain CSV, --image-dir or demo data)."""
+  if span is not None and not spans_lib.has_span_spec(csv_arg or ''):
+    raise config_lib.ConfigError(f'--span {span} needs a span pattern in --csv, e.g. '
+                                 'data/index-{SPAN}.csv.')
+
+
 def _resolve_span(csv_arg: str, span: Optional[int]) -> Tuple[str, str]:
   """(the CSV a span pattern stands for, ' (span N of PATTERN)'), by TFX's rules without
   TensorFlow (spans.py; TFX's own driver decides in the run); (csv_arg, '') without a pattern."""
+  _check_span_arg(csv_arg, span)
   if not spans_lib.has_any_spec(csv_arg):
-    if span is not None:
-      raise config_lib.ConfigError(f'--span {span} needs a span pattern in --csv, e.g. '
-                                   'data/index-{SPAN}.csv.')
     return csv_arg, ''
   resolved = spans_lib.resolve(csv_arg, span)
   version = f', version {resolved.version}' if resolved.version is not None else ''
@@ -710,6 +712,7 @@ def _run(args, display: progress.Display) -> int:
   metadata = args.metadata or os.path.join(root, configs.METADATA_FILE)
   components = ' → '.join(COMPONENTS + (configs.TRAIN_COMPONENT_IDS if args.train else ()))
   csv_path, image_dir = args.csv, args.image_dir
+  _check_span_arg(csv_path, args.span)  # before demo data or heavy imports
   if csv_path and image_dir:
     raise config_lib.ConfigError('give --csv or --image-dir, not both.')
   if image_dir:
@@ -738,9 +741,6 @@ def _run(args, display: progress.Display) -> int:
     display.line(f'cxr-tfx run: {components} on {what}; outputs in {root}/, '
                  f'ML Metadata {metadata}')
     rows = _count_rows(span_csv)
-  if args.span is not None and not (csv_path and spans_lib.has_span_spec(csv_path)):
-    raise config_lib.ConfigError('--span needs a span pattern in --csv, e.g. '
-                                 'data/index-{SPAN}.csv.')
   if image_dir and not args.class_mapping:
     mapping_path = ''  # the sorted class folder names, as ImageExampleGen derives them
   else:

@@ -231,7 +231,8 @@ def generate_spans(out_dir: str, rows_per_span: int = 40,
         counter[class_name] += 1
         n = counter[class_name]
         base = f'{SPAN_DIR}/{span}/{class_name}'
-        image_rel, mask_rel = f'{base}/images/{class_name}-{n}.png', f'{base}/masks/{class_name}-{n}.png'
+        image_rel = f'{base}/images/{class_name}-{n}.png'
+        mask_rel = f'{base}/masks/{class_name}-{n}.png'
         tasks.append((out_dir, class_name, n, seed, image_rel, mask_rel))
         rows.append((image_rel, mask_rel, class_name, patient))
         if patient not in patients_now[class_name]:

@@ -169,8 +169,8 @@ def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: Ingest
                    balanced=bool(props[balance_spec.BALANCED_PROPERTY].int_value),
                    balance_report=props[balance_spec.HTML_REPORT_PROPERTY].string_value,
                    balance_findings=findings, training=training,
-                   span=_int_property(examples, span_resolvers.SPAN_PROPERTY) or 0,
-                   version=_int_property(examples, span_resolvers.VERSION_PROPERTY),
+                   span=mlmd.int_property(examples, span_resolvers.SPAN_PROPERTY) or 0,
+                   version=mlmd.int_property(examples, span_resolvers.VERSION_PROPERTY),
                    span_pattern=bool(csv_path) and spans.has_any_spec(csv_path),
                    drift=_drift_line(props) if csv_path and spans.has_any_spec(csv_path) else '')
 
@@ -191,13 +191,6 @@ def _drift_line(props) -> str:
           f'{linf:.3f}, JS {js:.4f} bits)'
           + (f'; {leakage} patient group(s) moved into train from an earlier eval/test split'
              if leakage else ''))
-
-
-def _int_property(artifact, name: str) -> Optional[int]:
-  """An int custom property of an MLMD artifact proto (TFX's driver records span/version
-  there), or None."""
-  return artifact.custom_properties[name].int_value if name in artifact.custom_properties else (
-      None)
 
 
 def _training_result(store, run, pipeline_name: str, class_names: Mapping[int, str],

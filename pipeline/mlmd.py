@@ -91,6 +91,15 @@ def run_output(store: metadata_store.MetadataStore, run: metadata_store_pb2.Cont
   return store.get_artifacts_by_id(ids[:1])[0]
 
 
+def int_property(artifact: metadata_store_pb2.Artifact, name: str) -> Optional[int]:
+  """An int custom property of an artifact (TFX's ExampleGen driver records span/version
+  there), else the declared property of that name, else None."""
+  for props in (artifact.custom_properties, artifact.properties):
+    if name in props:
+      return props[name].int_value
+  return None
+
+
 def run_by_name(store: metadata_store.MetadataStore,
                 run_id: str) -> metadata_store_pb2.Context:
   """The ``pipeline_run`` context named ``run_id`` (RunResult.run_id)."""

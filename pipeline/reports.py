@@ -62,8 +62,10 @@ def latest_inputs(metadata_path: str,
       artifact = store.get_artifacts_by_id([event.artifact_id])[0]
       inputs[event.path.steps[0].key] = artifact
       if event.path.steps[0].key == spec.PREVIOUS_EXAMPLES_KEY:
-        previous.append((artifact.uri, _int(artifact, span_resolvers.SPAN_PROPERTY),
-                         _int(artifact, span_resolvers.VERSION_PROPERTY), artifact.id))
+        previous.append((artifact.uri,
+                         mlmd.int_property(artifact, span_resolvers.SPAN_PROPERTY) or 0,
+                         mlmd.int_property(artifact, span_resolvers.VERSION_PROPERTY) or 0,
+                         artifact.id))
   missing = {spec.STATISTICS_KEY, spec.EXAMPLES_KEY, spec.SCHEMA_KEY} - set(inputs)
   if missing:
     raise ReportError(f'execution {execution.id} has no recorded input(s) {sorted(missing)}.')
@@ -78,15 +80,8 @@ def latest_inputs(metadata_path: str,
       split_names=tuple(json.loads(stats.properties['split_names'].string_value)),
       examples_uri=inputs[spec.EXAMPLES_KEY].uri, schema_uri=inputs[spec.SCHEMA_KEY].uri,
       config=config, previous_examples=tuple(previous),
-      current_span=_int(inputs[spec.EXAMPLES_KEY], span_resolvers.SPAN_PROPERTY))
-
-
-def _int(artifact: metadata_store_pb2.Artifact, name: str) -> int:
-  """An int (custom) property such as TFX's span/version, 0 when absent."""
-  for props in (artifact.custom_properties, artifact.properties):
-    if name in props:
-      return props[name].int_value
-  return 0
+      current_span=mlmd.int_property(inputs[spec.EXAMPLES_KEY],
+                                     span_resolvers.SPAN_PROPERTY) or 0)
 
 
 def rebuild(metadata_path: str, out_dir: str,
