@@ -57,7 +57,7 @@ TRANSFORM_GRAPH_KEY = 'transform_graph'  # Transform's output key (TFX standard 
 # ImageExampleGen argument -> KFP pipeline parameter name, with create_pipeline(...,
 # runtime_parameters=True) (compile): one compiled spec serves many datasets.
 RUNTIME_PARAMETERS = {'csv_path': 'csv_uri', 'class_mapping': 'class_mapping', 'seed': 'seed',
-                      'splits': 'splits'}
+                      'splits': 'splits', 'split_manifest': 'split_manifest'}
 # `cxr-tfx lineage --latest` choices -> (producing component, its output key) in the latest run.
 LINEAGE_TYPES = {
     'examples': (IMAGE_EXAMPLE_GEN, 'examples'),

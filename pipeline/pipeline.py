@@ -25,7 +25,8 @@ def runtime_parameter_defaults(csv_path: str, ingest_config: IngestConfig) -> Di
   values = {'csv_path': csv_path,
             'class_mapping': config_lib.class_mapping_to_json(ingest_config.class_mapping),
             'seed': ingest_config.seed,
-            'splits': config_lib.format_splits(ingest_config.splits)}
+            'splits': config_lib.format_splits(ingest_config.splits),
+            'split_manifest': ingest_config.split_manifest}
   return {name: values[arg] for arg, name in configs.RUNTIME_PARAMETERS.items()}
 
 

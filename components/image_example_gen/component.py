@@ -67,7 +67,9 @@ class ImageExampleGen(FileBasedExampleGen):
                group_salt: str = '',
                span: Optional[int] = None,
                range_config: Optional[range_config_pb2.RangeConfig] = None,
-               group_assignment: str = ''):
+               group_assignment: str = '',
+               split_manifest: Union[str, RuntimeParameter] = '',
+               fresh_splits: bool = False):
     """Args:
       csv_path: the CSV index (local path or any tf.io.gfile URI such as gs://...). Relative
         image/mask paths in it resolve against its folder.
@@ -120,6 +122,12 @@ class ImageExampleGen(FileBasedExampleGen):
         counts closest to proportional, given the whole input) or 'stable' (a group's split is a
         function of (seed, group) alone, so a patient keeps its split in every span: no leakage
         across time). Default '': 'stable' for a span pattern, 'balanced' otherwise.
+      split_manifest: a ``split_manifest.json`` an earlier run published (path or URI; may be
+        a ``RuntimeParameter``): every image (by content) and group it names keeps its split.
+        Without it, the driver finds the previous run's manifest in ML Metadata (LocalDagRunner;
+        no component driver runs on Kubeflow/Vertex, so there give it here).
+      fresh_splits: start over: ignore published membership and deal every image afresh (the
+        summary says how many images' membership was discarded).
     """
     if bool(_default(csv_path)) == bool(image_dir):
       raise config_lib.ConfigError('give exactly one input: csv_path (option --csv) or '
@@ -149,7 +157,8 @@ class ImageExampleGen(FileBasedExampleGen):
         dicom_window=dicom_window, dicom_output=dicom_output, allow_burned_in=allow_burned_in,
         group_salt=group_salt,
         group_assignment=group_assignment or (config_lib.GROUP_ASSIGNMENT_STABLE if spanned
-                                              else config_lib.GROUP_ASSIGNMENT_BALANCED))
+                                              else config_lib.GROUP_ASSIGNMENT_BALANCED),
+        split_manifest=_default(split_manifest) or '', fresh_splits=fresh_splits)
     if image_dir:
       # TFX's own fingerprint covers the class folders' names, sizes and mtimes (pattern '*');
       # the driver adds every listed image and mask (fingerprint.py).
@@ -199,6 +208,9 @@ class ImageExampleGen(FileBasedExampleGen):
         allow_burned_in=int(ingest_config.allow_burned_in),
         group_salt=ingest_config.group_salt,
         group_assignment=ingest_config.group_assignment,
+        split_manifest=(split_manifest if isinstance(split_manifest, RuntimeParameter)
+                        else ingest_config.split_manifest),
+        fresh_splits=int(ingest_config.fresh_splits),
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=component_spec)
 

@@ -104,6 +104,11 @@ class IngestConfig:
     group_salt: salt of the group hashes written as ``group_hash`` ('' = DEFAULT_GROUP_SALT).
     group_assignment: 'balanced' (default) or 'stable': how groups go to splits (see
       GROUP_ASSIGNMENT_*); 'stable' keeps a group's split the same across spans.
+    split_manifest: a split manifest (path or URI of a ``split_manifest.json`` an earlier run
+      published) whose membership this run keeps: every image (by content) and group in it
+      keeps its split. '' = the previous run's, found through ML Metadata where a driver runs
+      (LocalDagRunner); on Kubeflow/Vertex, or across pipeline roots, give it here.
+    fresh_splits: start over: ignore every published membership and deal all images afresh.
 
   ``group_column`` may be ``dicom:<keyword>`` (e.g. ``dicom:PatientID``): the group is that
   attribute of each (DICOM) image, read by the workers. An empty ``class_mapping`` means "the
@@ -126,6 +131,8 @@ class IngestConfig:
   allow_burned_in: bool = False
   group_salt: str = ''
   group_assignment: str = GROUP_ASSIGNMENT_BALANCED
+  split_manifest: str = ''
+  fresh_splits: bool = False
 
   def __post_init__(self):
     if self.class_mapping:  # empty: derived from an image folder's class folders
@@ -171,6 +178,15 @@ class IngestConfig:
     if self.group_assignment not in GROUP_ASSIGNMENT_CHOICES:
       raise ConfigError(f'group_assignment must be one of {GROUP_ASSIGNMENT_CHOICES}, got '
                         f'{self.group_assignment!r} (option --group-assignment).')
+    if not isinstance(self.split_manifest, str):
+      raise ConfigError(f'split_manifest must be a path or URI, got {self.split_manifest!r} '
+                        '(option --split-manifest).')
+    if not isinstance(self.fresh_splits, bool):
+      raise ConfigError(f'fresh_splits must be True or False, got {self.fresh_splits!r} '
+                        '(option --fresh-splits).')
+    if self.fresh_splits and self.split_manifest:
+      raise ConfigError('give a split manifest to keep (option --split-manifest) or start over '
+                        '(option --fresh-splits), not both.')
     if self.group_column.startswith(DICOM_GROUP_PREFIX):
       try:
         check_dicom_keyword(self.dicom_group_keyword)

@@ -1,18 +1,27 @@
-"""ImageExampleGen's driver: TFX's FileBasedDriver, plus the referenced images in the fingerprint."""
+"""ImageExampleGen's driver: TFX's FileBasedDriver, plus the referenced images in the fingerprint
+and the previous run's split manifest (found through ML Metadata)."""
 from typing import Any, Dict
 
 from tfx.components.example_gen import driver
 from tfx.components.example_gen import utils
+from tfx.orchestration import data_types_utils
 
 from components.image_example_gen import fingerprint
 from components.image_example_gen import spec
+from components.image_example_gen import split_history
 
 
 class Driver(driver.FileBasedDriver):
   """Resolves span/version and the CSV fingerprint as TFX does, then appends a fingerprint of
   every image and mask the CSV references (or an image folder's listing holds: the folder is
   listed again, names only, as the launcher lists it), so changing, adding or removing one
-  image invalidates the cache."""
+  image invalidates the cache.
+
+  Then it finds the split manifest the previous runs of this node published
+  (``split_history.previous_manifest``) and gives it to the executor as
+  ``previous_split_manifest``, so every image published before keeps its split without being
+  asked. Only where a driver runs (LocalDagRunner); on Kubeflow/Vertex the manifest is an
+  option (``split_manifest``)."""
 
   def resolve_exec_properties(self, exec_properties: Dict[str, Any], pipeline_info,
                               component_info) -> Dict[str, Any]:
@@ -25,3 +34,23 @@ class Driver(driver.FileBasedDriver):
     exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = (
         f'{exec_properties[utils.FINGERPRINT_PROPERTY_NAME]}\n{files}')
     return exec_properties
+
+  def run(self, execution_info):
+    result = super().run(execution_info)
+    resolved = {k: data_types_utils.get_metadata_value(v)
+                for k, v in result.exec_properties.items()}
+    digest = split_history.exec_digest(resolved, spec.PREVIOUS_SPLIT_MANIFEST_KEY)
+    with self._mlmd_connection as m:
+      published = split_history.published_examples(
+          m.store, execution_info.pipeline_info.id,
+          execution_info.pipeline_node.node_info.id)
+    previous = split_history.previous_manifest(
+        published, digest, spec.SPLIT_MANIFEST_PROPERTY, spec.SPLIT_MANIFEST_IMAGES_PROPERTY)
+    data_types_utils.set_metadata_value(
+        result.exec_properties[spec.PREVIOUS_SPLIT_MANIFEST_KEY], previous)
+    for artifact in result.output_artifacts[spec.EXAMPLES_KEY].artifacts:
+      artifact.custom_properties[split_history.EXEC_DIGEST_PROPERTY].string_value = digest
+      artifact.custom_properties[split_history.PRIOR_MANIFEST_PROPERTY].string_value = previous
+      artifact.custom_properties[split_history.FRESH_SPLITS_PROPERTY].int_value = int(
+          resolved.get(spec.FRESH_SPLITS_KEY) or 0)
+    return result

@@ -58,7 +58,9 @@ def config_from_exec_properties(
       allow_burned_in=bool(int(exec_properties.get(spec.ALLOW_BURNED_IN_KEY) or 0)),
       group_salt=exec_properties.get(spec.GROUP_SALT_KEY) or '',
       group_assignment=(exec_properties.get(spec.GROUP_ASSIGNMENT_KEY)
-                        or config_lib.GROUP_ASSIGNMENT_BALANCED))
+                        or config_lib.GROUP_ASSIGNMENT_BALANCED),
+      split_manifest=exec_properties.get(spec.SPLIT_MANIFEST_KEY) or '',
+      fresh_splits=bool(int(exec_properties.get(spec.FRESH_SPLITS_KEY) or 0)))
 
 
 def unresolved_span(exec_properties: Dict[str, Any]) -> Optional[spans.Resolved]:
@@ -119,7 +121,10 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                                        resolved.span if resolved else 0)
       if resolved and resolved.version is not None:
         examples.set_int_custom_property(span_resolvers.VERSION_PROPERTY, resolved.version)
-    summary = ingest.run_ingest(source, ingest_config, examples.uri, self._make_beam_pipeline)
+    summary = ingest.run_ingest(
+        source, ingest_config, examples.uri, self._make_beam_pipeline,
+        previous_manifest=exec_properties.get(spec.PREVIOUS_SPLIT_MANIFEST_KEY) or '',
+        span=span_resolvers.span_of(examples))
 
     examples.split_names = artifact_utils.encode_split_names(
         [s.name for s in ingest_config.splits])
@@ -131,3 +136,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     examples.set_int_custom_property(spec.EXAMPLES_WRITTEN_PROPERTY, summary.examples_written)
     examples.set_int_custom_property(spec.ROWS_QUARANTINED_PROPERTY, summary.rows_quarantined)
     examples.set_int_custom_property(spec.SEED_PROPERTY, summary.seed)
+    examples.set_string_custom_property(
+        spec.SPLIT_MANIFEST_PROPERTY, os.path.join(examples.uri, ingest.SPLIT_MANIFEST_FILE))
+    examples.set_int_custom_property(spec.SPLIT_MANIFEST_IMAGES_PROPERTY,
+                                     summary.membership['manifest_images'])
+    examples.set_string_custom_property(spec.SPLIT_MANIFEST_DIGEST_PROPERTY,
+                                        summary.membership['manifest_digest'])

@@ -124,13 +124,16 @@ def resolve_path(path: str, base_dir: str) -> str:
   return os.path.normpath(os.path.join(base_dir, path))
 
 
-def default_image_id(raw_image_path: str) -> str:
-  """The stable key of a row without an ``image_id`` column: its image path as written, normalised.
-
-  It does not depend on where the dataset is mounted, so moving the folder keeps every key (and
-  therefore every shard assignment) unchanged.
-  """
-  return posixpath.normpath(raw_image_path.strip().replace('\\', '/'))
+def default_image_id(raw_image_path: str, csv_dir: str = '') -> str:
+  """The key of a row without an ``image_id`` column: its image path as written, normalised; an
+  absolute path or URI inside the CSV's folder is taken relative to it, so a CSV moved with its
+  data and rewritten to the new place (another folder, a bucket) keeps every key. (Split
+  membership never depends on it: it follows the image's content.)"""
+  path = posixpath.normpath(raw_image_path.strip().replace('\\', '/'))
+  base = csv_dir.replace('\\', '/').rstrip('/')
+  if base and (is_uri(path) or path.startswith('/')) and path.startswith(base + '/'):
+    return path[len(base) + 1:]
+  return path
 
 
 def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
@@ -183,7 +186,8 @@ def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
       if csv_group and not group:
         problems.append(Problem(line, raw_image, f'no group: the {csv_group!r} column is empty'))
         continue
-      image_id = (record.get(IMAGE_ID_COLUMN) or '').strip() or default_image_id(raw_image)
+      image_id = (record.get(IMAGE_ID_COLUMN) or '').strip() or default_image_id(raw_image,
+                                                                                 csv_dir)
       if image_id in first_line_of_id:
         problems.append(Problem(
             line, raw_image, f'duplicate image_id: {image_id!r} is also on line '

@@ -1,20 +1,33 @@
-"""ImageExampleGen's work: the launcher plans from the CSV; Beam workers read, check, hash and
-write every image and mask once.
+"""ImageExampleGen's work: the launcher lists the rows; Beam workers hash every image, one step
+deals them to shards by content, then workers read, check and write every image and mask.
 
 Launcher (the executor process, ``run_ingest``): reads the CSV and the class mapping and
 nothing else -- it parses and validates the index (columns, classes, duplicate keys, paths
-inside the allowed roots by name), assigns every row to a shard from its key, label and group
-and the seed, and writes that plan as data, one JSON line per *chunk* (a run of at most
-``CHUNK_ROWS`` consecutive rows of one shard) under ``<examples>/.staging/``. No image or mask
-is opened, stat'ed or hashed there, so its memory grows only with the CSV.
+inside the allowed roots by name) and writes the rows as data, one JSON line per *chunk* (a run
+of at most ``CHUNK_ROWS`` rows, by key) under ``<examples>/.staging/``. No image or mask is
+opened, stat'ed or hashed there, so its memory grows only with the CSV.
 
-Workers (the Beam job, ``IngestImages``): chunks, not shards, are the unit of parallel work,
-so 10 shards still keep 100 workers busy. For each row a worker opens the image and mask once,
-checks them on the opened file (confinement after symlinks, regular file, size, then the image
-check -- a full decode by default -- on the bytes read), hashes the image, and serializes those
-same bytes into the chunk's piece file. Pieces are gzip members; a shard file is its pieces
-concatenated in order (a valid multi-member gzip that TensorFlow, Beam and TFDV read as one
-stream), so the bytes depend only on the plan, never on the runner or its bundling.
+The job (``IngestImages``):
+
+1. Check pass (``CheckRowsFn``): each worker reads and hashes its chunk's images (a DICOM image
+   is rendered: its key is the rendered PNG's hash). Under ``quarantine``, ``duplicates=drop``
+   or a group read from DICOM headers it also checks every file as the write pass does, since
+   which rows exist, or their groups, must be known before the deal.
+2. Deal (``plan_from_checks``, one element: keys, labels, hashes and groups only): duplicates
+   policy, then ``assignment.assign`` -- split membership by content, keeping the prior split
+   manifest's (the one named by ``--split-manifest``, else the previous run's found in ML
+   Metadata by the driver) -- and the next manifest written to staging.
+3. Write pass (``WriteChunkFn``): chunks, not shards, are the unit of parallel work, so 10
+   shards still keep 100 workers busy. For each row a worker opens the image and mask once,
+   checks them on the opened file (confinement after symlinks, regular file, size, then the
+   image check -- a full decode by default -- on the bytes read), checks the hash is the one
+   dealt, and serializes those same bytes into the chunk's piece file. Pieces are gzip members;
+   a shard file is its pieces concatenated in order (a valid multi-member gzip that TensorFlow,
+   Beam and TFDV read as one stream), so the bytes depend only on the plan, never on the runner
+   or its bundling.
+
+Every image is thus read twice (hash, then write); the check pass's read is a plain read and
+sha256 (bench/: its price against the single pass it replaced).
 
 The index is a CSV or an image folder (``index.Source``): the launcher lists a folder by name
 (``folders.py``) as it would read a CSV, and writes the listing (``image_index.csv``) and the
@@ -25,18 +38,11 @@ DICOM files are rendered by the workers from the bytes they read (``dicom.py`` v
 identical DICOM files, or files whose pixels render identically, are duplicates) and written,
 with the ``dicom_*`` features; the DICOM facts are counted per chunk into the summary.
 
-Policies: ``on_bad_record=fail`` with ``duplicates`` 'report' or 'fail' needs one pass: bad rows
-and duplicates come back from the job as data and the launcher then publishes nothing.
-``quarantine``, ``duplicates=drop`` and a group read from DICOM headers
-(``--group-column dicom:PatientID``) change which rows exist, or their groups, before they are
-assigned, so the job first runs a check pass (each worker reads, renders and hashes its chunk's
-files, and reads the group), assigns shards in one step over the results (keys, hashes and
-hashed groups only), and then writes: every file is read twice.
-
-The job's results (per-shard counts, bad rows, duplicate groups) come back as one manifest file
-the job writes; the launcher reconciles rows in = examples written + rows quarantined from it
-(not from metrics, which portable runners may not commit), then publishes the staged shards
-into ``Split-<name>/`` by rename. Staging is removed whatever happens.
+The job's results (per-shard counts, bad rows, duplicate groups, the deal's membership report)
+come back as one manifest file the job writes; the launcher reconciles rows in = examples
+written + rows quarantined from it (not from metrics, which portable runners may not commit),
+then publishes the staged shards into ``Split-<name>/`` and the split manifest
+(``split_manifest.json``) by rename. Staging is removed whatever happens.
 """
 import collections
 import concurrent.futures
@@ -64,7 +70,8 @@ from components.image_example_gen.config import (DUPLICATES_DROP, DUPLICATES_FAI
                                                  VERIFY_HEADER, IngestConfig, SplitSpec)
 from components.image_example_gen.summary import (CLASS_MAPPING_FILE, GROUP_SPLITS_FILE,
                                                   IMAGE_INDEX_FILE, QUARANTINE_FILE,
-                                                  SUMMARY_FILE, IngestSummary)
+                                                  SPLIT_MANIFEST_FILE, SUMMARY_FILE,
+                                                  IngestSummary)
 
 SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
 STAGING_DIR = '.staging'
@@ -95,6 +102,7 @@ PROBLEM = 'problem'  # a bad row
 DROPPED = 'dropped'  # a duplicate dropped by duplicates=drop: quarantined, not a failure
 DUPLICATE = 'duplicate'
 GROUP_SPLITS = 'group_splits'  # {group hash: split} of every group (with a group column)
+MEMBERSHIP = 'membership'  # the deal's report: images kept from the prior manifest, new, ...
 ERROR = 'error'
 
 
@@ -233,18 +241,37 @@ def _member(row: index.IndexRow, split: str) -> Dict[str, Any]:
   return dict(image_id=row.image_id, line=row.line, class_name=row.class_name, split=split)
 
 
+def content_key(row: index.IndexRow, options: files.CheckOptions
+                ) -> Tuple[index.IndexRow, files.LoadedRow]:
+  """The light check pass: reads the image once and hashes it -> (the row with its sha256,
+  problems only). A DICOM image is rendered, since its content key is the rendered PNG's hash;
+  every other check is left to the write pass, which reads the files again."""
+  try:
+    data = files.read_confined(row.image_path, 'image', options)
+    if dicom_lib.is_dicom(data):
+      return load_and_hash(row, options)
+  except files.BadFile as e:
+    return row, files.LoadedRow(problems=((row.image_path, str(e)),))
+  digest = hashlib.sha256(data).hexdigest()
+  return dataclasses.replace(row, image_sha256=digest), files.LoadedRow()
+
+
 class CheckRowsFn(beam.DoFn):
   """Check pass. Chunk (unassigned) -> per row ('ok', row list with sha256) or
-  ('bad', problem dict). Bytes are read, checked and hashed, then dropped."""
+  ('bad', problem dict). Bytes are read and hashed (``full``: checked as the write pass checks
+  them, so bad rows are known before the deal), then dropped."""
 
-  def __init__(self, options: files.CheckOptions):
+  def __init__(self, options: files.CheckOptions, full: bool):
     self._options = options
+    self._full = full
     self._checked = beam.metrics.Metrics.counter(METRICS_NAMESPACE, ROWS_CHECKED)
 
   def process(self, chunk: Chunk):
+    check = load_and_hash if self._full else content_key
     for row in chunk.rows:
-      row, loaded = load_and_hash(row, self._options)
-      self._checked.inc()
+      row, loaded = check(row, self._options)
+      if self._full:
+        self._checked.inc()
       if loaded.problems:
         yield 'bad', _problem(row, loaded).to_dict()
       else:
@@ -258,15 +285,27 @@ def group_splits(shards: Sequence[assignment.Shard], options: files.CheckOptions
   return {written_group(r, options): s.split for s in shards for r in s.rows if r.group}
 
 
+@dataclasses.dataclass(frozen=True)
+class MembershipInput:
+  """What the deal needs besides the check results: where the prior membership is (a split
+  manifest URI, '' for none), this run's span, and where to write the next manifest."""
+  prior_uri: str = ''
+  span: int = 0
+  manifest_out: str = ''
+
+
 def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec], seed: int,
                      duplicates: str, stable_groups: bool = False,
-                     options: Optional[files.CheckOptions] = None
+                     options: Optional[files.CheckOptions] = None,
+                     membership: MembershipInput = MembershipInput()
                      ) -> Iterable[Tuple[str, Any]]:
   """All check results (keys and hashes, no bytes) -> the write plan, in one step.
 
-  Yields ('chunk', Chunk JSON) for the write stage, and manifest entries: ('problem', ...) for
-  bad and dropped rows, ('duplicate', ...) for duplicate groups, ('group_splits', {group
-  hash: split}) with groups (and ``options``), ('error', message) when no plan is possible."""
+  Reads the prior split manifest (``membership.prior_uri``), deals (``assignment.assign``) and
+  writes the next manifest (``membership.manifest_out``). Yields ('chunk', Chunk JSON) for the
+  write stage, and manifest entries: ('problem', ...) for bad and dropped rows, ('duplicate',
+  ...) for duplicate groups, ('group_splits', {group hash: split}) with groups (and
+  ``options``), ('membership', report), ('error', message) when no plan is possible."""
   rows = [row_from_list(v) for kind, v in checks if kind == 'ok']
   for kind, v in checks:
     if kind == 'bad':
@@ -277,26 +316,34 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
   if not kept:
     yield ERROR, 'no usable rows: every row is bad'
     return
+  options = options or files.CheckOptions((), 1, 1, VERIFY_HEADER)
   try:
-    shards = assignment.assign_shards(kept, splits, seed, stable_groups)
+    prior = assignment.load_manifest(membership.prior_uri) if membership.prior_uri else None
+    result = assignment.assign(
+        kept, splits, seed, stable_groups, prior=prior, span=membership.span,
+        group_key=lambda r: written_group(r, options),
+        group_salt_check=assignment.salt_check(options.group_salt))
   except assignment.AssignmentError as e:
     yield ERROR, str(e)
     return
-  groups_of = group_splits(shards, options) if options is not None else {}
+  if membership.manifest_out:
+    _write_lines(membership.manifest_out, [result.manifest.to_json().rstrip('\n')])
+  yield MEMBERSHIP, dict(result.report, manifest_images=len(result.manifest.images),
+                         manifest_digest=result.manifest.digest())
+  groups_of = group_splits(result.shards, options)
   if groups_of:
     yield GROUP_SPLITS, groups_of
-  split_of = {r.image_id: s.split for s in shards for r in s.rows}
+  split_of = {r.image_id: s.split for s in result.shards for r in s.rows}
   for g in groups:
     yield DUPLICATE, dict(sha256=g.sha256, members=[_member(r, split_of.get(r.image_id, ''))
                                                     for r in g.rows])
-  for chunk in chunk_shards(shards):
+  for chunk in chunk_shards(result.shards):
     yield 'chunk', chunk.to_json()
 
 
 @dataclasses.dataclass
 class ChunkResult:
-  """What writing one chunk produced: its piece file, what it holds, the bad rows. Small: the
-  per-row facts for duplicate detection leave WriteChunkFn on their own (HASHES) output."""
+  """What writing one chunk produced: its piece file, what it holds, the bad rows."""
   split: str
   shard: int
   num_shards: int
@@ -312,8 +359,6 @@ class ChunkResult:
   dicom_counts: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
 
 
-HASHES = 'hashes'  # WriteChunkFn's tagged output: (sha256 bucket, [(sha256, member), ...])
-SHA_BUCKETS = 16  # duplicate detection groups by the first hex digit: elements per chunk, not row
 
 
 class _Inline:
@@ -373,11 +418,6 @@ class WriteChunkFn(beam.DoFn):
     yield ChunkResult(chunk.split, chunk.shard, chunk.num_shards, chunk.chunk, piece,
                       len(written), dict(collections.Counter(w[4] for w in written)), problems,
                       mask_counts, mask_findings, dicom_counts)
-    buckets = collections.defaultdict(list)
-    for sha256, image_id, line, class_name, _ in written:
-      buckets[int(sha256[0], 16)].append((sha256, (image_id, line, class_name, chunk.split)))
-    for bucket, members in sorted(buckets.items()):
-      yield beam.pvalue.TaggedOutput(HASHES, (bucket, members))
 
 
 MAX_MASK_FINDINGS = 20  # mask findings listed by row (per chunk, shard and summary); all counted
@@ -445,20 +485,6 @@ def concatenate(pieces: Sequence[str], target: str) -> int:
   return total
 
 
-def duplicate_groups(keyed: Tuple[int, Iterable[List[Tuple[str, Tuple]]]]):
-  """(sha256 bucket, its chunks' (sha256, member) lists) -> a manifest entry per sha256 that
-  more than one row has."""
-  _, lists = keyed
-  by_sha = collections.defaultdict(list)
-  for members in lists:
-    for sha256, (image_id, line, class_name, split) in members:
-      by_sha[sha256].append(dict(image_id=image_id, line=line, class_name=class_name,
-                                 split=split))
-  for sha256, members in sorted(by_sha.items()):
-    if len(members) > 1:
-      yield DUPLICATE, dict(sha256=sha256, members=sorted(members, key=lambda m: m['image_id']))
-
-
 class AssembleShardFn(beam.DoFn):
   """(shard key, its chunks' results) -> the shard file in staging, pieces in chunk order.
   Yields the shard's manifest entry and the rows' problems."""
@@ -489,57 +515,47 @@ class AssembleShardFn(beam.DoFn):
 
 @beam.ptransform_fn
 def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.CheckOptions,  # pylint: disable=invalid-name
-                 check_pass: bool, splits: Sequence[SplitSpec], seed: int,
-                 duplicates: str, stable_groups: bool = False) -> beam.pvalue.PDone:
-  """The whole job: reads the plan, writes shards to staging, writes the manifest."""
-  chunks = (
+                 full_check_pass: bool, splits: Sequence[SplitSpec], seed: int,
+                 duplicates: str, stable_groups: bool = False,
+                 membership: MembershipInput = MembershipInput()) -> beam.pvalue.PDone:
+  """The whole job: reads the unassigned plan, hashes every image (the check pass: its content
+  decides its split), deals once over the results, writes shards to staging, writes the
+  manifest. ``full_check_pass``: the check pass also checks every file as the write pass does
+  (quarantine, duplicates=drop, DICOM groups: which rows exist, or their groups, must be known
+  before the deal); else it only reads and hashes each image."""
+  checked = (
       pipeline
       # PCollection[str]: one JSON line per chunk of <= CHUNK_ROWS rows (ids, paths, labels).
       | 'ReadPlan' >> beam.io.ReadFromText(files.join_uri(staging_dir, PLAN_FILE))
-      # PCollection[Chunk]
-      | 'ParseChunks' >> beam.Map(Chunk.from_json))
-  manifest = []
-  if check_pass:
-    checked = (
-        chunks
-        | 'DistributeChecks' >> beam.Reshuffle()
-        # PCollection[('ok', row list with sha256) | ('bad', problem dict)]: no bytes.
-        | 'CheckRows' >> beam.ParDo(CheckRowsFn(options)))
-    planned = (
-        checked
-        # PCollection[list of all check results]: one element, keys and hashes only.
-        | 'CollectChecks' >> beam.combiners.ToList()
-        # PCollection[('chunk', Chunk JSON) | (manifest kind, entry)]
-        | 'AssignShards' >> beam.FlatMap(plan_from_checks, splits=splits, seed=seed,
-                                         duplicates=duplicates, stable_groups=stable_groups,
-                                         options=options))
-    manifest.append(planned | 'PlanEntries' >> beam.Filter(lambda kv: kv[0] != 'chunk'))
-    chunks = (planned
-              | 'PlannedChunks' >> beam.Filter(lambda kv: kv[0] == 'chunk')
-              # PCollection[Chunk], now with shards and expected hashes.
-              | 'ParsePlannedChunks' >> beam.Map(lambda kv: Chunk.from_json(kv[1])))
+      # PCollection[Chunk], not yet assigned to shards
+      | 'ParseChunks' >> beam.Map(Chunk.from_json)
+      | 'DistributeChecks' >> beam.Reshuffle()
+      # PCollection[('ok', row list with sha256) | ('bad', problem dict)]: no bytes.
+      | 'CheckRows' >> beam.ParDo(CheckRowsFn(options, full_check_pass)))
+  planned = (
+      checked
+      # PCollection[list of all check results]: one element, keys and hashes only.
+      | 'CollectChecks' >> beam.combiners.ToList()
+      # PCollection[('chunk', Chunk JSON) | (manifest kind, entry)]
+      | 'AssignShards' >> beam.FlatMap(plan_from_checks, splits=splits, seed=seed,
+                                       duplicates=duplicates, stable_groups=stable_groups,
+                                       options=options, membership=membership))
   written = (
-      chunks
+      planned
+      | 'PlannedChunks' >> beam.Filter(lambda kv: kv[0] == 'chunk')
+      # PCollection[Chunk], now with shards and expected hashes.
+      | 'ParsePlannedChunks' >> beam.Map(lambda kv: Chunk.from_json(kv[1]))
       | 'DistributeChunks' >> beam.Reshuffle()
-      # main: PCollection[ChunkResult]: a piece file per chunk, its counts, the bad rows;
-      # HASHES: PCollection[(bucket, [(sha256, member), ...])]: a few per chunk.
-      | 'WriteChunks' >> beam.ParDo(WriteChunkFn(staging_dir, options)).with_outputs(
-          HASHES, main='results'))
-  results = written.results
-  manifest.append(
-      results
+      # PCollection[ChunkResult]: a piece file per chunk, its counts, the bad rows.
+      | 'WriteChunks' >> beam.ParDo(WriteChunkFn(staging_dir, options)))
+  shards = (
+      written
       # PCollection[((split, shard), ChunkResult)]
       | 'KeyByShard' >> beam.Map(lambda r: ((r.split, r.shard), r))
       | 'GroupByShard' >> beam.GroupByKey()
       # PCollection[('shard', entry) | ('problem', entry)]: shard files complete in staging.
       | 'AssembleShards' >> beam.ParDo(AssembleShardFn(staging_dir)))
-  if not check_pass:  # the check pass found the duplicate groups already
-    manifest.append(
-        written[HASHES]
-        | 'GroupBySha256Bucket' >> beam.GroupByKey()
-        # PCollection[('duplicate', {sha256, members})]: identical images under several rows.
-        | 'DuplicateGroups' >> beam.FlatMap(duplicate_groups))
-  _ = (manifest
+  _ = ((planned | 'PlanEntries' >> beam.Filter(lambda kv: kv[0] != 'chunk'), shards)
        | 'Results' >> beam.Flatten()
        # PCollection[str]: one JSON line per manifest entry
        | 'EncodeResults' >> beam.Map(lambda kv: json.dumps(list(kv), sort_keys=True))
@@ -558,6 +574,7 @@ class Manifest:
   duplicates: List[Dict[str, Any]]  # [{sha256, members: [{image_id, line, class_name, split}]}]
   errors: List[str]
   group_splits: Dict[str, str] = dataclasses.field(default_factory=dict)  # the check pass's
+  membership: Dict[str, Any] = dataclasses.field(default_factory=dict)  # the deal's report
 
   @classmethod
   def read(cls, path: str) -> 'Manifest':
@@ -575,6 +592,8 @@ class Manifest:
           out.duplicates.append(entry)
         elif kind == GROUP_SPLITS:
           out.group_splits.update(entry)
+        elif kind == MEMBERSHIP:
+          out.membership = entry
         else:
           out.errors.append(entry)
     out.shards.sort(key=lambda s: (s['split'], s['index']))
@@ -623,10 +642,24 @@ def read_source(source: index.Source, config: IngestConfig
                           config.group_column), config, None
 
 
+def prior_manifest(config: IngestConfig, previous: str = '') -> Tuple[str, str]:
+  """-> (the split manifest whose membership this run keeps, '' for none; where it came from:
+  'option' (--split-manifest), 'ml-metadata' (the previous run's, found by the driver),
+  'fresh' (--fresh-splits) or 'none')."""
+  if config.fresh_splits:
+    return '', 'fresh'
+  if config.split_manifest:
+    return config.split_manifest, 'option'
+  return (previous, 'ml-metadata') if previous else ('', 'none')
+
+
 def run_ingest(source, config: IngestConfig, examples_uri: str,
-               make_pipeline: Callable[[], beam.Pipeline]) -> IngestSummary:
+               make_pipeline: Callable[[], beam.Pipeline], previous_manifest: str = '',
+               span: int = 0) -> IngestSummary:
   """Plans from the CSV (or the folder listing), runs the Beam job, reconciles, publishes,
-  writes the summary. ``source`` is an ``index.Source`` or a CSV path.
+  writes the summary. ``source`` is an ``index.Source`` or a CSV path. ``previous_manifest``:
+  the split manifest the previous run of this pipeline published (found through ML Metadata),
+  kept unless ``config`` names another or starts over; ``span``: this run's span.
 
   Raises IndexValidationError (bad rows under 'fail'), DuplicateImagesError, AssignmentError
   or ReconciliationError; then nothing is published and the staging folder is gone."""
@@ -638,22 +671,17 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
   if not checked.rows:
     raise index.IndexValidationError(source.label, checked.quarantined,
                                      'no usable rows: every row is bad')
-  check_pass = (config.quarantine or config.duplicates == DUPLICATES_DROP
-                or bool(config.dicom_group_keyword))
+  full_check_pass = (config.quarantine or config.duplicates == DUPLICATES_DROP
+                     or bool(config.dicom_group_keyword))
   options = files.options_from_config(config, source.base_dir)
   stable_groups = config.group_assignment == GROUP_ASSIGNMENT_STABLE
-  planned_groups: Dict[str, str] = {}  # without a check pass: {group hash: split}
-  if check_pass:
-    chunks = unassigned_chunks(checked.rows)
-  else:
-    shards = assignment.assign_shards(checked.rows, config.splits, config.seed, stable_groups)
-    planned_groups = group_splits(shards, options)
-    chunks = chunk_shards(shards)
-    del shards
+  chunks = unassigned_chunks(checked.rows)
   staging = files.join_uri(examples_uri, STAGING_DIR)
-  logging.info('ImageExampleGen: %s rows from %s (%s bad in the index) -> %s chunks%s',
-               checked.rows_in, source.label, len(checked.quarantined), len(chunks),
-               ' after a check pass' if check_pass else '')
+  prior_uri, prior_source = prior_manifest(config, previous_manifest)
+  membership = MembershipInput(prior_uri, span, files.join_uri(staging, SPLIT_MANIFEST_FILE))
+  logging.info('ImageExampleGen: %s rows from %s (%s bad in the index) -> %s chunks; split '
+               'membership: %s %s', checked.rows_in, source.label, len(checked.quarantined),
+               len(chunks), prior_source, prior_uri)
   try:
     _write_lines(files.join_uri(staging, PLAN_FILE), (c.to_json() for c in chunks))
     ignored = None
@@ -667,11 +695,15 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
     del chunks, listing
     pipeline = make_pipeline()
     _ = pipeline | 'IngestImages' >> IngestImages(  # pylint: disable=no-value-for-parameter
-        staging, options, check_pass, config.splits, config.seed, config.duplicates,
-        stable_groups)
+        staging, options, full_check_pass, config.splits, config.seed, config.duplicates,
+        stable_groups, membership)
     pipeline.run().wait_until_finish()
     result = Manifest.read(files.join_uri(staging, MANIFEST_FILE))
-    result.group_splits.update(planned_groups)
+    result.membership.update(source=prior_source, prior_manifest=prior_uri)
+    if config.fresh_splits and previous_manifest:  # say what starting over discards
+      result.membership['discarded'] = dict(
+          manifest=previous_manifest,
+          images=len(assignment.load_manifest(previous_manifest).images))
     return _publish(source, config, examples_uri, staging, checked, result, ignored)
   finally:
     _remove_tree(staging)
@@ -711,6 +743,8 @@ def _publish(source: index.Source, config: IngestConfig, examples_uri: str, stag
     with tf.io.gfile.GFile(files.join_uri(examples_uri, GROUP_SPLITS_FILE), 'w') as f:
       json.dump(dict(group_column=config.group_column, group_assignment=config.group_assignment,
                      groups=dict(sorted(result.group_splits.items()))), f, indent=0)
+  tf.io.gfile.rename(files.join_uri(staging, SPLIT_MANIFEST_FILE),
+                     files.join_uri(examples_uri, SPLIT_MANIFEST_FILE), overwrite=True)
   if folder_ignored is not None:  # an image folder: its index and class mapping
     for name in (IMAGE_INDEX_FILE, CLASS_MAPPING_FILE):
       tf.io.gfile.rename(files.join_uri(staging, name), files.join_uri(examples_uri, name),
@@ -740,6 +774,7 @@ def _publish(source: index.Source, config: IngestConfig, examples_uri: str, stag
       dicom={category: dict(sorted(by_key.items())) for category, by_key in
              sorted(dicom_counts.items())},
       folder_ignored=folder_ignored or {},
+      membership=result.membership,
       shards=[dict(split=s['split'], index=s['index'], file=s['file'], count=s['count'],
                    class_counts={int(k): v for k, v in s['class_counts'].items()})
               for s in shards])

@@ -33,6 +33,11 @@ ALLOW_BURNED_IN_KEY = 'allow_burned_in'  # int 0/1: write BurnedInAnnotation=YES
 GROUP_SALT_KEY = 'group_salt'  # str: salt of group_hash ('' = the default constant)
 GROUP_ASSIGNMENT_KEY = 'group_assignment'  # 'balanced' | 'stable': groups to splits
 RANGE_CONFIG_KEY = standard_component_specs.RANGE_CONFIG_KEY  # TFX's RangeConfig (spans)
+SPLIT_MANIFEST_KEY = 'split_manifest'  # str: a split manifest to keep ('' = none given)
+FRESH_SPLITS_KEY = 'fresh_splits'  # int 0/1: ignore published membership, deal afresh
+# str, set by the driver (never by the user): the split manifest the previous run of this node
+# published, found through ML Metadata ('' = none).
+PREVIOUS_SPLIT_MANIFEST_KEY = 'previous_split_manifest'
 
 # Custom properties set on the output Examples artifact.
 SUMMARY_PROPERTY = 'cxr_ingest_summary'  # IngestSummary JSON (per-shard class counts, ...)
@@ -40,6 +45,9 @@ ROWS_IN_PROPERTY = 'cxr_rows_in'
 EXAMPLES_WRITTEN_PROPERTY = 'cxr_examples_written'
 ROWS_QUARANTINED_PROPERTY = 'cxr_rows_quarantined'
 SEED_PROPERTY = 'cxr_seed'
+SPLIT_MANIFEST_PROPERTY = 'cxr_split_manifest'  # URI of the published split_manifest.json
+SPLIT_MANIFEST_IMAGES_PROPERTY = 'cxr_split_manifest_images'  # images it names (all runs)
+SPLIT_MANIFEST_DIGEST_PROPERTY = 'cxr_split_manifest_digest'  # sha256 of its bytes
 
 
 class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -67,4 +75,7 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
       ALLOW_BURNED_IN_KEY: ExecutionParameter(type=int, optional=True),
       GROUP_SALT_KEY: ExecutionParameter(type=str, optional=True),
       GROUP_ASSIGNMENT_KEY: ExecutionParameter(type=str, optional=True),
+      SPLIT_MANIFEST_KEY: ExecutionParameter(type=str, optional=True),
+      FRESH_SPLITS_KEY: ExecutionParameter(type=int, optional=True),
+      PREVIOUS_SPLIT_MANIFEST_KEY: ExecutionParameter(type=str, optional=True),
   }

@@ -17,6 +17,9 @@ GROUP_SPLITS_FILE = 'group_splits.json'
 # and the class mapping used (the sorted class folders unless one was given).
 IMAGE_INDEX_FILE = 'image_index.csv'
 CLASS_MAPPING_FILE = 'class_mapping.json'
+# The published split membership (assignment.SplitManifest): {image sha256: [split, first
+# span]}, {group hash: split}, the seed and the rule. Every later run keeps it.
+SPLIT_MANIFEST_FILE = 'split_manifest.json'
 
 
 @dataclasses.dataclass
@@ -58,6 +61,13 @@ class IngestSummary:
   dicom_window: str = ''
   dicom_output: str = ''
   dicom: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
+  # Split membership (assignment.assign's report): source ('ml-metadata' | 'option' | 'fresh' |
+  # 'none') and prior_manifest; images, kept (from the prior), new, new_by_split; with a prior
+  # prior_images, missing (+ missing_listed), resent_count (+ resent: [{image_id, line,
+  # class_name, split, first_span, sha256}]); conflicts_count (+ conflicts);
+  # max_split_class_deviation; manifest_images, manifest_digest; span, seed, rule. Empty in
+  # older summaries.
+  membership: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
   def cross_split_duplicates(self) -> List[Dict[str, Any]]:

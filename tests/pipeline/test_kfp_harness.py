@@ -162,6 +162,38 @@ def test_one_compiled_spec_serves_another_dataset_through_pipeline_parameters(
   assert summary['class_names'] == {'0': 'COVID', '1': 'Normal', '2': 'Lung_Opacity'}
 
 
+def test_a_split_manifest_as_a_runtime_parameter_keeps_the_membership(harness_run, demo_dataset):
+  """On Kubeflow no driver finds earlier runs: the manifest is the ``split_manifest`` pipeline
+  parameter. Given the first run's, a run with another seed over the rows in another order
+  keeps every image's split."""
+  import json  # pylint: disable=g-import-not-at-top
+  from tests.testutil import shuffled_copy  # pylint: disable=g-import-not-at-top
+  spec, first, _, out = harness_run
+  params = spec['root']['inputDefinitions']['parameters']
+  assert params['split_manifest']['defaultValue'] == ''
+  first_uri = first['ImageExampleGen'].outputs['examples']['uri']
+  run = kfp_harness.run_pipeline(
+      spec, os.path.join(out, 'root'), 'run-manifest', tasks=['ImageExampleGen'],
+      parameter_values={'csv_uri': shuffled_copy(demo_dataset.csv_path, 'kfp-shuffled.csv'),
+                        'seed': 11,
+                        'split_manifest': os.path.join(first_uri, 'split_manifest.json')}
+  )['ImageExampleGen']
+  uri = run.outputs['examples']['uri']
+  assert _split_by_sha(uri) == _split_by_sha(first_uri)
+  summary = json.loads(run.outputs['examples']['metadata']['cxr_ingest_summary'])
+  assert summary['seed'] == 11
+  assert (summary['membership']['source'], summary['membership']['new']) == ('option', 0)
+
+
+def _split_by_sha(uri):
+  from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  out = {}
+  for split in sorted(d for d in os.listdir(uri) if d.startswith('Split-')):
+    for _, example in read_examples(os.path.join(uri, split, '*.gz')):
+      out[example.features.feature['image_sha256'].bytes_list.value[0].decode()] = split
+  return out
+
+
 # --- the harness itself, on a two-task spec whose commands are tiny Python scripts (fast) ---
 
 _PRODUCER = '''

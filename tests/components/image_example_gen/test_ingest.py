@@ -192,7 +192,8 @@ def test_ten_splits_of_one_shard(demo_dataset, tmp_path):
                     str(tmp_path), splits=splits)
   assert [s['split'] for s in summary.shards] == [f's{i}' for i in range(10)]
   assert sorted(os.listdir(tmp_path)) == sorted(
-      [f'Split-s{i}' for i in range(10)] + ['ingest_summary.json', 'quarantine.json'])
+      [f'Split-s{i}' for i in range(10)]
+      + ['ingest_summary.json', 'quarantine.json', 'split_manifest.json'])
 
 
 def test_executor_publishes_a_standard_examples_artifact(demo_dataset, tmp_path):
