@@ -13,7 +13,8 @@ entry under ``class/drift_from_span_<N>`` with the class mix's two measurements 
 span N, all splits pooled; the same in every split's file), and the drift findings under
 ``class/drift_from_span_<N>`` (class mix), ``image/drift_from_span_<N>`` (image sizes and modes)
 and ``mask/drift_from_span_<N>`` (mask presence and coverage); groups leaking across spans under
-``group_hash``.
+``group_hash``; images re-sent from an earlier span (a warning) under ``image_sha256``, like
+the other leakage findings, in every split's file.
 """
 from typing import Dict, List
 

@@ -20,7 +20,8 @@ Every finding has a kind (stratification, imbalance, masks, leakage, integrity, 
 severity: stratification, leakage and integrity findings are errors, imbalance and mask findings
 warnings (``warnings_as_errors`` makes them errors). Drift between spans (``drift.py``) sets its
 severities itself: class-mix drift and groups leaking into train are errors, image/mask drift,
-other split changes and incomparable groups warnings.
+other split changes, incomparable groups and images re-sent from an earlier span (they kept
+their earlier split) warnings.
 """
 import collections
 import dataclasses
@@ -58,6 +59,8 @@ MASK_COVERAGE_DRIFT = 'MASK_COVERAGE_DRIFT'  # sampled mask-coverage histogram, 
 SPAN_LEAKAGE = 'SPAN_LEAKAGE'  # a group in train now was in a non-train split earlier
 SPAN_SPLIT_CHANGE = 'SPAN_SPLIT_CHANGE'  # a group changed split otherwise (warning)
 SPAN_GROUPS_NOT_COMPARABLE = 'SPAN_GROUPS_NOT_COMPARABLE'  # other group column (warning)
+# ... and this span's images an earlier span already had (the ingest summary's membership).
+RESENT_IMAGE = 'RESENT_IMAGE'  # same bytes as an earlier span's image, kept its split (warning)
 
 KIND_STRATIFICATION = 'stratification'
 KIND_IMBALANCE = 'imbalance'
@@ -73,7 +76,7 @@ KIND_OF = {
     MASK_PRESENCE_DRIFT: KIND_MASKS,
     DUPLICATE_ACROSS_SPLITS: KIND_LEAKAGE,
     SPAN_LEAKAGE: KIND_LEAKAGE, SPAN_SPLIT_CHANGE: KIND_LEAKAGE,
-    SPAN_GROUPS_NOT_COMPARABLE: KIND_LEAKAGE,
+    SPAN_GROUPS_NOT_COMPARABLE: KIND_LEAKAGE, RESENT_IMAGE: KIND_LEAKAGE,
     DRIFT_LINF: KIND_DRIFT, DRIFT_JS: KIND_DRIFT, IMAGE_SIZE_DRIFT: KIND_DRIFT,
     IMAGE_MODE_DRIFT: KIND_DRIFT, MASK_PRESENCE_SPAN_DRIFT: KIND_DRIFT,
     MASK_COVERAGE_DRIFT: KIND_DRIFT,

@@ -23,6 +23,12 @@ artifact id).
   (``SPAN_LEAKAGE``: a patient evaluated on before is now trained on); a group whose split
   changed otherwise is a WARNING (``SPAN_SPLIT_CHANGE``); an earlier span grouped by another
   column is a WARNING (``SPAN_GROUPS_NOT_COMPARABLE``) and is not compared.
+- **Images re-sent from an earlier span**, from this span's ingest summary (``membership``):
+  ImageExampleGen keeps an image's split frozen across spans by the sha256 of its bytes, so an
+  image whose bytes an earlier span already had (usually under a new file name) went to the
+  split it had there. Not leakage, but the same image ingested twice: a WARNING
+  (``RESENT_IMAGE``) counting all of them and quoting the first few. Older summaries (no
+  ``membership``) report nothing.
 
 No sampling allowance is added to the thresholds (unlike stratification's rounding allowance):
 spans are whole ingestions, typically thousands of records; for small spans raise the
@@ -35,10 +41,12 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from components.class_balance import balance
 from components.class_balance import image_stats
 from components.class_balance.config import BalanceConfig
+from components.errors import escape_control
 from components.image_example_gen.summary import IngestSummary, split_class_totals
 
 TRAIN = 'train'  # the split whose groups must not come from an earlier span's eval/test
 EXAMPLE_GROUPS = 5  # group hashes quoted in a finding
+EXAMPLE_IMAGES = 5  # re-sent images quoted in a finding
 HASH_CHARS = 12  # of a group hash, in messages
 
 # Measures of the image/mask statistics (also TFDV's names where TFDV has one).
@@ -55,7 +63,7 @@ CLASS_MIX_CHECKS = frozenset([balance.DRIFT_LINF, balance.DRIFT_JS])
 CHECKS = frozenset([
     balance.DRIFT_LINF, balance.DRIFT_JS, balance.IMAGE_SIZE_DRIFT, balance.IMAGE_MODE_DRIFT,
     balance.MASK_PRESENCE_SPAN_DRIFT, balance.MASK_COVERAGE_DRIFT, balance.SPAN_LEAKAGE,
-    balance.SPAN_SPLIT_CHANGE, balance.SPAN_GROUPS_NOT_COMPARABLE])
+    balance.SPAN_SPLIT_CHANGE, balance.SPAN_GROUPS_NOT_COMPARABLE, balance.RESENT_IMAGE])
 
 SOURCE_SUMMARIES = 'ingest summaries'
 SOURCE_FILES = "this span's statistics and the baseline's shard files"
@@ -440,6 +448,61 @@ def group_leakage(current: Optional[GroupSplits],
       split_changed_examples=tuple(moves)), findings
 
 
+# --- Images re-sent from an earlier span -------------------------------------------------------
+
+RESENT_KEYS = (('image_id', str), ('line', int), ('class_name', str), ('split', str),
+               ('first_span', int), ('sha256', str))  # of a listed image, and their types
+
+
+@dataclasses.dataclass(frozen=True)
+class ResentImages:
+  """This span's images whose bytes an earlier span already had (the ingest summary's
+  ``membership``); each went to the split it had there."""
+  known: bool  # False: no summary, one from before frozen splits, or no earlier membership
+  span: int = 0  # this span, as the summary says
+  count: int = 0  # all of them
+  listed: Tuple[Dict[str, object], ...] = ()  # the first ones ({image_id, line, ...})
+
+  def to_dict(self) -> Dict[str, object]:
+    return {'known': self.known, 'span': self.span, 'count': self.count,
+            'listed': [dict(r) for r in self.listed]}
+
+
+def _resent_entry(entry: Mapping[str, object]) -> Dict[str, object]:
+  out = {}
+  for key, kind in RESENT_KEYS:
+    value = entry.get(key)
+    out[key] = kind(value) if value is not None else kind()
+  return out
+
+
+def resent_images(summary: Optional[IngestSummary]
+                  ) -> Tuple[ResentImages, List[balance.Finding]]:
+  """The summary's ``membership`` (``{}`` or absent in older summaries; without
+  ``resent_count`` when there was no earlier membership to keep) -> the counts and a WARNING
+  when an image of this span was ingested in an earlier span."""
+  membership = getattr(summary, 'membership', None) or {}
+  span = int(membership.get('span') or 0)
+  if 'resent_count' not in membership and 'resent' not in membership:
+    return ResentImages(False, span), []
+  listed = tuple(_resent_entry(r) for r in membership.get('resent') or [])
+  count = max(int(membership.get('resent_count') or 0), len(listed))
+  if not count:
+    return ResentImages(True, span), []
+  quoted = '; '.join(
+      f'line {r["line"]} {r["image_id"]!r} ({escape_control(r["class_name"])}) first in span '
+      f'{r["first_span"]}, split {escape_control(r["split"])}'
+      for r in listed[:EXAMPLE_IMAGES])
+  more = '; ...' if count > min(len(listed), EXAMPLE_IMAGES) else ''
+  finding = balance.Finding(
+      balance.RESENT_IMAGE, balance.DATASET, '', '', None, '', count, 0,
+      f'{count} image{"s" * (count != 1)} of span {span} {"were" if count != 1 else "was"} '
+      f'already ingested in an earlier span (same bytes); '
+      f'{"each" if count != 1 else "it"} kept its earlier split'
+      + (f': {quoted}{more}' if quoted else ''), severity=balance.WARNING)
+  return ResentImages(True, span, count, listed), [finding]
+
+
 # --- Everything -------------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -468,6 +531,8 @@ class DriftResult:
   findings: List[balance.Finding]
   notes: List[str]  # why something was not compared, baseline shards that did not read, ...
   ignored: List[SpanExamples] = dataclasses.field(default_factory=list)  # span >= this one
+  # this span's images an earlier span already had (the ingest summary's membership)
+  resent: ResentImages = dataclasses.field(default_factory=lambda: ResentImages(False))
 
   @classmethod
   def nothing(cls, current_span: int = 0) -> 'DriftResult':
@@ -500,6 +565,7 @@ class DriftResult:
             'drifted': self.drifted,
             'image_stats': [s.to_dict() for s in self.stats],
             'group_leakage': self.leakage.to_dict(),
+            'resent_images': self.resent.to_dict(),
             'notes': list(self.notes),
             'findings': [f.to_dict() for f in findings]}
 
@@ -519,7 +585,8 @@ def evaluate(inputs: DriftInputs, splits: Sequence[str], class_names: Mapping[in
              whole: Mapping[int, int], summary: Optional[IngestSummary],
              class_stats: Mapping[Tuple[str, str, int], image_stats.ClassStats],
              config: BalanceConfig) -> DriftResult:
-  """This span (its split statistics ``whole``, summary and scan) vs ``inputs``."""
+  """This span (its split statistics ``whole``, summary and scan) vs ``inputs``; the images
+  the summary says an earlier span already had."""
   span = inputs.current_span
   earlier = earlier_spans(inputs.previous, span)
   ignored = [p for p in inputs.previous if p.span >= span]
@@ -553,5 +620,6 @@ def evaluate(inputs: DriftInputs, splits: Sequence[str], class_names: Mapping[in
   leakage, leak_findings = group_leakage(
       inputs.current_groups, [(p.span, inputs.earlier_groups.get(p)) for p in earlier],
       TRAIN in splits)
-  return DriftResult(span, baseline, earlier, mix, measured, leakage, findings + leak_findings,
-                     notes, ignored)
+  resent, resent_findings = resent_images(summary)
+  return DriftResult(span, baseline, earlier, mix, measured, leakage,
+                     findings + leak_findings + resent_findings, notes, ignored, resent)

@@ -175,6 +175,7 @@ def set_properties(artifact: types.Artifact, result: measure.BalanceResult,
                                      drift.class_mix.js if drift.class_mix else 0.0)
   artifact.set_int_custom_property(spec.DRIFTED_PROPERTY, int(drift.drifted))
   artifact.set_int_custom_property(spec.SPAN_LEAKAGE_PROPERTY, result.span_leakage)
+  artifact.set_int_custom_property(spec.RESENT_IMAGES_PROPERTY, result.resent_images)
   artifact.set_string_custom_property(spec.HTML_REPORT_PROPERTY, paths['html'])
   artifact.set_string_custom_property(spec.JSON_REPORT_PROPERTY, paths['json'])
 

@@ -6,8 +6,8 @@ an id, in this order): verdicts, findings, classes (counts and class weights), s
 (thumbnails with masks overlaid), stratification (splits and shards vs the whole), masks
 (presence, sizes, ImageExampleGen's mask checks, coverage histograms), images (sizes and modes),
 leakage, drift (this span vs the baseline span: class mix side by side, the measures against
-their thresholds, groups leaking across spans), statistics (TFDV's statistics of every split,
-rendered statically).
+their thresholds, groups leaking across spans, images re-sent from an earlier span), statistics
+(TFDV's statistics of every split, rendered statically).
 """
 import colorsys
 import html
@@ -137,7 +137,8 @@ def _verdicts(r: BalanceResult) -> str:
            '<p>Leakage (identical images in several splits), integrity (shard files vs '
            'statistics and vs what ImageExampleGen wrote, labels vs the schema) and masks '
            '(size, binary, presence per split); with earlier spans, <a href="#drift">drift</a> '
-           'from the previous span and groups leaking across spans. See '
+           'from the previous span, groups leaking across spans and images re-sent from an '
+           'earlier span. See '
            '<a href="#findings">findings</a>.</p></div>')
   return f'<div class="cards">{"".join(strat)}{classes}{other}</div>'
 
@@ -464,9 +465,31 @@ def _drift(r: BalanceResult, colours: Mapping[int, str]) -> str:
              f'{lk.split_changed:,}' + (f' ({"; ".join(lk.split_changed_examples)})'
                                         if lk.split_changed else '')]]
     out.append(_table(['', 'groups'], rows))
+  out.append(_resent(d.resent))
   if d.notes:
     out.append('<ul class="small muted">' + ''.join(f'<li>{_e(n)}</li>' for n in d.notes)
                + '</ul>')
+  return ''.join(out)
+
+
+def _resent(resent: drift_lib.ResentImages) -> str:
+  """The ingest summary's images an earlier span already had ('' when it does not say)."""
+  if not resent.known:
+    return ''
+  out = ['<h3>Images re-sent from an earlier span (ingest summary)</h3>']
+  if not resent.count:
+    out.append(f'<p>None: no image of span {resent.span} has the bytes of an image ingested '
+               'in an earlier span.</p>')
+    return ''.join(out)
+  shown = (f'; the first {len(resent.listed)} listed' if len(resent.listed) < resent.count
+           else '')
+  out.append(f'<p>{resent.count:,} image{"s" * (resent.count != 1)} of span {resent.span} '
+             'had the same bytes as an image ingested in an earlier span; each kept the split '
+             f'it had there (a warning, not leakage){_e(shown)}.</p>')
+  if resent.listed:
+    out.append(_table(['line', 'image id', 'class', 'first span', 'split'],
+                      [[r['line'], r['image_id'], r['class_name'], r['first_span'], r['split']]
+                       for r in resent.listed], numeric=(0, 3)))
   return ''.join(out)
 
 

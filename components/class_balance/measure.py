@@ -141,6 +141,11 @@ class BalanceResult:
     return self.drift.leakage.into_train
 
   @property
+  def resent_images(self) -> int:
+    """Images of this span whose bytes an earlier span already had (each kept its split)."""
+    return self.drift.resent.count
+
+  @property
   def errors(self) -> List[balance.Finding]:
     return [f for f in self.findings if f.severity == balance.ERROR]
 

@@ -50,6 +50,7 @@ DRIFT_LINF_PROPERTY = 'cxr_drift_linf'  # float: class mix L-infinity (0.0 witho
 DRIFT_JS_PROPERTY = 'cxr_drift_js'  # float: class mix Jensen-Shannon divergence, bits
 DRIFTED_PROPERTY = 'cxr_drifted'  # int 1/0: the class mix drifted beyond a threshold
 SPAN_LEAKAGE_PROPERTY = 'cxr_span_leakage'  # int: train groups from an earlier non-train split
+RESENT_IMAGES_PROPERTY = 'cxr_resent_images'  # int: images an earlier span had (same bytes)
 HTML_REPORT_PROPERTY = 'cxr_html_report'
 JSON_REPORT_PROPERTY = 'cxr_json_report'
 
