@@ -58,7 +58,7 @@ def _add_ingest_args(p: argparse.ArgumentParser, csv_help: str, mapping_help: st
   """Options that shape ImageExampleGen's output: shared by `run` and `compile`."""
   p.add_argument('--csv', help=csv_help + '. A span pattern such as \'data/index-{SPAN}.csv\' '
                  '(also {VERSION}, {YYYY}{MM}{DD}) takes the newest span, or --span '
-                 '(README: New data every week)')
+                 '(docs/spans.md)')
   p.add_argument('--span', type=_non_negative_int, metavar='N',
                  help='with a span pattern in --csv: this span instead of the newest')
   p.add_argument('--class-mapping', help=mapping_help)
@@ -91,7 +91,7 @@ def _add_ingest_args(p: argparse.ArgumentParser, csv_help: str, mapping_help: st
                       'group: a patient keeps its split in every span). Default: stable for '
                       'a span pattern, balanced otherwise')
   p.add_argument('--group-salt', default='', metavar='SECRET',
-                 help='salt of the group hashes (default: a public constant; README: DICOM). '
+                 help='salt of the group hashes (default: a public constant; docs/inputs.md). '
                       'Recorded in ML Metadata like every option')
   p.add_argument('--duplicates', choices=config_lib.DUPLICATES_CHOICES,
                  default=config_lib.DUPLICATES_REPORT,
@@ -101,7 +101,7 @@ def _add_ingest_args(p: argparse.ArgumentParser, csv_help: str, mapping_help: st
   p.add_argument('--verify', choices=config_lib.VERIFY_CHOICES, default=config_lib.VERIFY_FULL,
                  help='full decodes every image and mask before it is written, so corrupt pixel '
                       'data is a bad record; header checks format, size and file structure '
-                      'only, faster (see README Benchmarks) (default %(default)s)')
+                      'only, faster (see docs/benchmarks.md) (default %(default)s)')
   p.add_argument('--max-file-bytes', type=_positive_int, default=config_lib.DEFAULT_MAX_FILE_BYTES,
                  metavar='N',
                  help='images/masks larger than N bytes are bad records, refused before they '
@@ -119,7 +119,7 @@ def _add_ingest_args(p: argparse.ArgumentParser, csv_help: str, mapping_help: st
                  metavar='auto|none|CENTER,WIDTH',
                  help="DICOM images' VOI step: auto = the file's VOI LUT or first window (a "
                       'min..max stretch without one); none = the nominal range; CENTER,WIDTH = '
-                      'that LINEAR window (default %(default)s; README: DICOM)')
+                      'that LINEAR window (default %(default)s; docs/inputs.md)')
   p.add_argument('--dicom-output', choices=config_lib.DICOM_OUTPUT_CHOICES,
                  default=config_lib.DICOM_OUTPUT_PNG16,
                  help='what DICOM images are rendered to: a 16-bit (precision kept) or 8-bit '
@@ -127,6 +127,23 @@ def _add_ingest_args(p: argparse.ArgumentParser, csv_help: str, mapping_help: st
   p.add_argument('--allow-burned-in', action='store_true',
                  help='write DICOM files whose BurnedInAnnotation is YES (by default they are '
                       'bad records: their pixels may show identifying text)')
+  p.add_argument('--split-manifest', default='', metavar='PATH|URI',
+                 help='keep the split membership published in this split manifest (the '
+                      'split_manifest.json an earlier run wrote): every image in it keeps its '
+                      'split. Locally `run` finds the previous run\'s manifest in ML Metadata '
+                      'without it; needed across pipeline roots and on Kubeflow')
+  p.add_argument('--fresh-splits', action='store_true',
+                 help='start over: ignore published split membership and deal every image '
+                      'afresh; the run says how many images\' membership it discards')
+
+
+def _add_image_dir_arg(p: argparse.ArgumentParser, what: str) -> None:
+  p.add_argument('--image-dir', default='', metavar='DIR',
+                 help=f'instead of --csv: {what}, DIR/<class>/<images> (masks in '
+                      'DIR/<class>/masks/, matched by file stem), or the COVID-19 '
+                      'Radiography Database layout DIR/<Class>/images + DIR/<Class>/masks. '
+                      '--class-mapping must name every class folder; without it labels follow '
+                      'the sorted class folders (docs/inputs.md)')
 
 
 def _add_pipeline_name_arg(p: argparse.ArgumentParser, what: str) -> None:
@@ -140,13 +157,13 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
   p.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
                  help='Beam pipeline option for every Beam component, repeatable, e.g. '
                       '--beam-arg=--runner=DataflowRunner '
-                      '--beam-arg=--direct_running_mode=multi_processing (README: Scaling out)')
+                      '--beam-arg=--direct_running_mode=multi_processing (docs/orchestration.md)')
   p.add_argument('--beam-arg-for', action='append', default=[], type=_component_beam_arg,
                  metavar='COMPONENT=ARG',
                  help='Beam pipeline option for one component, repeatable, added after the '
                       '--beam-arg ones so it wins for the same flag, e.g. '
                       '--beam-arg-for ImageExampleGen=--direct_num_workers=2; COMPONENT is one '
-                      f'of {", ".join(configs.BEAM_COMPONENT_IDS)} (README: Per-component Beam '
+                      f'of {", ".join(configs.BEAM_COMPONENT_IDS)} (docs/orchestration.md: Per-component Beam '
                       'arguments)')
 
 
@@ -282,7 +299,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
   p.add_argument('--train', action='store_true',
                  help='also train the template model (Trainer), evaluate it (Evaluator: '
                       'accuracy overall and per class) and push it when blessed (Pusher); '
-                      'README "Train and serve"')
+                      'docs/training.md')
   p.add_argument('--train-steps', type=_positive_int, default=TrainConfig.train_steps,
                  metavar='N', help='training steps with --train (default %(default)s)')
   p.add_argument('--min-accuracy', type=float, default=TrainConfig.min_accuracy, metavar='X',
@@ -324,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help='instead: N weekly spans <out>/index-1.csv .. index-N.csv (columns '
                          'image_path, mask_path, class, patient_id; returning patients; span 3 '
                          'shifts the class mix to COVID) for `run --csv '
-                         '\'<out>/index-{SPAN}.csv\'` (README: New data every week)')
+                         '\'<out>/index-{SPAN}.csv\'` (docs/spans.md)')
   demo.add_argument('--rows-per-span', type=_positive_int, default=100, metavar='N',
                     help='images per span with --spans (default %(default)s)')
   demo.add_argument('--workers', type=_positive_int, default=_cores(), metavar='N',
@@ -332,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
   _add_quiet_arg(demo)
 
   validate = sub.add_parser(
-      'validate', help='check a CSV, its class mapping and every file, without TensorFlow',
+      'validate', help='check a CSV or an image folder, its class mapping and every file, '
+                       'without TensorFlow',
       formatter_class=raw,
       description='Runs every check of ImageExampleGen -- the CSV and the class mapping, then '
                   'every image and mask\n(existence, allowed roots, headers, pixel bounds, '
@@ -348,11 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
           'cxr-tfx validate --csv data/all_image_mask_pairs.csv --on-bad-record quarantine '
           '--duplicates drop',
           "cxr-tfx validate --csv 'weekly/index-{SPAN}.csv' --span 2 --group-column patient_id "
-          '--mask-size 256x256   # a span (README: New data every week)'))
+          '--mask-size 256x256   # a span (docs/spans.md)',
+          'cxr-tfx validate --image-dir data/COVID-19_Radiography_Dataset '
+          '--class-mapping data/class_mapping.json'))
   _add_ingest_args(validate, csv_help='CSV index (image_path,mask_path,class), a local file; '
                                       'relative paths resolve against its folder',
                    mapping_help='JSON {"class name": label}; default: class_mapping.json next '
-                                'to the CSV')
+                                'to the CSV, or with --image-dir the sorted class folder names')
+  _add_image_dir_arg(validate, 'a local image folder')
   validate.set_defaults(verify=config_lib.VERIFY_HEADER)
   validate.add_argument('--workers', type=_positive_int, default=_cores(), metavar='N',
                         help='processes checking files (default %(default)s: the cores '
@@ -375,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
           'cxr-tfx run                                  # demo data, then the pipeline',
           'cxr-tfx run --csv data/all_image_mask_pairs.csv --pipeline-root out/',
           'cxr-tfx run --image-dir data/COVID-19_Radiography_Dataset --pipeline-root out/',
+          'cxr-tfx run --csv data/all_image_mask_pairs.csv --pipeline-root out2/ \\',
+          '    --split-manifest out/ImageExampleGen/examples/3/split_manifest.json'
+          '   # keep out/\'s splits',
           "cxr-tfx run --csv 'weekly/index-{SPAN}.csv' --group-column patient_id --mask-size "
           '256x256 --pipeline-root out/',
           'cxr-tfx run --csv dicom/index.csv --group-column dicom:PatientID '
@@ -386,11 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  'resolve against its folder; gs:// works',
                    mapping_help='JSON {"class name": label}; default: class_mapping.json next '
                                 'to the CSV, or with --image-dir the sorted class folder names')
-  run.add_argument('--image-dir', default='', metavar='DIR',
-                   help='instead of --csv: a folder DIR/<class>/<images> (masks in '
-                        'DIR/<class>/masks/, matched by file stem), or the COVID-19 '
-                        'Radiography Database layout DIR/<Class>/images + DIR/<Class>/masks '
-                        '(README: Image folders)')
+  _add_image_dir_arg(run, 'an image folder (gs:// works)')
   _add_balance_args(run)
   _add_pipeline_args(run)
   _add_transform_args(run)
@@ -435,9 +455,17 @@ def build_parser() -> argparse.ArgumentParser:
           'cxr-tfx compile --image REGISTRY/cxr-tfx:TAG --output cxr-tfx.json \\',
           '    --csv gs://bucket/all_image_mask_pairs.csv --class-mapping '
           'data/class_mapping.json \\',
-          '    --pipeline-root gs://bucket/root --pipeline-name cxr-tfx-site-b'))
+          '    --pipeline-root gs://bucket/root --pipeline-name cxr-tfx-site-b',
+          'cxr-tfx compile --image REGISTRY/cxr-tfx:TAG --output cxr-tfx.yaml \\',
+          '    --image-dir gs://bucket/xrays --class-mapping data/class_mapping.json '
+          '--no-runtime-parameters \\',
+          '    --split-manifest gs://bucket/root/split_manifest.json --pipeline-root '
+          'gs://bucket/root'))
   _add_ingest_args(compile_, csv_help='CSV index as the cluster sees it, e.g. gs://bucket/x.csv',
                    mapping_help='local JSON {"class name": label}, read now and compiled in')
+  _add_image_dir_arg(compile_, 'an image folder as the cluster sees it (a URI such as '
+                               'gs://bucket/xrays, or an absolute path), with '
+                               '--no-runtime-parameters')
   _add_balance_args(compile_)
   _add_pipeline_args(compile_)
   _add_transform_args(compile_)
@@ -451,9 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
                              'TransformGraph as pipeline outputs (system.* types), so a parent '
                              'KFP pipeline that loads the YAML can consume them')
   compile_.add_argument('--no-runtime-parameters', action='store_true',
-                        help='compile --csv, --class-mapping, --seed and --splits in as '
-                             'constants; by default they are pipeline parameters (csv_uri, '
-                             'class_mapping, seed, splits) defaulting to the given values')
+                        help='compile --csv, --class-mapping, --seed, --splits and '
+                             '--split-manifest in as constants; by default they are pipeline '
+                             'parameters (csv_uri, class_mapping, seed, splits, split_manifest) '
+                             'defaulting to the given values. Needed with --image-dir')
   compile_.add_argument('--schema', default=configs.IMAGE_SCHEMA_FILE,
                         help='the schema.pbtxt path inside --image (default %(default)s)')
   compile_.add_argument('--image', required=True, help='container image with cxr-tfx installed')
@@ -575,6 +604,7 @@ def _report(args, display: progress.Display) -> int:
 
 def _ingest_config(args, mapping_path: str) -> config_lib.IngestConfig:
   """``mapping_path`` '' means no mapping: an image folder's sorted class folders."""
+  _check_split_args(args)
   return config_lib.IngestConfig(
       class_mapping=_load_mapping(mapping_path) if mapping_path else {},
       splits=config_lib.parse_splits(args.splits),
@@ -586,7 +616,10 @@ def _ingest_config(args, mapping_path: str) -> config_lib.IngestConfig:
       group_assignment=args.group_assignment or (
           config_lib.GROUP_ASSIGNMENT_STABLE if args.csv and spans_lib.has_span_spec(args.csv)
           else config_lib.GROUP_ASSIGNMENT_BALANCED),
-      allowed_roots=tuple(a if '://' in a else os.path.abspath(a) for a in args.allowed_root))
+      allowed_roots=tuple(a if '://' in a else os.path.abspath(a) for a in args.allowed_root),
+      split_manifest=(args.split_manifest if not args.split_manifest or _is_uri(args.split_manifest)
+                      else os.path.abspath(args.split_manifest)),
+      fresh_splits=args.fresh_splits)
 
 
 def _generate_demo(display: progress.Display, out: str, scale: float, missing_masks: float,
@@ -657,15 +690,16 @@ def _check_span_arg(csv_arg: str, span: Optional[int]) -> None:
                                  'data/index-{SPAN}.csv.')
 
 
-def _resolve_span(csv_arg: str, span: Optional[int]) -> Tuple[str, str]:
-  """(the CSV a span pattern stands for, ' (span N of PATTERN)'), by TFX's rules without
-  TensorFlow (spans.py; TFX's own driver decides in the run); (csv_arg, '') without a pattern."""
+def _resolve_span(csv_arg: str, span: Optional[int]) -> Tuple[str, str, int]:
+  """(the CSV a span pattern stands for, ' (span N of PATTERN)', N), by TFX's rules without
+  TensorFlow (spans.py; TFX's own driver decides in the run); (csv_arg, '', 0) without a
+  pattern."""
   _check_span_arg(csv_arg, span)
   if not spans_lib.has_any_spec(csv_arg):
-    return csv_arg, ''
+    return csv_arg, '', 0
   resolved = spans_lib.resolve(csv_arg, span)
   version = f', version {resolved.version}' if resolved.version is not None else ''
-  return resolved.path, f' (span {resolved.span}{version} of {csv_arg})'
+  return resolved.path, f' (span {resolved.span}{version} of {csv_arg})', resolved.span
 
 
 def _default_mapping_path(csv_arg: str) -> str:
@@ -677,22 +711,48 @@ def _default_mapping_path(csv_arg: str) -> str:
 
 
 def _validate(args, display: progress.Display) -> int:
-  if not args.csv:
-    raise config_lib.ConfigError('validate needs --csv (the CSV index to check).')
-  if _is_uri(args.csv):
-    from pipeline import validate as validate_lib  # pylint: disable=g-import-not-at-top
+  if bool(args.csv) == bool(args.image_dir):
+    raise config_lib.ConfigError('validate needs --csv (the CSV index to check) or --image-dir '
+                                 '(the image folder to check), one of them.')
+  _check_split_args(args)
+  from pipeline import validate as validate_lib  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
+  span = 0
+  if args.image_dir:
+    _check_span_arg('', args.span)
+    validate_lib.require_local(args.image_dir, 'image folder', '--image-dir')
+    if not os.path.isdir(args.image_dir):
+      raise config_lib.ConfigError(f'{args.image_dir}: the image folder does not exist or is '
+                                   'not a folder (option --image-dir).')
+    source = index.Source(image_dir=args.image_dir)
+    mapping = args.class_mapping  # '': the sorted class folder names
+    config = _ingest_config(args, mapping)
+    read = validate_lib.read_source(source, config)  # names only: refuses a mapping mismatch
+    what = f'{read.checked.rows_in:,} images of {args.image_dir}'
+    mapping_text = f'class mapping {mapping}' if mapping else 'no class mapping'
+  else:
     validate_lib.require_local(args.csv)
-  csv_path, span_text = _resolve_span(args.csv, args.span)
-  what = _csv_rows(csv_path) + span_text
-  mapping = args.class_mapping or _default_mapping_path(args.csv)
-  config = _ingest_config(args, mapping)
-  display.line(f'cxr-tfx validate: {what}, class mapping {mapping}: every image and mask '
+    csv_path, span_text, span = _resolve_span(args.csv, args.span)
+    what = _csv_rows(csv_path) + span_text
+    source = index.Source(csv_path=csv_path)
+    mapping = args.class_mapping or _default_mapping_path(args.csv)
+    mapping_text = f'class mapping {mapping}'
+    config = _ingest_config(args, mapping)
+    read = None
+  if config.split_manifest:
+    validate_lib.require_local(config.split_manifest, 'split manifest', '--split-manifest')
+  display.line(f'cxr-tfx validate: {what}, {mapping_text}: every image and mask '
                f'(verify {config.verify}, mask check {config.mask_check}) on {args.workers} '
                'process(es); nothing is written')
-  from pipeline import validate as validate_lib  # pylint: disable=g-import-not-at-top
+  if read is not None and read.folder is not None:
+    line = _classes_line(args.image_dir, mapping, read.folder)
+    if line:
+      display.line(escape_control(line))
+  prior = _split_lines(display, config)
   with display.activity('[validate] checking files'):
-    result = validate_lib.validate(csv_path, config, args.workers,
-                                   lambda done, total: display.report(done, total, 'rows'))
+    result = validate_lib.validate(source, config, args.workers,
+                                   lambda done, total: display.report(done, total, 'rows'),
+                                   prior=prior, span=span, read=read)
   display.close()
   print(validate_lib.format_report(result))
   if result.would_fail:
@@ -704,6 +764,67 @@ def _validate(args, display: progress.Display) -> int:
   return 0
 
 
+def _check_split_args(args) -> None:
+  """--split-manifest and --fresh-splits contradict each other: refused before any work."""
+  if args.split_manifest and args.fresh_splits:
+    raise config_lib.ConfigError(
+        'give --split-manifest (keep the split membership it publishes) or --fresh-splits '
+        '(ignore published membership and deal every image afresh), not both.')
+
+
+def _split_lines(display: progress.Display, config: config_lib.IngestConfig):
+  """The first lines' word on split membership: kept from --split-manifest (how many images,
+  read with assignment.load_manifest: plain JSON, no TensorFlow; a URI is read by the run
+  itself), or --fresh-splits. -> the local manifest read, else None."""
+  if config.fresh_splits:
+    display.line('splits: --fresh-splits: published split membership is ignored and every '
+                 'image is dealt afresh')
+  elif config.split_manifest and _is_uri(config.split_manifest):
+    display.line(f'splits: membership kept from {config.split_manifest} (read when '
+                 'ImageExampleGen runs)')
+  elif config.split_manifest:
+    from components.image_example_gen import assignment  # pylint: disable=g-import-not-at-top
+    manifest = assignment.load_manifest(config.split_manifest)  # AssignmentError names it
+    display.line(f'splits: membership of {len(manifest.images):,} images kept from '
+                 f'{config.split_manifest} (seed {manifest.seed})')
+    return manifest
+  return None
+
+
+def _read_folder(image_dir: str, config: config_lib.IngestConfig):
+  """index.read_folder_index, as ImageExampleGen's launcher reads the folder: a mapping that
+  misses a class folder is refused here (SourceError naming both sides)."""
+  from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
+  return index.read_folder_index(image_dir, config.class_mapping, config.allowed_roots,
+                                 config.group_column)
+
+
+def _classes_line(image_dir: str, mapping_path: str, folder) -> str:
+  """Which label each class folder got, when no mapping fixes them; the mapping's classes
+  without a folder, when one does ('' if there is nothing to say)."""
+  if not mapping_path:
+    labels = ', '.join(f'{name}={label}' for name, label in
+                       sorted(folder.class_mapping.items(), key=lambda kv: kv[1]))
+    return (f'classes: no --class-mapping, so labels follow the sorted class folders: {labels} '
+            '(pass --class-mapping to fix them)')
+  if folder.classes_without_folder:
+    missing = ', '.join(f'{name}={folder.class_mapping[name]}'
+                        for name in folder.classes_without_folder)
+    return (f'classes: the class mapping {mapping_path} names '
+            f'{len(folder.classes_without_folder)} class(es) with no folder in {image_dir}: '
+            f'{missing}; their labels stay reserved, and no examples of them are written')
+  return ''
+
+
+def _folder_classes(display: progress.Display, image_dir: str, mapping_path: str, folder,
+                    config: config_lib.IngestConfig) -> config_lib.IngestConfig:
+  """Says the folder's labels (``_classes_line``) -> the config with the mapping used."""
+  line = _classes_line(image_dir, mapping_path, folder)
+  if line:
+    display.line(escape_control(line))
+  return dataclasses.replace(config, class_mapping=folder.class_mapping)
+
+
 def _run(args, display: progress.Display) -> int:
   config_lib.parse_splits(args.splits)  # fail fast, before demo data or heavy imports
   balance_config, transform_config = _balance_config(args), _transform_config(args)
@@ -713,15 +834,28 @@ def _run(args, display: progress.Display) -> int:
   components = ' → '.join(COMPONENTS + (configs.TRAIN_COMPONENT_IDS if args.train else ()))
   csv_path, image_dir = args.csv, args.image_dir
   _check_span_arg(csv_path, args.span)  # before demo data or heavy imports
+  _check_split_args(args)
   if csv_path and image_dir:
     raise config_lib.ConfigError('give --csv or --image-dir, not both.')
+  folder = None  # a local image folder's index, read now (names only, no TensorFlow)
   if image_dir:
     if not _is_uri(image_dir) and not os.path.isdir(image_dir):  # fail before TensorFlow loads
       raise config_lib.ConfigError(f'{image_dir}: the image folder does not exist or is not a '
                                    'folder (option --image-dir).')
-    display.line(f'cxr-tfx run: {components} on the image folder {image_dir}; outputs in '
+    mapping_path = args.class_mapping  # '': the sorted class folder names
+    ingest_config = _ingest_config(args, mapping_path)
+    if not _is_uri(image_dir):  # a gs:// folder is listed once TensorFlow has loaded
+      folder = _read_folder(image_dir, ingest_config)
+    rows = folder.checked.rows_in if folder else None
+    what = f'{rows:,} images of ' if folder else ''
+    display.line(f'cxr-tfx run: {components} on {what}the image folder {image_dir}; outputs in '
                  f'{root}/, ML Metadata {metadata}')
-    rows = None
+    if folder:
+      ingest_config = _folder_classes(display, image_dir, mapping_path, folder, ingest_config)
+    elif not mapping_path:
+      display.line('classes: no --class-mapping, so labels follow the sorted class folders, '
+                   f'listed once {HEAVY_LIBRARIES} have loaded (pass --class-mapping to fix '
+                   'them)')
   elif not csv_path:
     from pipeline import demo_data  # pylint: disable=g-import-not-at-top
     out = os.path.join(root, configs.DEMO_DATA_DIR)
@@ -736,25 +870,26 @@ def _run(args, display: progress.Display) -> int:
     if not args.mask_size:  # the demo has the real database's layout: 299x299 images, 256x256 masks
       args.mask_size = f'{demo_data.MASK_SIZE}x{demo_data.MASK_SIZE}'
   else:
-    span_csv, span_text = _resolve_span(csv_path, args.span)
+    span_csv, span_text, _ = _resolve_span(csv_path, args.span)
     what = _csv_rows(span_csv) + span_text
     display.line(f'cxr-tfx run: {components} on {what}; outputs in {root}/, '
                  f'ML Metadata {metadata}')
     rows = _count_rows(span_csv)
-  if image_dir and not args.class_mapping:
-    mapping_path = ''  # the sorted class folder names, as ImageExampleGen derives them
-  else:
+  if not image_dir:
     mapping_path = args.class_mapping or _default_mapping_path(csv_path)
-  ingest_config = _ingest_config(args, mapping_path)
-  if image_dir and not ingest_config.class_mapping and not _is_uri(image_dir):
-    from components.image_example_gen import folders  # pylint: disable=g-import-not-at-top
-    ingest_config = dataclasses.replace(
-        ingest_config, class_mapping=folders.list_image_dir(image_dir).default_class_mapping())
+    ingest_config = _ingest_config(args, mapping_path)
+  _split_lines(display, ingest_config)
   # The schema must not state other classes than the mapping: refuse now, before the imports.
   from components.schema_gen import precheck  # pylint: disable=g-import-not-at-top
-  precheck.check(os.path.abspath(args.schema), ingest_config.class_mapping,
-                 os.path.abspath(mapping_path) if mapping_path else '')
+  if ingest_config.class_mapping:  # (a gs:// folder without a mapping: checked below)
+    precheck.check(os.path.abspath(args.schema), ingest_config.class_mapping,
+                   os.path.abspath(mapping_path) if mapping_path else '')
   _load_libraries(display, 'pipeline.local_runner', 'pipeline.reports')
+  if image_dir and _is_uri(image_dir):  # listed with tf.io.gfile, as ImageExampleGen will
+    ingest_config = _folder_classes(display, image_dir, mapping_path,
+                                    _read_folder(image_dir, ingest_config), ingest_config)
+    if not mapping_path:
+      precheck.check(os.path.abspath(args.schema), ingest_config.class_mapping, '')
   from components.image_example_gen import spec  # pylint: disable=g-import-not-at-top
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top
   from pipeline import mlmd  # pylint: disable=g-import-not-at-top
@@ -823,6 +958,10 @@ def _print_summary(result, validator: Dict[str, List[str]],
   if s.duplicate_images:
     print(f'duplicate images: {len(s.duplicate_images)} group(s), '
           f'{len(s.cross_split_duplicates)} across splits (leakage)')
+  membership = getattr(s, 'membership', None)
+  if membership:
+    print(escape_control(_membership_text(
+        membership, os.path.join(result.examples_uri, summary_lib.SPLIT_MANIFEST_FILE))))
   if s.rows_quarantined:
     print(f'quarantine report: {os.path.join(result.examples_uri, summary_lib.QUARANTINE_FILE)}')
   print()
@@ -862,15 +1001,65 @@ def _print_summary(result, validator: Dict[str, List[str]],
   print(f'total time: {progress.seconds_text(time.monotonic() - _STARTED)}')
 
 
+def _cluster_path(path: str, option: str) -> None:
+  """A path the cluster's tasks read: a URI or an absolute path (a relative one would resolve
+  against the task's working folder, not this one)."""
+  if not _is_uri(path) and not os.path.isabs(path):
+    raise config_lib.ConfigError(
+        f'{option} {path!r}: give it as the cluster\'s tasks see it, a URI (gs://bucket/...) or '
+        'an absolute path.')
+
+
+def _membership_text(m: Dict, manifest: str) -> str:
+  """The run's split membership (IngestSummary.membership) in a line or two."""
+  published = f'published: {manifest}'
+  source = m.get('source', '')
+  if source == 'fresh':
+    discarded = m.get('discarded')
+    what = (f"{discarded['images']:,} images' published membership discarded "
+            f"({discarded['manifest']})" if discarded else 'no published membership to discard')
+    return (f"split membership: --fresh-splits: {what}; all {m.get('new', 0):,} images dealt "
+            f'afresh; {published}')
+  if not m.get('prior_manifest'):
+    return (f"split membership: none published before, so all {m.get('new', 0):,} images were "
+            f'dealt afresh; {published}')
+  how = 'from ML Metadata' if source == 'ml-metadata' else '--split-manifest'
+  new_by_split = ', '.join(f'{split} {n:,}' for split, n in m.get('new_by_split', {}).items())
+  text = (f"split membership: {m.get('kept', 0):,} images kept their split from "
+          f"{m['prior_manifest']} ({how}), {m.get('new', 0):,} new ({new_by_split}); "
+          f"class mix off proportional by at most {m.get('max_split_class_deviation', 0)} "
+          f"images per split; {m.get('missing', 0):,} of its images missing from this input")
+  if m.get('missing_listed'):
+    text += ' (' + ', '.join(f"{x['sha256'][:12]}… {x['split']}"
+                             for x in m['missing_listed'][:3]) + (
+        ', …' if m['missing'] > 3 else '') + '; all in ingest_summary.json)'
+  if m.get('resent_count'):
+    text += f", {m['resent_count']} re-sent from an earlier span (each kept its split)"
+  if m.get('conflicts_count'):
+    text += f", {m['conflicts_count']} conflict(s) (linked images in several splits)"
+  return f'{text}; {published}'
+
+
 def _compile(args, display: progress.Display) -> int:
-  if not args.csv or not args.class_mapping:
-    raise config_lib.ConfigError('compile needs --csv (a URI the cluster reads) and '
+  if bool(args.csv) == bool(args.image_dir) or not args.class_mapping:
+    raise config_lib.ConfigError('compile needs --csv (a URI the cluster reads) or --image-dir '
+                                 '(an image folder the cluster reads), one of them, and '
                                  '--class-mapping (a local JSON file).')
+  if args.image_dir:
+    _cluster_path(args.image_dir, '--image-dir')
+    if not args.no_runtime_parameters:
+      raise config_lib.ConfigError(
+          '--image-dir needs --no-runtime-parameters: the pipeline parameters (csv_uri, '
+          'class_mapping, seed, splits, split_manifest) stand for a CSV index, so an image '
+          'folder is compiled in as a constant.')
+  _check_split_args(args)
+  if args.split_manifest:
+    _cluster_path(args.split_manifest, '--split-manifest')
   if args.fail_on_drift:
     raise config_lib.ConfigError(
         '--fail-on-drift needs the previous span, which a compiled KFP pipeline cannot resolve '
         '(the KFP v2 compiler supports no custom resolver); check drift with `cxr-tfx run` '
-        '(README: New data every week).')
+        '(docs/spans.md).')
   ingest_config = _ingest_config(args, args.class_mapping)
   if not args.output.endswith(('.yaml', '.yml', '.json')):
     raise config_lib.ConfigError(f'--output {args.output!r} must end in .yaml (KFP pipeline '
@@ -885,7 +1074,8 @@ def _compile(args, display: progress.Display) -> int:
       'compiling with KubeflowV2DagRunner', done_text='compiled in {seconds}'):
     path = kubeflow_runner.compile_pipeline(
         output=args.output, image=args.image, pipeline_root=args.pipeline_root,
-        csv_path=args.csv, ingest_config=ingest_config, schema_path=args.schema,
+        csv_path=args.csv or None, image_dir=args.image_dir or None,
+        ingest_config=ingest_config, schema_path=args.schema,
         balance_config=_balance_config(args), transform_config=_transform_config(args),
         beam_pipeline_args=args.beam_arg,
         component_beam_args=_component_beam_args(args.beam_arg_for, args.train),
@@ -896,13 +1086,15 @@ def _compile(args, display: progress.Display) -> int:
         serving_model_dir=args.serving_dir, span=args.span)
   display.close()
   print(f'compiled: {path}')
+  params = not args.no_runtime_parameters
   if path.endswith('.json'):
     print('next: submit it to Vertex AI, e.g. google.cloud.aiplatform.PipelineJob('
-          f'display_name={args.pipeline_name!r}, template_path={path!r}, '
-          'parameter_values={"csv_uri": "gs://..."}).submit()')
+          f'display_name={args.pipeline_name!r}, template_path={path!r}'
+          + (', parameter_values={"csv_uri": "gs://..."}' if params else '') + ').submit()')
   else:
-    print(f'next: kfp.Client(host=...).create_run_from_pipeline_package({path!r}, '
-          'arguments={"csv_uri": "gs://...", "seed": 0}) -- or upload it in the KFP UI')
+    print(f'next: kfp.Client(host=...).create_run_from_pipeline_package({path!r}'
+          + (', arguments={"csv_uri": "gs://...", "seed": 0}' if params else '')
+          + ') -- or upload it in the KFP UI')
   return 0
 
 

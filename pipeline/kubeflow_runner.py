@@ -165,7 +165,7 @@ def _expose_outputs(spec: Dict[str, Any], train: bool = False) -> None:
       for name, (task, key, _) in outputs.items()}
 
 
-def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
+def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: Optional[str],
                      ingest_config: IngestConfig, schema_path: str = configs.IMAGE_SCHEMA_FILE,
                      balance_config: Optional[BalanceConfig] = None,
                      transform_config: Optional[TransformConfig] = None,
@@ -179,7 +179,7 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
                      train_config: Optional[TrainConfig] = None,
                      min_accuracy: Optional[float] = None,
                      serving_model_dir: Optional[str] = None,
-                     span: Optional[int] = None) -> str:
+                     span: Optional[int] = None, image_dir: Optional[str] = None) -> str:
   """Writes the compiled pipeline to ``output`` and returns its path.
 
   Args:
@@ -187,7 +187,10 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
       (PipelineJob); both schema 2.1.0.
     image: the container image every task runs (see the Dockerfile).
     pipeline_root: where tasks write artifacts (gs://, s3://, minio://... as KFP sees it).
-    csv_path: the CSV index as the tasks see it.
+    csv_path: the CSV index as the tasks see it; None with ``image_dir``.
+    image_dir: instead of ``csv_path``: an image folder as the tasks see it (a URI or an
+      absolute path), listed by ImageExampleGen when it runs; needs ``runtime_parameters=False``
+      and ``ingest_config.class_mapping`` (the schema's classes are compiled in).
     pipeline_name: the KFP pipeline name, [a-z0-9][a-z0-9-]{0,127}.
     component_beam_args: {component id: Beam args} for single Beam components (after the
       pipeline-wide ``beam_pipeline_args`` in that task's command line, so they win).
@@ -196,9 +199,10 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
     embeddable: also declare EMBEDDED_OUTPUTS (Examples, Schema, statistics, anomalies,
       TransformGraph) as the pipeline's outputs, typed ``system.Dataset``/``system.Artifact``,
       so that a user's kfp pipeline that loads the YAML as a component can pass them on.
-    runtime_parameters: the CSV URI, class mapping (JSON), seed and splits become pipeline
-      parameters (configs.RUNTIME_PARAMETERS) whose defaults are the values given here, so one
-      compiled spec serves many datasets; False compiles them in as constants.
+    runtime_parameters: the CSV URI, class mapping (JSON), seed, splits and split manifest
+      become pipeline parameters (configs.RUNTIME_PARAMETERS) whose defaults are the values
+      given here (a str default may be '': e.g. no split manifest), so one compiled spec serves
+      many datasets; False compiles them in as constants.
     train: add Trainer, Evaluator and Pusher. The Trainer's code is referenced by module path
       (``components.trainer.task.run_fn``, executor ``components.trainer.executor.Executor``),
       so it comes from the container image: no wheel. ``train_steps`` and ``min_accuracy``
@@ -217,12 +221,17 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: str,
   from pipeline.pipeline import create_pipeline, runtime_parameter_defaults  # pylint: disable=g-import-not-at-top
 
   resources = resolve_resources(component_resources)
+  if bool(csv_path) == bool(image_dir):
+    raise _Error('give csv_path (option --csv) or image_dir (option --image-dir), one of them.')
+  if image_dir and runtime_parameters:
+    raise _Error('image_dir cannot be compiled with runtime parameters (they stand for a CSV '
+                 'index): pass runtime_parameters=False (option --no-runtime-parameters).')
   output = os.path.abspath(output)
   if not output.endswith(('.yaml', '.yml', '.json')):
     raise _Error(f'output {output!r}: .yaml for KFP or .json for Vertex AI.')
   pipeline = create_pipeline(
-      pipeline_name=pipeline_name, pipeline_root=pipeline_root, csv_path=csv_path,
-      ingest_config=ingest_config, schema_path=schema_path, balance_config=balance_config,
+      pipeline_name=pipeline_name, pipeline_root=pipeline_root, csv_path=csv_path or None,
+      image_dir=image_dir or None, ingest_config=ingest_config, schema_path=schema_path, balance_config=balance_config,
       transform_config=transform_config,
       metadata_connection_config=None,  # KFP provides the store
       beam_pipeline_args=beam_pipeline_args, fingerprint_content=fingerprint_content,

@@ -4,15 +4,22 @@ It runs the pipeline's own check code, so it reports the same problems with the 
 
 * the CSV and the class mapping: ``index.parse_index`` (columns, classes, empty paths, unique
   ``image_id``, group column) and the allowed-roots rule by name (``files.within_by_name``);
+  an image folder: ``index.read_folder_index`` (its listing as a CSV, through the same checks;
+  a class mapping must name every class folder);
 * every image and mask: ``files.load_row`` -- what ImageExampleGen's Beam workers run per row
   (opened once, confinement after symlinks, regular file, size, the PNG/JPEG check at the
-  chosen ``verify`` level and pixel bound, the mask check), then the image's sha256;
+  chosen ``verify`` level and pixel bound, the mask check), then the image's sha256 (of
+  ``loaded.image``, as ``ingest.load_and_hash``: its content key) and a DICOM group's hash;
 * duplicate images: ``duplicates.apply_policy`` / ``duplicates.fail_error``;
-* the plan: ``assignment.assign_shards`` on the rows the run would write, so the split/shard
-  class counts printed are the ones ``run`` with the same options writes.
+* the plan: ``assignment.assign`` on the rows the run would write, with the membership of
+  ``--split-manifest`` as its prior, so the split/shard class counts printed are the ones
+  ``run`` with the same options and that manifest writes, and the membership line says which
+  images keep a published split. (validate reads no ML Metadata: without a manifest it predicts
+  a fresh deal, where a local ``run`` keeps the previous run's membership.)
 
 Files are checked in a pool of processes (one per core by default): per-file work is Python
-and Pillow, held by the GIL. The CSV must be a local file (``run`` reads gs:// itself).
+and Pillow, held by the GIL. The CSV, the folder and the manifest must be local (``run`` reads
+gs:// itself).
 """
 import collections
 import concurrent.futures
@@ -47,27 +54,46 @@ class ValidationFailed(CxrError, ValueError):
   """The checks found what would stop ``run`` with the same options; the report lists it."""
 
 
-def require_local(csv_path: str) -> None:
+def require_local(csv_path: str, what: str = 'CSV', option: str = '--csv') -> None:
   if index.is_uri(csv_path):
-    raise ValidateError(f'{csv_path}: validate reads a local CSV; copy it here, or let `cxr-tfx '
-                        'run` check it (it reads gs:// and other URIs) (option --csv).')
+    raise ValidateError(f'{csv_path}: validate reads a local {what}; copy it here, or let '
+                        '`cxr-tfx run` check it (it reads gs:// and other URIs) '
+                        f'(option {option}).')
 
 
-def read_index(csv_path: str, class_mapping: Mapping[str, int],
-               allowed_roots: Sequence[str] = (), group_column: str = '') -> index.CheckedIndex:
-  """``index.read_index`` (which reads a local CSV without TensorFlow) for a local CSV."""
-  require_local(csv_path)
-  return index.read_index(csv_path, class_mapping, allowed_roots, group_column)
+def as_source(source: Any) -> index.Source:
+  """A CSV path or an ``index.Source`` -> the Source, which must be local."""
+  if not isinstance(source, index.Source):
+    source = index.Source(csv_path=source)
+  if source.image_dir:
+    require_local(source.image_dir, 'image folder', '--image-dir')
+  else:
+    require_local(source.csv_path)
+  return source
 
 
-def check_options(csv_path: str, config: config_lib.IngestConfig) -> files.CheckOptions:
-  """The workers' options, built from the config by the function ImageExampleGen uses."""
-  return files.options_from_config(config, index.csv_folder(csv_path))
+SourceIndex = index.SourceIndex
+
+
+def read_source(source: Any, config: config_lib.IngestConfig) -> SourceIndex:
+  """The launcher's read (``index.read_source``, as ImageExampleGen's) of a local CSV or
+  image folder."""
+  return index.read_source(as_source(source), config)
+
+
+def load_prior(config: config_lib.IngestConfig) -> Optional[assignment.SplitManifest]:
+  """The membership to keep: ``config.split_manifest`` (a local file) unless
+  ``fresh_splits``; None for a fresh deal."""
+  if config.fresh_splits or not config.split_manifest:
+    return None
+  require_local(config.split_manifest, 'split manifest', '--split-manifest')
+  return assignment.load_manifest(config.split_manifest)
 
 
 # --- Per-row checks in worker processes ------------------------------------------------------
 
-RowResult = Tuple[Tuple[Tuple[str, str], ...], str, Tuple[str, ...]]  # problems, sha256, mask codes
+# problems, sha256, mask codes, the group read from a DICOM header (hashed; '' otherwise)
+RowResult = Tuple[Tuple[Tuple[str, str], ...], str, Tuple[str, ...], str]
 _options: Optional[files.CheckOptions] = None
 
 
@@ -77,11 +103,13 @@ def _init_worker(options: files.CheckOptions) -> None:
 
 
 def check_row(image_path: str, mask_path: str, options: files.CheckOptions) -> RowResult:
-  """What ImageExampleGen's worker does to a row, minus the write: load_row, then sha256."""
+  """What ImageExampleGen's worker does to a row, minus the write: load_row, then the image's
+  sha256 and DICOM group as ``ingest.load_and_hash`` takes them."""
   loaded = files.load_row(image_path, mask_path, options)
   if loaded.problems:
-    return loaded.problems, '', ()
-  return (), hashlib.sha256(loaded.image).hexdigest(), tuple(loaded.mask_findings)
+    return loaded.problems, '', (), ''
+  group = loaded.image_dicom.group_hash if options.group_keyword else ''
+  return (), hashlib.sha256(loaded.image).hexdigest(), tuple(loaded.mask_findings), group
 
 
 def _check_batch(paths: Sequence[Tuple[str, str]]) -> List[RowResult]:
@@ -125,8 +153,8 @@ def check_files(rows: Sequence[index.IndexRow], options: files.CheckOptions, wor
 @dataclasses.dataclass
 class Validation:
   """What validate found; ``would_fail`` is whether ``run`` with the same options would stop."""
-  csv_path: str
-  config: config_lib.IngestConfig
+  csv_path: str  # '' for an image folder
+  config: config_lib.IngestConfig  # with the class mapping used
   rows_in: int
   index_problems: List[index.Problem]  # found from the CSV alone (the launcher's checks)
   file_problems: List[index.Problem]  # found by reading the files (the workers' checks)
@@ -142,6 +170,10 @@ class Validation:
   files_checked: int
   seconds: float
   workers: int
+  image_dir: str = ''  # the image folder checked, instead of csv_path
+  classes_without_folder: List[str] = dataclasses.field(default_factory=list)
+  membership: Dict[str, Any] = dataclasses.field(default_factory=dict)  # assign's report
+  prior_seed: Optional[int] = None  # the split manifest's seed, when one was given
 
   @property
   def bad_rows(self) -> List[index.Problem]:
@@ -172,15 +204,26 @@ class Validation:
     return bool(self.fail_reasons)
 
 
-def validate(csv_path: str, config: config_lib.IngestConfig, workers: int = 0,
-             progress: Optional[Callable[[int, int], None]] = None) -> Validation:
-  """Every check of ImageExampleGen on ``csv_path`` with ``config``; nothing is written.
+def validate(source: Any, config: config_lib.IngestConfig, workers: int = 0,
+             progress: Optional[Callable[[int, int], None]] = None,
+             prior: Optional[assignment.SplitManifest] = None, span: int = 0,
+             read: Optional[SourceIndex] = None) -> Validation:
+  """Every check of ImageExampleGen on ``source`` (a local CSV path, or an ``index.Source``
+  with a local image folder) with ``config``; nothing is written.
 
-  Raises IndexValidationError when the CSV as a whole is unusable (as ``run`` does)."""
+  ``prior``: the membership to keep (default: ``load_prior(config)``, i.e.
+  ``config.split_manifest``); ``span``: the span being validated (recorded for new images).
+  ``read``: ``read_source(source, config)`` when the caller has it already.
+
+  Raises IndexValidationError when the index as a whole is unusable, SourceError when a class
+  mapping misses an image folder's class folder (as ``run`` does)."""
   started = time.monotonic()
-  checked = read_index(csv_path, config.class_mapping, config.allowed_roots,
-                       config.group_column)
-  options = check_options(csv_path, config)
+  source = as_source(source)
+  read = read or read_source(source, config)
+  checked, config = read.checked, read.config
+  if prior is None:
+    prior = load_prior(config)
+  options = files.options_from_config(config, source.base_dir)
   workers = workers or len(os.sched_getaffinity(0))
   results = check_files(checked.rows, options, workers, progress)
 
@@ -189,7 +232,7 @@ def validate(csv_path: str, config: config_lib.IngestConfig, workers: int = 0,
   mask_counts: Dict[str, Dict[str, int]] = {}
   mask_findings: List[Dict[str, Any]] = []
   rows_with_mask_findings = 0
-  for row, (problems, sha256, mask_codes) in zip(checked.rows, results):
+  for row, (problems, sha256, mask_codes, dicom_group) in zip(checked.rows, results):
     counts = class_rows[row.class_name]
     counts['rows'] += 1
     counts['without_mask'] += not row.mask_path
@@ -198,20 +241,24 @@ def validate(csv_path: str, config: config_lib.IngestConfig, workers: int = 0,
       file_problems.append(index.Problem.of(row.line, [(row.as_written(p), r)
                                                        for p, r in problems]))
       continue
-    good.append(dataclasses.replace(row, image_sha256=sha256))
+    good.append(dataclasses.replace(row, image_sha256=sha256,
+                                    group=dicom_group if options.group_keyword else row.group))
     if row.mask_path:
       _count_mask(mask_counts, mask_findings, row, mask_codes)
       rows_with_mask_findings += bool(mask_codes)
 
   kept, dropped, groups = duplicates_lib.apply_policy(good, config.duplicates)
-  shards, plan_error = [], ''
+  shards, plan_error, membership = [], '', {}
   if not kept:
     plan_error = 'no usable rows: every row is bad'
   else:
     try:
-      shards = assignment.assign_shards(
+      dealt = assignment.assign(
           kept, config.splits, config.seed,
-          config.group_assignment == config_lib.GROUP_ASSIGNMENT_STABLE)
+          config.group_assignment == config_lib.GROUP_ASSIGNMENT_STABLE, prior=prior,
+          span=span, group_key=lambda r: files.written_group(r.group, options),
+          group_salt_check=assignment.salt_check(options.group_salt))
+      shards, membership = dealt.shards, dealt.report
     except assignment.AssignmentError as e:
       plan_error = str(e)
   split_of = {r.image_id: s.split for s in shards for r in s.rows}
@@ -222,13 +269,16 @@ def validate(csv_path: str, config: config_lib.IngestConfig, workers: int = 0,
     duplicate_groups.append(dict(sha256=g.sha256, members=members, crosses_splits=len(
         {m['split'] for m in members if m['split']}) > 1))
   return Validation(
-      csv_path=csv_path, config=config, rows_in=checked.rows_in,
+      csv_path=source.csv_path, image_dir=source.image_dir, config=config,
+      rows_in=checked.rows_in,
       index_problems=list(checked.quarantined), file_problems=file_problems, dropped=dropped,
       duplicate_groups=duplicate_groups, shards=shards, plan_error=plan_error,
       class_rows=class_rows, mask_counts=mask_counts, mask_findings=mask_findings,
       rows_with_mask_findings=rows_with_mask_findings,
       files_checked=sum(1 + bool(r.mask_path) for r in checked.rows),
-      seconds=time.monotonic() - started, workers=workers)
+      seconds=time.monotonic() - started, workers=workers,
+      classes_without_folder=list(read.folder.classes_without_folder) if read.folder else [],
+      membership=membership, prior_seed=prior.seed if prior is not None else None)
 
 
 def _count_mask(counts: Dict[str, Dict[str, int]], listed: List[Dict[str, Any]],
@@ -256,12 +306,38 @@ def plan_summary(v: Validation) -> summary_lib.IngestSummary:
   """The plan as an IngestSummary, so the shard table is printed as `run` prints it."""
   names = {label: name for name, label in v.config.class_mapping.items()}
   return summary_lib.IngestSummary(
-      csv_path=v.csv_path, seed=v.config.seed,
+      csv_path=v.csv_path, image_dir=v.image_dir, seed=v.config.seed,
       splits=[dataclasses.asdict(s) for s in v.config.splits],
       class_names=dict(sorted(names.items())), rows_in=v.rows_in,
       examples_written=v.examples_to_write,
       shards=[dict(split=s.split, index=s.index, file=s.file_name, count=len(s.rows),
                    class_counts=s.class_counts()) for s in v.shards])
+
+
+def membership_lines(v: Validation) -> List[str]:
+  """Which images keep a published split (--split-manifest) and which are dealt as new."""
+  c, m = v.config, v.membership
+  if c.fresh_splits:
+    return ['membership: --fresh-splits: published split membership is ignored; every image is '
+            'dealt afresh']
+  if not c.split_manifest:
+    return ['membership: no --split-manifest, so every image is dealt afresh here (validate reads '
+            'no ML Metadata; a local `run` keeps the split membership of its previous run)']
+  new_by_split = ', '.join(f'{split} {n:,}' for split, n in m.get('new_by_split', {}).items())
+  lines = [f"membership: {m.get('kept', 0):,} images keep their split from {c.split_manifest} "
+           f"(seed {v.prior_seed}), {m.get('new', 0):,} new"
+           + (f' ({new_by_split})' if new_by_split else '')
+           + f", {m.get('missing', 0):,} of the manifest's {m.get('prior_images', 0):,} images "
+           'missing from this input']
+  if m.get('conflicts_count'):
+    lines.append(f"  {m['conflicts_count']} unit(s) linked to several splits in the manifest "
+                 '(identical images or a group across splits): each goes to the last of them')
+    for conflict in m.get('conflicts', []):
+      lines.append(f"    {', '.join(escape_control(i) for i in conflict['image_ids'])}: "
+                   f"{', '.join(conflict['splits'])} -> {conflict['kept']}")
+  if m.get('groups_not_compared'):
+    lines.append(f"  {m['groups_not_compared']}")
+  return lines
 
 
 def format_report(v: Validation) -> str:
@@ -275,9 +351,13 @@ def format_report(v: Validation) -> str:
   rows.append(['all', '', *(sum(r[i] for r in rows) for i in (2, 3, 4))])
   lines += ['  ' + l for l in _table(['class', 'label', 'rows', 'without mask', 'bad files'],
                                      rows)]
+  if v.classes_without_folder:
+    lines.append(f'  (the class mapping names {len(v.classes_without_folder)} class(es) with no '
+                 f'folder in {v.image_dir}: '
+                 f'{", ".join(escape_control(n) for n in v.classes_without_folder)})')
   if v.index_problems:
-    lines.append(f'  (and {len(v.index_problems)} row(s) the CSV alone shows are bad: listed '
-                 'under problems)')
+    lines.append(f'  (and {len(v.index_problems)} row(s) the {"listing" if v.image_dir else "CSV"} '
+                 'alone shows are bad: listed under problems)')
   lines.append('')
   lines.append(f'files: {v.files_checked:,} images and masks checked (verify {c.verify}, '
                f'mask check {c.mask_check}) with {v.workers} process(es) in '
@@ -322,6 +402,7 @@ def format_report(v: Validation) -> str:
     deviation = round(assignment.max_class_deviation(v.shards), 3)
     lines.append(f'largest shard deviation from proportional: {deviation} records'
                  + (f' (grouped by {c.group_column})' if c.group_column else ' (floor/ceil)'))
+    lines += membership_lines(v)
   lines.append('')
   bad = v.bad_rows
   if bad:

@@ -92,7 +92,7 @@ class ImageExampleGen(FileBasedExampleGen):
         path, size and mtime; True adds a content hash of each (reads every file).
       verify: 'full' (default) decodes every image and mask in the workers before it is
         written, so corrupt pixel data is a bad record; 'header' checks format, size and file
-        structure only (faster; README: Benchmarks).
+        structure only (faster; docs/benchmarks.md).
       max_file_bytes: larger images/masks are bad records, refused before they are read.
       mask_check: 'warn' (default) writes masks that do not decode, are not single-channel,
         not binary or not their image's size (nor mask_size) and counts them in the summary
@@ -108,7 +108,7 @@ class ImageExampleGen(FileBasedExampleGen):
         stretch without one), 'none' (the nominal range) or 'CENTER,WIDTH'.
       dicom_output: 'png16' (default: precision kept) or 'png8': what DICOM images become.
       allow_burned_in: write DICOM files whose BurnedInAnnotation is YES (default: bad records).
-      group_salt: salt of the ``group_hash`` feature ('' = a public constant); see README.
+      group_salt: salt of the ``group_hash`` feature ('' = a public constant); see docs/inputs.md.
         ``group_column`` may be ``dicom:<keyword>`` (e.g. dicom:PatientID): read from each DICOM
         image's header by the workers and written only as that salted hash.
       span: with a span pattern (``csv_path='data/index-{SPAN}.csv'``): ingest this span
@@ -221,8 +221,8 @@ def _check_span_options(csv_path, image_dir, spanned: bool, span, range_config,
   if spanned and isinstance(csv_path, RuntimeParameter):
     raise config_lib.ConfigError(
         'a span pattern ({SPAN}) cannot be a runtime parameter: TFX resolves spans from the '
-        'compiled pattern; compile with the pattern itself (option --csv, without '
-        '--runtime-parameters).')
+        'compiled pattern; compile with the pattern itself (options --csv and '
+        '--no-runtime-parameters).')
   if (span is not None or range_config is not None) and not spanned:
     raise config_lib.ConfigError(
         f'span/range_config need a span pattern in the CSV path, e.g. data/index-{{SPAN}}.csv, '

@@ -254,6 +254,15 @@ def options_from_config(config: config_lib.IngestConfig, base_dir: str) -> Check
       group_salt=config.group_hash_salt)
 
 
+def written_group(group: str, options: CheckOptions) -> str:
+  """A row's group as records and split manifests hold it: a group read from a DICOM header is
+  hashed already (by the worker that read it); a CSV column's value is hashed here with the
+  salt; '' without a group."""
+  if not group or options.group_keyword:
+    return group
+  return dicom_lib.hash_group(group, options.group_salt)
+
+
 def resolve_roots(allowed_roots: Sequence[str], csv_dir: str) -> Tuple[str, ...]:
   """The roots workers confine reads to: the configured ones, else the CSV's folder; local
   roots absolute (workers may run elsewhere, but with the same mounts), URIs as given."""

@@ -21,7 +21,10 @@ In each:
   counted.
 
 Class folders without images are left out (counted). The default class mapping is the sorted
-names of the class folders that hold images, labelled 0..K-1.
+names of the class folders that hold images, labelled 0..K-1. A given class mapping must name
+every class folder that holds images (``index.check_folder_classes`` refuses the folder
+otherwise, naming both sides); a class of the mapping with no folder is allowed (a span may
+lack a class; its label stays reserved).
 
 The listing then *is* a CSV index (``csv_text``): ``image_path,mask_path,class`` with paths
 relative to ``DIR`` in sorted order, which goes through the CSV's own parse and checks

@@ -15,12 +15,12 @@ import dataclasses
 import io
 import os
 import posixpath
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from components.errors import CxrError
 from components.image_example_gen import files
 from components.image_example_gen import folders
-from components.image_example_gen.config import dicom_group_keyword
+from components.image_example_gen.config import IngestConfig, dicom_group_keyword
 
 IMAGE_PATH_COLUMN = 'image_path'
 MASK_PATH_COLUMN = 'mask_path'
@@ -296,18 +296,43 @@ def _check_roots(parsed: CheckedIndex, roots: Sequence[str]) -> CheckedIndex:
 @dataclasses.dataclass
 class FolderIndex:
   """An image folder's index: the checked rows, the class mapping used (the given one, else
-  the sorted class folders) and the listing (whose ``csv_text`` the line numbers refer to)."""
+  the sorted class folders) and the listing (whose ``csv_text`` the line numbers refer to).
+  ``classes_without_folder``: the given mapping's classes that have no class folder (holding
+  images) in this folder, sorted by label -- allowed (a span may lack a class; its label stays
+  reserved), and said by the command line."""
   checked: CheckedIndex
   class_mapping: Dict[str, int]
   listing: folders.Listing
+  classes_without_folder: List[str] = dataclasses.field(default_factory=list)
+
+
+def check_folder_classes(image_dir: str, listing: folders.Listing,
+                         class_mapping: Mapping[str, int]) -> List[str]:
+  """A given class mapping must name every class folder that holds images: raises SourceError
+  naming the folders it misses, the mapping's classes and the folders. Returns the mapping's
+  classes that have no folder (sorted by label; allowed). An empty mapping checks nothing."""
+  if not class_mapping:
+    return []
+  unnamed = [c for c in listing.classes if c not in class_mapping]
+  if unnamed:
+    raise SourceError(
+        f'the class mapping (option --class-mapping) does not name the class folder(s) '
+        f'{unnamed} of {image_dir}; the mapping names {sorted(class_mapping)}, the folders are '
+        f'{listing.classes}. Add the missing classes to the mapping (with new labels), or '
+        'move those folders out of the image folder')
+  present = set(listing.classes)
+  return [name for name, _ in sorted(class_mapping.items(), key=lambda kv: kv[1])
+          if name not in present]
 
 
 def read_folder_index(image_dir: str, class_mapping: Mapping[str, int],
                       allowed_roots: Sequence[str] = (), group_column: str = '') -> FolderIndex:
   """Lists ``image_dir`` (names only) and checks its rows as ``read_index`` checks a CSV's.
 
-  An empty ``class_mapping`` means the sorted class folders that hold images; a given one must
-  name every class folder (a folder not in it is an 'unknown class' row, as in a CSV)."""
+  An empty ``class_mapping`` means the sorted class folders that hold images. A given one must
+  name every class folder that holds images (SourceError otherwise, naming both sides:
+  ``check_folder_classes``); its classes without a folder are allowed and listed in
+  ``FolderIndex.classes_without_folder``."""
   base = Source(image_dir=image_dir).base_dir
   try:
     listing = folders.list_image_dir(base)
@@ -318,6 +343,7 @@ def read_folder_index(image_dir: str, class_mapping: Mapping[str, int],
     raise IndexValidationError(
         image_dir, [], 'no images found: expected DIR/<class>/<image files> or '
         'DIR/<class>/images/<image files> (option --image-dir)')
+  without_folder = check_folder_classes(image_dir, listing, class_mapping)
   mapping = dict(class_mapping) or listing.default_class_mapping()
   parsed = parse_index(listing.csv_text(), base, mapping, image_dir, group_column)
   ambiguous = [r for r in parsed.rows if r.image_as_written in listing.ambiguous_masks]
@@ -330,7 +356,7 @@ def read_folder_index(image_dir: str, class_mapping: Mapping[str, int],
             f'image\'s name: {listing.ambiguous_masks[r.image_as_written]}') for r in ambiguous],
         parsed.rows_in)
   checked = _check_roots(parsed, files.resolve_roots(allowed_roots, base))
-  return FolderIndex(checked, mapping, listing)
+  return FolderIndex(checked, mapping, listing, without_folder)
 
 
 def fail_on_problems(csv_path: str, checked: CheckedIndex,
@@ -341,3 +367,29 @@ def fail_on_problems(csv_path: str, checked: CheckedIndex,
         csv_path, sorted(problems, key=lambda p: p.line),
         f'{len(problems)} of {checked.rows_in} rows are bad and nothing was written; fix them, '
         'or pass --on-bad-record quarantine to write the good rows and record the bad ones')
+
+
+@dataclasses.dataclass
+class SourceIndex:
+  """What the launcher read from the input: the checked rows, the config with the class mapping
+  used (an image folder's sorted class folders when none was given), the folder's index (None
+  for a CSV)."""
+  checked: CheckedIndex
+  config: IngestConfig
+  folder: Optional[FolderIndex] = None
+
+
+def read_source(source: Source, config: IngestConfig) -> SourceIndex:
+  """The launcher's read, for ImageExampleGen and ``cxr-tfx validate`` alike: the CSV, or the
+  folder's listing (names only). A CSV needs a class mapping."""
+  if source.image_dir:
+    folder = read_folder_index(source.image_dir, config.class_mapping, config.allowed_roots,
+                               config.group_column)
+    return SourceIndex(folder.checked, dataclasses.replace(
+        config, class_mapping=folder.class_mapping), folder)
+  if not config.class_mapping:
+    raise SourceError(f'{source.csv_path}: a CSV index needs a class mapping '
+                      '(option --class-mapping); only an image folder (--image-dir) '
+                      'defaults to its class folder names')
+  return SourceIndex(read_index(source.csv_path, config.class_mapping, config.allowed_roots,
+                                config.group_column), config)

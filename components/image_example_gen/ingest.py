@@ -65,6 +65,7 @@ from components.image_example_gen import duplicates as duplicates_lib
 from components.image_example_gen import files
 from components.image_example_gen import index
 from components.image_example_gen import mask_check as mask_check_lib
+from components.image_example_gen import staging as staging_lib
 from components.image_example_gen.config import (DUPLICATES_DROP, DUPLICATES_FAIL,
                                                  GROUP_ASSIGNMENT_STABLE, VERIFY_FULL,
                                                  VERIFY_HEADER, IngestConfig, SplitSpec)
@@ -74,10 +75,10 @@ from components.image_example_gen.summary import (CLASS_MAPPING_FILE, GROUP_SPLI
                                                   IngestSummary)
 
 SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
-STAGING_DIR = '.staging'
-PLAN_FILE = 'plan.jsonl'  # the launcher's plan: one JSON chunk per line
-PIECES_DIR = 'pieces'
-MANIFEST_FILE = 'manifest.jsonl'  # the job's results, read back by the launcher
+STAGING_DIR = staging_lib.STAGING_DIR
+PLAN_FILE = staging_lib.PLAN_FILE  # the launcher's plan: one JSON chunk per line
+PIECES_DIR = staging_lib.PIECES_DIR
+MANIFEST_FILE = staging_lib.MANIFEST_FILE  # the job's results, read back by the launcher
 # Rows per unit of parallel work. ~128 x 47 KB = 6 MB per piece: enough to amortise per-element
 # overhead, small enough that 21k rows make ~170 work items. Part of the output format: the
 # shard bytes (their gzip members) depend on it.
@@ -205,14 +206,6 @@ def make_example(row: index.IndexRow, image: bytes, mask: bytes,
   return tf.train.Example(features=tf.train.Features(feature=values))
 
 
-def written_group(row: index.IndexRow, options: files.CheckOptions) -> str:
-  """The group written into a record: a DICOM group is hashed already (by the worker that read
-  it); a CSV column's value is hashed here; '' without a group."""
-  if not row.group or options.group_keyword:
-    return row.group
-  return dicom_lib.hash_group(row.group, options.group_salt)
-
-
 def _problem(row: index.IndexRow, loaded: files.LoadedRow) -> index.Problem:
   return index.Problem.of(row.line, [(row.as_written(p), r) for p, r in loaded.problems])
 
@@ -282,7 +275,8 @@ def group_splits(shards: Sequence[assignment.Shard], options: files.CheckOptions
                  ) -> Dict[str, str]:
   """{written group hash: split} over the planned rows ({} without groups): what
   ``group_splits.json`` records, so a later span can check that no group changed split."""
-  return {written_group(r, options): s.split for s in shards for r in s.rows if r.group}
+  return {files.written_group(r.group, options): s.split
+          for s in shards for r in s.rows if r.group}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,7 +315,7 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
     prior = assignment.load_manifest(membership.prior_uri) if membership.prior_uri else None
     result = assignment.assign(
         kept, splits, seed, stable_groups, prior=prior, span=membership.span,
-        group_key=lambda r: written_group(r, options),
+        group_key=lambda r: files.written_group(r.group, options),
         group_salt_check=assignment.salt_check(options.group_salt))
   except assignment.AssignmentError as e:
     yield ERROR, str(e)
@@ -391,8 +385,8 @@ class WriteChunkFn(beam.DoFn):
       self._pool.shutdown()
 
   def process(self, chunk: Chunk):
-    piece = files.join_uri(self._staging_dir, PIECES_DIR,
-                           f'{chunk.split}-{chunk.shard:05d}-{chunk.chunk:05d}.gz')
+    piece = files.join_uri(self._staging_dir, PIECES_DIR, staging_lib.piece_name(
+        chunk.split, chunk.shard, chunk.chunk, len(chunk.rows)))
     tf.io.gfile.makedirs(os.path.dirname(piece))
     written, problems = [], []  # written: (sha256, image_id, line, class_name, label)
     mask_counts, mask_findings, dicom_counts = {}, [], {}
@@ -407,7 +401,7 @@ class WriteChunkFn(beam.DoFn):
           continue
         writer.write(make_example(
             row, loaded.image, loaded.mask, loaded.image_dicom,
-            written_group(row, self._options)).SerializeToString(deterministic=True))
+            files.written_group(row.group, self._options)).SerializeToString(deterministic=True))
         written.append((row.image_sha256, row.image_id, row.line, row.class_name, row.label))
         self._written.inc()
         if loaded.mask:
@@ -625,23 +619,6 @@ def _max_class_deviation(shards: Sequence[Dict[str, Any]]) -> float:
               for c, n in totals.items()), default=0.0)
 
 
-def read_source(source: index.Source, config: IngestConfig
-                ) -> Tuple[index.CheckedIndex, IngestConfig, Any]:
-  """The launcher's read: the CSV, or the folder's listing -> (checked rows, the config with
-  the class mapping used, the folder listing or None). A CSV needs a class mapping."""
-  if source.image_dir:
-    folder = index.read_folder_index(source.image_dir, config.class_mapping,
-                                     config.allowed_roots, config.group_column)
-    return folder.checked, dataclasses.replace(config, class_mapping=folder.class_mapping), (
-        folder.listing)
-  if not config.class_mapping:
-    raise index.SourceError(f'{source.csv_path}: a CSV index needs a class mapping '
-                            '(option --class-mapping); only an image folder (--image-dir) '
-                            'defaults to its class folder names')
-  return index.read_index(source.csv_path, config.class_mapping, config.allowed_roots,
-                          config.group_column), config, None
-
-
 def prior_manifest(config: IngestConfig, previous: str = '') -> Tuple[str, str]:
   """-> (the split manifest whose membership this run keeps, '' for none; where it came from:
   'option' (--split-manifest), 'ml-metadata' (the previous run's, found by the driver),
@@ -665,7 +642,9 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
   or ReconciliationError; then nothing is published and the staging folder is gone."""
   if not isinstance(source, index.Source):
     source = index.Source(csv_path=source)
-  checked, config, listing = read_source(source, config)
+  read = index.read_source(source, config)
+  checked, config = read.checked, read.config
+  listing = read.folder.listing if read.folder else None
   if not config.quarantine:
     index.fail_on_problems(source.label, checked, checked.quarantined)
   if not checked.rows:

@@ -93,7 +93,7 @@ class TrainConfig:
     run_fn: the Trainer's entry point as 'package.module.function' (importable where the
       Trainer runs: installed, or in the container image for KFP). Your own must export with
       ``components.trainer.export.export_serving_model`` (the Evaluator calls its
-      ``from_examples`` signature); see README "Train and serve".
+      ``from_examples`` signature); see docs/training.md.
   """
   train_steps: int = 100
   eval_steps: int = 5

@@ -24,10 +24,13 @@ SUBCOMMANDS = ('demo-data', 'validate', 'run', 'compile', 'report', 'lineage')
 @pytest.mark.parametrize('argv, words', [
     (['--help'], ['demo-data', 'validate', 'run', 'compile', 'report', 'lineage']),
     (['demo-data', '--help'], ['--out', '--scale', '--workers', '--quiet', 'examples:']),
-    (['validate', '--help'], ['--csv', '--verify', '--workers', '--quiet', '(default header)']),
+    (['validate', '--help'], ['--csv', '--verify', '--workers', '--quiet', '(default header)',
+                              '--image-dir', '--split-manifest', '--fresh-splits']),
     (['run', '--help'], ['--beam-arg-for', '--pipeline-name', '--verify', '--max-file-bytes',
-                         '--quiet', '(default full)']),
-    (['compile', '--help'], ['--beam-arg-for', '--pipeline-name', '--verify', '--max-file-bytes']),
+                         '--quiet', '(default full)', '--image-dir', '--split-manifest',
+                         '--fresh-splits']),
+    (['compile', '--help'], ['--beam-arg-for', '--pipeline-name', '--verify', '--max-file-bytes',
+                             '--image-dir', '--split-manifest', '--fresh-splits']),
     (['report', '--help'], ['--pipeline-root', '--pipeline-name', 'examples:']),
     (['lineage', '--help'], ['--latest', 'ClassBalance', 'ExampleValidator', 'examples:']),
 ])
@@ -268,6 +271,73 @@ def test_run_and_compile_pass_the_new_options_on(sub, tmp_path, monkeypatch):
   assert kwargs['component_beam_args'] == {'ImageExampleGen': ['--direct_num_workers=2']}
   ingest = kwargs['ingest_config']
   assert (ingest.verify, ingest.max_file_bytes) == ('header', 1000)
+
+
+@pytest.mark.parametrize('sub', ['run', 'compile'])
+def test_split_options_go_into_the_ingest_config(sub, tmp_path, monkeypatch):
+  """--split-manifest (a local path made absolute for `run`; a URI as given) and
+  --fresh-splits reach the runner in IngestConfig, not as keyword arguments."""
+  module, function = (('local_runner', 'run_local') if sub == 'run' else
+                      ('kubeflow_runner', 'compile_pipeline'))
+  calls = _fake_module(monkeypatch, module, function)
+  mapping = tmp_path / 'class_mapping.json'
+  mapping.write_text('{"COVID": 0, "Normal": 1}')
+  (tmp_path / 'index.csv').write_text('image_path,mask_path,class\na.png,,COVID\n')
+  extra = COMPILE_REQUIRED if sub == 'compile' else []
+  base = [sub, *extra, '--csv', str(tmp_path / 'index.csv'), '--class-mapping', str(mapping)]
+  with pytest.raises(_Called):
+    cli.main([*base, '--split-manifest', 'gs://b/root/split_manifest.json'])
+  with pytest.raises(_Called):
+    cli.main([*base, '--fresh-splits'])
+  with pytest.raises(_Called):
+    cli.main(base)
+  kept, fresh, default = (c['ingest_config'] for c in calls)
+  assert (kept.split_manifest, kept.fresh_splits) == ('gs://b/root/split_manifest.json', False)
+  assert (fresh.split_manifest, fresh.fresh_splits) == ('', True)
+  assert (default.split_manifest, default.fresh_splits) == ('', False)
+  assert not {'split_manifest', 'fresh_splits'} & set(calls[0])
+  assert cli._ingest_config(  # pylint: disable=protected-access
+      _parse(sub, *extra, '--split-manifest', 'm/split_manifest.json'), str(mapping)
+  ).split_manifest == os.path.abspath('m/split_manifest.json')
+
+
+def test_compile_takes_an_image_folder_with_constants_only(tmp_path, monkeypatch):
+  calls = _fake_module(monkeypatch, 'kubeflow_runner', 'compile_pipeline')
+  mapping = tmp_path / 'class_mapping.json'
+  mapping.write_text('{"COVID": 0, "Normal": 1}')
+  with pytest.raises(_Called):
+    cli.main(['compile', *COMPILE_REQUIRED, '--image-dir', 'gs://b/xrays', '--class-mapping',
+              str(mapping), '--no-runtime-parameters'])
+  (kwargs,) = calls
+  assert (kwargs['image_dir'], kwargs['csv_path'], kwargs['runtime_parameters']) == (
+      'gs://b/xrays', None, False)
+  assert kwargs['ingest_config'].class_mapping == {'COVID': 0, 'Normal': 1}
+
+
+@pytest.mark.parametrize('extra, words', [
+    (['--image-dir', 'gs://b/xrays'], '--image-dir needs --no-runtime-parameters: the pipeline '
+                                      'parameters (csv_uri, class_mapping, seed, splits, '
+                                      'split_manifest) stand for a CSV index'),
+    (['--image-dir', 'xrays', '--no-runtime-parameters'],
+     "--image-dir 'xrays': give it as the cluster's tasks see it, a URI"),
+    (['--image-dir', 'gs://b/xrays', '--csv', 'gs://b/i.csv', '--no-runtime-parameters'],
+     'compile needs --csv (a URI the cluster reads) or --image-dir'),
+    (['--csv', 'gs://b/i.csv', '--split-manifest', 'out/split_manifest.json'],
+     "--split-manifest 'out/split_manifest.json': give it as the cluster's tasks see it"),
+])
+def test_compile_refuses_what_a_cluster_cannot_read(extra, words, tmp_path):
+  """Before anything heavy loads, naming the option."""
+  (tmp_path / 'm.json').write_text('{"COVID": 0, "Normal": 1}')
+  code = ('import sys\nfrom pipeline import cli\n'
+          f'code = cli.main(["compile", "--image", "i", "--output", {str(tmp_path / "p.yaml")!r}, '
+          f'"--pipeline-root", "gs://b/r", "--class-mapping", {str(tmp_path / "m.json")!r}, '
+          f'*{extra!r}])\n'
+          'assert code == 2 and "tensorflow" not in sys.modules, code')
+  done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO,
+                        timeout=120)
+  assert done.returncode == 0, done.stderr
+  assert words in done.stderr, done.stderr
+  assert not os.path.exists(tmp_path / 'p.yaml')
 
 
 def test_only_the_projects_errors_are_user_errors_bugs_keep_their_traceback(monkeypatch, capsys):

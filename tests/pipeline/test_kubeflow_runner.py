@@ -80,15 +80,21 @@ def test_yaml_is_a_valid_kfp_pipeline_spec_with_the_pinned_structure(compiled):
   params = {k: v.runtime_value.constant.string_value
             for k, v in example_gen.inputs.parameters.items()}
   assert params['input_base'] == 'gs://bucket/data'
-  # the CSV, class mapping, seed and splits are pipeline parameters, defaulting to the values
-  # given at compile time
-  for name in ('csv_uri', 'class_mapping', 'seed', 'splits'):
+  # the CSV, class mapping, seed, splits and split manifest are pipeline parameters,
+  # defaulting to the values given at compile time
+  for name in ('csv_uri', 'class_mapping', 'seed', 'splits', 'split_manifest'):
     assert example_gen.inputs.parameters[name].component_input_parameter == name
   defaults = {k: v.default_value for k, v in spec.root.input_definitions.parameters.items()}
   assert json.loads(defaults['class_mapping'].string_value) == MAPPING
   assert defaults['csv_uri'].string_value == 'gs://bucket/data/all_image_mask_pairs.csv'
   assert (defaults['seed'].number_value, defaults['splits'].string_value) == (
       0, 'train=8,eval=1,test=1')
+  # no split manifest given: a str parameter whose default is '' (the run keeps none), optional
+  assert defaults['split_manifest'].WhichOneof('kind') == 'string_value'
+  assert defaults['split_manifest'].string_value == ''
+  params = spec.root.input_definitions.parameters
+  assert params['split_manifest'].is_optional
+  assert params['split_manifest'].parameter_type == params['csv_uri'].parameter_type  # STRING
   assert all(t['image'] == IMAGE for t in got['tasks'].values())
   schema_gen = spec.root.dag.tasks['CuratedSchemaGen']
   schema_file = schema_gen.inputs.parameters['schema_file'].runtime_value.constant
@@ -103,6 +109,7 @@ def test_json_is_a_vertex_pipeline_job_with_the_same_spec(compiled):
   with open(compiled[1]) as f:
     job = json.load(f)
   assert job['runtimeConfig']['gcsOutputDirectory'] == 'gs://bucket/root'
+  assert job['runtimeConfig']['parameterValues']['split_manifest'] == ''
   spec = _parse_strict(job['pipelineSpec'])
   assert spec.schema_version == '2.1.0'
   got = dag_structure(spec)
@@ -265,3 +272,32 @@ def test_dockerfile_lints_clean():
   done = subprocess.run([hadolint, os.path.join(REPO, 'Dockerfile')], capture_output=True,
                         text=True)
   assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_image_folder_compiles_in_as_constants(tmp_path):
+  """compile --image-dir: ImageExampleGen lists the folder when it runs; the folder, the class
+  mapping and the split manifest are constants (the pipeline parameters stand for a CSV)."""
+  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import PipelineConfigError  # pylint: disable=g-import-not-at-top
+  from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
+  config = IngestConfig(MAPPING, split_manifest='gs://bucket/root/split_manifest.json')
+  kwargs = dict(image=IMAGE, pipeline_root='gs://bucket/root', csv_path=None,
+                ingest_config=config)
+  with pytest.raises(PipelineConfigError, match='--no-runtime-parameters'):
+    compile_pipeline(output=str(tmp_path / 'p.yaml'), image_dir='gs://bucket/xrays', **kwargs)
+  with pytest.raises(PipelineConfigError, match='one of them'):
+    compile_pipeline(output=str(tmp_path / 'p.yaml'), runtime_parameters=False, **kwargs)
+  assert not os.path.exists(tmp_path / 'p.yaml')
+  spec = _load(compile_pipeline(output=str(tmp_path / 'p.yaml'), image_dir='gs://bucket/xrays',
+                                runtime_parameters=False, **kwargs))
+  assert not spec.root.input_definitions.parameters  # no pipeline parameters
+  example_gen = spec.root.dag.tasks['ImageExampleGen']
+  constants = {k: v.runtime_value.constant.string_value
+               for k, v in example_gen.inputs.parameters.items()}
+  assert constants['image_dir'] == constants['input_base'] == 'gs://bucket/xrays'
+  assert constants['csv_uri'] == ''
+  assert json.loads(constants['class_mapping']) == MAPPING
+  assert constants['split_manifest'] == 'gs://bucket/root/split_manifest.json'
+  assert example_gen.caching_options.enable_cache is False  # the folder's images may change
+  assert set(spec.root.dag.tasks) == {'ImageExampleGen', 'CuratedSchemaGen', 'StatisticsGen',
+                                      'ExampleValidator', 'ClassBalance', 'Transform'}

@@ -79,15 +79,31 @@ def test_the_folder_index_is_checked_like_a_csv(tree):
   assert folder.checked.quarantined[0].reason.startswith('ambiguous mask: several files in '
                                                          "masks/ have this image's name")
   assert folder.checked.rows_in == 7
-  # A given mapping must name every class folder: another folder's rows are unknown classes.
-  only_cats = index.read_folder_index(str(tree), {'cats': 0})
-  assert [(p.path, p.reason.split(':')[0]) for p in only_cats.checked.quarantined] == [
-      ('dogs/images/x.dcm', 'unknown class'), ('dogs/images/y.png', 'unknown class')]
+  assert folder.classes_without_folder == []
   with pytest.raises(index.SourceError, match='does not exist or is not a folder'):
     index.read_folder_index(str(tree / 'nope'), {})
   (tree.parent / 'bare').mkdir()
   with pytest.raises(index.IndexValidationError, match='no images found'):
     index.read_folder_index(str(tree.parent / 'bare'), {})
+
+
+def test_a_given_mapping_must_name_every_class_folder(tree):
+  """A class folder the mapping does not name is refused, naming both sides (never per-row
+  'unknown class' problems); mapping classes without a folder are allowed, and exposed."""
+  with pytest.raises(index.SourceError) as e:
+    index.read_folder_index(str(tree), {'cats': 0, 'birds': 1})
+  message = str(e.value)
+  assert message.startswith("the class mapping (option --class-mapping) does not name the "
+                            f"class folder(s) ['dogs'] of {tree}; ")
+  assert "the mapping names ['birds', 'cats'], the folders are ['cats', 'dogs']" in message
+  # 'empty' holds no image and '.hidden' is hidden: not class folders, so not refused
+  folder = index.read_folder_index(str(tree), {'birds': 2, 'dogs': 1, 'cats': 0, 'fish': 3})
+  assert folder.classes_without_folder == ['birds', 'fish']  # in label order
+  assert folder.class_mapping == {'birds': 2, 'dogs': 1, 'cats': 0, 'fish': 3}
+  assert not [p for p in folder.checked.quarantined if p.reason.startswith('unknown class')]
+  assert {r.class_name: r.label for r in folder.checked.rows} == {'cats': 0, 'dogs': 1}
+  listing = folders.list_image_dir(str(tree))
+  assert index.check_folder_classes(str(tree), listing, {}) == []  # no mapping: the folders
 
 
 def test_listing_21k_files_is_launcher_cheap(tmp_path):
@@ -199,7 +215,8 @@ def test_the_executor_ingests_a_folder_of_png_and_dicom(tmp_path):
 
   out = tmp_path / 'out'
   assert sorted(os.listdir(out)) == ['Split-train', 'class_mapping.json', 'image_index.csv',
-                                     'ingest_summary.json', 'quarantine.json']
+                                     'ingest_summary.json', 'quarantine.json',
+                                     'split_manifest.json']
   with open(out / 'quarantine.json') as f:
     (record,) = json.load(f)
   with open(out / 'image_index.csv') as f:
