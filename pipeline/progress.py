@@ -35,6 +35,8 @@ import time
 import warnings
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+from components.image_example_gen import staging
+
 TTY, PLAIN, QUIET = 'tty', 'plain', 'quiet'
 TTY_REFRESH_SECONDS = 0.2  # a terminal's live line is redrawn (and progress polled) this often
 PLAIN_INTERVAL_SECONDS = 10.0  # without a terminal: one progress line this often
@@ -420,9 +422,8 @@ class Display:
 
 # --- ImageExampleGen: per-chunk completion from its staging folder ----------------------------
 
-STAGING_DIR = '.staging'  # ingest.STAGING_DIR, PLAN_FILE, PIECES_DIR (ingest imports TF/Beam)
-PLAN_FILE = 'plan.jsonl'
-PIECES_DIR = 'pieces'
+STAGING_DIR, PLAN_FILE, PIECES_DIR = (staging.STAGING_DIR, staging.PLAN_FILE,
+                                     staging.PIECES_DIR)
 SPLIT_PREFIX = 'Split-'
 
 
@@ -468,10 +469,10 @@ class StagingProgress:
 
   A piece file is created when its chunk starts and closed when it is complete; a piece
   counts as done once it exists and no process of this run (this one and its descendants) has
-  it open -- exact, not a guess from sizes. Without ``/proc`` (not Linux) a piece counts when
-  it appears (at most one chunk per worker early). With a check pass (on-bad-record quarantine
-  or duplicates drop) the plan lists rows to check, not chunks to write: the write is then
-  counted in chunks, its total unknown until the end.
+  it open -- exact, not a guess from sizes; a piece's name says how many rows it holds
+  (``staging.piece_name``). Without ``/proc`` (not Linux) a piece counts when it appears (at
+  most one chunk per worker early). The check pass before the deal writes no pieces: the bar
+  stays at 0 until the write pass starts.
   """
 
   def __init__(self, examples_dir: str, since: float, pid: int = 0):
@@ -479,8 +480,7 @@ class StagingProgress:
     self._since = since
     self._pid = pid or os.getpid()
     self._staging: Optional[str] = None
-    self._rows: Optional[Dict[str, int]] = None  # piece file name -> rows; {} in check-pass
-    self._total = 0
+    self._total: Optional[int] = None  # rows in the plan, once it is complete
     self._done: Dict[str, int] = {}
     self._proc = os.path.isdir('/proc/self/fd')
 
@@ -497,14 +497,11 @@ class StagingProgress:
     return newest and newest[1]
 
   def _read_plan(self) -> None:
-    rows, total = {}, 0
+    total = 0
     with open(os.path.join(self._staging, PLAN_FILE), encoding='utf-8') as f:
       for line in f:
-        split, shard, _, chunk, chunk_rows = json.loads(line)
-        total += len(chunk_rows)
-        if split:  # assigned: the piece this chunk is written to
-          rows[f'{split}-{shard:05d}-{chunk:05d}.gz'] = len(chunk_rows)
-    self._rows, self._total = rows, total
+        total += len(json.loads(line)[4])
+    self._total = total
 
   def __call__(self) -> Optional[Progress]:
     if self._staging is None:
@@ -514,7 +511,7 @@ class StagingProgress:
     if not os.path.isdir(self._staging):  # published (or failed): staging removed
       return self._result(final=True)
     pieces_dir = os.path.join(self._staging, PIECES_DIR)
-    if self._rows is None:
+    if self._total is None:
       # The plan is complete once the job writes pieces, or (earlier, while Beam starts) once
       # no process of the run has it open any more.
       plan = os.path.join(self._staging, PLAN_FILE)
@@ -533,16 +530,14 @@ class StagingProgress:
                  for p in open_files_under(pieces_dir, _descendants(self._pid))}
     for name in names:
       if name not in writing and name not in self._done:
-        self._done[name] = self._rows.get(name, 0)
+        self._done[name] = staging.piece_rows(name)
     if glob.glob(os.path.join(glob.escape(self._staging), SPLIT_PREFIX + '*')):
       return self._result(final=True)  # shards assembled: every chunk was written
     return self._result(final=False)
 
   def _result(self, final: bool) -> Optional[Progress]:
-    if self._rows is None:
+    if self._total is None:
       return None
-    if not self._rows:  # check pass: chunks, total unknown
-      return (len(self._done), len(self._done) if final else None, 'chunks')
     done = self._total if final else min(sum(self._done.values()), self._total)
     return (done, self._total, 'rows')
 

@@ -141,26 +141,28 @@ def test_a_display_process_draws_while_this_process_is_busy():
   assert text.endswith('(100 images)\r\n') and closed - started < 3.0  # nothing after close
 # --- ImageExampleGen's progress from its staging folder -----------------------------------------
 
-def _plan_line(split, shard, chunk, rows):
-  return json.dumps([split, shard, 2, chunk, [[i] for i in range(rows)]])
+def _plan_line(rows):
+  """One line of the launcher's plan: a chunk of ``rows`` rows, not yet dealt to a shard."""
+  return json.dumps(['', -1, 0, 0, [[i] for i in range(rows)]])
 
 
-def test_staging_progress_counts_closed_pieces_by_their_planned_rows(tmp_path):
+def test_staging_progress_counts_closed_pieces_by_the_rows_they_hold(tmp_path):
+  from components.image_example_gen import staging as staging_lib  # pylint: disable=g-import-not-at-top
   examples = tmp_path / 'ImageExampleGen' / 'examples'
   staging = examples / '7' / '.staging'
   poll = progress.StagingProgress(str(examples), since=time.time())
   assert poll() is None  # no staging folder yet
   staging.mkdir(parents=True)
-  (staging / 'plan.jsonl').write_text('\n'.join([
-      _plan_line('train', 0, 0, 128), _plan_line('train', 0, 1, 20),
-      _plan_line('test', 1, 0, 50)]) + '\n')
+  (staging / 'plan.jsonl').write_text('\n'.join([_plan_line(128), _plan_line(20),
+                                                 _plan_line(50)]) + '\n')
   with open(staging / 'plan.jsonl', 'a'):  # the launcher still writes the plan
     assert poll() is None
   assert poll() == (0, 198, 'rows')  # the plan is complete: the total is known
   pieces = staging / 'pieces'
-  pieces.mkdir()
-  (pieces / 'train-00000-00000.gz').write_bytes(b'done')
-  with open(pieces / 'test-00001-00000.gz', 'wb') as writing:  # a worker still writes it
+  pieces.mkdir()  # the check pass is over: the write pass writes pieces
+  assert poll() == (0, 198, 'rows')
+  (pieces / staging_lib.piece_name('train', 0, 0, 128)).write_bytes(b'done')
+  with open(pieces / staging_lib.piece_name('test', 1, 0, 50), 'wb') as writing:  # still written
     writing.write(b'...')
     writing.flush()
     assert poll() == (128, 198, 'rows')
@@ -169,19 +171,27 @@ def test_staging_progress_counts_closed_pieces_by_their_planned_rows(tmp_path):
   assert poll() == (198, 198, 'rows')
 
 
-def test_staging_progress_ignores_older_executions_and_counts_chunks_in_a_check_pass(tmp_path):
+def test_staging_progress_ignores_older_executions(tmp_path):
+  from components.image_example_gen import staging as staging_lib  # pylint: disable=g-import-not-at-top
   examples = tmp_path / 'examples'
   old = examples / '3' / '.staging'
   old.mkdir(parents=True)
-  (old / 'plan.jsonl').write_text(_plan_line('train', 0, 0, 5) + '\n')
+  (old / 'plan.jsonl').write_text(_plan_line(5) + '\n')
   os.utime(old / 'plan.jsonl', (time.time() - 60, time.time() - 60))
   poll = progress.StagingProgress(str(examples), since=time.time())
   assert poll() is None
   staging = examples / '9' / '.staging'
   (staging / 'pieces').mkdir(parents=True)
-  (staging / 'plan.jsonl').write_text(_plan_line('', -1, 0, 128) + '\n')  # unassigned: checks
-  (staging / 'pieces' / 'train-00000-00000.gz').write_bytes(b'x')
-  assert poll() == (1, None, 'chunks')
+  (staging / 'plan.jsonl').write_text(_plan_line(128) + '\n')
+  (staging / 'pieces' / staging_lib.piece_name('train', 0, 0, 100)).write_bytes(b'x')
+  assert poll() == (100, 128, 'rows')
+
+
+def test_piece_names_carry_their_rows():
+  from components.image_example_gen import staging as staging_lib  # pylint: disable=g-import-not-at-top
+  assert staging_lib.piece_rows(staging_lib.piece_name('eval', 3, 12, 128)) == 128
+  assert staging_lib.piece_rows('train-00000-00000.gz') == 0  # not a piece name of this format
+  assert staging_lib.piece_rows('manifest.jsonl') == 0
 
 
 # --- A real run on a pseudo-terminal ------------------------------------------------------------
