@@ -43,7 +43,8 @@ def test_examples_artifact_is_in_the_sqlite_store(cli_run):
   examples = artifacts[0]
   assert examples.properties['split_names'].string_value == '["train", "eval", "test"]'
   assert sorted(os.listdir(examples.uri)) == [
-      'Split-eval', 'Split-test', 'Split-train', 'ingest_summary.json', 'quarantine.json']
+      'Split-eval', 'Split-test', 'Split-train', 'ingest_summary.json', 'quarantine.json',
+      'split_manifest.json']
   assert len(os.listdir(os.path.join(examples.uri, 'Split-train'))) == 8
   assert examples.uri in first.stdout
 
