@@ -19,29 +19,43 @@ echo "       Install one (e.g. 'pyenv install 3.10') or run: make PYTHON310=/pat
 exit 1
 endef
 
-.PHONY: help install demo test test-fast bench lock clean
+.PHONY: help install demo test test-fast bench lock docs docs-check cli-docs clean
 help:
-	@echo "make demo   - install, generate demo data, run the whole pipeline (LocalDagRunner)"
-	@echo "make test   - install, run the test suite"
-	@echo "make bench  - install, run the benchmarks (bench/results/)"
-	@echo "make lock   - re-resolve requirements.in into requirements.lock"
+	@echo "make demo     - install, generate demo data, run the whole pipeline (LocalDagRunner)"
+	@echo "make test     - install, build the docs (mkdocs --strict), run the test suite"
+	@echo "make bench    - install, run the benchmarks (bench/results/)"
+	@echo "make docs     - install, build the documentation site into build/site/"
+	@echo "make cli-docs - regenerate docs/cli.md from the command line's parser"
+	@echo "make lock     - re-resolve requirements.in (and requirements-docs.in) into the locks"
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock setup.py
+$(STAMP): requirements.lock requirements-docs.lock setup.py
 	@py=$$($(find_python310)) || exit 1; \
 	  echo "Using $$py"; \
 	  [ -x $(PY) ] || "$$py" -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip install --python $(PY) --quiet -r requirements.lock
+	$(UV) pip install --python $(PY) --quiet -r requirements.lock -r requirements-docs.lock
 	$(UV) pip install --python $(PY) --quiet --no-deps -e .
 	@touch $@
 
 demo: $(STAMP)
 	$(VENV)/bin/cxr-tfx run --pipeline-root demo_out
 
-test: $(STAMP)
+test: $(STAMP) docs-check
 	$(PY) -m pytest tests
+
+# The documentation must build without a warning (broken links, pages missing from the nav);
+# into a temporary folder, removed afterwards.
+docs-check: $(STAMP)
+	@site=$$(mktemp -d) && { $(PY) -m mkdocs build --strict --site-dir "$$site"; rc=$$?; \
+	  rm -rf "$$site"; exit $$rc; }
+
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict --site-dir build/site
+
+cli-docs: $(STAMP)
+	$(PY) docs/gen_cli.py --write
 
 bench: $(STAMP)
 	$(PY) -m bench.run
@@ -49,6 +63,8 @@ bench: $(STAMP)
 lock: $(STAMP)
 	$(UV) pip compile requirements.in -o requirements.lock --python-version 3.10 \
 	  --python-platform x86_64-manylinux_2_36
+	$(UV) pip compile requirements-docs.in -c requirements.lock -o requirements-docs.lock \
+	  --python-version 3.10 --python-platform x86_64-manylinux_2_36
 
 clean:
 	rm -rf demo_out bench/work .pytest_cache

@@ -1,5 +1,5 @@
 """Renders ClassBalance's HTML report with headless Chromium, network disabled, into
-docs/class_balance_report.png (the README's screenshot).
+docs/class_balance_report.png (the screenshot in README.md and docs/validation.md).
 
   .venv/bin/python docs/make_screenshot.py                      # demo data + the pipeline, ~1 min
   .venv/bin/python docs/make_screenshot.py --report out/ClassBalance/anomalies/5/balance_report.html
