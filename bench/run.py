@@ -11,6 +11,9 @@ import start-up are timed apart from the work:
 
   floor              read every image's and mask's bytes (builtin open): a first pass (may hit
                      the disk) and the reported second pass (page cache, like later stages)
+  hash_pass          ImageExampleGen's check pass before the deal as its workers run it
+                     (ingest.content_key: a confined read and sha256 of every image), one core:
+                     the price of deciding splits by content, per record
   seed_write         the seed's loop: pandas read_csv + sample(frac=1, random_state=0) +
                      iterrows + tf.train.Example{image, mask, class} round-robin into 10
                      uncompressed TFRecordWriter shards (bench/seed_loop.py)
@@ -62,8 +65,8 @@ from bench import stages
 REPO = stages.REPO
 IEG = 'ImageExampleGen'
 VALIDATION = ('StatisticsGen', 'ClassBalance')
-STAGES = ('floor', 'seed_write', 'gzip', 'image_example_gen', 'pipeline', 'seed_read',
-          'make_dataset')
+STAGES = ('floor', 'hash_pass', 'seed_write', 'gzip', 'image_example_gen', 'pipeline',
+          'seed_read', 'make_dataset')
 MP_WORKERS = 2  # the machine's cores: the product's scale-out mode here
 MP_ARGS = ('--direct_running_mode=multi_processing', f'--direct_num_workers={MP_WORKERS}')
 # in_memory is DirectRunner's default: no Beam args, as the product runs by default. (Any Beam
@@ -169,6 +172,8 @@ def measure(work_dir: str, scale: float, seed: int, selected: Sequence[str],
   r = {}
   if 'floor' in selected:
     r['floor'] = run_stage('floor', csv_path=csv_path)
+  if 'hash_pass' in selected:
+    r['hash_pass'] = run_stage('hash_pass', csv_path=csv_path, mapping_path=mapping)
   seed_dir = os.path.join(out, 'seed')
   if 'seed_write' in selected or 'seed_read' in selected:
     r['seed_write'] = run_stage('seed_write', csv_path=csv_path, mapping_path=mapping,
@@ -293,7 +298,8 @@ def _multi(variant: str) -> bool:
   return '--direct_running_mode=multi_processing' in IEG_VARIANTS[variant][1]
 
 
-FIT_KEYS = (('floor', 'floor'), ('seed_loop', 'seed_write')) + tuple(
+FIT_KEYS = (('floor', 'floor'), ('hash_pass', 'hash_pass'),
+            ('seed_loop', 'seed_write')) + tuple(
     (IEG_PREFIX + v, IEG_PREFIX + v) for v in IEG_VARIANTS) + (
         ('image_example_gen_in_pipeline', f'pipeline:{IEG}'),
         ('statistics_gen', 'pipeline:StatisticsGen'), ('class_balance', 'pipeline:ClassBalance'),
@@ -301,6 +307,7 @@ FIT_KEYS = (('floor', 'floor'), ('seed_loop', 'seed_write')) + tuple(
         ('make_dataset', 'make_dataset'))
 FIT_LABELS = dict({IEG_PREFIX + v: f'ImageExampleGen alone, {ieg_label(v)}' for v in IEG_VARIANTS},
                   seed_loop='seed loop (notebook)',
+                  hash_pass='check pass before the deal (read + sha256 per image, one core)',
                   image_example_gen_in_pipeline='ImageExampleGen in the pipeline (verify=full, '
                                                 'in_memory)')
 
@@ -373,6 +380,14 @@ def summarize(small: Dict, large: Dict) -> Dict[str, object]:
     if 'pipeline' in large:
       gz['image_example_gen_output_bytes'] = large['pipeline']['examples_bytes']
     out['gzip'] = gz
+  hashing = (fits.get('hash_pass') or {}).get('per_record_ms')
+  if hashing:
+    priced = {v: out['image_example_gen'][v]['per_record_ms']
+              for v in ('header_in_memory', 'full_in_memory')
+              if out['image_example_gen'].get(v, {}).get('per_record_ms')}
+    out['content_keyed_splits'] = {'per_record_ms': hashing, 'variants': {
+        v: {'image_example_gen_per_record_ms': ms, 'share': hashing / ms}
+        for v, ms in priced.items()}}
   out['targets'] = targets(out)
   return out
 
@@ -565,6 +580,8 @@ def markdown(report: Dict) -> str:
   if _ok(large.get('floor')) and 'first_pass_seconds' in large['floor']:
     row('floor, first pass (page cache as found: may hit the disk)',
         large['floor']['first_pass_seconds'], large['floor']['process_peak_rss_mb'])
+  process_row('check pass before the deal: confined read + sha256 of every image (one core)',
+              'hash_pass')
   process_row('seed loop: iterrows + 10 uncompressed TFRecordWriters', 'seed_write')
   for level in GZIP_LEVELS:
     process_row(f'seed loop, gzip level {level}', f'seed_write_gzip{level}')
@@ -596,6 +613,22 @@ def markdown(report: Dict) -> str:
             '| target | variant | measured | met |', '|---|---|---|---|']
   for t in s['targets']:
     lines.append(f"| {t['target']} | {t['variant'] or '—'} | {t['measured']} | {_met(t)} |")
+
+  price = s.get('content_keyed_splits')
+  if price:
+    lines += ['', '## Splits by content: the check pass before the deal', '',
+              'Split membership follows each image\'s sha256, so ImageExampleGen\'s workers read '
+              'and hash every image before the deal, then read it again to check and write it '
+              '(two reads per image; masks once). The check pass alone (a plain loop, one core, '
+              'page cache warm; two-size fit) against the whole ImageExampleGen of this run; '
+              'the single pass it replaced is in the before/after table below (an earlier run: '
+              'compare with the seed loop\'s figures there).', '',
+              '| ImageExampleGen variant | check pass (ms/record) | ImageExampleGen (ms/record) '
+              '| check pass / ImageExampleGen |',
+              '|---|---:|---:|---:|']
+    for variant, p in price['variants'].items():
+      lines.append(f"| {ieg_label(variant)} | {price['per_record_ms']:.3f} | "
+                   f"{p['image_example_gen_per_record_ms']:.3f} | {p['share']:.0%} |")
 
   ieg = s['image_example_gen']
   if ieg:

@@ -225,6 +225,21 @@ def floor(csv_path):
           'import_seconds': 0.0}
 
 
+def hash_pass(csv_path, mapping_path):
+  """ImageExampleGen's check pass as its workers run it before the deal (``ingest.content_key``:
+  a confined read and sha256 of every image), in a plain loop on one core: what deciding splits
+  by content adds to the single write pass per record."""
+  t0 = time.monotonic()
+  from components.image_example_gen import files, index, ingest  # pylint: disable=g-import-not-at-top
+  config = _ingest_config(mapping_path)
+  rows = index.read_index(csv_path, config.class_mapping).rows
+  options = files.options_from_config(config, index.csv_folder(csv_path))
+  start = time.monotonic()
+  bad = sum(1 for row in rows if ingest.content_key(row, options)[1].problems)
+  return {'seconds': time.monotonic() - start, 'records': len(rows), 'bad': bad,
+          'import_seconds': start - t0}
+
+
 def seed_write(csv_path, mapping_path, out_dir, compression=None, level=None):
   """The seed's write loop (bench/seed_loop.py), uncompressed or gzip at a zlib level."""
   t0 = time.monotonic()
@@ -398,7 +413,7 @@ def make_dataset_read(examples_uri, transform_graph_uri, batch_size=32):
           'steady_records_per_s': (n - first_n) / (total - first) if total > first else None}
 
 
-STAGES = {'floor': floor, 'seed_write': seed_write, 'seed_read': seed_read,
+STAGES = {'floor': floor, 'hash_pass': hash_pass, 'seed_write': seed_write, 'seed_read': seed_read,
           'image_example_gen': image_example_gen, 'pipeline': pipeline,
           'profile_ingest': profile_ingest, 'make_dataset': make_dataset_read}
 
