@@ -15,6 +15,11 @@ class CxrError(Exception):
   """Base class of cxr-tfx's deliberate errors; the message says what and which option fixes it."""
 
 
+class ConfigError(CxrError, ValueError):
+  """An option is invalid (any component's, the pipeline's or the command line's); the message
+  names the option that fixes it."""
+
+
 def escape_control(text: str) -> str:
   """Control characters (terminal escape sequences included) as visible escapes, e.g. '\\x1b';
   newlines and tabs kept. For anything printed that came from user data: class names, paths."""

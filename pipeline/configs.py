@@ -4,12 +4,11 @@ import os
 import re
 from typing import Dict, Mapping, Sequence, Tuple
 
-from components.errors import CxrError
+from components.errors import ConfigError
 from components.image_example_gen.config import DEFAULT_SEED, DEFAULT_SPLITS  # noqa: F401 (re-export)
 
 
-class PipelineConfigError(CxrError, ValueError):
-  """A pipeline-level option (name, per-component arguments, ...) is invalid."""
+PipelineConfigError = ConfigError  # a pipeline-level option (name, per-component arguments, ...)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_DIR = os.path.join(REPO_ROOT, 'schemas')  # the curated schema, read by CuratedSchemaGen

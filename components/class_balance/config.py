@@ -1,7 +1,7 @@
 """ClassBalance's configuration: a validated dataclass (pure: no TensorFlow/TFX imports)."""
 import dataclasses
 
-from components.errors import CxrError
+from components.errors import ConfigError
 
 DEFAULT_MAX_LINF = 0.02
 DEFAULT_MAX_JS = 0.001
@@ -14,8 +14,6 @@ DEFAULT_MAX_DRIFT_LINF = 0.1
 DEFAULT_MAX_DRIFT_JS = 0.02
 
 
-class ConfigError(CxrError, ValueError):
-  """A ClassBalance option is invalid; the message names the option that fixes it."""
 
 
 def _number(value) -> bool:

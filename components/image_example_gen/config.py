@@ -8,7 +8,7 @@ import math
 import re
 from typing import Dict, Mapping, Sequence, Tuple
 
-from components.errors import CxrError
+from components.errors import ConfigError
 from components.image_example_gen import mask_check as mask_check_lib
 
 DEFAULT_SPLITS = (('train', 8), ('eval', 1), ('test', 1))
@@ -59,8 +59,6 @@ GROUP_ASSIGNMENT_CHOICES = (GROUP_ASSIGNMENT_BALANCED, GROUP_ASSIGNMENT_STABLE)
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_]+$')
 
 
-class ConfigError(CxrError, ValueError):
-  """An ImageExampleGen option is invalid; the message names the option."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any, Dict, List, Mapping, Optional
 
-from components.errors import CxrError
+from components.errors import ConfigError
 
 RUN_FN = 'components.trainer.task.run_fn'  # the Trainer's run_fn, by module path (no wheel)
 
@@ -48,8 +48,6 @@ MASK_HEAD = 'mask'
 _DOTTED_PATH = re.compile(r'[A-Za-z_]\w*(\.[A-Za-z_]\w*)+')
 
 
-class ConfigError(CxrError, ValueError):
-  """A training option is invalid; the message names the option that fixes it."""
 
 
 def _positive_int(name: str, value: Any, option: str) -> None:

@@ -3,7 +3,7 @@ import dataclasses
 from typing import Any, Dict, Tuple, Union
 
 from components import features
-from components.errors import CxrError
+from components.errors import ConfigError
 
 # Outputs of preprocessing_fn (the transformed features).
 IMAGE = features.IMAGE  # float32 [H, W, C] in [0, 1]
@@ -22,8 +22,6 @@ DEFAULT_CHANNELS = 1  # the X-rays are grayscale
 PREPROCESSING_FN = 'components.transform.preprocessing.preprocessing_fn'  # module path
 
 
-class ConfigError(CxrError, ValueError):
-  """A Transform option is invalid; the message names the option that fixes it."""
 
 
 @dataclasses.dataclass(frozen=True)
