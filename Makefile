@@ -19,31 +19,37 @@ echo "       Install one (e.g. 'pyenv install 3.10') or run: make PYTHON310=/pat
 exit 1
 endef
 
-.PHONY: help install demo test test-fast bench lock docs docs-check cli-docs clean
+.PHONY: help install demo test lint bench lock docs docs-check cli-docs clean
 help:
 	@echo "make demo     - install, generate demo data, run the whole pipeline (LocalDagRunner)"
-	@echo "make test     - install, build the docs (mkdocs --strict), run the test suite"
+	@echo "make test     - install, lint (ruff), build the docs (mkdocs --strict), run the tests"
+	@echo "make lint     - ruff: syntax errors, undefined names, unused imports and variables"
 	@echo "make bench    - install, run the benchmarks (bench/results/)"
 	@echo "make docs     - install, build the documentation site into build/site/"
 	@echo "make cli-docs - regenerate docs/cli.md from the command line's parser"
-	@echo "make lock     - re-resolve requirements.in (and requirements-docs.in) into the locks"
+	@echo "make lock     - re-resolve requirements.in and requirements-dev.in into the locks"
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock requirements-docs.lock setup.py
+$(STAMP): requirements.lock requirements-dev.lock setup.py
 	@py=$$($(find_python310)) || exit 1; \
 	  echo "Using $$py"; \
 	  [ -x $(PY) ] || "$$py" -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip install --python $(PY) --quiet -r requirements.lock -r requirements-docs.lock
+	$(UV) pip install --python $(PY) --quiet -r requirements.lock -r requirements-dev.lock
 	$(UV) pip install --python $(PY) --quiet --no-deps -e .
 	@touch $@
 
 demo: $(STAMP)
 	$(VENV)/bin/cxr-tfx run --pipeline-root demo_out
 
-test: $(STAMP) docs-check
+test: $(STAMP) lint docs-check
 	$(PY) -m pytest tests
+
+# Pyflakes' checks (F) and syntax errors (E9) over all the Python the project ships and tests.
+LINT_PATHS := components pipeline tests bench docs
+lint: $(STAMP)
+	$(VENV)/bin/ruff check --no-cache --select E9,F --line-length 100 $(LINT_PATHS)
 
 # The documentation must build without a warning (broken links, pages missing from the nav);
 # into a temporary folder, removed afterwards.
@@ -63,7 +69,7 @@ bench: $(STAMP)
 lock: $(STAMP)
 	$(UV) pip compile requirements.in -o requirements.lock --python-version 3.10 \
 	  --python-platform x86_64-manylinux_2_36
-	$(UV) pip compile requirements-docs.in -c requirements.lock -o requirements-docs.lock \
+	$(UV) pip compile requirements-dev.in -c requirements.lock -o requirements-dev.lock \
 	  --python-version 3.10 --python-platform x86_64-manylinux_2_36
 
 clean:

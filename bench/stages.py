@@ -244,8 +244,8 @@ def seed_write(csv_path, mapping_path, out_dir, compression=None, level=None):
   """The seed's write loop (bench/seed_loop.py), uncompressed or gzip at a zlib level."""
   t0 = time.monotonic()
   from bench import seed_loop  # pylint: disable=g-import-not-at-top
-  import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
-  import pandas  # pylint: disable=g-import-not-at-top,unused-import
+  import tensorflow  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  import pandas  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   start = time.monotonic()
   out = seed_loop.write(csv_path, mapping_path, out_dir, compression=compression, level=level)
   return dict(out, seconds=time.monotonic() - start, import_seconds=start - t0)
@@ -255,7 +255,7 @@ def seed_read(shard_dir):
   """The seed's read loop over the seed's uncompressed shards."""
   t0 = time.monotonic()
   from bench import seed_loop  # pylint: disable=g-import-not-at-top
-  import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+  import tensorflow  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   start = time.monotonic()
   n, first = seed_loop.read(shard_dir)
   total = time.monotonic() - start
@@ -347,8 +347,8 @@ def pipeline(csv_path, mapping_path, root, profile=''):
   """The whole pipeline (create_pipeline) via pipeline.local_runner.run_local; per-component
   seconds from RunResult.components and peak RSS per component from the sampler."""
   t0 = time.monotonic()
-  from pipeline import local_runner  # pylint: disable=g-import-not-at-top,unused-import
-  import tfx.v1  # pylint: disable=g-import-not-at-top,unused-import
+  from pipeline import local_runner  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  import tfx.v1  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   config = _ingest_config(mapping_path)
   windows = Windows()
   logging.getLogger('absl').addHandler(windows)

@@ -337,7 +337,7 @@ class Display:
     if mode == QUIET:
       return
     if mode == TTY:
-      import tqdm  # pylint: disable=g-import-not-at-top,unused-import  (before the fork)
+      import tqdm  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import  (before the fork)
     tick = refresh_seconds if mode == TTY else min(1.0, plain_interval / 2)
     fd = _fileno(self._stream)
     renderer = _Renderer(self._write, self._width, mode, plain_interval, clock)

@@ -28,7 +28,7 @@ import hashlib
 import multiprocessing
 import os
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from components.errors import CxrError, escape_control
 from components.image_example_gen import assignment

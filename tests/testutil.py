@@ -3,12 +3,16 @@ import csv
 import json
 import os
 import random
+import subprocess
 import sys
-from typing import Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
 
 # The seed notebook's reader, verbatim, kept once in bench/ (which compares against it); only
 # the dataset around it adds compression_type='GZIP' for cxr-tfx's files.
 from bench.seed_loop import parse_function as seed_parse_function  # noqa: F401 (re-export)
+
+if TYPE_CHECKING:
+  import tensorflow as tf  # annotations only: the suite imports TensorFlow lazily
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(os.path.dirname(sys.executable), 'cxr-tfx')
@@ -47,3 +51,15 @@ def read_examples(pattern: str) -> List[Tuple[str, 'tf.train.Example']]:
 def load_mapping(path: str) -> Dict[str, int]:
   with open(path, encoding='utf-8') as f:
     return json.load(f)
+
+
+def refused_without_tensorflow(argv: Sequence[str], timeout: int = 120) -> str:
+  """Runs ``cxr-tfx ARGV`` in a fresh interpreter (``cli.main``) and asserts that it exits 2
+  without importing TensorFlow -> what it wrote to stderr."""
+  code = ('import sys\nfrom pipeline import cli\n'
+          f'code = cli.main({list(argv)!r})\n'
+          'assert code == 2 and "tensorflow" not in sys.modules, code')
+  done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO,
+                        timeout=timeout)
+  assert done.returncode == 0, done.stderr
+  return done.stderr

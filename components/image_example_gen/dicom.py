@@ -278,7 +278,7 @@ def render(data: bytes, *, window: str = WINDOW_AUTO, output: str = OUTPUT_PNG16
                    'may show identifying text; option --allow-burned-in writes it anyway')
   if 'PixelData' not in ds:
     other = [k for k in ('FloatPixelData', 'DoubleFloatPixelData') if k in ds]
-    raise BadDicom(f'DICOM without pixel data: no PixelData element'
+    raise BadDicom('DICOM without pixel data: no PixelData element'
                    + (f' ({other[0]} is not supported)' if other else
                       ' (not an image, or the file is truncated)'))
   try:

@@ -11,7 +11,7 @@ from components.image_example_gen import config as config_lib
 import pipeline
 from pipeline import cli  # cheap: no TensorFlow (see test_help_imports_no_tensorflow)
 from pipeline import configs
-from tests.testutil import CLI, REPO, read_csv_rows
+from tests.testutil import CLI, REPO, read_csv_rows, refused_without_tensorflow
 
 
 def run_cli(*args, cwd=REPO):
@@ -136,14 +136,9 @@ def test_run_rejects_bad_splits_before_any_work(tmp_path):
 
 
 def test_run_with_a_missing_csv_fails_in_a_second_without_tensorflow(tmp_path):
-  code = ('import sys\nfrom pipeline import cli\n'
-          f'code = cli.main(["run", "--csv", {str(tmp_path / "nope.csv")!r}, '
-          f'"--pipeline-root", {str(tmp_path / "out")!r}])\n'
-          'assert code == 2 and "tensorflow" not in sys.modules, code')
-  done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO,
-                        timeout=60)
-  assert done.returncode == 0, done.stderr
-  assert 'the CSV index does not exist (option --csv)' in done.stderr
+  stderr = refused_without_tensorflow(['run', '--csv', str(tmp_path / 'nope.csv'),
+                                       '--pipeline-root', str(tmp_path / 'out')], timeout=60)
+  assert 'the CSV index does not exist (option --csv)' in stderr
 
 
 # --- run/compile options, parsed in-process (no TensorFlow, no run) ---
@@ -328,15 +323,10 @@ def test_compile_takes_an_image_folder_with_constants_only(tmp_path, monkeypatch
 def test_compile_refuses_what_a_cluster_cannot_read(extra, words, tmp_path):
   """Before anything heavy loads, naming the option."""
   (tmp_path / 'm.json').write_text('{"COVID": 0, "Normal": 1}')
-  code = ('import sys\nfrom pipeline import cli\n'
-          f'code = cli.main(["compile", "--image", "i", "--output", {str(tmp_path / "p.yaml")!r}, '
-          f'"--pipeline-root", "gs://b/r", "--class-mapping", {str(tmp_path / "m.json")!r}, '
-          f'*{extra!r}])\n'
-          'assert code == 2 and "tensorflow" not in sys.modules, code')
-  done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO,
-                        timeout=120)
-  assert done.returncode == 0, done.stderr
-  assert words in done.stderr, done.stderr
+  stderr = refused_without_tensorflow(
+      ['compile', '--image', 'i', '--output', str(tmp_path / 'p.yaml'), '--pipeline-root',
+       'gs://b/r', '--class-mapping', str(tmp_path / 'm.json'), *extra])
+  assert words in stderr, stderr
   assert not os.path.exists(tmp_path / 'p.yaml')
 
 

@@ -6,7 +6,6 @@ test_kubeflow_runner.py for what reaches the runners."""
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
@@ -17,7 +16,7 @@ from components.image_example_gen import index
 from components.image_example_gen.config import IngestConfig, SplitSpec
 from pipeline import cli
 from pipeline import validate
-from tests.testutil import CLI, REPO
+from tests.testutil import CLI, REPO, refused_without_tensorflow
 
 CLASSES = {'COVID': 4, 'Normal': 6, 'Viral Pneumonia': 2}  # class folder -> images
 
@@ -72,18 +71,13 @@ def test_a_mapping_that_misses_a_class_folder_is_refused_before_tensorflow(xrays
   """run and validate refuse at once, naming the folders the mapping misses, the mapping's
   classes and the folders -- not one 'unknown class' problem per image."""
   mapping = _mapping(tmp_path, {'COVID': 0, 'Normal': 1, 'Lung_Opacity': 2})
-  code = ('import sys\nfrom pipeline import cli\n'
-          f'code = cli.main(["run", "--image-dir", {str(xrays)!r}, "--class-mapping", {mapping!r},'
-          f' "--pipeline-root", {str(tmp_path / "out")!r}])\n'
-          'assert code == 2 and "tensorflow" not in sys.modules, code')
-  done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO,
-                        timeout=120)
-  assert done.returncode == 0, done.stderr
+  stderr = refused_without_tensorflow(['run', '--image-dir', str(xrays), '--class-mapping',
+                                       mapping, '--pipeline-root', str(tmp_path / 'out')])
   expected = ("the class mapping (option --class-mapping) does not name the class folder(s) "
               f"['Viral Pneumonia'] of {xrays}; the mapping names ['COVID', 'Lung_Opacity', "
               "'Normal'], the folders are ['COVID', 'Normal', 'Viral Pneumonia']")
-  assert f'cxr-tfx run: error: {expected}' in done.stderr
-  assert 'unknown class' not in done.stderr
+  assert f'cxr-tfx run: error: {expected}' in stderr
+  assert 'unknown class' not in stderr
   assert not os.path.exists(tmp_path / 'out')
   checked = run_cli('validate', '--image-dir', str(xrays), '--class-mapping', mapping)
   assert checked.returncode == 2 and f'cxr-tfx validate: error: {expected}' in checked.stderr
@@ -93,7 +87,7 @@ def test_a_mapping_that_misses_a_class_folder_is_refused_before_tensorflow(xrays
 def test_run_says_which_label_each_class_folder_got(xrays, tmp_path, monkeypatch, capsys):
   lines = _first_lines(monkeypatch, capsys, ['run', '--image-dir', str(xrays), '--pipeline-root',
                                              str(tmp_path / 'out')])
-  assert lines[0].startswith(f'cxr-tfx run: CuratedSchemaGen → ImageExampleGen → ')
+  assert lines[0].startswith('cxr-tfx run: CuratedSchemaGen → ImageExampleGen → ')
   assert f'on 12 images of the image folder {xrays}; outputs in ' in lines[0]
   assert lines[1] == ('classes: no --class-mapping, so labels follow the sorted class folders: '
                       'COVID=0, Normal=1, Viral Pneumonia=2 (pass --class-mapping to fix them)')

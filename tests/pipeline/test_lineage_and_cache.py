@@ -128,7 +128,7 @@ def test_lineage_cli_prints_the_chain(runs):
                          'examples'], capture_output=True, text=True, cwd=REPO)
   assert done.returncode == 0, done.stderr
   # the newest run of cxr-tfx (the default pipeline name) reused A's examples
-  assert done.stdout.startswith(f'● Examples #') and out['a_again'].examples_uri in done.stdout
+  assert done.stdout.startswith('● Examples #') and out['a_again'].examples_uri in done.stdout
   assert 'produced by ImageExampleGen' in done.stdout and 'seed: 0' in done.stdout
 
 

@@ -1,5 +1,4 @@
 """CSV index parsing and checking (pure parsing + real files for existence)."""
-import os
 
 import pytest
 

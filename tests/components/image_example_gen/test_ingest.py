@@ -48,8 +48,8 @@ def runs(demo_dataset, tmp_path_factory):
 def test_writes_tfx_layout_one_file_per_shard(runs):
   out, _, _ = runs
   names = sorted(_shard_bytes(out['base']))
-  assert names == ([f'Split-eval/data_tfrecord-00000-of-00001.gz',
-                    f'Split-test/data_tfrecord-00000-of-00001.gz'] +
+  assert names == (['Split-eval/data_tfrecord-00000-of-00001.gz',
+                    'Split-test/data_tfrecord-00000-of-00001.gz'] +
                    [f'Split-train/data_tfrecord-{k:05d}-of-00008.gz' for k in range(8)])
   assert not os.path.exists(os.path.join(out['base'], '.staging'))
 

@@ -2,9 +2,7 @@
 input form; identical images share a split; a prior manifest keeps every image it names and new
 images are dealt towards proportional (pure, no TensorFlow)."""
 import collections
-import dataclasses
 import hashlib
-import random
 
 from hypothesis import given, settings, strategies as st
 import pytest
