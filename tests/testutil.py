@@ -63,3 +63,13 @@ def refused_without_tensorflow(argv: Sequence[str], timeout: int = 120) -> str:
                         timeout=timeout)
   assert done.returncode == 0, done.stderr
   return done.stderr
+
+
+def shard_files(examples_uri: str) -> Dict[str, bytes]:
+  """{'Split-<name>/<file>': bytes} of every shard file under an Examples folder."""
+  out = {}
+  for split in sorted(d for d in os.listdir(examples_uri) if d.startswith('Split-')):
+    for name in sorted(os.listdir(os.path.join(examples_uri, split))):
+      with open(os.path.join(examples_uri, split, name), 'rb') as f:
+        out[f'{split}/{name}'] = f.read()
+  return out

@@ -170,18 +170,14 @@ class IngestConfig:
     if self.dicom_output not in DICOM_OUTPUT_CHOICES:
       raise ConfigError(f'dicom_output must be one of {DICOM_OUTPUT_CHOICES}, got '
                         f'{self.dicom_output!r} (option --dicom-output).')
-    if not isinstance(self.allow_burned_in, bool):
-      raise ConfigError(f'allow_burned_in must be True or False, got {self.allow_burned_in!r} '
-                        '(option --allow-burned-in).')
+    _check_bool('allow_burned_in', self.allow_burned_in, '--allow-burned-in')
     if self.group_assignment not in GROUP_ASSIGNMENT_CHOICES:
       raise ConfigError(f'group_assignment must be one of {GROUP_ASSIGNMENT_CHOICES}, got '
                         f'{self.group_assignment!r} (option --group-assignment).')
     if not isinstance(self.split_manifest, str):
       raise ConfigError(f'split_manifest must be a path or URI, got {self.split_manifest!r} '
                         '(option --split-manifest).')
-    if not isinstance(self.fresh_splits, bool):
-      raise ConfigError(f'fresh_splits must be True or False, got {self.fresh_splits!r} '
-                        '(option --fresh-splits).')
+    _check_bool('fresh_splits', self.fresh_splits, '--fresh-splits')
     if self.fresh_splits and self.split_manifest:
       raise ConfigError('give a split manifest to keep (option --split-manifest) or start over '
                         '(option --fresh-splits), not both.')
@@ -212,6 +208,11 @@ class IngestConfig:
   @property
   def total_shards(self) -> int:
     return sum(s.num_shards for s in self.splits)
+
+
+def _check_bool(name: str, value, option: str) -> None:
+  if not isinstance(value, bool):
+    raise ConfigError(f'{name} must be True or False, got {value!r} (option {option}).')
 
 
 def parse_dicom_window(text: str) -> Tuple[float, ...]:

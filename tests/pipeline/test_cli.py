@@ -246,8 +246,9 @@ def _fake_module(monkeypatch, name, function):
   return calls
 
 
-@pytest.mark.parametrize('sub', ['run', 'compile'])
-def test_run_and_compile_pass_the_new_options_on(sub, tmp_path, monkeypatch):
+def _runner_calls(sub, tmp_path, monkeypatch):
+  """`run` or `compile` with its runner replaced by a recorder -> (the recorded calls' keyword
+  arguments, the command's argv up to its options: a CSV and a class mapping)."""
   module, function = (('local_runner', 'run_local') if sub == 'run' else
                       ('kubeflow_runner', 'compile_pipeline'))
   calls = _fake_module(monkeypatch, module, function)
@@ -255,9 +256,15 @@ def test_run_and_compile_pass_the_new_options_on(sub, tmp_path, monkeypatch):
   mapping.write_text('{"COVID": 0, "Normal": 1}')
   (tmp_path / 'index.csv').write_text('image_path,mask_path,class\na.png,,COVID\n')
   extra = COMPILE_REQUIRED if sub == 'compile' else []
+  return calls, [sub, *extra, '--csv', str(tmp_path / 'index.csv'), '--class-mapping',
+                 str(mapping)]
+
+
+@pytest.mark.parametrize('sub', ['run', 'compile'])
+def test_run_and_compile_pass_the_new_options_on(sub, tmp_path, monkeypatch):
+  calls, base = _runner_calls(sub, tmp_path, monkeypatch)
   with pytest.raises(_Called):
-    cli.main([sub, *extra, '--csv', str(tmp_path / 'index.csv'), '--class-mapping', str(mapping),
-              '--pipeline-name', 'cxr-dev', '--beam-arg=--direct_num_workers=1',
+    cli.main([*base, '--pipeline-name', 'cxr-dev', '--beam-arg=--direct_num_workers=1',
               '--beam-arg-for', 'ImageExampleGen=--direct_num_workers=2',
               '--verify', 'header', '--max-file-bytes', '1000'])
   (kwargs,) = calls
@@ -272,14 +279,7 @@ def test_run_and_compile_pass_the_new_options_on(sub, tmp_path, monkeypatch):
 def test_split_options_go_into_the_ingest_config(sub, tmp_path, monkeypatch):
   """--split-manifest (a local path made absolute for `run`; a URI as given) and
   --fresh-splits reach the runner in IngestConfig, not as keyword arguments."""
-  module, function = (('local_runner', 'run_local') if sub == 'run' else
-                      ('kubeflow_runner', 'compile_pipeline'))
-  calls = _fake_module(monkeypatch, module, function)
-  mapping = tmp_path / 'class_mapping.json'
-  mapping.write_text('{"COVID": 0, "Normal": 1}')
-  (tmp_path / 'index.csv').write_text('image_path,mask_path,class\na.png,,COVID\n')
-  extra = COMPILE_REQUIRED if sub == 'compile' else []
-  base = [sub, *extra, '--csv', str(tmp_path / 'index.csv'), '--class-mapping', str(mapping)]
+  calls, base = _runner_calls(sub, tmp_path, monkeypatch)
   with pytest.raises(_Called):
     cli.main([*base, '--split-manifest', 'gs://b/root/split_manifest.json'])
   with pytest.raises(_Called):
@@ -291,9 +291,11 @@ def test_split_options_go_into_the_ingest_config(sub, tmp_path, monkeypatch):
   assert (fresh.split_manifest, fresh.fresh_splits) == ('', True)
   assert (default.split_manifest, default.fresh_splits) == ('', False)
   assert not {'split_manifest', 'fresh_splits'} & set(calls[0])
+  extra = COMPILE_REQUIRED if sub == 'compile' else []
   assert cli._ingest_config(  # pylint: disable=protected-access
-      _parse(sub, *extra, '--split-manifest', 'm/split_manifest.json'), str(mapping)
-  ).split_manifest == os.path.abspath('m/split_manifest.json')
+      _parse(sub, *extra, '--split-manifest', 'm/split_manifest.json'),
+      str(tmp_path / 'class_mapping.json')).split_manifest == os.path.abspath(
+          'm/split_manifest.json')
 
 
 def test_compile_takes_an_image_folder_with_constants_only(tmp_path, monkeypatch):

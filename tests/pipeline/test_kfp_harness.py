@@ -12,6 +12,7 @@ import shutil
 import pytest
 
 from tests import kfp_harness
+from tests.testutil import shard_files
 
 TASKS = {'ImageExampleGen', 'CuratedSchemaGen', 'StatisticsGen', 'ExampleValidator',
          'ClassBalance', 'Transform'}
@@ -27,16 +28,6 @@ def _compile(csv_path, mapping_path, out_dir):
       pipeline_root=os.path.join(out_dir, 'root'), csv_path=csv_path,
       ingest_config=IngestConfig(load_mapping(mapping_path), splits=SPLITS))
   return kfp_harness.load_spec(path)
-
-
-def _files(uri):
-  """{relative path: bytes} of every file under the Examples' Split-* folders."""
-  out = {}
-  for split in sorted(d for d in os.listdir(uri) if d.startswith('Split-')):
-    for name in sorted(os.listdir(os.path.join(uri, split))):
-      with open(os.path.join(uri, split, name), 'rb') as f:
-        out[f'{split}/{name}'] = f.read()
-  return out
 
 
 def _sha_by_id(uri):
@@ -84,8 +75,8 @@ def test_every_compiled_task_runs_with_the_launchers_executor_input(harness_run)
 
 def test_examples_are_byte_identical_to_local_dag_runners(harness_run, balanced_run):
   _, runs, _, _ = harness_run
-  kfp_files = _files(runs['ImageExampleGen'].outputs['examples']['uri'])
-  local_files = _files(balanced_run.examples_uri)
+  kfp_files = shard_files(runs['ImageExampleGen'].outputs['examples']['uri'])
+  local_files = shard_files(balanced_run.examples_uri)
   assert sorted(kfp_files) == sorted(local_files)
   assert [n for n in kfp_files if kfp_files[n] != local_files[n]] == []
   assert len(kfp_files) == 4  # 3 train shards + 1 test shard

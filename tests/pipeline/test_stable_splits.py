@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from tests.testutil import load_mapping, read_csv_rows
+from tests.testutil import load_mapping, read_csv_rows, shard_files
 
 SPLITS = (('train', 3), ('eval', 1), ('test', 1))
 GROW_SEED = 99  # demo_data.render seed of the added images (others than the dataset's)
@@ -41,15 +41,6 @@ def _membership(out_dir):
                                                               f['class'].int64_list.value[0])
   assert out and all(split for split, _ in out.values())
   return out
-
-
-def _shard_bytes(out_dir):
-  got = {}
-  for split in sorted(d for d in os.listdir(out_dir) if d.startswith('Split-')):
-    for name in sorted(os.listdir(os.path.join(out_dir, split))):
-      with open(os.path.join(out_dir, split, name), 'rb') as f:
-        got[f'{split}/{name}'] = f.read()
-  return got
 
 
 def _write_csv(path, rows):
@@ -106,7 +97,7 @@ def test_moving_the_data_and_rewriting_absolute_paths_keeps_every_split(dataset,
   assert _membership(out) == _membership(base[0])
   assert len(_membership(out)) == len(dataset['rows'])
   # Keys are relative to the CSV's folder, so the records are the same bytes too.
-  assert _shard_bytes(out) == _shard_bytes(base[0])
+  assert shard_files(out) == shard_files(base[0])
 
 
 def test_the_image_folder_and_the_csv_agree_on_membership_and_labels(dataset, base, tmp_path):

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from tests.testutil import load_mapping, read_csv_rows, read_examples, seed_parse_function, shuffled_copy
+from tests.testutil import (load_mapping, read_csv_rows, read_examples, seed_parse_function,
+                            shard_files, shuffled_copy)
 
 SPLITS = (('train', 8), ('eval', 1), ('test', 1))
 
@@ -19,16 +20,6 @@ def _ingest(csv_path, mapping, out_dir, seed=0, splits=SPLITS, beam_args=(), **k
   config = IngestConfig(mapping, tuple(SplitSpec(*s) for s in splits), seed, **kw)
   return ingest.run_ingest(csv_path, config, out_dir,
                            lambda: beam.Pipeline(options=PipelineOptions(list(beam_args))))
-
-
-def _shard_bytes(out_dir):
-  files = {}
-  for split in sorted(os.listdir(out_dir)):
-    if split.startswith('Split-'):
-      for name in sorted(os.listdir(os.path.join(out_dir, split))):
-        with open(os.path.join(out_dir, split, name), 'rb') as f:
-          files[f'{split}/{name}'] = f.read()
-  return files
 
 
 @pytest.fixture(scope='module')
@@ -47,7 +38,7 @@ def runs(demo_dataset, tmp_path_factory):
 
 def test_writes_tfx_layout_one_file_per_shard(runs):
   out, _, _ = runs
-  names = sorted(_shard_bytes(out['base']))
+  names = sorted(shard_files(out['base']))
   assert names == (['Split-eval/data_tfrecord-00000-of-00001.gz',
                     'Split-test/data_tfrecord-00000-of-00001.gz'] +
                    [f'Split-train/data_tfrecord-{k:05d}-of-00008.gz' for k in range(8)])
@@ -112,7 +103,7 @@ def test_seed_notebook_reader_reads_the_output(runs):
 
 def test_csv_row_order_does_not_change_a_single_byte(runs):
   out, _, _ = runs
-  base, shuffled = _shard_bytes(out['base']), _shard_bytes(out['shuffled'])
+  base, shuffled = shard_files(out['base']), shard_files(out['shuffled'])
   assert base.keys() == shuffled.keys()
   for name in base:
     assert base[name] == shuffled[name], name
@@ -146,7 +137,7 @@ def test_multi_processing_workers_write_the_same_bytes_and_the_launcher_opens_no
       '--direct_running_mode=multi_processing', '--direct_num_workers=2'))
   assert not guard.attempts
   assert summary.examples_written == demo_dataset.num_rows
-  assert _shard_bytes(str(tmp_path)) == _shard_bytes(out['base'])
+  assert shard_files(str(tmp_path)) == shard_files(out['base'])
 
 
 @pytest.mark.portable
@@ -157,7 +148,7 @@ def test_portable_runner_job_service_and_worker_pool_write_the_same_bytes(
   out, _, mapping = runs
   summary = _ingest(demo_dataset.csv_path, mapping, str(tmp_path), beam_args=portable_beam_args)
   assert summary.examples_written == demo_dataset.num_rows
-  assert _shard_bytes(str(tmp_path)) == _shard_bytes(out['base'])
+  assert shard_files(str(tmp_path)) == shard_files(out['base'])
 
 
 def test_shards_are_concatenated_chunks_that_every_reader_reads_as_one_stream(
