@@ -961,7 +961,8 @@ def _print_summary(result, validator: Dict[str, List[str]],
   membership = getattr(s, 'membership', None)
   if membership:
     print(escape_control(_membership_text(
-        membership, os.path.join(result.examples_uri, summary_lib.SPLIT_MANIFEST_FILE))))
+        membership, os.path.join(result.examples_uri, summary_lib.SPLIT_MANIFEST_FILE),
+        [split['name'] for split in s.splits])))
   if s.rows_quarantined:
     print(f'quarantine report: {os.path.join(result.examples_uri, summary_lib.QUARANTINE_FILE)}')
   print()
@@ -1010,8 +1011,9 @@ def _cluster_path(path: str, option: str) -> None:
         'an absolute path.')
 
 
-def _membership_text(m: Dict, manifest: str) -> str:
-  """The run's split membership (IngestSummary.membership) in a line or two."""
+def _membership_text(m: Dict, manifest: str, split_order: Sequence[str]) -> str:
+  """The run's split membership (IngestSummary.membership) in a line or two; splits in
+  ``split_order``."""
   published = f'published: {manifest}'
   source = m.get('source', '')
   if source == 'fresh':
@@ -1024,7 +1026,8 @@ def _membership_text(m: Dict, manifest: str) -> str:
     return (f"split membership: none published before, so all {m.get('new', 0):,} images were "
             f'dealt afresh; {published}')
   how = 'from ML Metadata' if source == 'ml-metadata' else '--split-manifest'
-  new_by_split = ', '.join(f'{split} {n:,}' for split, n in m.get('new_by_split', {}).items())
+  new = m.get('new_by_split', {})
+  new_by_split = ', '.join(f'{split} {new[split]:,}' for split in split_order if split in new)
   text = (f"split membership: {m.get('kept', 0):,} images kept their split from "
           f"{m['prior_manifest']} ({how}), {m.get('new', 0):,} new ({new_by_split}); "
           f"class mix off proportional by at most {m.get('max_split_class_deviation', 0)} "

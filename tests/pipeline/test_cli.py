@@ -381,3 +381,25 @@ def test_span_options_fail_fast_naming_the_option(tmp_path):
                 '--image', 'i', '--output', str(tmp_path / 'p.yaml'), '--pipeline-root', 'gs://b/r',
                 '--fail-on-drift')
   assert kfp.returncode == 2 and '--fail-on-drift needs the previous span' in kfp.stderr
+
+
+def test_the_run_summary_says_what_the_membership_kept_and_dealt():
+  membership = dict(source='ml-metadata', prior_manifest='root/IEG/examples/2/split_manifest.json',
+                    kept=423, new=106, new_by_split={'eval': 10, 'test': 12, 'train': 84},
+                    max_split_class_deviation=0.7, missing=2, missing_listed=[
+                        dict(sha256='ab' * 32, split='test', first_span=0),
+                        dict(sha256='cd' * 32, split='train', first_span=0)],
+                    resent_count=1, conflicts_count=0)
+  text = cli._membership_text(  # pylint: disable=protected-access
+      membership, 'root/IEG/examples/8/split_manifest.json', ['train', 'eval', 'test'])
+  assert text == (
+      'split membership: 423 images kept their split from root/IEG/examples/2/split_manifest.json '
+      '(from ML Metadata), 106 new (train 84, eval 10, test 12); class mix off proportional by '
+      'at most 0.7 images per split; 2 of its images missing from this input (abababababab… '
+      'test, cdcdcdcdcdcd… train; all in ingest_summary.json), 1 re-sent from an earlier span '
+      '(each kept its split); published: root/IEG/examples/8/split_manifest.json')
+  fresh = cli._membership_text(  # pylint: disable=protected-access
+      dict(source='fresh', new=529, discarded=dict(manifest='m.json', images=423)), 'n.json',
+      ['train'])
+  assert fresh == ("split membership: --fresh-splits: 423 images' published membership "
+                   'discarded (m.json); all 529 images dealt afresh; published: n.json')

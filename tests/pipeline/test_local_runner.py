@@ -33,6 +33,8 @@ def test_run_prints_progress_and_the_shard_table(cli_run, demo_dataset):
   assert 'Viral Pneumonia' in out and 'data_tfrecord-00007-of-00008.gz' in out
   all_line = next(l for l in out.splitlines() if l.startswith('all '))
   assert all_line.split()[-1] == str(demo_dataset.num_rows)
+  assert (f'split membership: none published before, so all {demo_dataset.num_rows} images '
+          'were dealt afresh; published: ') in out
 
 
 def test_examples_artifact_is_in_the_sqlite_store(cli_run):
