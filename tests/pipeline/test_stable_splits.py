@@ -25,7 +25,7 @@ def _ingest(source, mapping, out_dir, **kw):
   from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
   previous = kw.pop('previous_manifest', '')
-  config = IngestConfig(mapping, SPLITS, 0, mask_size='256x256', **kw)
+  config = IngestConfig(mapping, SPLITS, kw.pop('seed', 0), mask_size='256x256', **kw)
   return ingest.run_ingest(source, config, out_dir, beam.Pipeline, previous_manifest=previous)
 
 
@@ -144,6 +144,27 @@ def test_exact_duplicates_share_a_split_and_start_over_says_what_it_discards(dat
   assert not summary.cross_split_duplicates
   assert summary.membership['source'] == 'fresh'
   assert summary.membership['discarded']['images'] == len(dataset['rows'])
+
+
+def test_an_output_without_a_manifest_gives_one_from_its_records(dataset, base, tmp_path):
+  """Upgrading: outputs written before split manifests existed. migrate rebuilds the manifest
+  from the records (sha256 and split folder); it equals the one published, and a run given it
+  keeps every image's split."""
+  from components.image_example_gen import assignment, migrate  # pylint: disable=g-import-not-at-top
+  published = assignment.load_manifest(os.path.join(base[0], 'split_manifest.json'))
+  old = str(tmp_path / 'old')
+  shutil.copytree(base[0], old)
+  os.remove(os.path.join(old, 'split_manifest.json'))
+  out = str(tmp_path / 'rebuilt.json')
+  assert migrate.main([old, out]) == 0
+  rebuilt = assignment.load_manifest(out)
+  assert rebuilt.images == published.images and rebuilt.seed == published.seed
+  assert rebuilt.split_names() == published.split_names()
+  again = str(tmp_path / 'again')
+  summary = _ingest(dataset['csv'], dataset['mapping'], again, seed=5, split_manifest=out)
+  assert summary.membership['kept'] == len(dataset['rows'])
+  assert _membership(again) == _membership(base[0])
+  assert migrate.main([str(tmp_path), str(tmp_path / 'x.json')]) == 2  # not an output
 
 
 # --- Through TFX: the published membership found in ML Metadata ---------------------------------
