@@ -13,7 +13,7 @@ def test_cli_md_is_the_parsers_help(gen_cli):
   if committed != generated:
     diff = ''.join(list(difflib.unified_diff(
         committed.splitlines(True), generated.splitlines(True),
-        'docs/cli.md (committed)', 'docs/cli.md (from pipeline/cli.py)'))[:60])
+        'docs/cli.md (committed)', 'docs/cli.md (from pipeline.cli.build_parser())'))[:60])
     raise AssertionError(
         'docs/cli.md differs from what the command line\'s parser says. Regenerate it with\n\n'
         f'    {gen_cli.REGENERATE}\n\nand commit the result. First differences:\n{diff}')

@@ -64,7 +64,7 @@ def test_every_flag_named_exists(path, commands):
   unknown = [(line, flag) for line, flag in flags_in(docutil.read(path))
              if flag not in known and flag not in OTHER_TOOLS]
   assert not unknown, (
-      f'{path} names flags `cxr-tfx` does not have (pipeline/cli.py, build_parser()): '
+      f'{path} names flags `cxr-tfx` does not have (pipeline.cli.build_parser()): '
       + ', '.join(f'{flag} (line {line})' for line, flag in unknown)
       + '. Fix the page, or if the flag belongs to another tool, add it to OTHER_TOOLS in '
       'tests/docs/test_flags.py.')
