@@ -21,7 +21,7 @@ was given and whether it started over.
 """
 import hashlib
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 
@@ -75,13 +75,25 @@ def previous_manifest(artifacts: List[metadata_store_pb2.Artifact], digest: str,
   """The prior for a run whose exec digest is ``digest``, given the node's published Examples
   (oldest first): see the module doc. '' when nothing was published since the last start-over
   (or ever)."""
-  fresh = [i for i, a in enumerate(artifacts) if _int(a, FRESH_SPLITS_PROPERTY)]
-  since = artifacts[fresh[-1]:] if fresh else artifacts
+  since = _since_fresh(artifacts)
   for a in reversed(since):
     if _string(a, EXEC_DIGEST_PROPERTY) == digest:
       return _string(a, PRIOR_MANIFEST_PROPERTY)
-  with_manifest = [a for a in since if _string(a, manifest_property)]
+  return latest_manifest(since, manifest_property, images_property)[0]
+
+
+def _since_fresh(artifacts: List[metadata_store_pb2.Artifact]
+                 ) -> List[metadata_store_pb2.Artifact]:
+  fresh = [i for i, a in enumerate(artifacts) if _int(a, FRESH_SPLITS_PROPERTY)]
+  return artifacts[fresh[-1]:] if fresh else artifacts
+
+
+def latest_manifest(artifacts: List[metadata_store_pb2.Artifact], manifest_property: str,
+                    images_property: str) -> Tuple[str, int]:
+  """(the URI, the image count) of the manifest naming the most images (the newest on a tie)
+  since the newest start-over; ('', 0) when there is none."""
+  with_manifest = [a for a in _since_fresh(artifacts) if _string(a, manifest_property)]
   if not with_manifest:
-    return ''
+    return '', 0
   best = max(with_manifest, key=lambda a: (_int(a, images_property), a.id))
-  return _string(best, manifest_property)
+  return _string(best, manifest_property), _int(best, images_property)

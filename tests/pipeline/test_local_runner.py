@@ -51,11 +51,14 @@ def test_examples_artifact_is_in_the_sqlite_store(cli_run):
   assert examples.uri in first.stdout
 
 
-def test_unchanged_rerun_is_a_cache_hit(cli_run):
+def test_unchanged_rerun_is_a_cache_hit(cli_run, demo_dataset):
   root, _, second = cli_run
   assert second.returncode == 0, second.stderr[-3000:]
   assert '[ImageExampleGen] finished' in second.stderr and 'cached' in second.stderr
-  assert len(_examples_artifacts(os.path.join(root, 'metadata.sqlite'))) == 1
+  (examples,) = _examples_artifacts(os.path.join(root, 'metadata.sqlite'))
+  # The first lines say which published membership the rerun keeps (found in ML Metadata).
+  assert (f'splits: {demo_dataset.num_rows} images keep the split published in '
+          f'{examples.uri}/split_manifest.json (found in ML Metadata)') in second.stderr
 
 
 def test_shuffled_csv_in_another_process_gives_identical_shards(cli_run, demo_dataset,

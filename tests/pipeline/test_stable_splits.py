@@ -213,6 +213,14 @@ def test_a_later_run_over_a_superset_keeps_every_earlier_image_without_being_ask
   # The same inputs again: TFX's cache reuses the second run's output.
   third, execution = _run_gen(root, grown_csv, dataset['mapping'])
   assert third.id == second.id and execution.last_known_state == execution.CACHED
+  # What the command line's first lines say a run will keep: the second run's manifest.
+  from components.image_example_gen import split_history  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  published = split_history.published_examples(
+      mlmd.sqlite_store(os.path.join(root, 'metadata.sqlite')), 'stable-splits', 'ImageExampleGen')
+  assert split_history.latest_manifest(
+      published, spec.SPLIT_MANIFEST_PROPERTY, spec.SPLIT_MANIFEST_IMAGES_PROPERTY) == (
+          second.custom_properties[spec.SPLIT_MANIFEST_PROPERTY].string_value, len(after))
   # A manifest carried to a fresh pipeline root gives the same membership.
   other, _ = _run_gen(str(tmp_path / 'other_root'), grown_csv, dataset['mapping'],
                       split_manifest=os.path.join(second.uri, 'split_manifest.json'))
