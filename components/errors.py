@@ -49,7 +49,7 @@ def io_error_message(error: BaseException, store_path: str = '') -> Optional[str
   seen = []
   while error is not None and error not in seen:
     seen.append(error)
-    error = error.__cause__ or error.__context__
+    error = error.__cause__ or error.__context__  # type: ignore[assignment]  # None ends the loop
   for e in seen:  # the store first: SQLite reports its failures without a path
     message = str(e)
     for failure in _STORE_FAILURES:
@@ -62,7 +62,7 @@ def io_error_message(error: BaseException, store_path: str = '') -> Optional[str
       path = ' '.join(repr(p) for p in (e.filename, e.filename2) if p) or 'a file'
       return f'cannot access {path}: {e.strerror or e}. {_CHECK}'
     if type(e).__module__.startswith('tensorflow') and getattr(e, 'message', None):
-      return f'{e.message}. {_CHECK}'
+      return f'{e.message}. {_CHECK}'  # type: ignore[attr-defined]  # TensorFlow's OpError
     match = _TF_STYLE.search(str(e)) or _PY_STYLE.search(str(e))
     if match:
       return f"cannot write {match['path']!r}: {match['reason']}. {_CHECK}"

@@ -1,5 +1,61 @@
-"""Session fixtures shared by the suite. Heavy imports stay inside fixtures."""
+"""Session fixtures shared by the suite, and the `slow` marker. Heavy imports stay inside
+fixtures."""
+import glob
+import os
+import re
+
 import pytest
+
+# The fast tier (`make test-fast`: pytest -m 'not slow') is the pure modules and the executors on
+# tiny files. Every other test is marked `slow` here, by rules a new test falls under by itself:
+#  - it lives under an end-to-end path (whole pipeline runs, subprocess runs, the KFP harness),
+#    unless its module is listed in FAST_MODULES;
+#  - it uses, directly or through other fixtures, one in SLOW_FIXTURES;
+#  - it is listed in SLOW_TESTS (a single expensive test in an otherwise fast module).
+# A listed module, fixture or test that no longer exists is an error, so the lists cannot rot.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+SLOW_PATHS = ('pipeline/', 'faults/', 'test_portable_beam.py')
+FAST_MODULES = frozenset({
+    'pipeline/test_demo_data.py',  # the demo data generator: numpy and Pillow only
+})
+SLOW_FIXTURES = frozenset({
+    'balanced_run',  # the whole pipeline (LocalDagRunner)
+    'portable_beam_args',  # a Beam job service and worker pool in other processes
+    'real_output',  # tests/schemas: Beam ingestion and TFDV statistics of the demo data
+    'spans',  # test_drift_executor: TFDV statistics of three spans
+})
+SLOW_TESTS = frozenset({
+    # two DirectRunner worker processes, each loading TensorFlow and Beam
+    'components/image_example_gen/test_ingest.py::'
+    'test_multi_processing_workers_write_the_same_bytes_and_the_launcher_opens_no_image',
+    'components/image_example_gen/test_folders.py::test_listing_21k_files_is_launcher_cheap',
+})
+
+
+def _check_slow_lists(items):
+  missing = [m for m in FAST_MODULES if not os.path.isfile(os.path.join(_HERE, m))]
+  sources = ''.join(open(f).read() for f in glob.glob(os.path.join(_HERE, '**', '*.py'),
+                                                      recursive=True))
+  missing += [f for f in SLOW_FIXTURES if not re.search(rf'^def {f}\(', sources, re.M)]
+  collected = {item.nodeid.split('[')[0] for item in items}
+  files = {n.split('::')[0] for n in collected}
+  for test in SLOW_TESTS:
+    path = test.split('::')[0]
+    if not os.path.isfile(os.path.join(_HERE, path)) or (path in files and test not in collected):
+      missing.append(test)
+  if missing:
+    raise pytest.UsageError('tests/conftest.py lists what does not exist (renamed? update the '
+                            f'slow-marker lists): {", ".join(sorted(missing))}')
+
+
+def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+  _check_slow_lists(items)
+  for item in items:
+    path = os.path.relpath(str(item.path), _HERE).replace(os.sep, '/')
+    if ((path.startswith(SLOW_PATHS) and path not in FAST_MODULES)
+        or SLOW_FIXTURES.intersection(item.fixturenames)
+        or f'{path}::{item.name.split("[")[0]}' in SLOW_TESTS):
+      item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope='session')

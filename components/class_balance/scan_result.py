@@ -55,7 +55,7 @@ def read_manifest_lines(lines: Iterable[str], shards: Sequence[Tuple[str, str]],
       result.errors.append((entry['split'], entry['shard'], entry['message']))
     elif kind == DUPLICATE and result.duplicates is not None:
       result.duplicates.append(entry)
-  order = {key: i for i, key in enumerate(shards)}
+  order: Dict[Tuple[object, object], int] = {key: i for i, key in enumerate(shards)}
   result.samples.sort(key=lambda s: (order.get((s['split'], s['shard']), 0), s['image_id']))
   result.errors.sort()
   return result

@@ -51,6 +51,7 @@ changes nothing: the deal is fresh, with the guarantees above.
 import collections
 import dataclasses
 import fractions
+import functools
 import hashlib
 import json
 import math
@@ -111,7 +112,7 @@ def split_quotas(class_totals: Dict[int, int], splits: Sequence[SplitSpec],
 
   candidates = {c: sorted((j for j, s in enumerate(splits)
                            if class_totals[c] * s.num_shards % num_shards),
-                          key=lambda j, c=c: preference(c, j))
+                          key=functools.partial(preference, c))
                 for c in labels}
   total = sum(class_totals.values())
   floor_cap, ceil_cap = [], []
@@ -370,10 +371,10 @@ def _deal_rows(rows: Sequence[IndexRow], splits: Sequence[SplitSpec], seed: int,
     by_label = in_split[s.name]
     for members in by_label.values():
       members.sort(key=lambda r: rank(seed, 'assign', _unit_key(r)[2:]))
-    quotas = class_quotas({c: len(m) for c, m in by_label.items()}, s.num_shards, seed,
-                          salt=s.name)
+    shard_quotas_of_split = class_quotas({c: len(m) for c, m in by_label.items()},
+                                         s.num_shards, seed, salt=s.name)
     starts = dict.fromkeys(by_label, 0)
-    for quota in quotas:
+    for quota in shard_quotas_of_split:
       shard = []
       for label, members in by_label.items():
         shard.extend(members[starts[label]:starts[label] + quota[label]])
@@ -455,11 +456,11 @@ def _greedy_bins(names: Sequence[str], adds: Dict[str, collections.Counter],
   for w in weights:
     lcm = lcm * w // math.gcd(lcm, w)
   initial = initial or [[] for _ in weights]
-  totals = collections.Counter()
+  totals: collections.Counter = collections.Counter()
   for g in list(names) + [g for b in initial for g in b]:
     totals.update(adds[g])
   size = sum(totals.values())
-  counts = [collections.Counter() for _ in weights]
+  counts: List[collections.Counter] = [collections.Counter() for _ in weights]
   sizes = [0] * len(weights)
   bins: List[List[str]] = [list(b) for b in initial]
   for b, members in enumerate(bins):
@@ -469,7 +470,7 @@ def _greedy_bins(names: Sequence[str], adds: Dict[str, collections.Counter],
   short = sum(max(0, m - len(b)) for m, b in zip(min_groups, bins))
   for left, name in zip(range(len(names), 0, -1), names):
     add = adds[name]
-    allowed = range(len(weights))
+    allowed: Sequence[int] = range(len(weights))
     if left <= short:
       allowed = [b for b in allowed if len(bins[b]) < min_groups[b]] or allowed
 

@@ -230,7 +230,7 @@ def load_row(image_path: str, mask_path: str, options: CheckOptions) -> LoadedRo
     return LoadedRow(problems=tuple(problems))
   image, image_hdr, image_dicom = out['image']
   mask, mask_hdr, mask_dicom = out.get('mask', (b'', None, None))
-  findings = ()
+  findings: Tuple[str, ...] = ()
   if mask and options.mask_check != config_lib.MASK_CHECK_OFF:
     found = mask_check_lib.check_mask(mask, mask_hdr, image_hdr, options.mask_size,
                                       decoded=options.verify == config_lib.VERIFY_FULL)

@@ -93,8 +93,9 @@ def referenced_files(source, config: IngestConfig, content: bool = False) -> str
     except FileNotFoundError as e:
       raise index.SourceError(f'{source.image_dir}: the image folder does not exist or is not '
                               'a folder (option --image-dir)') from e
-    rows = [(index.resolve_path(i, base), index.resolve_path(m, base) if m else '')
-            for i, m, _ in listing.rows]
+    rows: List[Tuple[str, ...]] = [
+        (index.resolve_path(i, base), index.resolve_path(m, base) if m else '')
+        for i, m, _ in listing.rows]
     rows += [tuple(index.resolve_path(m, base) for m in candidates)  # all of them: removing
              for candidates in listing.ambiguous_masks.values()]    # one fixes the row
     header = [hashlib.sha256(listing.csv_text().encode('utf-8')).hexdigest()]

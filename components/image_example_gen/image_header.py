@@ -93,7 +93,7 @@ def inspect_image(data: bytes, verify: str = VERIFY_HEADER, max_pixels: int = 0)
   if data.startswith(PNG_SIGNATURE):
     kind, walk = 'PNG', _walk_png
   elif data.startswith(JPEG_SIGNATURE):
-    kind, walk = 'JPEG', _walk_jpeg
+    kind, walk = 'JPEG', _walk_jpeg  # type: ignore[assignment]  # no structure: PNG's only
   elif len(data) < len(PNG_SIGNATURE) and PNG_SIGNATURE.startswith(data):
     raise BadImage(f'truncated PNG: only {len(data)} bytes')
   elif len(data) < len(JPEG_SIGNATURE) and JPEG_SIGNATURE.startswith(data):

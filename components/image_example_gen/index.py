@@ -15,7 +15,7 @@ import dataclasses
 import io
 import os
 import posixpath
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from components.errors import CxrError
 from components.image_example_gen import files
@@ -70,7 +70,7 @@ class Problem:
     return out
 
   @classmethod
-  def from_dict(cls, d: Dict[str, object]) -> 'Problem':
+  def from_dict(cls, d: Dict[str, Any]) -> 'Problem':
     return cls(d['line'], d['path'], d['reason'],
                tuple((p['path'], p['reason']) for p in d.get('problems', ())))
 

@@ -10,7 +10,7 @@ mask is binary but worth counting: it is reported per class, never refused.
 report; ``fail`` makes every finding except EMPTY a bad record; ``off`` skips the decode.
 """
 import io
-from typing import TYPE_CHECKING, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:  # config imports this module, and image_header imports config
   from components.image_example_gen import image_header as header_lib  # pylint: disable=g-bad-import-order
@@ -53,7 +53,7 @@ def check_mask(mask: bytes, mask_header: Optional['header_lib.ImageHeader'],
   found = []
   if mask_header is not None and image_header is not None:
     size = (mask_header.width, mask_header.height)
-    allowed = [(image_header.width, image_header.height)]
+    allowed: List[Tuple[int, ...]] = [(image_header.width, image_header.height)]
     if declared_size:
       allowed.append(tuple(declared_size))
     if size not in allowed:

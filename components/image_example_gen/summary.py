@@ -99,7 +99,7 @@ def format_shard_table(summary: IngestSummary) -> str:
   headers = (['split', 'shard'] + [escape_control(summary.class_names[l]) for l in labels]
              + ['total'])
   rows = []
-  overall = collections.Counter()
+  overall: collections.Counter[int] = collections.Counter()
   for split, totals in split_class_totals(summary).items():
     for s in (s for s in summary.shards if s['split'] == split):
       rows.append([split, s['file']] + [s['class_counts'].get(l, 0) for l in labels]

@@ -60,7 +60,8 @@ class TransformConfig:
         raise ConfigError(f'{name} must be True or False, got {getattr(self, name)!r}.')
 
   def to_custom_config(self) -> Dict[str, Any]:
-    return {IMAGE_SIZE_KEY: list(self.image_size), CHANNELS_KEY: self.channels}
+    return {IMAGE_SIZE_KEY: list(self.image_size),  # type: ignore[arg-type]  # a tuple by now
+            CHANNELS_KEY: self.channels}
 
   @classmethod
   def from_custom_config(cls, custom_config: Dict[str, Any]) -> 'TransformConfig':
