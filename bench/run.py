@@ -702,9 +702,9 @@ def markdown(report: Dict) -> str:
     lines += ['', f"## Profile ({first['records'] if first else n} records; pyinstrument, "
               'untimed processes)', '',
               "ImageExampleGen's work as the product does it (`ingest.run_ingest`, DirectRunner "
-              'in_memory, no TFX around it). The launcher\'s plan (CSV index, shard assignment, '
-              'chunks; timed again on its own after the profiled run) is the only work before '
-              'the Beam job.', '']
+              'in_memory, no TFX around it). The launcher\'s plan (CSV index, then chunks of '
+              'rows by key: shards are dealt in the Beam job, after the check pass; timed again '
+              'on its own after the profiled run) is the only work before the Beam job.', '']
     for verify in ('header', 'full'):
       p = prof.get(f'image_example_gen_{verify}')
       if p:

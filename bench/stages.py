@@ -375,7 +375,7 @@ def profile_ingest(csv_path, mapping_path, examples_uri, profile, verify='full')
   and the plan file's size."""
   t0 = time.monotonic()
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import assignment, index, ingest  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import index, ingest  # pylint: disable=g-import-not-at-top
   config = _ingest_config(mapping_path, verify)
   import_seconds = time.monotonic() - t0
   summary, seconds = _pyinstrument(ingest.run_ingest, profile, csv_path, config, examples_uri,
@@ -383,8 +383,7 @@ def profile_ingest(csv_path, mapping_path, examples_uri, profile, verify='full')
   start = time.monotonic()
   checked = index.read_index(csv_path, config.class_mapping, config.allowed_roots,
                              config.group_column)
-  chunks = ingest.chunk_shards(assignment.assign_shards(checked.rows, config.splits,
-                                                        config.seed))
+  chunks = ingest.unassigned_chunks(checked.rows)  # the deal happens in the Beam job
   plan_seconds = time.monotonic() - start
   return {'seconds': seconds, 'records': summary.examples_written, 'verify': config.verify,
           'import_seconds': import_seconds, 'plan_seconds': plan_seconds,
