@@ -3,7 +3,8 @@
 TFX's FileBasedExampleGen fingerprints only the files matching the input pattern (the CSV),
 so a changed PNG under an unchanged CSV would be a silent cache hit. ``referenced_files``
 folds each referenced file's path, size and mtime (and, optionally, its content hash) into
-one digest that ImageExampleGen's driver appends to the input fingerprint.
+one digest that ImageExampleGen's driver appends to the input fingerprint, with a hash of the
+CSV's own text (TFX fingerprints the CSV by size and mtime only).
 
 For an image folder the references are the folder's listing (``folders.list_image_dir``, the
 launcher's own, names only): an image added, removed, renamed or changed, or a mask added,
@@ -100,10 +101,12 @@ def referenced_files(source, config: IngestConfig, content: bool = False) -> str
              for candidates in listing.ambiguous_masks.values()]    # one fixes the row
     header = [hashlib.sha256(listing.csv_text().encode('utf-8')).hexdigest()]
   else:
-    parsed = index.parse_index(index.read_csv_text(source.csv_path), base, config.class_mapping,
-                               source.csv_path)
+    text = index.read_csv_text(source.csv_path)
+    parsed = index.parse_index(text, base, config.class_mapping, source.csv_path)
     rows = [(r.image_path, r.mask_path) for r in parsed.rows]
-    header = []
+    # The CSV by content: TFX's own fingerprint of it is path, size and mtime, so two rows'
+    # classes swapped in place would otherwise be a cache hit with the old labels.
+    header = [hashlib.sha256(text.encode('utf-8')).hexdigest()]
   options = files.CheckOptions(files.resolve_roots(config.allowed_roots, base),
                                config.max_pixels, config.max_file_bytes, config.verify)
   paths: Sequence[str] = sorted({p for r in rows for p in r if p})

@@ -1,4 +1,5 @@
 """CuratedSchemaGen: ImportSchemaGen, with the class feature's domain from the class mapping."""
+import hashlib
 from typing import Mapping, Union
 
 from tfx import types
@@ -26,6 +27,9 @@ class CuratedSchemaGen(base_component.BaseComponent):
 
   Output ``schema``: ``schema.pbtxt``; custom properties ``cxr_num_classes`` and
   ``cxr_class_domain`` ('generated' or 'checked').
+
+  Caching: the schema file's content hash is an exec property (taken when the pipeline is
+  built), so editing the schema in place is never a cache hit.
   """
 
   SPEC_CLASS = spec.CuratedSchemaGenSpec
@@ -51,5 +55,16 @@ class CuratedSchemaGen(base_component.BaseComponent):
         spec.CLASS_MAPPING_KEY: (class_mapping if isinstance(class_mapping, RuntimeParameter)
                                  else ingest_config_lib.class_mapping_to_json(default)),
         spec.CLASS_MAPPING_FILE_KEY: class_mapping_file,
+        spec.SCHEMA_SHA256_KEY: _content_digest(schema_file),
         spec.SCHEMA_KEY: types.Channel(type=standard_artifacts.Schema),
     }))
+
+
+def _content_digest(path: str) -> str:
+  """sha256 of a local file's bytes, '' when it cannot be read here (a container path for KFP,
+  or missing: the executor then says so)."""
+  try:
+    with open(path, 'rb') as f:
+      return hashlib.sha256(f.read()).hexdigest()
+  except OSError:
+    return ''

@@ -14,6 +14,10 @@ CLASS_MAPPING_KEY = example_gen_spec.CLASS_MAPPING_KEY
 # str: where the mapping came from (a file path), only to name it in error messages; '' unknown.
 CLASS_MAPPING_FILE_KEY = 'class_mapping_file'
 SCHEMA_KEY = standard_component_specs.SCHEMA_KEY  # Schema (output)
+# str: sha256 of the schema file's bytes when the pipeline was built ('' when the file is not
+# readable there, e.g. a path inside a container image). Not read by the executor: it puts the
+# schema's content into TFX's cache key, which otherwise sees only the path.
+SCHEMA_SHA256_KEY = 'schema_sha256'
 
 SCHEMA_FILE_NAME = 'schema.pbtxt'  # in the output artifact, as SchemaGen/ImportSchemaGen name it
 
@@ -29,6 +33,7 @@ class CuratedSchemaGenSpec(ComponentSpec):
       SCHEMA_FILE_KEY: ExecutionParameter(type=str),
       CLASS_MAPPING_KEY: ExecutionParameter(type=str),
       CLASS_MAPPING_FILE_KEY: ExecutionParameter(type=str),
+      SCHEMA_SHA256_KEY: ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {}
   OUTPUTS = {
