@@ -289,8 +289,7 @@ class MembershipInput:
 
 
 def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec], seed: int,
-                     duplicates: str, stable_groups: bool = False,
-                     options: Optional[files.CheckOptions] = None,
+                     duplicates: str, stable_groups: bool, options: files.CheckOptions,
                      membership: MembershipInput = MembershipInput()
                      ) -> Iterable[Tuple[str, Any]]:
   """All check results (keys and hashes, no bytes) -> the write plan, in one step.
@@ -298,8 +297,8 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
   Reads the prior split manifest (``membership.prior_uri``), deals (``assignment.assign``) and
   writes the next manifest (``membership.manifest_out``). Yields ('chunk', Chunk JSON) for the
   write stage, and manifest entries: ('problem', ...) for bad and dropped rows, ('duplicate',
-  ...) for duplicate groups, ('group_splits', {group hash: split}) with groups (and
-  ``options``), ('membership', report), ('error', message) when no plan is possible."""
+  ...) for duplicate groups, ('group_splits', {group hash: split}) with groups,
+  ('membership', report), ('error', message) when no plan is possible."""
   rows = [row_from_list(v) for kind, v in checks if kind == 'ok']
   for kind, v in checks:
     if kind == 'bad':
@@ -310,7 +309,6 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
   if not kept:
     yield ERROR, 'no usable rows: every row is bad'
     return
-  options = options or files.CheckOptions((), 1, 1, VERIFY_HEADER)
   try:
     prior = assignment.load_manifest(membership.prior_uri) if membership.prior_uri else None
     result = assignment.assign(
