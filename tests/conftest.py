@@ -72,7 +72,7 @@ def balanced_run(demo_dataset, tmp_path_factory):
   train=3,test=1: every class fits every shard, so the data is balanced."""
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
-  from tests.testutil import load_mapping  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
   return run_local(str(tmp_path_factory.mktemp('balanced')), demo_dataset.csv_path,
                    IngestConfig(load_mapping(demo_dataset.class_mapping_path),
                                 splits=(('train', 3), ('test', 1))))
@@ -81,8 +81,8 @@ def balanced_run(demo_dataset, tmp_path_factory):
 @pytest.fixture(scope='session')
 def portable_beam_args(tmp_path_factory):
   """Beam pipeline args (List[str]) for a local job service + external worker pool, started
-  once per session on first use and stopped at its end (see tests/portable_beam.py); also has
-  .job_endpoint, .worker_pool_endpoint, .pids, .log_paths and .log_tail()."""
-  from tests.portable_beam import portable_services  # pylint: disable=g-import-not-at-top
+  once per session on first use and stopped at its end (see tests/support/portable_beam.py);
+  also has .job_endpoint, .worker_pool_endpoint, .pids, .log_paths and .log_tail()."""
+  from tests.support.portable_beam import portable_services  # pylint: disable=g-import-not-at-top
   with portable_services(str(tmp_path_factory.mktemp('portable_beam'))) as args:
     yield args

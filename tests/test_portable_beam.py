@@ -1,4 +1,5 @@
-"""Beam through the portability path (job service + external worker pool, tests/portable_beam.py)."""
+"""Beam through the portability path (job service + external worker pool,
+tests/support/portable_beam.py)."""
 import os
 
 import pytest
@@ -30,7 +31,7 @@ def test_pipeline_runs_in_external_worker_pool(portable_beam_args, tmp_path):
   from apache_beam.metrics.metric import MetricsFilter  # pylint: disable=g-import-not-at-top
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
   from apache_beam.runners.runner import PipelineState  # pylint: disable=g-import-not-at-top
-  from tests.portable_beam import RecordDoFn  # pylint: disable=g-import-not-at-top
+  from tests.support.portable_beam import RecordDoFn  # pylint: disable=g-import-not-at-top
 
   out_dir = tmp_path / 'out'
   out_dir.mkdir()
@@ -65,7 +66,7 @@ def test_pipeline_runs_in_external_worker_pool(portable_beam_args, tmp_path):
 
 
 def test_startup_timeout_reports_log_and_stops_services(tmp_path):
-  from tests.portable_beam import PortableServicesError, portable_services  # pylint: disable=g-import-not-at-top
+  from tests.support.portable_beam import PortableServicesError, portable_services  # pylint: disable=g-import-not-at-top
 
   with pytest.raises(PortableServicesError, match='did not listen') as raised:
     with portable_services(str(tmp_path), timeout_s=0.5):

@@ -9,9 +9,9 @@ import subprocess
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
-from tests import corrupt_images
+from tests.support import corrupt_images
 from tests.components.image_example_gen.test_bad_input import nothing_left
-from tests.testutil import CLI, REPO, read_examples, write_csv_rows
+from tests.support.testutil import CLI, REPO, read_examples, write_csv_rows
 
 MAPPING = {'a': 0, 'b': 1}
 

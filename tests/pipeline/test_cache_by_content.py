@@ -6,7 +6,7 @@ import csv
 import os
 import shutil
 
-from tests.testutil import load_mapping, read_examples
+from tests.support.testutil import load_mapping, read_examples
 
 SPLITS = (('train', 1), ('test', 1))
 
@@ -40,7 +40,7 @@ def _same_stat_rewrite(path, text):
 
 def test_a_schema_edited_in_place_is_not_a_cache_hit(demo_dataset, tmp_path):
   from components.schema_gen.component import CuratedSchemaGen  # pylint: disable=g-import-not-at-top
-  from tests.testutil import REPO  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import REPO  # pylint: disable=g-import-not-at-top
   schema = str(tmp_path / 'schema.pbtxt')
   shutil.copy(os.path.join(REPO, 'schemas', 'schema.pbtxt'), schema)
   mapping = load_mapping(demo_dataset.class_mapping_path)

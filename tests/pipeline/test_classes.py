@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.testutil import read_csv_rows, write_csv_rows
+from tests.support.testutil import read_csv_rows, write_csv_rows
 
 SPLITS = (('train', 2), ('test', 1))
 # A binary set whose positive class name needs escaping in HTML, and the demo's four classes

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tests.testutil import load_mapping, read_csv_rows, write_csv_rows
+from tests.support.testutil import load_mapping, read_csv_rows, write_csv_rows
 
 
 def _states(metadata_path):

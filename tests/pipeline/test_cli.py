@@ -11,7 +11,7 @@ from components.image_example_gen import config as config_lib
 import pipeline
 from pipeline import cli  # cheap: no TensorFlow (see test_help_imports_no_tensorflow)
 from pipeline import configs
-from tests.testutil import CLI, REPO, read_csv_rows, refused_without_tensorflow
+from tests.support.testutil import CLI, REPO, read_csv_rows, refused_without_tensorflow
 
 
 def run_cli(*args, cwd=REPO):

@@ -9,7 +9,7 @@ from PIL import Image
 import pytest
 
 from pipeline import demo_data
-from tests.testutil import read_csv_rows
+from tests.support.testutil import read_csv_rows
 
 
 @pytest.fixture(scope='module')

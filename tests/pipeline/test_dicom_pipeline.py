@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from tests import dicom_files as df
+from tests.support import dicom_files as df
 
 CLASSES = ('COVID', 'Normal', 'Viral Pneumonia', 'Lung_Opacity')  # the curated schema's 0..3
 

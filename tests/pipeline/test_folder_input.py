@@ -16,7 +16,7 @@ from components.image_example_gen import index
 from components.image_example_gen.config import IngestConfig, SplitSpec
 from pipeline import cli
 from pipeline import validate
-from tests.testutil import CLI, REPO, refused_without_tensorflow
+from tests.support.testutil import CLI, REPO, refused_without_tensorflow
 
 CLASSES = {'COVID': 4, 'Normal': 6, 'Viral Pneumonia': 2}  # class folder -> images
 

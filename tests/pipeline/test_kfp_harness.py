@@ -1,4 +1,5 @@
-"""The compiled KFP v2 spec, executed task by task as KFP's launcher would (tests/kfp_harness.py).
+"""The compiled KFP v2 spec, executed task by task as KFP's launcher would
+(tests/support/kfp_harness.py).
 
 One module-scoped run of the whole compiled pipeline on the demo dataset, compared with
 LocalDagRunner's run of the same data (the session fixture ``balanced_run``: splits
@@ -11,8 +12,8 @@ import shutil
 
 import pytest
 
-from tests import kfp_harness
-from tests.testutil import shard_files
+from tests.support import kfp_harness
+from tests.support.testutil import shard_files
 
 TASKS = {'ImageExampleGen', 'CuratedSchemaGen', 'StatisticsGen', 'ExampleValidator',
          'ClassBalance', 'Transform'}
@@ -22,7 +23,7 @@ SPLITS = (('train', 3), ('test', 1))  # as the balanced_run fixture
 def _compile(csv_path, mapping_path, out_dir):
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
   from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
-  from tests.testutil import load_mapping  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
   path = compile_pipeline(
       output=os.path.join(out_dir, 'cxr-tfx.yaml'), image='cxr-tfx:harness',
       pipeline_root=os.path.join(out_dir, 'root'), csv_path=csv_path,
@@ -31,7 +32,7 @@ def _compile(csv_path, mapping_path, out_dir):
 
 
 def _sha_by_id(uri):
-  from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
   out = {}
   for _, example in read_examples(os.path.join(uri, 'Split-*', '*.gz')):
     feature = example.features.feature
@@ -93,7 +94,7 @@ def test_a_changed_png_under_an_unchanged_csv_gives_new_examples(harness_run, de
   example-gen driver, whose fingerprint covers the CSV alone (so it cannot see the PNG either).
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from tests.testutil import read_csv_rows  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_csv_rows  # pylint: disable=g-import-not-at-top
   spec, first, cache, out = harness_run
   assert spec['root']['dag']['tasks']['ImageExampleGen']['cachingOptions'] == {
       'enableCache': False}
@@ -130,7 +131,7 @@ def test_one_compiled_spec_serves_another_dataset_through_pipeline_parameters(
   """The CSV URI, class mapping, seed and splits are pipeline parameters with defaults (the
   compile-time values); a run that sets them ingests another dataset with the same spec."""
   import json  # pylint: disable=g-import-not-at-top
-  from tests.testutil import read_csv_rows, write_csv_rows  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_csv_rows, write_csv_rows  # pylint: disable=g-import-not-at-top
   spec, first, _, out = harness_run
   params = spec['root']['inputDefinitions']['parameters']
   assert params['csv_uri']['defaultValue'] == demo_dataset.csv_path
@@ -158,7 +159,7 @@ def test_a_split_manifest_as_a_runtime_parameter_keeps_the_membership(harness_ru
   parameter. Given the first run's, a run with another seed over the rows in another order
   keeps every image's split."""
   import json  # pylint: disable=g-import-not-at-top
-  from tests.testutil import shuffled_copy  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import shuffled_copy  # pylint: disable=g-import-not-at-top
   spec, first, _, out = harness_run
   params = spec['root']['inputDefinitions']['parameters']
   assert params['split_manifest']['defaultValue'] == ''
@@ -177,7 +178,7 @@ def test_a_split_manifest_as_a_runtime_parameter_keeps_the_membership(harness_ru
 
 
 def _split_by_sha(uri):
-  from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
   out = {}
   for split in sorted(d for d in os.listdir(uri) if d.startswith('Split-')):
     for _, example in read_examples(os.path.join(uri, split, '*.gz')):

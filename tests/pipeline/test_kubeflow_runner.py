@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from tests.testutil import REPO
+from tests.support.testutil import REPO
 
 GOLDEN = os.path.join(os.path.dirname(__file__), 'golden', 'kfp_dag_structure.json')
 IMAGE = 'registry.example.com/cxr-tfx:test'

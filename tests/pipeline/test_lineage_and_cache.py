@@ -10,7 +10,8 @@ from PIL import Image
 import pytest
 
 from pipeline import configs
-from tests.testutil import CLI, REPO, load_mapping, read_csv_rows, read_examples, write_csv_rows
+from tests.support.testutil import (CLI, REPO, load_mapping, read_csv_rows, read_examples,
+                                    write_csv_rows)
 
 
 @pytest.fixture(scope='module')

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tests.testutil import CLI, REPO, load_mapping, shuffled_copy
+from tests.support.testutil import CLI, REPO, load_mapping, shuffled_copy
 
 
 @pytest.fixture(scope='module')

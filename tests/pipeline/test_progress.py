@@ -17,7 +17,7 @@ import pytest
 
 from pipeline import cli
 from pipeline import progress
-from tests.testutil import CLI, REPO
+from tests.support.testutil import CLI, REPO
 
 
 class _Clock:

@@ -27,7 +27,7 @@ def weekly(spans_data, tmp_path_factory):
   from components.class_balance.config import BalanceConfig  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
-  from tests.testutil import load_mapping  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
   root = str(tmp_path_factory.mktemp('weekly_root'))
   config = IngestConfig(load_mapping(spans_data.class_mapping_path), splits=SPLITS,
                         group_column='patient_id', mask_size='256x256',
@@ -153,12 +153,12 @@ def test_transform_and_the_trainer_read_the_span_window_the_evaluator_this_span(
 
 def test_on_kubeflow_the_task_resolves_the_span_itself(spans_data, tmp_path):
   """KFP runs no component driver: the compiled ImageExampleGen task (run as KFP's launcher
-  would, tests/kfp_harness.py) resolves the newest span, or the compiled --span, itself and
+  would, tests/support/kfp_harness.py) resolves the newest span, or the compiled --span, itself and
   records it on the artifact."""
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
   from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
-  from tests import kfp_harness  # pylint: disable=g-import-not-at-top
-  from tests.testutil import load_mapping  # pylint: disable=g-import-not-at-top
+  from tests.support import kfp_harness  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
   config = IngestConfig(load_mapping(spans_data.class_mapping_path), splits=SPLITS,
                         group_column='patient_id', mask_size='256x256',
                         group_assignment='stable')

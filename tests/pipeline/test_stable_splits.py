@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from tests.testutil import load_mapping, read_csv_rows, shard_files
+from tests.support.testutil import load_mapping, read_csv_rows, shard_files
 
 SPLITS = (('train', 3), ('eval', 1), ('test', 1))
 GROW_SEED = 99  # demo_data.render seed of the added images (others than the dataset's)
@@ -31,7 +31,7 @@ def _ingest(source, mapping, out_dir, **kw):
 
 def _membership(out_dir):
   """{image sha256: (split, label)} read from the written records themselves."""
-  from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
   out = {}
   for folder in sorted(os.listdir(out_dir)):
     if folder.startswith('Split-'):

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from tests.testutil import load_mapping, read_examples
+from tests.support.testutil import load_mapping, read_examples
 
 TRAIN_STEPS = 20
 SPLITS = (('train', 4), ('eval', 1), ('test', 1))

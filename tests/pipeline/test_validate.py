@@ -14,7 +14,7 @@ from components.image_example_gen import index
 from components.image_example_gen.config import IngestConfig, SplitSpec
 from pipeline import validate
 from tests.components.image_example_gen.test_bad_input import png, write_index
-from tests.testutil import CLI, REPO, load_mapping
+from tests.support.testutil import CLI, REPO, load_mapping
 
 MAPPING = {'COVID': 0, 'Normal': 1}
 PROBLEM_LINE = re.compile(r'^\s+(line \d+: .*)$', re.M)

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.testutil import CLI, REPO, read_csv_rows, write_csv_rows
+from tests.support.testutil import CLI, REPO, read_csv_rows, write_csv_rows
 
 SPLITS = 'train=3,test=1'
 
@@ -65,7 +65,7 @@ def test_a_copied_image_joins_its_originals_split_so_nothing_leaks(grouped):
   """Each COVID image copied into Normal under another patient: identical bytes link the two
   patients into one unit, so each copy is in its original's split; ClassBalance (which would
   report duplicates across splits as leakage, tests/components/class_balance) finds none."""
-  from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
   root, _, loose, pairs = grouped
   assert loose.returncode == 0, loose.stderr[-3000:]
   examples = loose.stdout.split('Examples: ')[1].split()[0]

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from tests.testutil import REPO, load_mapping
+from tests.support.testutil import REPO, load_mapping
 
 SCHEMA = os.path.join(REPO, 'schemas', 'schema.pbtxt')
 
@@ -73,7 +73,7 @@ def test_a_record_without_its_mask_feature_is_an_anomaly(real_output, tmp_path):
   """The schema is not vacuous: drop 'mask' from one record and validation objects."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
   records = [ex for _, ex in read_examples(os.path.join(real_output, 'Split-test', '*'))]
   del records[0].features.feature['mask']
   path = str(tmp_path / 'broken.tfrecord')
@@ -91,7 +91,7 @@ def test_serving_environment_holds_only_the_image(real_output, tmp_path):
   feature (test_a_record_without_its_mask_feature_is_an_anomaly)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
   schema = _schema()
   assert list(schema.default_environment) == ['TRAINING', 'SERVING']
   in_serving = [f.name for f in schema.feature if 'SERVING' not in f.not_in_environment]

@@ -154,7 +154,7 @@ def test_fail_policy_lists_every_bad_row_and_publishes_nothing(root, tmp_path):
 
 
 def test_quarantine_policy_writes_good_rows_and_records_bad_ones(root, tmp_path):
-  from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
   csv_path = write_index(root, [('good.png', 'mask.png', 'COVID'), ('truncated.png', '', 'Normal'),
                                 ('deep16.png', '', 'Normal'), ('link-out.png', '', 'COVID'),
                                 ('../outside/secret.png', '', 'COVID'),

@@ -1,4 +1,5 @@
-"""DICOM input: pydicom's real sample files and synthetic CR/DX files (tests/dicom_files.py).
+"""DICOM input: pydicom's real sample files and synthetic CR/DX files
+(tests/support/dicom_files.py).
 
 Rendering parity with an independent rendering -- pydicom's apply_modality_lut, apply_voi_lut
 (or apply_windowing), inversion of MONOCHROME1 and the documented scaling -- to the last bit;
@@ -20,7 +21,7 @@ import pytest
 
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import dicom
-from tests import dicom_files as df
+from tests.support import dicom_files as df
 
 HEADER = ['image_path', 'mask_path', 'class']
 
@@ -258,7 +259,7 @@ def _png(path, seed, shape=(24, 20), dtype=np.uint8):
 
 
 def _records(out):
-  from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
   return {ex.features.feature['image_id'].bytes_list.value[0].decode(): ex
           for _, ex in read_examples(os.path.join(str(out), 'Split-*', '*'))}
 
@@ -447,7 +448,7 @@ def test_group_by_dicom_patient_id_keeps_patients_together_and_writes_only_a_has
                        '(option --group-column dicom:PatientID)',
       'plain.png': 'no group: the group column dicom:PatientID is read from the DICOM header, '
                    'and this image is not a DICOM file'}
-  from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
   shard_of = {}
   for shard, ex in read_examples(str(out / 'Split-*' / '*')):
     patient = ex.features.feature['image_id'].bytes_list.value[0].decode().split('/')[0]

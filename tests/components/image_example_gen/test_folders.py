@@ -12,7 +12,7 @@ import pytest
 
 from components.image_example_gen import folders
 from components.image_example_gen import index
-from tests import dicom_files as df
+from tests.support import dicom_files as df
 
 
 def _png(path, seed=0, shape=(12, 10), top=200):
@@ -149,7 +149,7 @@ def test_the_covid_layout_gives_the_records_its_csv_gives(demo_dataset, tmp_path
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from tests.testutil import load_mapping, read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import load_mapping, read_examples  # pylint: disable=g-import-not-at-top
   image_dir = os.path.join(demo_dataset.root, 'COVID-19_Radiography_Dataset')
   summary = ingest.run_ingest(index.Source(image_dir=image_dir), IngestConfig(
       {}, (('train', 3), ('test', 1))), str(tmp_path / 'folder'), beam.Pipeline)
@@ -188,7 +188,7 @@ def test_the_executor_ingests_a_folder_of_png_and_dicom(tmp_path):
   from components.image_example_gen import executor, spec  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.component import ImageExampleGen  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.config import ConfigError  # pylint: disable=g-import-not-at-top
-  from tests.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
   d = tmp_path / 'xrays'
   for k in range(3):
     _png(d / 'normal' / f'n{k}.png', k)

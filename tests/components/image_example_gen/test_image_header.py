@@ -22,7 +22,7 @@ import pytest
 from components.image_example_gen import image_header
 from components.image_example_gen.image_header import (VERIFY_FULL, VERIFY_HEADER, BadImage,
                                                        ImageHeader, inspect_image)
-from tests import corrupt_images as ci
+from tests.support import corrupt_images as ci
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 MODES = (VERIFY_HEADER, VERIFY_FULL)

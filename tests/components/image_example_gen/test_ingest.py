@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from tests.testutil import (load_mapping, read_csv_rows, read_examples, seed_parse_function,
-                            shard_files, shuffled_copy)
+from tests.support.testutil import (load_mapping, read_csv_rows, read_examples,
+                                    seed_parse_function, shard_files, shuffled_copy)
 
 SPLITS = (('train', 8), ('eval', 1), ('test', 1))
 
@@ -198,7 +198,7 @@ def test_executor_publishes_a_standard_examples_artifact(demo_dataset, tmp_path)
   from components.image_example_gen.summary import IngestSummary  # pylint: disable=g-import-not-at-top
 
   component = ImageExampleGen(demo_dataset.csv_path,
-                              load_mapping(demo_dataset.class_mapping_path), seed=3)
+                              class_mapping=load_mapping(demo_dataset.class_mapping_path), seed=3)
   exec_properties = {k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
                      for k, v in component.exec_properties.items() if v is not None}
   examples = standard_artifacts.Examples()

@@ -13,7 +13,7 @@ import pytest
 
 from components.image_example_gen import image_header
 from components.image_example_gen import mask_check
-from tests import corrupt_images
+from tests.support import corrupt_images
 
 HEADER = ['image_path', 'mask_path', 'class']
 

@@ -7,7 +7,7 @@ import pytest
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.schema_gen import class_domain
-from tests.testutil import REPO
+from tests.support.testutil import REPO
 
 DEMO = {'COVID': 0, 'Normal': 1, 'Viral Pneumonia': 2, 'Lung_Opacity': 3}
 FIVE = dict(DEMO, Tuberculosis=4)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.testutil import read_examples, seed_parse_function
+from tests.support.testutil import read_examples, seed_parse_function
 
 
 @pytest.fixture(scope='module')

@@ -14,7 +14,7 @@ from bench.seed_loop import parse_function as seed_parse_function  # noqa: F401 
 if TYPE_CHECKING:
   import tensorflow as tf  # annotations only: the suite imports TensorFlow lazily
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = os.path.join(os.path.dirname(sys.executable), 'cxr-tfx')
 
 def read_csv_rows(csv_path: str) -> List[Dict[str, str]]:

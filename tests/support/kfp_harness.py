@@ -40,7 +40,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE_SCHEMA = '/opt/cxr-tfx/schemas/schema.pbtxt'  # pipeline.configs.IMAGE_SCHEMA_FILE
 PATH_MAP = {IMAGE_SCHEMA: os.path.join(REPO, 'schemas', 'schema.pbtxt')}
 _PLACEHOLDER = re.compile(r'\{\{\$[^}]*\}\}')

@@ -63,7 +63,7 @@ from typing import Dict, Iterator, List, Optional
 
 import apache_beam as beam
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 JOB_SERVICE_MODULE = 'apache_beam.runners.portability.local_job_service_main'
 WORKER_POOL_MODULE = 'apache_beam.runners.worker.worker_pool_main'
 STARTUP_TIMEOUT_S = 60.0

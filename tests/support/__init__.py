@@ -1,0 +1,1 @@
+"""Test harness modules shared by the suite: helpers, fixtures' back ends and data builders."""
