@@ -64,7 +64,7 @@ lint: $(STAMP)
 # reads the modules they import without reporting them. Not yet listed (pure, but their errors
 # need more than annotations): class_balance/{anomalies,balance,drift,html_report,image_stats,
 # measure}.py, image_example_gen/split_history.py. Its cache goes into the venv.
-TYPED_MODULES := components/__init__.py components/errors.py components/features.py \
+TYPED_MODULES := components/__init__.py components/errors.py components/features.py components/options.py \
   $(addprefix components/class_balance/,__init__.py config.py scan_result.py) \
   $(addprefix components/image_example_gen/,__init__.py assignment.py config.py dicom.py \
     duplicates.py files.py fingerprint.py folders.py image_header.py index.py mask_check.py spans.py \

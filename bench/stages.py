@@ -6,7 +6,6 @@ whole process (interpreter start-up + imports + work). Pipeline stages also samp
 50 ms and attribute the samples to the component running at the time; the ImageExampleGen stage
 also samples its child processes (the SDK workers under DirectRunner multi_processing).
 """
-import dataclasses
 import json
 import logging
 import os
@@ -302,8 +301,7 @@ def image_example_gen(csv_path, mapping_path, root, verify='full', beam_args=(),
   config = _ingest_config(mapping_path, verify, mask_check)
   direct = _direct_options(beam_args)
   os.makedirs(root, exist_ok=True)
-  component = ImageExampleGen(csv_path=os.path.abspath(csv_path), **{
-      f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+  component = ImageExampleGen(csv_path=os.path.abspath(csv_path), config=config)
   component.with_beam_pipeline_args(list(beam_args))
   p = tfx_pipeline.Pipeline(
       pipeline_name='cxr-bench-ieg', pipeline_root=root, components=[component],
@@ -339,8 +337,9 @@ def image_example_gen(csv_path, mapping_path, root, verify='full', beam_args=(),
 
 
 def _run_pipeline(root, csv_path, config):
-  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
-  return local_runner.run_local(root, csv_path, config, enable_cache=False)
+  from pipeline import configs, local_runner  # pylint: disable=g-import-not-at-top
+  return local_runner.run_local(configs.PipelineOptions(root, enable_cache=False),
+                                configs.DataSource(csv_path=csv_path), config)
 
 
 def pipeline(csv_path, mapping_path, root, profile=''):

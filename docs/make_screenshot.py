@@ -35,7 +35,8 @@ def demo_report(work_dir: str) -> str:
                           missing_masks=configs.DEMO_MISSING_MASKS, seed=0)
   with open(ds.class_mapping_path) as f:
     mapping = json.load(f)
-  result = run_local(os.path.join(work_dir, 'root'), ds.csv_path, IngestConfig(mapping))
+  result = run_local(configs.PipelineOptions(os.path.join(work_dir, 'root')),
+                     configs.DataSource(csv_path=ds.csv_path), IngestConfig(mapping))
   return result.balance_report
 
 

@@ -1,11 +1,15 @@
-"""Pipeline constants (pure: importing this costs nothing)."""
+"""Pipeline constants and the pipeline-level option objects (pure: importing this costs
+nothing)."""
+import dataclasses
 import difflib
 import os
 import re
-from typing import Dict, Mapping, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
+from components import options
 from components.errors import ConfigError
-from components.image_example_gen.config import DEFAULT_SEED, DEFAULT_SPLITS  # noqa: F401 (re-export)
+from components.image_example_gen.config import (DEFAULT_SEED, DEFAULT_SPLITS,  # noqa: F401
+                                                  IngestConfig)
 
 
 PipelineConfigError = ConfigError  # a pipeline-level option (name, per-component arguments, ...)
@@ -38,11 +42,11 @@ STATISTICS_GEN = 'StatisticsGen'
 EXAMPLE_VALIDATOR = 'ExampleValidator'
 CLASS_BALANCE = 'ClassBalance'
 TRANSFORM = 'Transform'
-# Resolver nodes of a span pattern (create_pipeline(..., span_history=True)): earlier spans for
+# Resolver nodes of a span pattern (PipelineOptions(span_history=True)): earlier spans for
 # ClassBalance's drift and cross-span checks; the span window Transform and the Trainer read.
 PREVIOUS_SPANS_RESOLVER = 'PreviousSpans'
 TRAIN_SPANS_RESOLVER = 'TrainSpans'
-# Added by create_pipeline(..., train=True).
+# Added by create_pipeline(..., train=TrainConfig(...)).
 TRAINER = 'Trainer'
 EVALUATOR = 'Evaluator'
 PUSHER = 'Pusher'
@@ -53,10 +57,12 @@ TRAIN_COMPONENT_IDS = (TRAINER, EVALUATOR, PUSHER)
 BEAM_COMPONENT_IDS = (IMAGE_EXAMPLE_GEN, STATISTICS_GEN, CLASS_BALANCE, TRANSFORM)
 TRAIN_BEAM_COMPONENT_IDS = (EVALUATOR,)  # Beam components of the train=True pipeline only
 TRANSFORM_GRAPH_KEY = 'transform_graph'  # Transform's output key (TFX standard spec)
-# ImageExampleGen argument -> KFP pipeline parameter name, with create_pipeline(...,
-# runtime_parameters=True) (compile): one compiled spec serves many datasets.
-RUNTIME_PARAMETERS = {'csv_path': 'csv_uri', 'class_mapping': 'class_mapping', 'seed': 'seed',
-                      'splits': 'splits', 'split_manifest': 'split_manifest'}
+# ImageExampleGen argument -> KFP pipeline parameter name, with PipelineOptions(
+# runtime_parameters=True) (compile): one compiled spec serves many datasets. The CSV, then the
+# IngestConfig fields marked runtime=NAME (components/options.py).
+CSV_RUNTIME_PARAMETER = 'csv_uri'
+RUNTIME_PARAMETERS = {'csv_path': CSV_RUNTIME_PARAMETER,
+                      **options.runtime_parameters(IngestConfig)}
 # `cxr-tfx lineage --latest` choices -> (producing component, its output key) in the latest run.
 LINEAGE_TYPES = {
     'examples': (IMAGE_EXAMPLE_GEN, 'examples'),
@@ -130,3 +136,81 @@ def training_splits(split_names: Sequence[str]) -> Tuple[str, str]:
         f'training needs a "train" split and an "eval" or "test" split, got {names} '
         '(option --splits, e.g. train=8,eval=1,test=1).')
   return ('eval' if 'eval' in names else 'test'), ('test' if 'test' in names else 'eval')
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+  """What ImageExampleGen reads: a CSV index (or a span pattern) or an image folder.
+
+  Attributes:
+    csv_path: the CSV index, absolute or a URI; a span pattern such as
+      ``data/index-{SPAN}.csv`` ingests the newest span, or ``span``. '' with ``image_dir``.
+    image_dir: instead: an image folder DIR/<class>/<images> (masks in DIR/<class>/masks/),
+      absolute or a URI. '' with ``csv_path``.
+    span: with a span pattern: this span instead of the newest.
+    class_mapping_path: where the class mapping was read from, only to name it in
+      CuratedSchemaGen's error when the schema states other classes ('' if unknown).
+  """
+  csv_path: str = ''
+  image_dir: str = ''
+  span: Optional[int] = None
+  class_mapping_path: str = ''
+
+  def __post_init__(self):
+    if bool(self.csv_path) == bool(self.image_dir):
+      raise PipelineConfigError('give csv_path (option --csv) or image_dir (option '
+                                '--image-dir), one of them.')
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineOptions:
+  """How the pipeline is built and run, apart from the components' own options.
+
+  Attributes:
+    pipeline_root: where artifacts are written (local path, gs://, s3://, hdfs://).
+    pipeline_name: also the KFP pipeline name: [a-z0-9][a-z0-9-]{0,127}.
+    schema_path: the curated schema.pbtxt, as the executors will see it (in the container
+      image for KFP).
+    beam_pipeline_args: passed to every Beam-based component (runner, workers, ...).
+    component_beam_args: {component id: Beam args} for single components, keys from
+      BEAM_COMPONENT_IDS (the Evaluator's with training). Set with TFX's
+      ``with_beam_pipeline_args``; TFX puts the pipeline-level ``beam_pipeline_args`` in front
+      of them, so for a flag given in both the component's value comes last and wins.
+    enable_cache: reuse outputs of unchanged executions ("unchanged" covers the CSV and every
+      image/mask it references: path, size, mtime, plus content with fingerprint_content).
+    runtime_parameters: make the CSV URI and ImageExampleGen's runtime options (class mapping,
+      seed, splits, split manifest) KFP pipeline parameters (names in RUNTIME_PARAMETERS)
+      defaulting to the values given, so one compiled spec serves many datasets.
+    span_history: with a span pattern, resolve earlier spans through ML Metadata (resolver
+      nodes): ClassBalance's drift and cross-span checks; the span window of ``train_spans``.
+      Local runners only: the KFP v2 compiler supports no custom resolver.
+    train_spans: Transform and the Trainer read this span and the ``train_spans - 1`` spans
+      before it (needs a span pattern when > 1). The Evaluator always evaluates on this span.
+    serving_model_dir: where the Pusher writes blessed models (``<dir>/<version>/``); default
+      ``<pipeline_root>/serving_model`` (SERVING_MODEL_DIR).
+    metadata_connection_config: the ML Metadata store; None lets the orchestrator provide one.
+  """
+  pipeline_root: str
+  pipeline_name: str = PIPELINE_NAME
+  schema_path: str = SCHEMA_FILE
+  beam_pipeline_args: Tuple[str, ...] = ()
+  component_beam_args: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+  enable_cache: bool = True
+  runtime_parameters: bool = False
+  span_history: bool = True
+  train_spans: int = 1
+  serving_model_dir: str = ''
+  metadata_connection_config: Any = None
+
+  def __post_init__(self):
+    validate_pipeline_name(self.pipeline_name)
+    object.__setattr__(self, 'beam_pipeline_args', tuple(self.beam_pipeline_args))
+    if isinstance(self.train_spans, bool) or not isinstance(self.train_spans, int) \
+        or self.train_spans < 1:
+      raise PipelineConfigError(f'train_spans must be an int >= 1, got {self.train_spans!r} '
+                                '(option --train-spans).')
+
+  @property
+  def serving_dir(self) -> str:
+    return self.serving_model_dir or '/'.join([self.pipeline_root.rstrip('/'),
+                                               SERVING_MODEL_DIR])

@@ -21,11 +21,12 @@ After TFX has built the spec, ``compile_pipeline`` edits two things TFX does not
 
 ``embeddable=True`` also declares the main artifacts as the pipeline's outputs (see
 EMBEDDED_OUTPUTS), so a user's kfp pipeline can consume them from the loaded component.
-tests/kfp_harness.py runs a compiled spec task by task the way KFP's launcher does.
+tests/support/kfp_harness.py runs a compiled spec task by task the way KFP's launcher does.
 """
+import dataclasses
 import os
 import re
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from components.class_balance.config import BalanceConfig
 from components.image_example_gen.config import IngestConfig
@@ -165,54 +166,42 @@ def _expose_outputs(spec: Dict[str, Any], train: bool = False) -> None:
       for name, (task, key, _) in outputs.items()}
 
 
-def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: Optional[str],
-                     ingest_config: IngestConfig, schema_path: str = configs.IMAGE_SCHEMA_FILE,
+def compile_pipeline(output: str, image: str, options: configs.PipelineOptions,
+                     source: configs.DataSource, ingest_config: IngestConfig,
                      balance_config: Optional[BalanceConfig] = None,
                      transform_config: Optional[TransformConfig] = None,
-                     beam_pipeline_args: Sequence[str] = (),
-                     fingerprint_content: bool = False,
-                     pipeline_name: str = configs.PIPELINE_NAME,
-                     component_beam_args: Optional[Mapping[str, Sequence[str]]] = None,
-                     component_resources: Optional[Mapping[str, Tuple[float, Memory]]] = None,
-                     embeddable: bool = False, runtime_parameters: bool = True,
-                     train: bool = False, train_steps: Optional[int] = None,
                      train_config: Optional[TrainConfig] = None,
-                     min_accuracy: Optional[float] = None,
-                     serving_model_dir: Optional[str] = None,
-                     span: Optional[int] = None, image_dir: Optional[str] = None) -> str:
+                     component_resources: Optional[Mapping[str, Tuple[float, Memory]]] = None,
+                     embeddable: bool = False) -> str:
   """Writes the compiled pipeline to ``output`` and returns its path.
 
   Args:
     output: ``*.yaml`` for open-source KFP (pipeline spec), ``*.json`` for Vertex AI
       (PipelineJob); both schema 2.1.0.
     image: the container image every task runs (see the Dockerfile).
-    pipeline_root: where tasks write artifacts (gs://, s3://, minio://... as KFP sees it).
-    csv_path: the CSV index as the tasks see it; None with ``image_dir``.
-    image_dir: instead of ``csv_path``: an image folder as the tasks see it (a URI or an
-      absolute path), listed by ImageExampleGen when it runs; needs ``runtime_parameters=False``
-      and ``ingest_config.class_mapping`` (the schema's classes are compiled in).
-    pipeline_name: the KFP pipeline name, [a-z0-9][a-z0-9-]{0,127}.
-    component_beam_args: {component id: Beam args} for single Beam components (after the
-      pipeline-wide ``beam_pipeline_args`` in that task's command line, so they win).
+    options: as create_pipeline's, with paths as the tasks see them (pipeline_root: gs://,
+      s3://, minio://...; schema_path in the image, configs.IMAGE_SCHEMA_FILE). With
+      ``runtime_parameters`` the CSV URI, class mapping (JSON), seed, splits and split
+      manifest become pipeline parameters (configs.RUNTIME_PARAMETERS) whose defaults are the
+      values given (a str default may be '': e.g. no split manifest), so one compiled spec
+      serves many datasets; without, they are compiled in as constants. ``span_history`` is
+      ignored: the KFP v2 compiler supports no custom resolver, so the resolver nodes of a
+      local run (drift baseline, span window) are left out and ClassBalance reports no drift.
+    source: the CSV as the tasks see it, or an image folder (a URI or an absolute path,
+      listed by ImageExampleGen when it runs; needs no runtime parameters and
+      ``ingest_config.class_mapping``). A span pattern (compiled without runtime parameters)
+      takes ``source.span``, else the newest span when the task runs (ImageExampleGen's
+      executor resolves it: KFP runs no component driver).
+    train_config: add Trainer, Evaluator and Pusher. The Trainer's code is referenced by module
+      path (``components.trainer.task.run_fn``, executor
+      ``components.trainer.executor.Executor``), so it comes from the container image: no
+      wheel. ``options.serving_model_dir`` (as the tasks see it) defaults to
+      ``<pipeline_root>/serving_model``.
     component_resources: {component id: (cpu cores, memory)} overriding COMPONENT_RESOURCES
       (and TRAIN_COMPONENT_RESOURCES); memory in GB or as '4G', '512M', '4Gi', '512Mi'.
     embeddable: also declare EMBEDDED_OUTPUTS (Examples, Schema, statistics, anomalies,
       TransformGraph) as the pipeline's outputs, typed ``system.Dataset``/``system.Artifact``,
       so that a user's kfp pipeline that loads the YAML as a component can pass them on.
-    runtime_parameters: the CSV URI, class mapping (JSON), seed, splits and split manifest
-      become pipeline parameters (configs.RUNTIME_PARAMETERS) whose defaults are the values
-      given here (a str default may be '': e.g. no split manifest), so one compiled spec serves
-      many datasets; False compiles them in as constants.
-    train: add Trainer, Evaluator and Pusher. The Trainer's code is referenced by module path
-      (``components.trainer.task.run_fn``, executor ``components.trainer.executor.Executor``),
-      so it comes from the container image: no wheel. ``train_steps`` and ``min_accuracy``
-      override ``train_config``'s; ``serving_model_dir`` (as the tasks see it) defaults to
-      ``<pipeline_root>/serving_model``.
-    span: with a span pattern in ``csv_path`` (``gs://b/index-{SPAN}.csv``, compiled with
-      ``runtime_parameters=False``): this span, else the newest when the task runs
-      (ImageExampleGen's executor resolves it: KFP runs no component driver). The resolver
-      nodes of a local run (drift baseline, span window) are left out: the KFP v2 compiler
-      supports no custom resolver, so ClassBalance reports no drift there.
     Other arguments: as create_pipeline.
   """
   # Heavy imports here: importing this module stays cheap (the CLI imports it for --help).
@@ -221,34 +210,26 @@ def compile_pipeline(output: str, image: str, pipeline_root: str, csv_path: Opti
   from pipeline.pipeline import create_pipeline, runtime_parameter_defaults  # pylint: disable=g-import-not-at-top
 
   resources = resolve_resources(component_resources)
-  if bool(csv_path) == bool(image_dir):
-    raise _Error('give csv_path (option --csv) or image_dir (option --image-dir), one of them.')
-  if image_dir and runtime_parameters:
+  if source.image_dir and options.runtime_parameters:
     raise _Error('image_dir cannot be compiled with runtime parameters (they stand for a CSV '
                  'index): pass runtime_parameters=False (option --no-runtime-parameters).')
   output = os.path.abspath(output)
   if not output.endswith(('.yaml', '.yml', '.json')):
     raise _Error(f'output {output!r}: .yaml for KFP or .json for Vertex AI.')
-  pipeline = create_pipeline(
-      pipeline_name=pipeline_name, pipeline_root=pipeline_root, csv_path=csv_path or None,
-      image_dir=image_dir or None, ingest_config=ingest_config, schema_path=schema_path, balance_config=balance_config,
-      transform_config=transform_config,
-      metadata_connection_config=None,  # KFP provides the store
-      beam_pipeline_args=beam_pipeline_args, fingerprint_content=fingerprint_content,
-      component_beam_args=component_beam_args, runtime_parameters=runtime_parameters,
-      train=train, serving_model_dir=serving_model_dir, span=span, span_history=False,
-      train_config=((train_config or TrainConfig()).with_options(train_steps, min_accuracy)
-                    if train else None))
+  options = dataclasses.replace(options, span_history=False,
+                                metadata_connection_config=None)  # KFP provides the store
+  pipeline = create_pipeline(options, source, ingest_config, balance_config, transform_config,
+                             train_config)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
           default_image=image, use_pipeline_spec_2_1=True),
       output_dir=os.path.dirname(output), output_filename=os.path.basename(output))
   job = runner.run(pipeline, write_out=False)
   _edit_spec(job['pipelineSpec'], resources, vertex=output.endswith('.json'))
-  if runtime_parameters:
-    _set_parameter_defaults(job, runtime_parameter_defaults(csv_path, ingest_config))
+  if options.runtime_parameters:
+    _set_parameter_defaults(job, runtime_parameter_defaults(source, ingest_config))
   if embeddable:
-    _expose_outputs(job['pipelineSpec'], train)
+    _expose_outputs(job['pipelineSpec'], train_config is not None)
   os.makedirs(os.path.dirname(output), exist_ok=True)
   # TFX's own writer (YAML with its comment header, or the PipelineJob JSON), after the edits.
   kubeflow_v2_dag_runner._write_pipeline_spec_to_file(  # pylint: disable=protected-access

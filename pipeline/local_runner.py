@@ -7,17 +7,16 @@ import dataclasses
 import json
 import os
 import time
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from components.class_balance.config import BalanceConfig
-
 from components.image_example_gen import index
 from components.image_example_gen.config import IngestConfig
 from components.image_example_gen.summary import IngestSummary
 from components.trainer.config import TrainConfig
 from components.transform.config import TransformConfig
-from pipeline import cleanup
 from components.image_example_gen import spans
+from pipeline import cleanup
 from pipeline import configs
 from pipeline import progress
 
@@ -35,7 +34,7 @@ class RunResult:
   balanced: bool  # no balance findings
   balance_report: str  # path of ClassBalance's HTML report
   balance_findings: List[str]  # one line per finding ('<kind>: <message>')
-  training: Optional['TrainingResult'] = None  # with train=True
+  training: Optional['TrainingResult'] = None  # with a train_config
   span: int = 0  # the span ImageExampleGen ingested (0 without a span pattern)
   version: Optional[int] = None  # its version ({VERSION} patterns only)
   span_pattern: bool = False  # the CSV path was a span pattern
@@ -44,7 +43,7 @@ class RunResult:
 
 @dataclasses.dataclass
 class TrainingResult:
-  """What Trainer, Evaluator and Pusher recorded in this run (run_local(..., train=True))."""
+  """What Trainer, Evaluator and Pusher recorded in this run (run_local(..., train_config=...))."""
   model_uri: str  # the Model artifact; the SavedModel is <model_uri>/Format-Serving
   model_run_uri: str  # TensorBoard logs and the Keras model (model.keras)
   class_weights: str  # JSON {"<label>": weight} the class loss used; '' = unweighted
@@ -72,33 +71,15 @@ def _clean_after_failure(pipeline_root: str, metadata_path: str, pipeline_name: 
     pass
 
 
-def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: IngestConfig,
-              metadata_path: str = '', balance_config: Optional[BalanceConfig] = None,
+def run_local(options: configs.PipelineOptions, source: configs.DataSource,
+              ingest_config: IngestConfig, balance_config: Optional[BalanceConfig] = None,
               transform_config: Optional[TransformConfig] = None,
-              schema_path: str = configs.SCHEMA_FILE,
-              beam_pipeline_args: Sequence[str] = (), enable_cache: bool = True,
-              fingerprint_content: bool = False, verbose: bool = False,
-              pipeline_name: str = configs.PIPELINE_NAME,
-              component_beam_args: Optional[Mapping[str, Sequence[str]]] = None,
-              class_mapping_path: str = '',
-              train: bool = False, train_steps: Optional[int] = None,
               train_config: Optional[TrainConfig] = None,
-              min_accuracy: Optional[float] = None,
-              serving_model_dir: Optional[str] = None,
-              image_dir: Optional[str] = None, span: Optional[int] = None,
-              train_spans: int = 1) -> RunResult:
-  """Runs the pipeline locally and returns what the metadata store recorded.
-
-  ``beam_pipeline_args`` go to every Beam component, ``component_beam_args`` ({component id:
-  args}, ids from configs.beam_component_ids(train)) to one each, after the global ones (so
-  they win for the same flag); see ``create_pipeline``.
-
-  ``train`` adds Trainer, Evaluator and Pusher (``RunResult.training``); ``train_steps`` and
-  ``min_accuracy`` override ``train_config``'s (default TrainConfig()); ``serving_model_dir``
-  defaults to ``<pipeline_root>/serving_model`` (a pushed model: ``<dir>/<version>/``).
-
-  ``csv_path`` may be a span pattern (``index-{SPAN}.csv``): the newest span, or ``span``;
-  ``train_spans`` spans feed Transform and the Trainer (see ``create_pipeline``).
+              metadata_path: str = '', verbose: bool = False) -> RunResult:
+  """Runs ``create_pipeline`` (same arguments) locally and returns what the metadata store
+  recorded. Local paths become absolute; the store is SQLite at ``metadata_path`` (default
+  ``<pipeline_root>/metadata.sqlite``). ``train_config`` adds Trainer, Evaluator and Pusher
+  (``RunResult.training``).
   """
   progress.quiet_native_logs()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (heavy)
@@ -109,31 +90,21 @@ def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: Ingest
   from pipeline import mlmd  # pylint: disable=g-import-not-at-top
   from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
 
+  pipeline_root = _absolute(options.pipeline_root)
   if not index.is_uri(pipeline_root):
-    pipeline_root = os.path.abspath(pipeline_root)
     os.makedirs(pipeline_root, exist_ok=True)
-  if csv_path and not index.is_uri(csv_path):
-    csv_path = os.path.abspath(csv_path)
-  if image_dir and not index.is_uri(image_dir):
-    image_dir = os.path.abspath(image_dir)
+  source = dataclasses.replace(source, csv_path=_absolute(source.csv_path),
+                               image_dir=_absolute(source.image_dir))
+  csv_path, pipeline_name = source.csv_path, options.pipeline_name
   metadata_path = os.path.abspath(
       metadata_path or os.path.join(pipeline_root, configs.METADATA_FILE))
-  train_config = ((train_config or TrainConfig()).with_options(train_steps, min_accuracy)
-                  if train else None)
-  if serving_model_dir and not index.is_uri(serving_model_dir):
-    serving_model_dir = os.path.abspath(serving_model_dir)
-  pipeline = create_pipeline(
-      pipeline_name=pipeline_name, pipeline_root=pipeline_root, csv_path=csv_path,
-      image_dir=image_dir,
-      ingest_config=ingest_config, schema_path=schema_path, balance_config=balance_config,
-      transform_config=transform_config,
+  options = dataclasses.replace(
+      options, pipeline_root=pipeline_root,
+      serving_model_dir=_absolute(options.serving_model_dir),
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-          metadata_path),
-      beam_pipeline_args=beam_pipeline_args, enable_cache=enable_cache,
-      fingerprint_content=fingerprint_content, component_beam_args=component_beam_args,
-      class_mapping_path=class_mapping_path,
-      train=train, train_config=train_config, serving_model_dir=serving_model_dir,
-      span=span, train_spans=train_spans)
+          metadata_path))
+  pipeline = create_pipeline(options, source, ingest_config, balance_config, transform_config,
+                             train_config)
   # What an earlier, killed run of this pipeline left: RUNNING executions, unpublished outputs.
   cleanup.fail_unfinished(metadata_path, pipeline_name,
                           'abandoned: the run that started it ended without finishing it')
@@ -162,7 +133,7 @@ def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: Ingest
   with tf.io.gfile.GFile(props[balance_spec.JSON_REPORT_PROPERTY].string_value) as f:
     findings = [f'{x["kind"]}: {x["message"]}' for x in json.load(f)['findings']]
   training = (_training_result(store, run, pipeline_name, summary.class_names,
-                               train_config.min_accuracy) if train else None)
+                               train_config.min_accuracy) if train_config else None)
   return RunResult(pipeline_root, metadata_path, run.name, examples.uri, graph.uri, summary,
                    reporter.finished,
                    balance_verdict=props[balance_spec.VERDICT_PROPERTY].string_value,
@@ -173,6 +144,10 @@ def run_local(pipeline_root: str, csv_path: Optional[str], ingest_config: Ingest
                    version=mlmd.int_property(examples, span_resolvers.VERSION_PROPERTY),
                    span_pattern=bool(csv_path) and spans.has_any_spec(csv_path),
                    drift=_drift_line(props) if csv_path and spans.has_any_spec(csv_path) else '')
+
+
+def _absolute(path: str) -> str:
+  return path if not path or index.is_uri(path) else os.path.abspath(path)
 
 
 def _drift_line(props) -> str:

@@ -71,9 +71,11 @@ def balanced_run(demo_dataset, tmp_path_factory):
   """The whole pipeline (LocalDagRunner, SQLite MLMD) on the demo dataset with splits
   train=3,test=1: every class fits every shard, so the data is balanced."""
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
   from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
-  return run_local(str(tmp_path_factory.mktemp('balanced')), demo_dataset.csv_path,
+  return run_local(PipelineOptions(str(tmp_path_factory.mktemp('balanced'))),
+                   DataSource(csv_path=demo_dataset.csv_path),
                    IngestConfig(load_mapping(demo_dataset.class_mapping_path),
                                 splits=(('train', 3), ('test', 1))))
 

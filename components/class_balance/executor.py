@@ -12,6 +12,7 @@ from tfx.utils import io_utils
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
+from components import options
 from components.class_balance import config as config_lib
 from components.class_balance import drift as drift_lib
 from components.class_balance import measure
@@ -24,35 +25,15 @@ from components.image_example_gen.summary import GROUP_SPLITS_FILE, SUMMARY_FILE
 STATS_FILE = 'FeatureStats.pb'  # StatisticsGen's binary DatasetFeatureStatisticsList per split
 BASELINE_SCAN_DIR = '.baseline_scan'  # under the output artifact: the baseline's scan, removed
 
-# exec-property key -> (BalanceConfig field, parse); missing keys (older executions, read back
-# by `cxr-tfx report`) take the field's default.
-_FIELDS = {
-    spec.MAX_LINF_KEY: ('max_linf', float),
-    spec.MAX_JS_KEY: ('max_js', float),
-    spec.MIN_COUNT_PER_CLASS_KEY: ('min_count_per_class', int),
-    spec.FAIL_ON_IMBALANCE_KEY: ('fail_on_imbalance', lambda v: bool(int(v))),
-    spec.NEAR_FULL_MASK_KEY: ('near_full_mask', float),
-    spec.MAX_CLASS_RATIO_KEY: ('max_class_ratio', float),
-    spec.MAX_MASK_PRESENCE_GAP_KEY: ('max_mask_presence_gap', float),
-    spec.COVERAGE_SAMPLE_KEY: ('coverage_sample', int),
-    spec.WARNINGS_AS_ERRORS_KEY: ('warnings_as_errors', lambda v: bool(int(v))),
-    spec.MAX_DRIFT_LINF_KEY: ('max_drift_linf', float),
-    spec.MAX_DRIFT_JS_KEY: ('max_drift_js', float),
-    spec.FAIL_ON_DRIFT_KEY: ('fail_on_drift', lambda v: bool(int(v))),
-}
-
-
 def config_from_exec_properties(exec_properties: Mapping[str, Any]) -> config_lib.BalanceConfig:
-  """-> a validated BalanceConfig (ConfigError names the bad option)."""
-  return config_lib.BalanceConfig(**{
-      field: parse(exec_properties[key]) for key, (field, parse) in _FIELDS.items()
-      if exec_properties.get(key) is not None})
+  """-> a validated BalanceConfig (ConfigError names the bad option); keys an older execution
+  lacks (read back by `cxr-tfx report`) take the field's default."""
+  return options.from_exec_properties(config_lib.BalanceConfig, exec_properties)
 
 
 def exec_properties_from_config(config: config_lib.BalanceConfig) -> Dict[str, Any]:
   """The component's exec properties for ``config`` (ints for the flags)."""
-  return {key: (int(getattr(config, field)) if isinstance(getattr(config, field), bool)
-                else getattr(config, field)) for key, (field, _) in _FIELDS.items()}
+  return options.to_exec_properties(config)
 
 
 def load_inputs(stats_uri: str, split_names: Sequence[str], schema_uri: str):

@@ -5,6 +5,9 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ComponentSpec
 from tfx.types.component_spec import ExecutionParameter
 
+from components import options
+from components.class_balance.config import BalanceConfig
+
 STATISTICS_KEY = standard_component_specs.STATISTICS_KEY  # ExampleStatistics (StatisticsGen)
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY  # Examples (ImageExampleGen)
 SCHEMA_KEY = standard_component_specs.SCHEMA_KEY  # Schema (CuratedSchemaGen)
@@ -14,18 +17,17 @@ SCHEMA_KEY = standard_component_specs.SCHEMA_KEY  # Schema (CuratedSchemaGen)
 PREVIOUS_EXAMPLES_KEY = 'previous_examples'
 ANOMALIES_KEY = standard_component_specs.ANOMALIES_KEY  # ExampleAnomalies (output)
 
-MAX_LINF_KEY = 'max_linf'
-MAX_JS_KEY = 'max_js'
-MIN_COUNT_PER_CLASS_KEY = 'min_count_per_class'
-FAIL_ON_IMBALANCE_KEY = 'fail_on_imbalance'  # int 0/1
-NEAR_FULL_MASK_KEY = 'near_full_mask'
-MAX_CLASS_RATIO_KEY = 'max_class_ratio'  # float: the class-imbalance warning threshold
-MAX_MASK_PRESENCE_GAP_KEY = 'max_mask_presence_gap'  # float
-COVERAGE_SAMPLE_KEY = 'coverage_sample'  # int: masks decoded per shard and class; 0 all
-WARNINGS_AS_ERRORS_KEY = 'warnings_as_errors'  # int 0/1
-MAX_DRIFT_LINF_KEY = 'max_drift_linf'  # float: class mix (and image stats) drift, L-infinity
-MAX_DRIFT_JS_KEY = 'max_drift_js'  # float: class mix (and mask coverage) drift, JS bits
-FAIL_ON_DRIFT_KEY = 'fail_on_drift'  # int 0/1
+# Exec properties: one per BalanceConfig option (the key is the field's name;
+# components/options.py encodes them). The keys other modules read:
+MAX_LINF_KEY = options.key(BalanceConfig, 'max_linf')
+MAX_JS_KEY = options.key(BalanceConfig, 'max_js')
+MIN_COUNT_PER_CLASS_KEY = options.key(BalanceConfig, 'min_count_per_class')
+FAIL_ON_IMBALANCE_KEY = options.key(BalanceConfig, 'fail_on_imbalance')
+MAX_CLASS_RATIO_KEY = options.key(BalanceConfig, 'max_class_ratio')
+WARNINGS_AS_ERRORS_KEY = options.key(BalanceConfig, 'warnings_as_errors')
+MAX_DRIFT_LINF_KEY = options.key(BalanceConfig, 'max_drift_linf')
+MAX_DRIFT_JS_KEY = options.key(BalanceConfig, 'max_drift_js')
+FAIL_ON_DRIFT_KEY = options.key(BalanceConfig, 'fail_on_drift')
 
 # Custom properties set on the output ExampleAnomalies artifact.
 # Per-class training weights, JSON {"<label>": weight}: inverse class frequency over the weights
@@ -60,18 +62,9 @@ class ClassBalanceSpec(ComponentSpec):
   balance reports beside it."""
 
   PARAMETERS = {
-      MAX_LINF_KEY: ExecutionParameter(type=float),
-      MAX_JS_KEY: ExecutionParameter(type=float),
-      MIN_COUNT_PER_CLASS_KEY: ExecutionParameter(type=int),
-      FAIL_ON_IMBALANCE_KEY: ExecutionParameter(type=int),
-      NEAR_FULL_MASK_KEY: ExecutionParameter(type=float),
-      MAX_CLASS_RATIO_KEY: ExecutionParameter(type=float),
-      MAX_MASK_PRESENCE_GAP_KEY: ExecutionParameter(type=float),
-      COVERAGE_SAMPLE_KEY: ExecutionParameter(type=int),
-      WARNINGS_AS_ERRORS_KEY: ExecutionParameter(type=int),
-      MAX_DRIFT_LINF_KEY: ExecutionParameter(type=float),
-      MAX_DRIFT_JS_KEY: ExecutionParameter(type=float),
-      FAIL_ON_DRIFT_KEY: ExecutionParameter(type=int),
+      # Optional: an execution recorded before an option existed reads as its default.
+      key: ExecutionParameter(type=kind, optional=True)
+      for key, kind in options.exec_types(BalanceConfig).items()
   }
   INPUTS = {
       STATISTICS_KEY: ChannelParameter(type=standard_artifacts.ExampleStatistics),

@@ -1,8 +1,8 @@
 """ImageExampleGen: TFX's FileBasedExampleGen, with a CSV index of image files (or an image
 folder without one) as its input."""
-import json
+import dataclasses
 import os
-from typing import Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Union
 
 from tfx import types
 from tfx.components.example_gen.component import FileBasedExampleGen
@@ -13,6 +13,7 @@ from tfx.proto import example_gen_pb2
 from tfx.proto import range_config_pb2
 from tfx.types import standard_artifacts
 
+from components import options
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import driver
 from components.image_example_gen import executor
@@ -46,119 +47,60 @@ class ImageExampleGen(FileBasedExampleGen):
   DRIVER_CLASS = driver.Driver
 
   def __init__(self, csv_path: Union[str, RuntimeParameter, None] = None,
-               class_mapping: Union[Mapping[str, int], RuntimeParameter, None] = None,
-               splits: Union[Sequence[Union[config_lib.SplitSpec, Tuple[str, int]]],
-                             RuntimeParameter] = config_lib.DEFAULT_SPLITS,
-               seed: Union[int, RuntimeParameter] = config_lib.DEFAULT_SEED,
-               on_bad_record: str = config_lib.ON_BAD_RECORD_FAIL,
-               allowed_roots: Sequence[str] = (),
-               max_pixels: int = config_lib.DEFAULT_MAX_PIXELS,
-               group_column: str = '',
-               duplicates: str = config_lib.DUPLICATES_REPORT,
-               fingerprint_content: bool = False,
-               verify: str = config_lib.VERIFY_FULL,
-               max_file_bytes: int = config_lib.DEFAULT_MAX_FILE_BYTES,
-               mask_check: str = config_lib.MASK_CHECK_WARN,
-               mask_size: str = '',
                image_dir: Optional[str] = None,
-               dicom_window: str = config_lib.DICOM_WINDOW_AUTO,
-               dicom_output: str = config_lib.DICOM_OUTPUT_PNG16,
-               allow_burned_in: bool = False,
-               group_salt: str = '',
+               config: Optional[config_lib.IngestConfig] = None,
                span: Optional[int] = None,
                range_config: Optional[range_config_pb2.RangeConfig] = None,
-               group_assignment: str = '',
-               split_manifest: Union[str, RuntimeParameter] = '',
-               fresh_splits: bool = False):
+               **option_values: Any):
     """Args:
       csv_path: the CSV index (local path or any tf.io.gfile URI such as gs://...). Relative
-        image/mask paths in it resolve against its folder.
-      class_mapping: class name -> label 0..K-1.
-      splits: (name, number of shards) per output split, in order.
-      seed: seeds the shard assignment and the record order within shards.
-      csv_path, class_mapping (a JSON string), splits ('train=8,eval=1,test=1') and seed may
-        each be a ``RuntimeParameter`` (KFP pipeline parameters: one compiled spec serves many
-        datasets); its default is validated now and is what TFX's own driver fingerprints.
-      on_bad_record: 'fail' stops before writing and lists the bad rows (line, path, reason);
-        'quarantine' writes the good rows and records the bad ones in ``quarantine.json``.
-      allowed_roots: folders/URI prefixes every file must resolve into, symlinks followed
-        (default: the CSV's folder), so an index cannot pull in files from elsewhere.
-      max_pixels: images/masks with more pixels are bad records (decompression bombs).
-      group_column: optional CSV column (e.g. patient id): all rows sharing a value go to one
-        shard, hence one split, with classes kept as close to proportional as groups allow.
-      duplicates: rows whose image bytes are identical: 'report', 'fail' or 'drop' (keep the
-        first by image_id, quarantine the rest).
-      fingerprint_content: the cache fingerprint covers every referenced image and mask by
-        path, size and mtime; True adds a content hash of each (reads every file).
-      verify: 'full' (default) decodes every image and mask in the workers before it is
-        written, so corrupt pixel data is a bad record; 'header' checks format, size and file
-        structure only (faster; docs/benchmarks.md).
-      max_file_bytes: larger images/masks are bad records, refused before they are read.
-      mask_check: 'warn' (default) writes masks that do not decode, are not single-channel,
-        not binary or not their image's size (nor mask_size) and counts them in the summary
-        for ClassBalance's report; 'fail' makes them bad records; 'off' does not look.
-      mask_size: 'WIDTHxHEIGHT' all masks may have instead of their image's size (the
-        COVID-19 Radiography Database: 256x256 masks for 299x299 images).
+        image/mask paths in it resolve against its folder. A span pattern
+        (``data/index-{SPAN}.csv``; also {VERSION}, {YYYY}{MM}{DD}) ingests the newest span,
+        or ``span``. May be a ``RuntimeParameter`` (a KFP pipeline parameter) whose default is
+        what TFX's own driver fingerprints.
       image_dir: instead of ``csv_path`` (give exactly one): a folder ``DIR/<class>/<images>``
         with optional ``DIR/<class>/masks/`` (matched by file stem), or the COVID-19
         Radiography Database's ``DIR/<Class>/images`` + ``DIR/<Class>/masks``. Listed by the
         launcher (names only); ``class_mapping`` defaults to the sorted class folder names, and
         the mapping and the listing (as a CSV) are written next to the outputs.
-      dicom_window: DICOM images' VOI step: 'auto' (the file's VOI LUT or window; a min..max
-        stretch without one), 'none' (the nominal range) or 'CENTER,WIDTH'.
-      dicom_output: 'png16' (default: precision kept) or 'png8': what DICOM images become.
-      allow_burned_in: write DICOM files whose BurnedInAnnotation is YES (default: bad records).
-      group_salt: salt of the ``group_hash`` feature ('' = a public constant); see docs/inputs.md.
-        ``group_column`` may be ``dicom:<keyword>`` (e.g. dicom:PatientID): read from each DICOM
-        image's header by the workers and written only as that salted hash.
-      span: with a span pattern (``csv_path='data/index-{SPAN}.csv'``): ingest this span
-        (default: the newest). Shorthand for ``range_config`` with a StaticRange [span, span].
+      config: the options (``config.IngestConfig``: class mapping, splits, seed, checks, ...);
+        validated now, at pipeline construction.
+      span: with a span pattern: ingest this span (default: the newest). Shorthand for
+        ``range_config`` with a StaticRange [span, span].
       range_config: TFX's RangeConfig for the span pattern, as FileBasedExampleGen takes it
-        (ExampleGen's rules: a StaticRange of one span, or a RollingRange of one span).
-        TFX's driver resolves the span and the newest version in it ({VERSION}), records both
-        on the Examples artifact (``span``, ``version``) and fingerprints that span's CSV and
-        every image it references.
-      group_assignment: with a group column, how groups go to splits: 'balanced' (greedy: class
-        counts closest to proportional, given the whole input) or 'stable' (a group's split is a
-        function of (seed, group) alone, so a patient keeps its split in every span: no leakage
-        across time). Default '': 'stable' for a span pattern, 'balanced' otherwise.
-      split_manifest: a ``split_manifest.json`` an earlier run published (path or URI; may be
-        a ``RuntimeParameter``): every image (by content) and group it names keeps its split.
-        Without it, the driver finds the previous run's manifest in ML Metadata (LocalDagRunner;
-        no component driver runs on Kubeflow/Vertex, so there give it here).
-      fresh_splits: start over: ignore published membership and deal every image afresh (the
-        summary says how many images' membership was discarded).
+        (ExampleGen's rules: a StaticRange of one span, or a RollingRange of one span). TFX's
+        driver resolves the span and the newest version in it ({VERSION}), records both on the
+        Examples artifact (``span``, ``version``) and fingerprints that span's CSV and every
+        image it references.
+      **option_values: IngestConfig fields by name, over ``config`` (e.g.
+        ``class_mapping={'COVID': 0, ...}, splits=[('train', 8), ('test', 2)]``). Those
+        IngestConfig marks ``runtime`` (class_mapping as JSON, splits as 'train=8,...', seed,
+        split_manifest) may be RuntimeParameters: their defaults are validated now.
     """
+    runtime = {name: value for name, value in option_values.items()
+               if isinstance(value, RuntimeParameter)}
+    _check_option_names(option_values, runtime)
     if bool(_default(csv_path)) == bool(image_dir):
       raise config_lib.ConfigError('give exactly one input: csv_path (option --csv) or '
                                    'image_dir (option --image-dir).')
-    if image_dir and any(isinstance(v, RuntimeParameter) for v in (csv_path, class_mapping)):
+    if image_dir and (runtime or isinstance(csv_path, RuntimeParameter)):
       raise config_lib.ConfigError('image_dir cannot be combined with runtime parameters for '
-                                   'the CSV or the class mapping.')
+                                   'the CSV or the options.')
     default_csv = _default(csv_path)
     spanned = isinstance(default_csv, str) and spans.has_any_spec(default_csv)
-    _check_span_options(csv_path, image_dir, spanned, span, range_config, group_assignment,
-                        group_column)
+    values = {name: _option_value(name, value) for name, value in option_values.items()
+              if _default(value) is not None}
+    if config is None:
+      values.setdefault('class_mapping', {})
+    ingest_config = (dataclasses.replace(config, **values) if config
+                     else config_lib.IngestConfig(**values))
+    ingest_config = ingest_config.for_input(default_csv if isinstance(default_csv, str) else '')
+    _check_span_options(csv_path, image_dir, spanned, span, range_config, ingest_config)
     if span is not None:
       range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
           start_span_number=span, end_span_number=span))
-    mapping, split_specs = _default(class_mapping) or {}, _default(splits)
-    if isinstance(mapping, str):
-      mapping = config_lib.load_class_mapping_text(mapping)
-    if not image_dir and not mapping:
-      config_lib.validate_class_mapping(mapping)  # raises: a CSV needs a class mapping
-    if isinstance(split_specs, str):
-      split_specs = config_lib.parse_splits(split_specs)
-    ingest_config = config_lib.IngestConfig(  # validates now, at pipeline construction
-        class_mapping=mapping, seed=_default(seed), on_bad_record=on_bad_record,
-        allowed_roots=tuple(allowed_roots), max_pixels=max_pixels, group_column=group_column,
-        duplicates=duplicates, verify=verify, max_file_bytes=max_file_bytes,
-        mask_check=mask_check, mask_size=mask_size, splits=split_specs,
-        dicom_window=dicom_window, dicom_output=dicom_output, allow_burned_in=allow_burned_in,
-        group_salt=group_salt,
-        group_assignment=group_assignment or (config_lib.GROUP_ASSIGNMENT_STABLE if spanned
-                                              else config_lib.GROUP_ASSIGNMENT_BALANCED),
-        split_manifest=_default(split_manifest) or '', fresh_splits=fresh_splits)
+    if not image_dir and not ingest_config.class_mapping:
+      config_lib.validate_class_mapping({})  # raises: a CSV needs a class mapping
     if image_dir:
       # TFX's own fingerprint covers the class folders' names, sizes and mtimes (pattern '*');
       # the driver adds every listed image and mask (fingerprint.py).
@@ -187,36 +129,38 @@ class ImageExampleGen(FileBasedExampleGen):
         # A span pattern: the executor reads the CSV TFX's driver resolved (input_config).
         csv_uri='' if spanned else (csv_path or ''),
         image_dir=image_dir or '',
-        class_mapping=(class_mapping if isinstance(class_mapping, RuntimeParameter)
-                       else config_lib.class_mapping_to_json(ingest_config.class_mapping)
-                       if ingest_config.class_mapping else ''),
-        seed=seed if isinstance(seed, RuntimeParameter) else ingest_config.seed,
-        splits=(splits if isinstance(splits, RuntimeParameter)
-                else config_lib.format_splits(ingest_config.splits)),
-        on_bad_record=ingest_config.on_bad_record,
-        allowed_roots=json.dumps(list(ingest_config.allowed_roots)),
-        max_pixels=ingest_config.max_pixels,
-        group_column=ingest_config.group_column,
-        duplicates=ingest_config.duplicates,
-        fingerprint_content=int(fingerprint_content),
-        verify=ingest_config.verify,
-        max_file_bytes=ingest_config.max_file_bytes,
-        mask_check=ingest_config.mask_check,
-        mask_size=ingest_config.mask_size,
-        dicom_window=ingest_config.dicom_window,
-        dicom_output=ingest_config.dicom_output,
-        allow_burned_in=int(ingest_config.allow_burned_in),
-        group_salt=ingest_config.group_salt,
-        group_assignment=ingest_config.group_assignment,
-        split_manifest=(split_manifest if isinstance(split_manifest, RuntimeParameter)
-                        else ingest_config.split_manifest),
-        fresh_splits=int(ingest_config.fresh_splits),
+        **{**options.to_exec_properties(ingest_config), **runtime},
         examples=types.Channel(type=standard_artifacts.Examples))
     base_beam_component.BaseBeamComponent.__init__(self, spec=component_spec)
+    self.ingest_config = ingest_config  # what was validated (runtime parameters: defaults)
+
+
+def _check_option_names(option_values: Mapping[str, Any],
+                        runtime: Mapping[str, RuntimeParameter]) -> None:
+  known = {field.name for field, _ in options.options_of(config_lib.IngestConfig)}
+  unknown = sorted(set(option_values) - known)
+  if unknown:
+    raise TypeError(f'ImageExampleGen got unknown options {unknown}; its options are the '
+                    f'fields of IngestConfig: {sorted(known)}.')
+  allowed = options.runtime_parameters(config_lib.IngestConfig)
+  for name in runtime:
+    if name not in allowed:
+      raise config_lib.ConfigError(f'{name} cannot be a runtime parameter; those that can: '
+                                   f'{sorted(allowed)}.')
+
+
+def _option_value(name: str, value: Any) -> Any:
+  """A RuntimeParameter's default, or a value given as its exec-property text (a class
+  mapping as JSON, splits as 'train=8,eval=1,test=1'), as the IngestConfig field's value."""
+  value = _default(value)
+  field, opt = {f.name: (f, o) for f, o in options.options_of(config_lib.IngestConfig)}[name]
+  if isinstance(value, str) and field.type is not str:
+    return options.decode(field, opt, value)
+  return value
 
 
 def _check_span_options(csv_path, image_dir, spanned: bool, span, range_config,
-                        group_assignment: str, group_column: str) -> None:
+                        ingest_config: config_lib.IngestConfig) -> None:
   """Span options the component cannot honour are refused here, never ignored."""
   if spanned and isinstance(csv_path, RuntimeParameter):
     raise config_lib.ConfigError(
@@ -231,7 +175,8 @@ def _check_span_options(csv_path, image_dir, spanned: bool, span, range_config,
     raise config_lib.ConfigError('give span or range_config, not both (option --span).')
   if span is not None and (isinstance(span, bool) or not isinstance(span, int) or span < 0):
     raise config_lib.ConfigError(f'span must be an int >= 0, got {span!r} (option --span).')
-  if (group_assignment == config_lib.GROUP_ASSIGNMENT_BALANCED and spanned and group_column):
+  if (ingest_config.group_assignment == config_lib.GROUP_ASSIGNMENT_BALANCED and spanned
+      and ingest_config.group_column):
     raise config_lib.ConfigError(
         "group_assignment='balanced' with a span pattern would let a patient change split "
         "between spans (a patient in an earlier span's test split could land in this span's "

@@ -8,8 +8,10 @@ import math
 import re
 from typing import Dict, Mapping, Sequence, Tuple
 
+from components import options
 from components.errors import ConfigError
 from components.image_example_gen import mask_check as mask_check_lib
+from components.image_example_gen import spans as spans_lib
 
 DEFAULT_SPLITS = (('train', 8), ('eval', 1), ('test', 1))
 DEFAULT_SEED = 0
@@ -59,8 +61,6 @@ GROUP_ASSIGNMENT_CHOICES = (GROUP_ASSIGNMENT_BALANCED, GROUP_ASSIGNMENT_STABLE)
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_]+$')
 
 
-
-
 @dataclasses.dataclass(frozen=True)
 class SplitSpec:
   """One output split and how many shard files it is written as."""
@@ -68,69 +68,129 @@ class SplitSpec:
   num_shards: int
 
 
+def _decode_mapping(text: str) -> Dict[str, int]:
+  return load_class_mapping_text(text) if text else {}
+
+
+def _encode_mapping(mapping: Mapping[str, int]) -> str:
+  return class_mapping_to_json(mapping) if mapping else ''
+
+
+def _decode_roots(text: str) -> Tuple[str, ...]:
+  return tuple(json.loads(text))
+
+
 @dataclasses.dataclass(frozen=True)
 class IngestConfig:
-  """What ImageExampleGen needs besides the CSV itself.
+  """What ImageExampleGen needs besides its input (a CSV or an image folder).
 
-  Attributes:
-    class_mapping: class name (as in the CSV's ``class`` column) -> int label 0..K-1.
-    splits: output splits (SplitSpec or (name, shards)) in order; shard files are numbered
-      across them in this order.
-    seed: seeds the shard assignment and the record order inside each shard.
-    on_bad_record: 'fail' (stop before writing, listing bad rows) or 'quarantine' (write the
-      good rows, record the bad ones with the output).
-    allowed_roots: folders/URI prefixes files must resolve into (symlinks followed); empty
-      means the CSV's folder.
-    max_pixels: images or masks with more pixels are bad records.
-    group_column: optional CSV column (e.g. patient id) whose rows stay in one shard/split.
-    duplicates: identical image bytes under several rows: 'report' (keep all, list them;
-      cross-split ones are leakage anomalies), 'fail' (stop before writing) or 'drop' (keep the
-      first by image_id, quarantine the rest).
-    verify: 'full' decodes every image and mask before it is written (the default: a file with
-      a valid header but corrupt pixel data is a bad record); 'header' checks format, size and
-      file structure only (faster; see bench/).
-    max_file_bytes: images/masks larger than this are bad records, refused before reading.
-    mask_check: 'warn' (default), 'fail' or 'off': what a mask that does not decode, is not
-      single-channel, not binary ({0, its foreground value}) or not its image's size (nor
-      mask_size) does to its row.
-    mask_size: 'WIDTHxHEIGHT' that every mask may have instead of its image's size ('' none).
-    dicom_window: how DICOM images are windowed: 'auto' (the file's VOI LUT or window, a
-      min..max stretch without one), 'none' (the nominal range) or 'CENTER,WIDTH'.
-    dicom_output: 'png16' (default) or 'png8': the PNG a DICOM image is rendered to.
-    allow_burned_in: write DICOM files whose BurnedInAnnotation is YES (by default they are
-      bad records).
-    group_salt: salt of the group hashes written as ``group_hash`` ('' = DEFAULT_GROUP_SALT).
-    group_assignment: 'balanced' (default) or 'stable': how groups go to splits (see
-      GROUP_ASSIGNMENT_*); 'stable' keeps a group's split the same across spans.
-    split_manifest: a split manifest (path or URI of a ``split_manifest.json`` an earlier run
-      published) whose membership this run keeps: every image (by content) and group in it
-      keeps its split. '' = the previous run's, found through ML Metadata where a driver runs
-      (LocalDagRunner); on Kubeflow/Vertex, or across pipeline roots, give it here.
-    fresh_splits: start over: ignore every published membership and deal all images afresh.
+  One field per option; its ``option(...)`` metadata is the rest of the option: the help line
+  (shown by ``cxr-tfx run --help`` and docs/cli.md), the flag, the exec-property encoding and
+  whether it may be a KFP runtime parameter. ``components.options`` derives the component
+  spec, the executor's parsing and the command line from these fields (docs/architecture.md:
+  adding an option).
 
   ``group_column`` may be ``dicom:<keyword>`` (e.g. ``dicom:PatientID``): the group is that
   attribute of each (DICOM) image, read by the workers. An empty ``class_mapping`` means "the
   sorted class folder names", valid only for an image folder (ImageExampleGen(image_dir=...)).
   """
-  class_mapping: Mapping[str, int]
-  splits: Tuple[SplitSpec, ...] = tuple(SplitSpec(n, k) for n, k in DEFAULT_SPLITS)
-  seed: int = DEFAULT_SEED
-  on_bad_record: str = ON_BAD_RECORD_FAIL
-  allowed_roots: Tuple[str, ...] = ()
-  max_pixels: int = DEFAULT_MAX_PIXELS
-  group_column: str = ''
-  duplicates: str = DUPLICATES_REPORT
-  verify: str = VERIFY_FULL
-  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-  mask_check: str = MASK_CHECK_WARN
-  mask_size: str = ''
-  dicom_window: str = DICOM_WINDOW_AUTO
-  dicom_output: str = DICOM_OUTPUT_PNG16
-  allow_burned_in: bool = False
-  group_salt: str = ''
-  group_assignment: str = GROUP_ASSIGNMENT_BALANCED
-  split_manifest: str = ''
-  fresh_splits: bool = False
+  class_mapping: Mapping[str, int] = options.option(
+      help='class name -> int label 0..K-1 (canonical JSON as an exec property; empty: an '
+           "image folder's sorted class folders)",
+      encode=_encode_mapping, decode=_decode_mapping, runtime='class_mapping')
+  splits: Tuple[SplitSpec, ...] = options.option(
+      tuple(SplitSpec(n, k) for n, k in DEFAULT_SPLITS), flag='--splits',
+      help='NAME=SHARDS,... in order; each split is written as that many shard files '
+           '(default %(default)s)',
+      encode=lambda splits: format_splits(splits), decode=lambda text: parse_splits(text),
+      parse=lambda text: parse_splits(text), show=lambda splits: format_splits(splits),
+      runtime='splits')
+  seed: int = options.option(
+      DEFAULT_SEED, flag='--seed', kind=int, runtime='seed',
+      help='seeds the shard assignment and the record order in each shard (default '
+           '%(default)s)')
+  on_bad_record: str = options.option(
+      ON_BAD_RECORD_FAIL, flag='--on-bad-record', choices=ON_BAD_RECORD_CHOICES,
+      help='fail: stop before writing anything and list the bad rows (line, path, reason); '
+           'quarantine: write the good rows and record the bad ones in quarantine.json next to '
+           'the shards (default %(default)s)')
+  allowed_roots: Tuple[str, ...] = options.option(
+      (), flag='--allowed-root', repeat=True, path=True, metavar='DIR',
+      encode=lambda roots: json.dumps(list(roots)), decode=_decode_roots,
+      help="folder (or URI prefix) that images and masks may resolve into, symlinks followed; "
+           "repeatable; default: the CSV's folder")
+  max_pixels: int = options.option(
+      DEFAULT_MAX_PIXELS, flag='--max-pixels', kind=int, minimum=1, parse=options.positive_int,
+      help='images/masks with more pixels are bad records (decompression-bomb guard; default '
+           '%(default)s)')
+  group_column: str = options.option(
+      '', flag='--group-column', metavar='NAME',
+      help="CSV column (e.g. patient_id), or dicom:KEYWORD (e.g. dicom:PatientID: read from "
+           "each DICOM image's header), whose rows must stay together: a group never spans "
+           'shards or splits; classes stay as close to proportional as the groups allow, and '
+           'the achieved deviation is reported. Written only as a salted hash (group_hash)')
+  duplicates: str = options.option(
+      DUPLICATES_REPORT, flag='--duplicates', choices=DUPLICATES_CHOICES,
+      help='rows whose image bytes are identical (sha256): report them (those in different '
+           'splits are leakage), fail before writing, or drop all but the first by image_id '
+           'into the quarantine report (default %(default)s)')
+  verify: str = options.option(
+      VERIFY_FULL, flag='--verify', choices=VERIFY_CHOICES,
+      help='full decodes every image and mask before it is written, so corrupt pixel data is '
+           'a bad record; header checks format, size and file structure only, faster (see '
+           'docs/benchmarks.md) (default %(default)s)')
+  max_file_bytes: int = options.option(
+      DEFAULT_MAX_FILE_BYTES, flag='--max-file-bytes', kind=int, minimum=1,
+      parse=options.positive_int, metavar='N',
+      help='images/masks larger than N bytes are bad records, refused before they are read '
+           '(default %(default)s = 128 MiB)')
+  mask_check: str = options.option(
+      MASK_CHECK_WARN, flag='--mask-check', choices=MASK_CHECK_CHOICES,
+      help="masks must decode, be single-channel, binary (0 and one foreground value) and of "
+           "their image's size (or --mask-size): warn writes and counts violations "
+           '(ClassBalance reports them), fail makes them bad records, off does not look '
+           '(default %(default)s)')
+  mask_size: str = options.option(
+      '', flag='--mask-size', metavar='WxH',
+      help="a size every mask may have instead of its image's, e.g. 256x256 for the COVID-19 "
+           'Radiography Database (299x299 images)')
+  dicom_window: str = options.option(
+      DICOM_WINDOW_AUTO, flag='--dicom-window', metavar='auto|none|CENTER,WIDTH',
+      help="DICOM images' VOI step: auto = the file's VOI LUT or first window (a min..max "
+           'stretch without one); none = the nominal range; CENTER,WIDTH = that LINEAR window '
+           '(default %(default)s; docs/inputs.md)')
+  dicom_output: str = options.option(
+      DICOM_OUTPUT_PNG16, flag='--dicom-output', choices=DICOM_OUTPUT_CHOICES,
+      help='what DICOM images are rendered to: a 16-bit (precision kept) or 8-bit grayscale '
+           'PNG (default %(default)s)')
+  allow_burned_in: bool = options.option(
+      False, flag='--allow-burned-in',
+      help='write DICOM files whose BurnedInAnnotation is YES (by default they are bad '
+           'records: their pixels may show identifying text)')
+  group_salt: str = options.option(
+      '', flag='--group-salt', metavar='SECRET',
+      help='salt of the group hashes (default: a public constant; docs/inputs.md). Recorded '
+           'in ML Metadata like every option')
+  group_assignment: str = options.option(
+      '', flag='--group-assignment', choices=GROUP_ASSIGNMENT_CHOICES,
+      help='how groups go to splits: balanced (class counts closest to proportional, given the '
+           'whole input) or stable (a seeded hash of the group: a patient keeps its split in '
+           'every span). Default: stable for a span pattern, balanced otherwise')
+  split_manifest: str = options.option(
+      '', flag='--split-manifest', path=True, metavar='PATH|URI', runtime='split_manifest',
+      help='keep the split membership published in this split manifest (the '
+           'split_manifest.json an earlier run wrote): every image in it keeps its split. '
+           "Locally `run` finds the previous run's manifest in ML Metadata without it; needed "
+           'across pipeline roots and on Kubeflow')
+  fresh_splits: bool = options.option(
+      False, flag='--fresh-splits',
+      help='start over: ignore published split membership and deal every image afresh; the '
+           "run says how many images' membership it discards")
+  fingerprint_content: bool = options.option(
+      False, flag='--fingerprint-content',
+      help='the cache notices changed images by path, size and mtime; this adds a sha256 of '
+           'every referenced file (reads them all before each run). (On Kubeflow, `compile` '
+           'turns caching off for ImageExampleGen instead.)')
 
   def __post_init__(self):
     if self.class_mapping:  # empty: derived from an image folder's class folders
@@ -138,27 +198,8 @@ class IngestConfig:
     object.__setattr__(self, 'splits', tuple(
         s if isinstance(s, SplitSpec) else SplitSpec(*s) for s in self.splits))
     validate_splits(self.splits)
-    if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-      raise ConfigError(f'seed must be an int, got {self.seed!r} (option --seed).')
-    if self.on_bad_record not in ON_BAD_RECORD_CHOICES:
-      raise ConfigError(f'on_bad_record must be one of {ON_BAD_RECORD_CHOICES}, got '
-                        f'{self.on_bad_record!r} (option --on-bad-record).')
     object.__setattr__(self, 'allowed_roots', tuple(self.allowed_roots))
-    if self.duplicates not in DUPLICATES_CHOICES:
-      raise ConfigError(f'duplicates must be one of {DUPLICATES_CHOICES}, got '
-                        f'{self.duplicates!r} (option --duplicates).')
-    if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
-      raise ConfigError(f'max_pixels must be a positive int, got {self.max_pixels!r} '
-                        '(option --max-pixels).')
-    if self.verify not in VERIFY_CHOICES:
-      raise ConfigError(f'verify must be one of {VERIFY_CHOICES}, got {self.verify!r} '
-                        '(option --verify).')
-    if not isinstance(self.max_file_bytes, int) or self.max_file_bytes < 1:
-      raise ConfigError(f'max_file_bytes must be a positive int, got {self.max_file_bytes!r} '
-                        '(option --max-file-bytes).')
-    if self.mask_check not in MASK_CHECK_CHOICES:
-      raise ConfigError(f'mask_check must be one of {MASK_CHECK_CHOICES}, got '
-                        f'{self.mask_check!r} (option --mask-check).')
+    options.validate(self)
     try:
       mask_check_lib.parse_size(self.mask_size)
     except ValueError as e:
@@ -167,17 +208,9 @@ class IngestConfig:
       parse_dicom_window(self.dicom_window)
     except ValueError as e:
       raise ConfigError(f'dicom_window: {e} (option --dicom-window).') from e
-    if self.dicom_output not in DICOM_OUTPUT_CHOICES:
-      raise ConfigError(f'dicom_output must be one of {DICOM_OUTPUT_CHOICES}, got '
-                        f'{self.dicom_output!r} (option --dicom-output).')
-    _check_bool('allow_burned_in', self.allow_burned_in, '--allow-burned-in')
-    if self.group_assignment not in GROUP_ASSIGNMENT_CHOICES:
-      raise ConfigError(f'group_assignment must be one of {GROUP_ASSIGNMENT_CHOICES}, got '
-                        f'{self.group_assignment!r} (option --group-assignment).')
     if not isinstance(self.split_manifest, str):
       raise ConfigError(f'split_manifest must be a path or URI, got {self.split_manifest!r} '
                         '(option --split-manifest).')
-    _check_bool('fresh_splits', self.fresh_splits, '--fresh-splits')
     if self.fresh_splits and self.split_manifest:
       raise ConfigError('give a split manifest to keep (option --split-manifest) or start over '
                         '(option --fresh-splits), not both.')
@@ -187,6 +220,16 @@ class IngestConfig:
       except ValueError as e:
         raise ConfigError(f'group_column {self.group_column!r}: {e} (option --group-column '
                           f'{DICOM_GROUP_PREFIX}KEYWORD).') from e
+
+  def for_input(self, csv_path: str) -> 'IngestConfig':
+    """The defaults that depend on the input, decided here once: group_assignment '' becomes
+    'stable' for a span pattern in ``csv_path`` ({SPAN}, {VERSION}, a date), else
+    'balanced'."""
+    if self.group_assignment:
+      return self
+    spanned = bool(csv_path) and spans_lib.has_any_spec(csv_path)
+    return dataclasses.replace(self, group_assignment=(
+        GROUP_ASSIGNMENT_STABLE if spanned else GROUP_ASSIGNMENT_BALANCED))
 
   @property
   def dicom_group_keyword(self) -> str:
@@ -208,11 +251,6 @@ class IngestConfig:
   @property
   def total_shards(self) -> int:
     return sum(s.num_shards for s in self.splits)
-
-
-def _check_bool(name: str, value, option: str) -> None:
-  if not isinstance(value, bool):
-    raise ConfigError(f'{name} must be True or False, got {value!r} (option {option}).')
 
 
 def parse_dicom_window(text: str) -> Tuple[float, ...]:

@@ -1,5 +1,4 @@
 """ImageExampleGen's executor: validates exec properties, then calls ``ingest.run_ingest``."""
-import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -13,6 +12,7 @@ from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 import tensorflow as tf
 
+from components import options
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import index
 from components.image_example_gen import ingest
@@ -31,36 +31,18 @@ def config_from_exec_properties(
   image_dir = exec_properties.get(spec.IMAGE_DIR_KEY) or ''
   source = index.Source(image_dir=image_dir) if image_dir else index.Source(
       csv_path=exec_properties.get(spec.CSV_URI_KEY) or _matched_csv(exec_properties))
-  if exec_properties.get(spec.SPLITS_KEY):
-    splits = config_lib.parse_splits(exec_properties[spec.SPLITS_KEY])
-  else:
+  given = {}
+  if not exec_properties.get(spec.SPLITS_KEY):
     output_config = example_gen_pb2.Output()
     proto_utils.json_to_proto(exec_properties[spec.OUTPUT_CONFIG_KEY], output_config)
     if not output_config.split_config.splits:
       raise config_lib.ConfigError('output_config.split_config must name the output splits.')
-    splits = tuple(config_lib.SplitSpec(s.name, s.hash_buckets)
-                   for s in output_config.split_config.splits)
-  mapping_text = exec_properties.get(spec.CLASS_MAPPING_KEY) or ''
-  mapping = config_lib.load_class_mapping_text(mapping_text) if mapping_text.strip() else {}
-  return source, config_lib.IngestConfig(
-      class_mapping=mapping, splits=splits, seed=int(exec_properties[spec.SEED_KEY]),
-      on_bad_record=exec_properties[spec.ON_BAD_RECORD_KEY],
-      allowed_roots=tuple(json.loads(exec_properties[spec.ALLOWED_ROOTS_KEY])),
-      max_pixels=int(exec_properties[spec.MAX_PIXELS_KEY]),
-      group_column=exec_properties[spec.GROUP_COLUMN_KEY],
-      duplicates=exec_properties[spec.DUPLICATES_KEY],
-      verify=exec_properties[spec.VERIFY_KEY],
-      max_file_bytes=int(exec_properties[spec.MAX_FILE_BYTES_KEY]),
-      mask_check=exec_properties.get(spec.MASK_CHECK_KEY) or config_lib.MASK_CHECK_WARN,
-      mask_size=exec_properties.get(spec.MASK_SIZE_KEY) or '',
-      dicom_window=exec_properties.get(spec.DICOM_WINDOW_KEY) or config_lib.DICOM_WINDOW_AUTO,
-      dicom_output=exec_properties.get(spec.DICOM_OUTPUT_KEY) or config_lib.DICOM_OUTPUT_PNG16,
-      allow_burned_in=bool(int(exec_properties.get(spec.ALLOW_BURNED_IN_KEY) or 0)),
-      group_salt=exec_properties.get(spec.GROUP_SALT_KEY) or '',
-      group_assignment=(exec_properties.get(spec.GROUP_ASSIGNMENT_KEY)
-                        or config_lib.GROUP_ASSIGNMENT_BALANCED),
-      split_manifest=exec_properties.get(spec.SPLIT_MANIFEST_KEY) or '',
-      fresh_splits=bool(int(exec_properties.get(spec.FRESH_SPLITS_KEY) or 0)))
+    given['splits'] = tuple(config_lib.SplitSpec(s.name, s.hash_buckets)
+                            for s in output_config.split_config.splits)
+  config = options.from_exec_properties(config_lib.IngestConfig, exec_properties, **given)
+  # An execution recorded before group_assignment existed was balanced (its csv_uri is '' for
+  # a span pattern, so for_input keeps that).
+  return source, config.for_input(exec_properties.get(spec.CSV_URI_KEY) or '')
 
 
 def unresolved_span(exec_properties: Dict[str, Any]) -> Optional[spans.Resolved]:

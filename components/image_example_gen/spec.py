@@ -2,39 +2,29 @@
 from tfx.types import standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
+from components import options
+from components.image_example_gen.config import IngestConfig
+
 # Keys inherited from TFX's FileBasedExampleGen.
 INPUT_BASE_KEY = standard_component_specs.INPUT_BASE_KEY
 INPUT_CONFIG_KEY = standard_component_specs.INPUT_CONFIG_KEY
 OUTPUT_CONFIG_KEY = standard_component_specs.OUTPUT_CONFIG_KEY
-OUTPUT_DATA_FORMAT_KEY = standard_component_specs.OUTPUT_DATA_FORMAT_KEY
-OUTPUT_FILE_FORMAT_KEY = standard_component_specs.OUTPUT_FILE_FORMAT_KEY
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
 
-# ImageExampleGen's own parameters. csv_uri, class_mapping, splits and seed may be
-# RuntimeParameters (KFP pipeline parameters).
+# ImageExampleGen's own parameters: its input, then one per IngestConfig option (the key is the
+# field's name; components/options.py encodes them). class_mapping, splits, seed and
+# split_manifest may be RuntimeParameters (KFP pipeline parameters), as csv_uri may.
 CSV_URI_KEY = 'csv_uri'  # str: the CSV index (input_base/input_config hold its default)
-SPLITS_KEY = 'splits'  # str 'train=8,eval=1,test=1' (output_config holds the default)
-CLASS_MAPPING_KEY = 'class_mapping'  # canonical JSON {"class name": label}; '' = class folders
-SEED_KEY = 'seed'  # int: shard assignment and in-shard order
-ON_BAD_RECORD_KEY = 'on_bad_record'  # 'fail' | 'quarantine'
-ALLOWED_ROOTS_KEY = 'allowed_roots'  # JSON list of folders/URI prefixes; [] = the CSV's folder
-MAX_PIXELS_KEY = 'max_pixels'  # int: decompression-bomb guard
-GROUP_COLUMN_KEY = 'group_column'  # str: '' or a CSV column whose rows stay together
-DUPLICATES_KEY = 'duplicates'  # 'report' | 'fail' | 'drop'
-FINGERPRINT_CONTENT_KEY = 'fingerprint_content'  # int 0/1: hash referenced files for caching
-VERIFY_KEY = 'verify'  # 'full' | 'header': how much of each image/mask workers check
-MAX_FILE_BYTES_KEY = 'max_file_bytes'  # int: larger files are bad records, never read
-MASK_CHECK_KEY = 'mask_check'  # 'off' | 'warn' | 'fail': masks' content (mask_check.py)
-MASK_SIZE_KEY = 'mask_size'  # 'WxH' masks may have instead of their image's size, or ''
 IMAGE_DIR_KEY = 'image_dir'  # str: an image folder instead of the CSV ('' with a CSV)
-DICOM_WINDOW_KEY = 'dicom_window'  # 'auto' | 'none' | 'C,W': DICOM images' VOI step
-DICOM_OUTPUT_KEY = 'dicom_output'  # 'png16' | 'png8'
-ALLOW_BURNED_IN_KEY = 'allow_burned_in'  # int 0/1: write BurnedInAnnotation=YES files
-GROUP_SALT_KEY = 'group_salt'  # str: salt of group_hash ('' = the default constant)
-GROUP_ASSIGNMENT_KEY = 'group_assignment'  # 'balanced' | 'stable': groups to splits
 RANGE_CONFIG_KEY = standard_component_specs.RANGE_CONFIG_KEY  # TFX's RangeConfig (spans)
-SPLIT_MANIFEST_KEY = 'split_manifest'  # str: a split manifest to keep ('' = none given)
-FRESH_SPLITS_KEY = 'fresh_splits'  # int 0/1: ignore published membership, deal afresh
+# The option keys other modules read (the lineage printout, the driver, the CLI's summary).
+SPLITS_KEY = options.key(IngestConfig, 'splits')  # output_config holds the default
+CLASS_MAPPING_KEY = options.key(IngestConfig, 'class_mapping')
+SEED_KEY = options.key(IngestConfig, 'seed')
+FINGERPRINT_CONTENT_KEY = options.key(IngestConfig, 'fingerprint_content')  # read by the driver
+SPLIT_MANIFEST_KEY = options.key(IngestConfig, 'split_manifest')
+FRESH_SPLITS_KEY = options.key(IngestConfig, 'fresh_splits')
+GROUP_ASSIGNMENT_KEY = options.key(IngestConfig, 'group_assignment')
 # str, set by the driver (never by the user): the split manifest the previous run of this node
 # published, found through ML Metadata ('' = none).
 PREVIOUS_SPLIT_MANIFEST_KEY = 'previous_split_manifest'
@@ -56,26 +46,9 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
   PARAMETERS = {
       **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
       CSV_URI_KEY: ExecutionParameter(type=str),
-      SPLITS_KEY: ExecutionParameter(type=str),
-      CLASS_MAPPING_KEY: ExecutionParameter(type=str),
-      SEED_KEY: ExecutionParameter(type=int),
-      ON_BAD_RECORD_KEY: ExecutionParameter(type=str),
-      ALLOWED_ROOTS_KEY: ExecutionParameter(type=str),
-      MAX_PIXELS_KEY: ExecutionParameter(type=int),
-      GROUP_COLUMN_KEY: ExecutionParameter(type=str),
-      DUPLICATES_KEY: ExecutionParameter(type=str),
-      FINGERPRINT_CONTENT_KEY: ExecutionParameter(type=int),
-      VERIFY_KEY: ExecutionParameter(type=str),
-      MAX_FILE_BYTES_KEY: ExecutionParameter(type=int),
-      MASK_CHECK_KEY: ExecutionParameter(type=str),
-      MASK_SIZE_KEY: ExecutionParameter(type=str),
       IMAGE_DIR_KEY: ExecutionParameter(type=str, optional=True),
-      DICOM_WINDOW_KEY: ExecutionParameter(type=str, optional=True),
-      DICOM_OUTPUT_KEY: ExecutionParameter(type=str, optional=True),
-      ALLOW_BURNED_IN_KEY: ExecutionParameter(type=int, optional=True),
-      GROUP_SALT_KEY: ExecutionParameter(type=str, optional=True),
-      GROUP_ASSIGNMENT_KEY: ExecutionParameter(type=str, optional=True),
-      SPLIT_MANIFEST_KEY: ExecutionParameter(type=str, optional=True),
-      FRESH_SPLITS_KEY: ExecutionParameter(type=int, optional=True),
+      # Optional: an execution recorded before an option existed reads as its default.
+      **{key: ExecutionParameter(type=kind, optional=True)
+         for key, kind in options.exec_types(IngestConfig).items()},
       PREVIOUS_SPLIT_MANIFEST_KEY: ExecutionParameter(type=str, optional=True),
   }

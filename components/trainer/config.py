@@ -1,6 +1,6 @@
 """Training options, custom_config keys, class weights and signature names (pure: no TensorFlow).
 
-``TrainConfig`` is what ``create_pipeline(..., train=True, train_config=...)`` takes. Its
+``TrainConfig`` is what ``create_pipeline(..., train_config=...)`` takes. Its
 hyperparameters travel to ``run_fn`` in the Trainer's ``custom_config``
 (``to_custom_config`` / ``from_custom_config``); the step counts become TFX's
 ``TrainArgs``/``EvalArgs``, and ``min_accuracy`` the Evaluator's blessing threshold.
@@ -11,7 +11,9 @@ import math
 import re
 from typing import Any, Dict, List, Mapping, Optional
 
+from components import options
 from components.errors import ConfigError
+from components.options import option
 
 RUN_FN = 'components.trainer.task.run_fn'  # the Trainer's run_fn, by module path (no wheel)
 
@@ -48,8 +50,6 @@ MASK_HEAD = 'mask'
 _DOTTED_PATH = re.compile(r'[A-Za-z_]\w*(\.[A-Za-z_]\w*)+')
 
 
-
-
 def _positive_int(name: str, value: Any, option: str) -> None:
   if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
     raise ConfigError(f'{name} must be a positive integer, got {value!r} ({option}).')
@@ -68,43 +68,44 @@ def _number(name: str, value: Any, option: str, low: float, high: float,
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """How the model is trained, evaluated and blessed.
-
-  Attributes:
-    train_steps: training steps (batches) in all (TFX TrainArgs.num_steps).
-    eval_steps: validation batches after each epoch (TFX EvalArgs.num_steps).
-    batch_size: records per batch.
-    learning_rate: Adam's learning rate.
-    filters: width of the first convolution (the second has twice as many).
-    mask_loss_weight: weight of the mask head's loss against the class head's.
-    epochs: train_steps are spread over this many epochs; validation and TensorBoard summaries
-      are written after each.
-    seed: seeds the weights and the shuffle.
-    shuffle_buffer: records in the shuffle buffer.
-    use_balance_weights: weight the class loss with ClassBalance's class weights when it
-      publishes them (custom property ``class_weights``); False trains unweighted.
-    min_accuracy: the Evaluator blesses the model (and the Pusher pushes it) when its accuracy
-      on the evaluation split is at least this. Low by default so that the demo blesses: 0.05
-      is below the rarest demo class's share (Viral Pneumonia, 6.4%), so even a model that
-      predicts a single class passes. The template model is a test of the data, not a
-      research model: raise this (option --min-accuracy) for a model of your own.
-    run_fn: the Trainer's entry point as 'package.module.function' (importable where the
-      Trainer runs: installed, or in the container image for KFP). Your own must export with
-      ``components.trainer.export.export_serving_model`` (the Evaluator calls its
-      ``from_examples`` signature); see docs/training.md.
+  """How the model is trained, evaluated and blessed: one field per option, its help line
+  (``option``) says what it does (components/options.py). The hyperparameters travel in the
+  Trainer's custom_config, the steps as TFX's TrainArgs/EvalArgs, ``min_accuracy`` as the
+  Evaluator's threshold: none is an exec property of its own.
   """
-  train_steps: int = 100
-  eval_steps: int = 5
-  batch_size: int = 8
-  learning_rate: float = 1e-3
-  filters: int = 8
-  mask_loss_weight: float = 1.0
-  epochs: int = 1
-  seed: int = 0
-  shuffle_buffer: int = 256
-  use_balance_weights: bool = True
-  min_accuracy: float = 0.05
-  run_fn: str = RUN_FN
+  train_steps: int = option(
+      100, flag='--train-steps', kind=int, parse=options.positive_int, metavar='N',
+      exec_property=False,
+      help='training steps (batches) in all, with --train (TFX TrainArgs.num_steps; default '
+           '%(default)s)')
+  eval_steps: int = option(5, exec_property=False,
+                           help='validation batches after each epoch (TFX EvalArgs.num_steps)')
+  batch_size: int = option(8, exec_property=False, help='records per batch')
+  learning_rate: float = option(1e-3, exec_property=False, help="Adam's learning rate")
+  filters: int = option(8, exec_property=False,
+                        help='width of the first convolution (the second has twice as many)')
+  mask_loss_weight: float = option(1.0, exec_property=False,
+                                   help="weight of the mask head's loss against the class head's")
+  epochs: int = option(1, exec_property=False,
+                       help='train_steps are spread over this many epochs; validation and '
+                            'TensorBoard summaries are written after each')
+  seed: int = option(0, exec_property=False, help='seeds the weights and the shuffle')
+  shuffle_buffer: int = option(256, exec_property=False, help='records in the shuffle buffer')
+  use_balance_weights: bool = option(
+      True, exec_property=False,
+      help="weight the class loss with ClassBalance's class weights when it publishes them "
+           '(custom property class_weights); False trains unweighted')
+  min_accuracy: float = option(
+      0.05, flag='--min-accuracy', kind=float, metavar='X', exec_property=False,
+      help='with --train, bless and push only when accuracy on the evaluation split >= X '
+           "(default %(default)s: low, so the demo blesses: below the rarest demo class's "
+           'share, so even a model that predicts one class passes; raise it for a model of '
+           'your own)')
+  run_fn: str = option(
+      RUN_FN, exec_property=False,
+      help="the Trainer's entry point as 'package.module.function' (importable where the "
+           'Trainer runs: installed, or in the container image for KFP); yours must export with '
+           'components.trainer.export.export_serving_model (docs/training.md)')
 
   def __post_init__(self):
     _positive_int('train_steps', self.train_steps, 'option --train-steps')

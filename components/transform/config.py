@@ -2,8 +2,12 @@
 import dataclasses
 from typing import Any, Dict, Tuple, Union
 
+import argparse
+
 from components import features
+from components import options
 from components.errors import ConfigError
+from components.options import option
 
 # Outputs of preprocessing_fn (the transformed features).
 IMAGE = features.IMAGE  # float32 [H, W, C] in [0, 1]
@@ -22,25 +26,39 @@ DEFAULT_CHANNELS = 1  # the X-rays are grayscale
 PREPROCESSING_FN = 'components.transform.preprocessing.preprocessing_fn'  # module path
 
 
+def parse_image_size(text: str) -> Tuple[int, int]:
+  """'256x256' (height x width) -> (256, 256); an argparse type."""
+  try:
+    height, width = (int(v) for v in text.lower().split('x'))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'expected HxW, e.g. 256x256, got {text!r}') from None
+  return height, width
 
 
 @dataclasses.dataclass(frozen=True)
 class TransformConfig:
-  """How records are decoded, and what the Transform component writes.
-
-  Attributes:
-    image_size: (height, width) of every output image and mask (or one int for a square).
-    channels: 1 (grayscale) or 3 (RGB) channels of the output image; masks always have 1.
-    materialize: write transformed examples. Off by default: a decoded 256x256x1 float image is
-      256 KB (x3 for RGB), about 5.5 GB (16.5 GB) for the 21,165 real images, against about
-      0.8 GB of PNG bytes; training applies the graph at read time with ``make_dataset``.
-    disable_statistics: skip TFDV statistics over raw and transformed features inside
-      Transform (StatisticsGen already profiled the raw data; the decoded tensors are pixels).
+  """How records are decoded, and what the Transform component writes: one field per option,
+  its help line (``option``) says what it does (components/options.py). The image size and
+  channels travel in Transform's custom_config (``to_custom_config``), not as exec properties.
   """
-  image_size: Union[int, Tuple[int, int]] = DEFAULT_IMAGE_SIZE
-  channels: int = DEFAULT_CHANNELS
-  materialize: bool = False
-  disable_statistics: bool = True
+  image_size: Union[int, Tuple[int, int]] = option(
+      DEFAULT_IMAGE_SIZE, flag='--image-size', metavar='HxW', exec_property=False,
+      parse=lambda text: parse_image_size(text), show=lambda size: 'x'.join(map(str, size)),
+      help="size (height x width) of every decoded image and mask (default %(default)s: the "
+           "masks' size; one int in Python: a square)")
+  channels: int = option(
+      DEFAULT_CHANNELS, flag='--channels', kind=int, choices=(1, 3), exec_property=False,
+      help='channels of the decoded image: 1 grayscale, 3 RGB; masks always have 1 (default '
+           '%(default)s: grayscale)')
+  materialize: bool = option(
+      False, flag='--materialize', exec_property=False,
+      help='also write transformed examples (decoded float pixels: about 0.26 MB per '
+           '256x256x1 image, 5.5 GB for the 21,165 real images); default: graph only, applied '
+           'at read time by make_dataset')
+  disable_statistics: bool = option(
+      True, exec_property=False,
+      help='skip TFDV statistics over raw and transformed features inside Transform '
+           '(StatisticsGen already profiled the raw data; the decoded tensors are pixels)')
 
   def __post_init__(self):
     size = self.image_size
@@ -53,11 +71,7 @@ class TransformConfig:
       raise ConfigError(f'image_size must be (height, width) of ints in 1..8192, got '
                         f'{self.image_size!r} (option --image-size).')
     object.__setattr__(self, 'image_size', size)
-    if self.channels not in (1, 3):
-      raise ConfigError(f'channels must be 1 or 3, got {self.channels!r} (option --channels).')
-    for name in ('materialize', 'disable_statistics'):
-      if not isinstance(getattr(self, name), bool):
-        raise ConfigError(f'{name} must be True or False, got {getattr(self, name)!r}.')
+    options.validate(self)
 
   def to_custom_config(self) -> Dict[str, Any]:
     return {IMAGE_SIZE_KEY: list(self.image_size),  # type: ignore[arg-type]  # a tuple by now

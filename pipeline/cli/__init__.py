@@ -18,35 +18,22 @@ _STARTED = time.monotonic()  # when the command started (this package loads firs
 from components.errors import CxrError, escape_control, io_error_message
 from pipeline import configs
 from pipeline import progress
-from pipeline.cli.compile import _cluster_path, _compile, _resources
-from pipeline.cli.demo import _demo_data, _generate_demo
-from pipeline.cli.inputs import (_check_span_arg, _classes_line, _count_rows, _csv_rows,
-                                 _default_mapping_path, _folder_classes, _read_folder,
-                                 _resolve_span, _split_lines)
+from pipeline.cli.compile import _compile
+from pipeline.cli.demo import _demo_data
 from pipeline.cli.lineage import _lineage
-from pipeline.cli.loading import HEAVY_LIBRARIES, _load_libraries
-from pipeline.cli.options import (_balance_config, _check_split_args, _component_beam_arg,
-                                  _component_beam_args, _ingest_config, _int_at_least, _is_uri,
-                                  _load_mapping, _non_negative_int, _pipeline_name,
-                                  _positive_int, _transform_config)
-from pipeline.cli.parser import _cores, build_parser
+from pipeline.cli.loading import HEAVY_LIBRARIES, _load_libraries  # noqa: F401 (tests patch it)
+from pipeline.cli.options import _component_beam_args, _ingest_config, _is_uri  # noqa: F401
+from pipeline.cli.parser import build_parser
 from pipeline.cli.report import _report
-from pipeline.cli.run import COMPONENTS, _run
-from pipeline.cli.summary import _membership_text, _print_summary
+from pipeline.cli.run import COMPONENTS, _run  # noqa: F401
+from pipeline.cli.summary import _membership_text  # noqa: F401
 from pipeline.cli.validate import _validate
 # pylint: enable=g-import-not-at-top,wrong-import-position,unused-import
 
-# What ``pipeline.cli`` offers: the entry point and parser, and the helpers the tests and the
-# docs generator reach (private, but importable from here as from the old module).
-__all__ = [
-    'COMPONENTS', 'HEAVY_LIBRARIES', 'build_parser', 'main', '_balance_config',
-    '_check_span_arg', '_check_split_args', '_classes_line', '_cluster_path',
-    '_component_beam_arg', '_component_beam_args', '_compile', '_cores', '_count_rows',
-    '_csv_rows', '_default_mapping_path', '_demo_data', '_folder_classes', '_generate_demo',
-    '_ingest_config', '_int_at_least', '_is_uri', '_lineage', '_load_libraries',
-    '_load_mapping', '_membership_text', '_non_negative_int', '_pipeline_name', '_positive_int',
-    '_print_summary', '_read_folder', '_report', '_resolve_span', '_resources', '_run',
-    '_split_lines', '_transform_config', '_validate']
+# What ``pipeline.cli`` offers: the entry point and parser, and the few helpers tests reach
+# (the handlers look ``_load_libraries`` and ``_lineage`` up here, where tests replace them).
+__all__ = ['COMPONENTS', 'HEAVY_LIBRARIES', 'build_parser', 'main', '_component_beam_args',
+           '_ingest_config', '_lineage', '_load_libraries', '_membership_text']
 
 
 def main(argv: Optional[List[str]] = None) -> int:

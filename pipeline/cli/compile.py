@@ -6,8 +6,8 @@ from typing import Dict, Sequence, Tuple
 from components.image_example_gen import config as config_lib
 from pipeline import configs
 from pipeline import progress
-from pipeline.cli.options import (_balance_config, _check_split_args, _component_beam_args,
-                                  _ingest_config, _is_uri, _transform_config)
+from pipeline.cli.options import (_balance_config, _check_split_args, _ingest_config, _is_uri,
+                                  _pipeline_options, _train_config, _transform_config)
 
 
 def _cluster_path(path: str, option: str) -> None:
@@ -54,17 +54,14 @@ def _compile(args, display: progress.Display) -> int:
   with progress.component_progress(), display.activity(
       'compiling with KubeflowV2DagRunner', done_text='compiled in {seconds}'):
     path = kubeflow_runner.compile_pipeline(
-        output=args.output, image=args.image, pipeline_root=args.pipeline_root,
-        csv_path=args.csv or None, image_dir=args.image_dir or None,
-        ingest_config=ingest_config, schema_path=args.schema,
-        balance_config=_balance_config(args), transform_config=_transform_config(args),
-        beam_pipeline_args=args.beam_arg,
-        component_beam_args=_component_beam_args(args.beam_arg_for, args.train),
-        pipeline_name=args.pipeline_name,
-        component_resources=_resources(args.resources), embeddable=args.embeddable,
-        runtime_parameters=not args.no_runtime_parameters,
-        train=args.train, train_steps=args.train_steps, min_accuracy=args.min_accuracy,
-        serving_model_dir=args.serving_dir, span=args.span)
+        output=args.output, image=args.image,
+        options=_pipeline_options(args, args.pipeline_root, schema_path=args.schema,
+                                  runtime_parameters=not args.no_runtime_parameters),
+        source=configs.DataSource(csv_path=args.csv or '', image_dir=args.image_dir or '',
+                                  span=args.span),
+        ingest_config=ingest_config, balance_config=_balance_config(args),
+        transform_config=_transform_config(args), train_config=_train_config(args),
+        component_resources=_resources(args.resources), embeddable=args.embeddable)
   display.close()
   print(f'compiled: {path}')
   params = not args.no_runtime_parameters

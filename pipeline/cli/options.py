@@ -2,12 +2,13 @@
 BalanceConfig, TransformConfig, Beam args): shared by `validate`, `run` and `compile`. No
 TensorFlow."""
 import argparse
-import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
+from components import options as options_lib
 from components.class_balance import config as balance_config_lib
 from components.image_example_gen import config as config_lib
-from components.image_example_gen import spans as spans_lib
+from components.trainer.config import TrainConfig
+from components.transform.config import TransformConfig
 from pipeline import configs
 
 
@@ -36,21 +37,8 @@ def _component_beam_args(pairs: Sequence[Tuple[str, str]],
   return result
 
 
-def _int_at_least(minimum: int, what: str):
-  """An argparse type: an int >= ``minimum``, else an error saying ``what`` was expected."""
-  def parse(text: str) -> int:
-    try:
-      value = int(text)
-    except ValueError:
-      value = minimum - 1
-    if value < minimum:
-      raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}')
-    return value
-  return parse
-
-
-_non_negative_int = _int_at_least(0, 'an integer >= 0')
-_positive_int = _int_at_least(1, 'a positive integer')
+_non_negative_int = options_lib.non_negative_int
+_positive_int = options_lib.positive_int
 
 
 def _pipeline_name(text: str) -> str:
@@ -60,43 +48,35 @@ def _pipeline_name(text: str) -> str:
     raise argparse.ArgumentTypeError(str(e)) from e
 
 
-def _transform_config(args):
-  from components.transform.config import ConfigError, TransformConfig  # pylint: disable=g-import-not-at-top
-  try:
-    height, width = (int(v) for v in args.image_size.lower().split('x'))
-  except ValueError as e:
-    raise ConfigError(f'--image-size {args.image_size!r} must be HxW, e.g. 256x256.') from e
-  return TransformConfig(image_size=(height, width), channels=args.channels,
-                         materialize=args.materialize)
+def _pipeline_options(args, pipeline_root: str, **given) -> configs.PipelineOptions:
+  """The pipeline-level flags `run` and `compile` share (``given``: what the command decides)."""
+  return configs.PipelineOptions(
+      pipeline_root=pipeline_root, pipeline_name=args.pipeline_name,
+      beam_pipeline_args=tuple(args.beam_arg),
+      component_beam_args=_component_beam_args(args.beam_arg_for, args.train),
+      serving_model_dir=args.serving_dir or '', **given)
+
+
+def _transform_config(args) -> TransformConfig:
+  return options_lib.from_args(TransformConfig, args)
+
+
+def _train_config(args) -> Optional[TrainConfig]:
+  """The Trainer's options with --train, else None (no training)."""
+  return options_lib.from_args(TrainConfig, args) if args.train else None
 
 
 def _balance_config(args) -> balance_config_lib.BalanceConfig:
-  return balance_config_lib.BalanceConfig(
-      max_linf=args.max_linf, max_js=args.max_js, min_count_per_class=args.min_count_per_class,
-      fail_on_imbalance=args.fail_on_imbalance, max_class_ratio=args.max_class_ratio,
-      max_mask_presence_gap=args.max_mask_presence_gap, coverage_sample=args.coverage_sample,
-      warnings_as_errors=args.warnings_as_errors, max_drift_linf=args.max_drift_linf,
-      max_drift_js=args.max_drift_js, fail_on_drift=args.fail_on_drift)
+  return options_lib.from_args(balance_config_lib.BalanceConfig, args)
 
 
 def _ingest_config(args, mapping_path: str) -> config_lib.IngestConfig:
   """``mapping_path`` '' means no mapping: an image folder's sorted class folders."""
   _check_split_args(args)
-  return config_lib.IngestConfig(
-      class_mapping=_load_mapping(mapping_path) if mapping_path else {},
-      splits=config_lib.parse_splits(args.splits),
-      seed=args.seed, on_bad_record=args.on_bad_record, max_pixels=args.max_pixels,
-      group_column=args.group_column, duplicates=args.duplicates, verify=args.verify,
-      max_file_bytes=args.max_file_bytes, dicom_window=args.dicom_window,
-      dicom_output=args.dicom_output, allow_burned_in=args.allow_burned_in,
-      group_salt=args.group_salt, mask_check=args.mask_check, mask_size=args.mask_size,
-      group_assignment=args.group_assignment or (
-          config_lib.GROUP_ASSIGNMENT_STABLE if args.csv and spans_lib.has_span_spec(args.csv)
-          else config_lib.GROUP_ASSIGNMENT_BALANCED),
-      allowed_roots=tuple(a if '://' in a else os.path.abspath(a) for a in args.allowed_root),
-      split_manifest=(args.split_manifest if not args.split_manifest or _is_uri(args.split_manifest)
-                      else os.path.abspath(args.split_manifest)),
-      fresh_splits=args.fresh_splits)
+  config = options_lib.from_args(
+      config_lib.IngestConfig, args,
+      class_mapping=_load_mapping(mapping_path) if mapping_path else {})
+  return config.for_input(args.csv or '')
 
 
 def _check_split_args(args) -> None:

@@ -1,6 +1,7 @@
 """The ``cxr-tfx`` parser: every command and option (docs/cli.md is generated from it)."""
 import argparse
 import os
+from typing import Sequence
 
 from components.image_example_gen import config as config_lib
 from pipeline import configs
@@ -27,9 +28,13 @@ class) into class-stratified, deterministic tf.Example shards with TFX, recorded
 """
 
 
-def _examples(*lines: str) -> str:
-  """A subcommand's epilog: its examples, one command per line (continuations with \\)."""
-  return 'examples:\n' + '\n'.join(f'  {line}' for line in lines)
+def _command(sub, name: str, help: str, description: str,  # noqa: A002
+             examples: Sequence[str] = ()) -> argparse.ArgumentParser:
+  """A subcommand; its epilog lists its examples, one command per line (continuations with
+  \\), which the --help test runs."""
+  epilog = 'examples:\n' + '\n'.join(f'  {line}' for line in examples) if examples else None
+  return sub.add_parser(name, help=help, description=description, epilog=epilog,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,16 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
       formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest='command', metavar='COMMAND')
   sub.required = True
-  raw = argparse.RawDescriptionHelpFormatter
 
-  demo = sub.add_parser(
-      'demo-data', help='write a synthetic dataset in the Kaggle layout',
-      formatter_class=raw,
+  demo = _command(
+      sub, 'demo-data', help='write a synthetic dataset in the Kaggle layout',
       description='Writes <out>/COVID-19_Radiography_Dataset/<Class>/{images,masks}/*.png '
                   '(299x299 radiograph-like images, 256x256 0/255 masks),\n'
                   'all_image_mask_pairs.csv (relative paths) and class_mapping.json. '
                   'Deterministic from --seed.',
-      epilog=_examples(
+      examples=(
           'cxr-tfx demo-data --out data/                 # 423 images, as `cxr-tfx run` makes',
           'cxr-tfx demo-data --out data-full/ --scale 1  # the real set\'s 21,165 images',
           'cxr-tfx demo-data --out weekly/ --spans 3     # index-1.csv .. index-3.csv: spans'))
@@ -70,10 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help='processes rendering images (default %(default)s: the cores available)')
   _add_quiet_arg(demo)
 
-  validate = sub.add_parser(
-      'validate', help='check a CSV or an image folder, its class mapping and every file, '
+  validate = _command(
+      sub, 'validate', help='check a CSV or an image folder, its class mapping and every file, '
                        'without TensorFlow',
-      formatter_class=raw,
       description='Runs every check of ImageExampleGen -- the CSV and the class mapping, then '
                   'every image and mask\n(existence, allowed roots, headers, pixel bounds, '
                   'the mask check), duplicate images and the group\ncolumn -- with the '
@@ -81,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                   'a\nprocess per core. Prints the class table, the planned split/shard counts '
                   'and every problem;\nexits 2 when `cxr-tfx run` with the same options would '
                   'stop at ImageExampleGen. Nothing is written.',
-      epilog=_examples(
+      examples=(
           'cxr-tfx validate --csv data/all_image_mask_pairs.csv',
           'cxr-tfx validate --csv data/all_image_mask_pairs.csv --verify full '
           '--splits train=3,test=1',
@@ -94,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
   _add_ingest_args(validate, csv_help='CSV index (image_path,mask_path,class), a local file; '
                                       'relative paths resolve against its folder',
                    mapping_help='JSON {"class name": label}; default: class_mapping.json next '
-                                'to the CSV, or with --image-dir the sorted class folder names')
+                                'to the CSV, or with --image-dir the sorted class folder names',
+                   exclude=('fingerprint_content',))
   _add_image_dir_arg(validate, 'a local image folder')
   validate.set_defaults(verify=config_lib.VERIFY_HEADER)
   validate.add_argument('--workers', type=_positive_int, default=_cores(), metavar='N',
@@ -102,9 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                              'available)')
   _add_quiet_arg(validate)
 
-  run = sub.add_parser(
-      'run', help='run the pipeline with LocalDagRunner',
-      formatter_class=raw,
+  run = _command(
+      sub, 'run', help='run the pipeline with LocalDagRunner',
       description='Runs the pipeline with TFX LocalDagRunner and a SQLite ML Metadata store. '
                   'It says at once what will run\non how many rows and where outputs go, '
                   'shows a spinner while TensorFlow/TFX load, a progress bar with\nETA for '
@@ -114,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                   'graph\'s URI, per-component times from ML Metadata and\nthe total time. '
                   f'Without --csv it first generates demo data under <pipeline-root>/'
                   f'{configs.DEMO_DATA_DIR}.',
-      epilog=_examples(
+      examples=(
           'cxr-tfx run                                  # demo data, then the pipeline',
           'cxr-tfx run --csv data/all_image_mask_pairs.csv --pipeline-root out/',
           'cxr-tfx run --image-dir data/COVID-19_Radiography_Dataset --pipeline-root out/',
@@ -148,10 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
   run.add_argument('--metadata', default='',
                    help=f'SQLite ML Metadata file (default <pipeline-root>/{configs.METADATA_FILE})')
   run.add_argument('--no-cache', action='store_true', help='recompute every component')
-  run.add_argument('--fingerprint-content', action='store_true',
-                   help='the cache notices changed images by path, size and mtime; this adds a '
-                        'sha256 of every referenced file (reads them all before each run). '
-                        '(On Kubeflow, `compile` turns caching off for ImageExampleGen instead.)')
   run.add_argument('--demo-scale', type=float, default=configs.DEMO_SCALE,
                    help='demo data scale when --csv is not given (default %(default)s)')
   run.add_argument('--verbose', action='store_true',
@@ -159,9 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                         'an error is reported once, as cxr-tfx\'s message)')
   _add_quiet_arg(run)
 
-  compile_ = sub.add_parser(
-      'compile', help='compile the pipeline for Kubeflow Pipelines v2',
-      formatter_class=raw,
+  compile_ = _command(
+      sub, 'compile', help='compile the pipeline for Kubeflow Pipelines v2',
       description='Compiles the same create_pipeline(...) with KubeflowV2DagRunner: an --output '
                   'ending in .yaml gets the\npipeline-spec IR for open-source KFP (it can also '
                   'be loaded as a step of your own KFP pipeline with\n'
@@ -169,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                   'The components run\nfrom --image (see the Dockerfile); paths must be URIs '
                   'the cluster can read (gs://, s3://, ...).\nPrints the file written and the '
                   'command that submits it.',
-      epilog=_examples(
+      examples=(
           'cxr-tfx compile --image REGISTRY/cxr-tfx:TAG --output cxr-tfx.yaml \\',
           '    --csv gs://bucket/all_image_mask_pairs.csv --class-mapping '
           'data/class_mapping.json \\',
@@ -184,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
           '    --split-manifest gs://bucket/root/split_manifest.json --pipeline-root '
           'gs://bucket/root'))
   _add_ingest_args(compile_, csv_help='CSV index as the cluster sees it, e.g. gs://bucket/x.csv',
-                   mapping_help='local JSON {"class name": label}, read now and compiled in')
+                   mapping_help='local JSON {"class name": label}, read now and compiled in',
+                   exclude=('fingerprint_content',))
   _add_image_dir_arg(compile_, 'an image folder as the cluster sees it (a URI such as '
                                'gs://bucket/xrays, or an absolute path), with '
                                '--no-runtime-parameters')
@@ -212,15 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
   compile_.add_argument('--pipeline-root', required=True, help='artifact root, e.g. gs://b/root')
   _add_quiet_arg(compile_)
 
-  report = sub.add_parser(
-      'report', help='rebuild the class-balance reports of the newest run from ML Metadata',
-      formatter_class=raw,
+  report = _command(
+      sub, 'report', help='rebuild the class-balance reports of the newest run from ML Metadata',
       description='Finds ClassBalance\'s execution in the newest run of --pipeline-name in the '
                   'metadata store, the statistics,\nexamples and schema it was computed from '
                   'and its thresholds, and writes balance_report.json,\n'
                   'balance_report.html and Split-<name>/SchemaDiff.pb (TFDV Anomalies) again '
                   'under --out.\nThreshold options override the recorded ones when given.',
-      epilog=_examples(
+      examples=(
           'cxr-tfx report --pipeline-root out/',
           'cxr-tfx report --pipeline-root out/ --out strict-report/ --max-linf 0.01'))
   report.add_argument('--pipeline-root', default=configs.DEFAULT_PIPELINE_ROOT,
@@ -235,15 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
   _add_pipeline_name_arg(report, 'the pipeline whose newest run to report on')
   _add_quiet_arg(report)
 
-  lineage = sub.add_parser(
-      'lineage', help='trace an artifact in ML Metadata back to its inputs and on to consumers',
-      formatter_class=raw,
+  lineage = _command(
+      sub, 'lineage', help='trace an artifact in ML Metadata back to its inputs and on to consumers',
       description='Prints the chain from an artifact back to the ingestion inputs (CSV folder '
                   'and pattern, input\nfingerprint including the referenced images, class '
                   'mapping, seed, split config) and forward to the\ncomponents that consumed it. '
                   'Each producer and consumer is shown once; the cached executions that\n'
                   'reused its outputs are listed on one "reused by" line.',
-      epilog=_examples(
+      examples=(
           'cxr-tfx lineage --metadata out/metadata.sqlite --latest examples',
           'cxr-tfx lineage --metadata out/metadata.sqlite --latest ClassBalance --json',
           'cxr-tfx lineage --metadata out/metadata.sqlite --artifact-uri '

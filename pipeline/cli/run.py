@@ -11,8 +11,8 @@ from pipeline.cli.inputs import (_check_span_arg, _count_rows, _csv_rows, _defau
                                  _folder_classes, _published_splits_line, _read_folder,
                                  _resolve_span, _split_lines)
 from pipeline.cli.loading import HEAVY_LIBRARIES
-from pipeline.cli.options import (_balance_config, _check_split_args, _component_beam_args,
-                                  _ingest_config, _is_uri, _transform_config)
+from pipeline.cli.options import (_balance_config, _check_split_args, _ingest_config, _is_uri,
+                                  _pipeline_options, _train_config, _transform_config)
 from pipeline.cli.parser import _cores
 from pipeline.cli.summary import _print_summary
 
@@ -22,8 +22,9 @@ COMPONENTS = (configs.SCHEMA_GEN, configs.IMAGE_EXAMPLE_GEN, configs.STATISTICS_
 
 
 def _run(args, display: progress.Display) -> int:
-  config_lib.parse_splits(args.splits)  # fail fast, before demo data or heavy imports
+  # fail fast, before demo data or heavy imports (--splits is parsed by argparse)
   balance_config, transform_config = _balance_config(args), _transform_config(args)
+  _train_config(args)
   progress.quiet_native_logs()
   root = args.pipeline_root
   metadata = args.metadata or os.path.join(root, configs.METADATA_FILE)
@@ -109,17 +110,15 @@ def _run(args, display: progress.Display) -> int:
   with progress.session(display, polls, expected):
     display.start('[LocalDagRunner] preparing the pipeline')  # until the first component
     result = local_runner.run_local(
-        pipeline_root=root, csv_path=csv_path, image_dir=image_dir, ingest_config=ingest_config,
-        metadata_path=args.metadata, beam_pipeline_args=args.beam_arg,
-        component_beam_args=_component_beam_args(args.beam_arg_for, args.train),
-        pipeline_name=args.pipeline_name,
-        balance_config=balance_config, transform_config=transform_config,
-        schema_path=os.path.abspath(args.schema),
-        enable_cache=not args.no_cache, fingerprint_content=args.fingerprint_content,
-        class_mapping_path=os.path.abspath(mapping_path) if mapping_path else '',
-        train=args.train, train_steps=args.train_steps, min_accuracy=args.min_accuracy,
-        serving_model_dir=args.serving_dir, span=args.span, train_spans=args.train_spans,
-        verbose=args.verbose)
+        options=_pipeline_options(args, root, enable_cache=not args.no_cache,
+                                  schema_path=os.path.abspath(args.schema),
+                                  train_spans=args.train_spans),
+        source=configs.DataSource(
+            csv_path=csv_path or '', image_dir=image_dir or '', span=args.span,
+            class_mapping_path=os.path.abspath(mapping_path) if mapping_path else ''),
+        ingest_config=ingest_config, balance_config=balance_config,
+        transform_config=transform_config, train_config=_train_config(args),
+        metadata_path=args.metadata, verbose=args.verbose)
     display.finish()
   display.close()
   store = mlmd.sqlite_store(result.metadata_path)

@@ -38,11 +38,13 @@ def _relabel(demo_dataset, name, mapping):
 
 def _run(demo_dataset, tmp_path_factory, name, mapping, **kwargs):
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
   csv_path, mapping_path, counts = _relabel(demo_dataset, name, mapping)
   root = str(tmp_path_factory.mktemp(name))
-  result = run_local(root, csv_path, IngestConfig(mapping, splits=SPLITS),
-                     class_mapping_path=mapping_path, **kwargs)
+  result = run_local(PipelineOptions(root),
+                     DataSource(csv_path=csv_path, class_mapping_path=mapping_path),
+                     IngestConfig(mapping, splits=SPLITS), **kwargs)
   return result, mapping, counts
 
 
@@ -139,19 +141,21 @@ def test_a_mapping_that_disagrees_with_a_user_schema_fails_in_seconds(demo_datas
 
 def _run_with(demo_dataset, root, schema_path):
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
   csv_path, mapping_path, _ = _relabel(demo_dataset, 'five_vs_user_schema', FIVE)
-  return run_local(root, csv_path, IngestConfig(FIVE, splits=SPLITS), schema_path=schema_path,
-                   class_mapping_path=mapping_path)
+  return run_local(PipelineOptions(root, schema_path=schema_path),
+                   DataSource(csv_path=csv_path, class_mapping_path=mapping_path),
+                   IngestConfig(FIVE, splits=SPLITS))
 
 
 def test_with_runtime_parameters_one_mapping_parameter_feeds_both(demo_dataset):
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
   from pipeline import configs  # pylint: disable=g-import-not-at-top
   from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
-  built = create_pipeline('cxr-tfx', '/tmp/root', demo_dataset.csv_path,
-                          IngestConfig(FIVE, splits=SPLITS), configs.SCHEMA_FILE,
-                          runtime_parameters=True)
+  built = create_pipeline(configs.PipelineOptions('/tmp/root', runtime_parameters=True),
+                          configs.DataSource(csv_path=demo_dataset.csv_path),
+                          IngestConfig(FIVE, splits=SPLITS))
   by_id = {c.id: c for c in built.components}
   mapping = by_id['CuratedSchemaGen'].exec_properties['class_mapping']
   assert mapping is by_id['ImageExampleGen'].exec_properties['class_mapping']

@@ -21,6 +21,7 @@ def test_a_failed_run_marks_its_executions_failed_and_removes_its_outputs(
   a bad image raises in its executor after the Beam job wrote to staging."""
   from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
   rows = read_csv_rows(demo_dataset.csv_path)
   if case == 'csv_error_in_driver':
@@ -32,7 +33,8 @@ def test_a_failed_run_marks_its_executions_failed_and_removes_its_outputs(
     csv_path = write_csv_rows(os.path.join(demo_dataset.root, 'one-bad-file.csv'), rows)
   root = tmp_path / 'root'
   with pytest.raises(index.IndexValidationError):
-    run_local(str(root), csv_path, IngestConfig(load_mapping(demo_dataset.class_mapping_path)))
+    run_local(PipelineOptions(str(root)), DataSource(csv_path=csv_path),
+              IngestConfig(load_mapping(demo_dataset.class_mapping_path)))
   states = _states(str(root / 'metadata.sqlite'))
   # CuratedSchemaGen runs first and completes (3); ImageExampleGen is FAILED (4), not RUNNING
   assert [state for _, state, _ in states] == [3, 4], states

@@ -268,9 +268,10 @@ def test_run_and_compile_pass_the_new_options_on(sub, tmp_path, monkeypatch):
               '--beam-arg-for', 'ImageExampleGen=--direct_num_workers=2',
               '--verify', 'header', '--max-file-bytes', '1000'])
   (kwargs,) = calls
-  assert kwargs['pipeline_name'] == 'cxr-dev'
-  assert kwargs['beam_pipeline_args'] == ['--direct_num_workers=1']
-  assert kwargs['component_beam_args'] == {'ImageExampleGen': ['--direct_num_workers=2']}
+  options = kwargs['options']
+  assert options.pipeline_name == 'cxr-dev'
+  assert options.beam_pipeline_args == ('--direct_num_workers=1',)
+  assert options.component_beam_args == {'ImageExampleGen': ['--direct_num_workers=2']}
   ingest = kwargs['ingest_config']
   assert (ingest.verify, ingest.max_file_bytes) == ('header', 1000)
 
@@ -306,8 +307,8 @@ def test_compile_takes_an_image_folder_with_constants_only(tmp_path, monkeypatch
     cli.main(['compile', *COMPILE_REQUIRED, '--image-dir', 'gs://b/xrays', '--class-mapping',
               str(mapping), '--no-runtime-parameters'])
   (kwargs,) = calls
-  assert (kwargs['image_dir'], kwargs['csv_path'], kwargs['runtime_parameters']) == (
-      'gs://b/xrays', None, False)
+  assert (kwargs['source'].image_dir, kwargs['source'].csv_path,
+          kwargs['options'].runtime_parameters) == ('gs://b/xrays', '', False)
   assert kwargs['ingest_config'].class_mapping == {'COVID': 0, 'Normal': 1}
 
 

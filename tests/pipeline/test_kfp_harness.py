@@ -22,11 +22,14 @@ SPLITS = (('train', 3), ('test', 1))  # as the balanced_run fixture
 
 def _compile(csv_path, mapping_path, out_dir):
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import IMAGE_SCHEMA_FILE, DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
   from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
   path = compile_pipeline(
       output=os.path.join(out_dir, 'cxr-tfx.yaml'), image='cxr-tfx:harness',
-      pipeline_root=os.path.join(out_dir, 'root'), csv_path=csv_path,
+      options=PipelineOptions(os.path.join(out_dir, 'root'), runtime_parameters=True,
+                              schema_path=IMAGE_SCHEMA_FILE),
+      source=DataSource(csv_path=csv_path),
       ingest_config=IngestConfig(load_mapping(mapping_path), splits=SPLITS))
   return kfp_harness.load_spec(path)
 

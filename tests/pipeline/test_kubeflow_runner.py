@@ -21,16 +21,21 @@ RESOURCES = {'Transform': (4, '16G'), 'ExampleValidator': (0.5, '512Mi')}
 @pytest.fixture(scope='module')
 def compiled(tmp_path_factory):
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import IMAGE_SCHEMA_FILE, DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
   out = tmp_path_factory.mktemp('kfp')
-  kwargs = dict(image=IMAGE, pipeline_root='gs://bucket/root',
-                csv_path='gs://bucket/data/all_image_mask_pairs.csv',
-                ingest_config=IngestConfig(MAPPING), beam_pipeline_args=['--runner=DataflowRunner'])
-  return (compile_pipeline(output=str(out / 'cxr-tfx.yaml'), **kwargs),
-          compile_pipeline(output=str(out / 'cxr-tfx.json'), **kwargs),
-          compile_pipeline(output=str(out / 'cxr-dev.yaml'), pipeline_name='cxr-dev',
-                           component_beam_args=BEAM_ARGS_FOR, component_resources=RESOURCES,
-                           embeddable=True, **kwargs))
+  kwargs = dict(image=IMAGE, source=DataSource(csv_path='gs://bucket/data/all_image_mask_pairs.csv'),
+                ingest_config=IngestConfig(MAPPING))
+  options = dict(pipeline_root='gs://bucket/root', beam_pipeline_args=['--runner=DataflowRunner'],
+                 runtime_parameters=True, schema_path=IMAGE_SCHEMA_FILE)
+  return (compile_pipeline(output=str(out / 'cxr-tfx.yaml'), options=PipelineOptions(**options),
+                           **kwargs),
+          compile_pipeline(output=str(out / 'cxr-tfx.json'), options=PipelineOptions(**options),
+                           **kwargs),
+          compile_pipeline(output=str(out / 'cxr-dev.yaml'),
+                           options=PipelineOptions(pipeline_name='cxr-dev',
+                                                   component_beam_args=BEAM_ARGS_FOR, **options),
+                           component_resources=RESOURCES, embeddable=True, **kwargs))
 
 
 def _parse_strict(spec_dict):
@@ -227,11 +232,16 @@ compiler.Compiler().compile(parent, {str(tmp_path / 'parent.yaml')!r})
 @pytest.fixture(scope='module')
 def compiled_train(tmp_path_factory):
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import IMAGE_SCHEMA_FILE, DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
   return compile_pipeline(
       output=str(tmp_path_factory.mktemp('kfp_train') / 'cxr-tfx-train.yaml'), image=IMAGE,
-      pipeline_root='gs://bucket/root', csv_path='gs://bucket/data/all_image_mask_pairs.csv',
-      ingest_config=IngestConfig(MAPPING), train=True, train_steps=50, min_accuracy=0.4,
+      options=PipelineOptions('gs://bucket/root', runtime_parameters=True,
+                              schema_path=IMAGE_SCHEMA_FILE),
+      source=DataSource(csv_path='gs://bucket/data/all_image_mask_pairs.csv'),
+      ingest_config=IngestConfig(MAPPING),
+      train_config=TrainConfig(train_steps=50, min_accuracy=0.4),
       component_resources={'Trainer': (4, '8G')}, embeddable=True)
 
 
@@ -279,17 +289,23 @@ def test_an_image_folder_compiles_in_as_constants(tmp_path):
   mapping and the split manifest are constants (the pipeline parameters stand for a CSV)."""
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
   from pipeline.configs import PipelineConfigError  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import IMAGE_SCHEMA_FILE, DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
   config = IngestConfig(MAPPING, split_manifest='gs://bucket/root/split_manifest.json')
-  kwargs = dict(image=IMAGE, pipeline_root='gs://bucket/root', csv_path=None,
-                ingest_config=config)
+  folder = DataSource(image_dir='gs://bucket/xrays')
+  kwargs = dict(image=IMAGE, ingest_config=config)
   with pytest.raises(PipelineConfigError, match='--no-runtime-parameters'):
-    compile_pipeline(output=str(tmp_path / 'p.yaml'), image_dir='gs://bucket/xrays', **kwargs)
+    compile_pipeline(output=str(tmp_path / 'p.yaml'), source=folder,
+                     options=PipelineOptions('gs://bucket/root', runtime_parameters=True),
+                     **kwargs)
   with pytest.raises(PipelineConfigError, match='one of them'):
-    compile_pipeline(output=str(tmp_path / 'p.yaml'), runtime_parameters=False, **kwargs)
+    compile_pipeline(output=str(tmp_path / 'p.yaml'), source=DataSource(),
+                     options=PipelineOptions('gs://bucket/root'), **kwargs)
   assert not os.path.exists(tmp_path / 'p.yaml')
-  spec = _load(compile_pipeline(output=str(tmp_path / 'p.yaml'), image_dir='gs://bucket/xrays',
-                                runtime_parameters=False, **kwargs))
+  spec = _load(compile_pipeline(output=str(tmp_path / 'p.yaml'), source=folder,
+                                options=PipelineOptions('gs://bucket/root',
+                                                        schema_path=IMAGE_SCHEMA_FILE),
+                                **kwargs))
   assert not spec.root.input_definitions.parameters  # no pipeline parameters
   example_gen = spec.root.dag.tasks['ImageExampleGen']
   constants = {k: v.runtime_value.constant.string_value

@@ -21,21 +21,23 @@ def runs(tmp_path_factory):
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
   from pipeline import demo_data  # pylint: disable=g-import-not-at-top
   from components.transform.config import TransformConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
   ds = demo_data.generate(str(tmp_path_factory.mktemp('data')), scale=0.002, seed=3)
   root = str(tmp_path_factory.mktemp('root'))
   config = IngestConfig(load_mapping(ds.class_mapping_path), splits=(('train', 2), ('test', 1)))
   csv_b = write_csv_rows(os.path.join(ds.root, 'subset.csv'), read_csv_rows(ds.csv_path)[:-3])
-  out = {'first': run_local(root, ds.csv_path, config), 'again': run_local(root, ds.csv_path, config)}
+  a, b, materialize = (DataSource(csv_path=ds.csv_path), DataSource(csv_path=csv_b),
+                        TransformConfig(materialize=True))
+  options = PipelineOptions(root)
+  out = {'first': run_local(options, a, config), 'again': run_local(options, a, config)}
   first_png = os.path.join(ds.root, read_csv_rows(ds.csv_path)[0]['image_path'])
   Image.fromarray(np.full((299, 299), 7, np.uint8)).save(first_png)  # same path, new pixels
-  out['png_changed'] = run_local(root, ds.csv_path, config)
-  out['other_csv'] = run_local(root, csv_b, config)
-  out['materialized'] = run_local(root, ds.csv_path, config,
-                                  transform_config=TransformConfig(materialize=True))
-  out['other_pipeline'] = run_local(root, csv_b, config, pipeline_name='cxr-other')
-  out['a_again'] = run_local(root, ds.csv_path, config,
-                             transform_config=TransformConfig(materialize=True))
+  out['png_changed'] = run_local(options, a, config)
+  out['other_csv'] = run_local(options, b, config)
+  out['materialized'] = run_local(options, a, config, transform_config=materialize)
+  out['other_pipeline'] = run_local(PipelineOptions(root, pipeline_name='cxr-other'), b, config)
+  out['a_again'] = run_local(options, a, config, transform_config=materialize)
   return out, first_png
 
 
@@ -186,13 +188,17 @@ def test_lineage_into_a_closed_pipe_exits_quietly(runs):
 def test_multi_processing_output_equals_in_memory_output(demo_dataset, tmp_path):
   """--beam-arg reaches Beam: DirectRunner multi_processing with 2 workers, same bytes."""
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
   config = IngestConfig(load_mapping(demo_dataset.class_mapping_path))
-  a = run_local(str(tmp_path / 'mem'), demo_dataset.csv_path, config,
-                beam_pipeline_args=['--direct_running_mode=in_memory'])
-  b = run_local(str(tmp_path / 'mp'), demo_dataset.csv_path, config,
-                beam_pipeline_args=['--direct_running_mode=multi_processing',
-                                    '--direct_num_workers=2'])
+  source = DataSource(csv_path=demo_dataset.csv_path)
+  a = run_local(PipelineOptions(str(tmp_path / 'mem'),
+                                beam_pipeline_args=['--direct_running_mode=in_memory']),
+                source, config)
+  b = run_local(PipelineOptions(str(tmp_path / 'mp'),
+                                beam_pipeline_args=['--direct_running_mode=multi_processing',
+                                                    '--direct_num_workers=2']),
+                source, config)
   files_a = sorted(glob.glob(os.path.join(a.examples_uri, 'Split-*', '*')))
   assert len(files_a) == 10
   for fa in files_a:

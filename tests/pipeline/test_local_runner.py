@@ -65,10 +65,12 @@ def test_shuffled_csv_in_another_process_gives_identical_shards(cli_run, demo_da
                                                                 tmp_path):
   """Cross-process determinism: the CLI run above vs. this process, rows in another order."""
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
   root, first, _ = cli_run
   assert first.returncode == 0
-  result = run_local(str(tmp_path), shuffled_copy(demo_dataset.csv_path, 'other-order.csv'),
+  result = run_local(PipelineOptions(str(tmp_path)),
+                     DataSource(csv_path=shuffled_copy(demo_dataset.csv_path, 'other-order.csv')),
                      IngestConfig(load_mapping(demo_dataset.class_mapping_path)))
   base_uri = _examples_artifacts(os.path.join(root, 'metadata.sqlite'))[0].uri
   for split, n in (('train', 8), ('eval', 1), ('test', 1)):
@@ -80,14 +82,17 @@ def test_shuffled_csv_in_another_process_gives_identical_shards(cli_run, demo_da
 
 
 def test_train_with_splits_it_cannot_use_fails_before_anything_runs(demo_dataset, tmp_path):
-  """`run_local(train=True)` checks the splits when it builds the pipeline: a CxrError naming
+  """`run_local(train_config=...)` checks the splits when it builds the pipeline: a CxrError naming
   --splits, and no component ran (no metadata store was written). The training run itself:
   tests/pipeline/test_train.py."""
   from components.errors import CxrError  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
   config = IngestConfig(load_mapping(demo_dataset.class_mapping_path),
                         splits=(('fit', 3), ('holdout', 1)))
   with pytest.raises(CxrError, match=r'"train" split.*--splits'):
-    run_local(str(tmp_path), demo_dataset.csv_path, config, train=True, train_steps=5)
+    run_local(PipelineOptions(str(tmp_path)), DataSource(csv_path=demo_dataset.csv_path),
+              config, train_config=TrainConfig(train_steps=5))
   assert not os.path.exists(tmp_path / 'metadata.sqlite')

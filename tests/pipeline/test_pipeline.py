@@ -13,14 +13,17 @@ GLOBAL = ['--direct_running_mode=in_memory', '--direct_num_workers=1']
 FOR_EXAMPLE_GEN = ['--direct_running_mode=multi_processing', '--direct_num_workers=2']
 
 
-def _create(**kwargs):
+def _create(ingest_config=None, train=False, train_config=None, **pipeline_options):
+  """create_pipeline on a CSV, with PipelineOptions(**pipeline_options) and, with ``train``,
+  ``train_config`` (default TrainConfig())."""
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
   from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
-  args = dict(pipeline_name=configs.PIPELINE_NAME, pipeline_root='/tmp/cxr-tfx-unused-root',
-              csv_path='/data/all_image_mask_pairs.csv', ingest_config=IngestConfig(MAPPING),
-              schema_path=configs.SCHEMA_FILE)
-  args.update(kwargs)
-  return create_pipeline(**args)
+  options = configs.PipelineOptions(
+      **{'pipeline_root': '/tmp/cxr-tfx-unused-root', **pipeline_options})
+  return create_pipeline(options, configs.DataSource(csv_path='/data/all_image_mask_pairs.csv'),
+                         ingest_config or IngestConfig(MAPPING),
+                         train_config=(train_config or TrainConfig()) if train else None)
 
 
 def _beam_args_by_id(pipeline):

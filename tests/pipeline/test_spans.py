@@ -26,6 +26,8 @@ def weekly(spans_data, tmp_path_factory):
   {name: RunResult}, all in one pipeline root and store."""
   from components.class_balance.config import BalanceConfig  # pylint: disable=g-import-not-at-top
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
   from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
   root = str(tmp_path_factory.mktemp('weekly_root'))
@@ -33,12 +35,15 @@ def weekly(spans_data, tmp_path_factory):
                         group_column='patient_id', mask_size='256x256',
                         group_assignment='stable')
 
-  def run(**kwargs):
-    return run_local(root, spans_data.csv_pattern, config,
-                     class_mapping_path=spans_data.class_mapping_path, **kwargs)
+  def run(span=None, train_spans=1, **kwargs):
+    return run_local(PipelineOptions(root, train_spans=train_spans),
+                     DataSource(csv_path=spans_data.csv_pattern, span=span,
+                                class_mapping_path=spans_data.class_mapping_path),
+                     config, **kwargs)
 
   runs = {'span1': run(span=1), 'span2': run(span=2),
-          'span3': run(train_spans=2, train=True, train_steps=2, min_accuracy=0.0)}
+          'span3': run(train_spans=2,
+                       train_config=TrainConfig(train_steps=2, min_accuracy=0.0))}
   runs['span2_again'] = run(span=2)
   runs['span3_fail'] = _error_of(lambda: run(span=3, balance_config=BalanceConfig(
       fail_on_drift=True)))
@@ -156,6 +161,8 @@ def test_on_kubeflow_the_task_resolves_the_span_itself(spans_data, tmp_path):
   would, tests/support/kfp_harness.py) resolves the newest span, or the compiled --span, itself and
   records it on the artifact."""
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from pipeline import configs  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
   from tests.support import kfp_harness  # pylint: disable=g-import-not-at-top
   from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
@@ -167,8 +174,9 @@ def test_on_kubeflow_the_task_resolves_the_span_itself(spans_data, tmp_path):
     out = str(tmp_path / f'kfp-{span}')
     spec = kfp_harness.load_spec(compile_pipeline(
         output=os.path.join(out, 'cxr-tfx.yaml'), image='cxr-tfx:harness',
-        pipeline_root=os.path.join(out, 'root'), csv_path=spans_data.csv_pattern,
-        ingest_config=config, runtime_parameters=False, span=span))
+        options=PipelineOptions(os.path.join(out, 'root'),
+                                schema_path=configs.IMAGE_SCHEMA_FILE),
+        source=DataSource(csv_path=spans_data.csv_pattern, span=span), ingest_config=config))
     assert 'PreviousSpans' not in spec['root']['dag']['tasks']  # no custom resolver on KFP
     gen = kfp_harness.run_pipeline(spec, os.path.join(out, 'root'), 'run-1',
                                    tasks=['ImageExampleGen'])['ImageExampleGen']

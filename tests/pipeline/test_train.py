@@ -22,13 +22,16 @@ SPLITS = (('train', 4), ('eval', 1), ('test', 1))
 @pytest.fixture(scope='module')
 def trained(demo_dataset, tmp_path_factory):
   from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
   from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
   root = str(tmp_path_factory.mktemp('train'))
   config = IngestConfig(load_mapping(demo_dataset.class_mapping_path), splits=SPLITS)
-  first = run_local(root, demo_dataset.csv_path, config, train=True, train_steps=TRAIN_STEPS,
-                    min_accuracy=0.0)
-  strict = run_local(root, demo_dataset.csv_path, config, train=True, train_steps=TRAIN_STEPS,
-                     min_accuracy=1.0)
+  options, source = PipelineOptions(root), DataSource(csv_path=demo_dataset.csv_path)
+  first = run_local(options, source, config,
+                    train_config=TrainConfig(train_steps=TRAIN_STEPS, min_accuracy=0.0))
+  strict = run_local(options, source, config,
+                     train_config=TrainConfig(train_steps=TRAIN_STEPS, min_accuracy=1.0))
   return first, strict
 
 

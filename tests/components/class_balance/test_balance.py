@@ -195,21 +195,20 @@ def test_one_line_verdict_lists_the_other_kinds():
       'stratified; classes balanced (1.00:1 <= 3:1); 1 leakage error, 2 mask warnings')
 
 
-def test_config_errors_name_the_option():
-  with pytest.raises(ConfigError, match='--max-linf'):
-    BalanceConfig(max_linf=1.5)
-  with pytest.raises(ConfigError, match='--min-count-per-class'):
-    BalanceConfig(min_count_per_class=-1)
-  with pytest.raises(ConfigError, match='--fail-on-imbalance'):
-    BalanceConfig(fail_on_imbalance='yes')
-  with pytest.raises(ConfigError, match='--max-class-ratio'):
-    BalanceConfig(max_class_ratio=0.5)
-  with pytest.raises(ConfigError, match='--max-mask-presence-gap'):
-    BalanceConfig(max_mask_presence_gap=2)
-  with pytest.raises(ConfigError, match='--coverage-sample'):
-    BalanceConfig(coverage_sample=-3)
-  with pytest.raises(ConfigError, match='--warnings-as-errors'):
-    BalanceConfig(warnings_as_errors=1)
+@pytest.mark.parametrize('values, flag', [
+    ({'max_linf': 1.5}, '--max-linf'), ({'min_count_per_class': -1}, '--min-count-per-class'),
+    ({'fail_on_imbalance': 'yes'}, '--fail-on-imbalance'),
+    ({'max_class_ratio': 0.5}, '--max-class-ratio'),
+    ({'max_mask_presence_gap': 2}, '--max-mask-presence-gap'),
+    ({'coverage_sample': -3}, '--coverage-sample'),
+    ({'warnings_as_errors': 1}, '--warnings-as-errors'),
+])
+def test_config_errors_name_the_option(values, flag):
+  with pytest.raises(ConfigError, match=flag):
+    BalanceConfig(**values)
+
+
+def test_config_numbers_are_floats():
   assert BalanceConfig(max_js=0).max_js == 0.0
   assert BalanceConfig(max_class_ratio=5).max_class_ratio == 5.0
 

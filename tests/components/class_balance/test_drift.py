@@ -183,10 +183,9 @@ def test_evaluate_without_an_earlier_span_finds_nothing():
 def test_drift_options_are_validated_and_name_the_option():
   config = BalanceConfig()
   assert (config.max_drift_linf, config.max_drift_js, config.fail_on_drift) == (0.1, 0.02, False)
-  with pytest.raises(ConfigError, match='--max-drift-linf'):
-    BalanceConfig(max_drift_linf=1.5)
-  with pytest.raises(ConfigError, match='--max-drift-js'):
-    BalanceConfig(max_drift_js=-0.1)
-  with pytest.raises(ConfigError, match='--fail-on-drift'):
-    BalanceConfig(fail_on_drift=1)
+  for values, flag in (({'max_drift_linf': 1.5}, '--max-drift-linf'),
+                       ({'max_drift_js': -0.1}, '--max-drift-js'),
+                       ({'fail_on_drift': 1}, '--fail-on-drift')):
+    with pytest.raises(ConfigError, match=flag):
+      BalanceConfig(**values)
   assert BalanceConfig(max_drift_js=0).max_drift_js == 0.0
