@@ -25,7 +25,8 @@ help:
 	@echo "make test     - install, lint (ruff), type-check (mypy), build the docs (mkdocs --strict),"
 	@echo "                run the tests"
 	@echo "make test-fast - install, run the tests not marked slow (tests/conftest.py): < 2 minutes"
-	@echo "make lint     - ruff: syntax errors, undefined names, unused imports and variables"
+	@echo "make lint     - ruff: syntax errors, undefined names, unused imports and variables,"
+	@echo "                import order (.ci/ruff.toml)"
 	@echo "make typecheck - mypy over the modules that load no TensorFlow, TFX or Beam"
 	@echo "make bench    - install, run the benchmarks (bench/results/)"
 	@echo "make docs     - install, build the documentation site into build/site/"
@@ -54,10 +55,11 @@ test: $(STAMP) lint typecheck docs-check
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m 'not slow'
 
-# Pyflakes' checks (F) and syntax errors (E9) over all the Python the project ships and tests.
+# Pyflakes' checks (F), syntax errors (E9) and import order (I) over all the Python the project
+# ships and tests; settings in .ci/ruff.toml (`ruff check --config .ci/ruff.toml --fix` sorts).
 LINT_PATHS := components pipeline tests bench docs
 lint: $(STAMP)
-	$(VENV)/bin/ruff check --no-cache --select E9,F --line-length 100 $(LINT_PATHS)
+	$(VENV)/bin/ruff check --no-cache --config .ci/ruff.toml $(LINT_PATHS)
 
 # mypy over the pure modules: those under components/ that import no TensorFlow, TFX or Beam at
 # module level (tensorflow_metadata's protos are fine), checked alone: --follow-imports=silent

@@ -22,13 +22,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def variants(run_dir: str, limit: int) -> Dict[str, Callable]:
   """Name -> a function building the dataset to time."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from bench import seed_loop  # pylint: disable=g-import-not-at-top
-  from components.transform import preprocessing  # pylint: disable=g-import-not-at-top
-  from components.transform.input_fn import make_dataset  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import spec  # pylint: disable=g-import-not-at-top
-  from pipeline import configs, mlmd  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_transform as tft
+
+  from bench import seed_loop
+  from components.image_example_gen import spec
+  from components.transform import preprocessing
+  from components.transform.input_fn import make_dataset
+  from pipeline import configs
+  from pipeline import mlmd
 
   # bench.run's whole-pipeline stage: pipeline.local_runner's defaults under <run_dir>/root.
   store = mlmd.sqlite_store(os.path.join(run_dir, 'root', configs.METADATA_FILE))

@@ -145,7 +145,7 @@ def machine() -> Dict[str, object]:
 
 def dataset(work_dir: str, scale: float, seed: int) -> Tuple[str, str]:
   """Demo data at a scale, generated once per (scale, seed) -> (CSV path, class mapping path)."""
-  from pipeline import demo_data  # pylint: disable=g-import-not-at-top
+  from pipeline import demo_data
   out = os.path.join(work_dir, f'data-s{scale}-seed{seed}')
   marker = os.path.join(out, '.complete')
   if not os.path.exists(marker):

@@ -15,8 +15,8 @@ NUM_SHARDS = 10
 def write(csv_path: str, class_mapping_path: str, out_dir: str, seed: int = 0,
           compression: Optional[str] = None, level: Optional[int] = None) -> Dict[str, int]:
   """-> {'records': n, 'bytes': total file size}."""
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import pandas as pd
+  import tensorflow as tf
   with open(class_mapping_path) as f:
     mapping = json.load(f)
   root = os.path.dirname(csv_path)
@@ -49,7 +49,7 @@ def write(csv_path: str, class_mapping_path: str, out_dir: str, seed: int = 0,
 
 
 def parse_function(proto):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   feature_description = {
       'image': tf.io.FixedLenFeature([], tf.string),
       'mask': tf.io.FixedLenFeature([], tf.string),
@@ -65,8 +65,9 @@ def parse_function(proto):
 
 def read(shard_dir: str):
   """Iterates every record through the notebook's reader -> (records, seconds to the first)."""
-  import time  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import time
+
+  import tensorflow as tf
   start = time.monotonic()
   files = sorted(os.path.join(shard_dir, f) for f in os.listdir(shard_dir))
   n, first = 0, None

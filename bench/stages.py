@@ -152,7 +152,7 @@ class Windows(logging.Handler):
     self.windows: Dict[str, List[float]] = {}
 
   def emit(self, record):
-    from pipeline import progress  # pylint: disable=g-import-not-at-top
+    from pipeline import progress
     if record.msg == progress._RUNNING:  # pylint: disable=protected-access
       self.windows[record.args[0]] = [time.monotonic(), float('inf')]
     elif record.msg == progress._FINISHED and record.args[0] in self.windows:  # pylint: disable=protected-access
@@ -175,7 +175,7 @@ def _relative(text: str) -> str:
 def _pyinstrument(target, path: str, *args, **kwargs):
   """Runs target(*args, **kwargs) under pyinstrument (1 ms sampling) and writes the call tree
   and the functions by own time to ``path``. -> (target's result, seconds)."""
-  from pyinstrument import Profiler  # pylint: disable=g-import-not-at-top
+  from pyinstrument import Profiler
   profiler = Profiler(interval=0.001)
   start = time.monotonic()
   profiler.start()
@@ -204,7 +204,7 @@ def floor(csv_path):
   Two passes: the first may hit the disk (page cache cold, as for a user's first run); the
   second, the one reported, reads from the page cache like every later stage does.
   """
-  import csv  # pylint: disable=g-import-not-at-top
+  import csv
   root = os.path.dirname(csv_path)
 
   def one_pass():
@@ -229,7 +229,9 @@ def hash_pass(csv_path, mapping_path):
   a confined read and sha256 of every image), in a plain loop on one core: what deciding splits
   by content adds to the single write pass per record."""
   t0 = time.monotonic()
-  from components.image_example_gen import files, index, ingest  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import files
+  from components.image_example_gen import index
+  from components.image_example_gen import ingest
   config = _ingest_config(mapping_path)
   rows = index.read_index(csv_path, config.class_mapping).rows
   options = files.options_from_config(config, index.csv_folder(csv_path))
@@ -242,9 +244,10 @@ def hash_pass(csv_path, mapping_path):
 def seed_write(csv_path, mapping_path, out_dir, compression=None, level=None):
   """The seed's write loop (bench/seed_loop.py), uncompressed or gzip at a zlib level."""
   t0 = time.monotonic()
-  from bench import seed_loop  # pylint: disable=g-import-not-at-top
-  import tensorflow  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
-  import pandas  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  import pandas  # noqa: F401
+  import tensorflow  # noqa: F401
+
+  from bench import seed_loop
   start = time.monotonic()
   out = seed_loop.write(csv_path, mapping_path, out_dir, compression=compression, level=level)
   return dict(out, seconds=time.monotonic() - start, import_seconds=start - t0)
@@ -253,8 +256,9 @@ def seed_write(csv_path, mapping_path, out_dir, compression=None, level=None):
 def seed_read(shard_dir):
   """The seed's read loop over the seed's uncompressed shards."""
   t0 = time.monotonic()
-  from bench import seed_loop  # pylint: disable=g-import-not-at-top
-  import tensorflow  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  import tensorflow  # noqa: F401
+
+  from bench import seed_loop
   start = time.monotonic()
   n, first = seed_loop.read(shard_dir)
   total = time.monotonic() - start
@@ -264,7 +268,7 @@ def seed_read(shard_dir):
 
 
 def _ingest_config(mapping_path, verify=None, mask_check=None):
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
   with open(mapping_path) as f:
     mapping = json.load(f)
   # Default splits train=8, eval=1, test=1; seed 0; verify 'full', mask check 'warn' unless given.
@@ -274,7 +278,8 @@ def _ingest_config(mapping_path, verify=None, mask_check=None):
 
 def _direct_options(beam_args) -> Dict[str, object]:
   """DirectRunner's running mode and worker count as these Beam args set them."""
-  from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions  # pylint: disable=g-import-not-at-top
+  from apache_beam.options.pipeline_options import DirectOptions
+  from apache_beam.options.pipeline_options import PipelineOptions
   options = PipelineOptions(list(beam_args)).view_as(DirectOptions)
   return {'running_mode': options.direct_running_mode,
           'workers': options.direct_num_workers if options.direct_running_mode != 'in_memory'
@@ -293,11 +298,12 @@ def image_example_gen(csv_path, mapping_path, root, verify='full', beam_args=(),
   ``workers_peak_rss_mb`` is the largest one's own peak (VmHWM), ``workers_total_peak_rss_mb``
   the peak of their summed RSS while the component ran; both None when it started none."""
   t0 = time.monotonic()
-  from tfx.orchestration import metadata  # pylint: disable=g-import-not-at-top
-  from tfx.orchestration import pipeline as tfx_pipeline  # pylint: disable=g-import-not-at-top
-  from tfx.orchestration.local import local_dag_runner  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.component import ImageExampleGen  # pylint: disable=g-import-not-at-top
-  from pipeline import progress  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration import metadata
+  from tfx.orchestration import pipeline as tfx_pipeline
+  from tfx.orchestration.local import local_dag_runner
+
+  from components.image_example_gen.component import ImageExampleGen
+  from pipeline import progress
   config = _ingest_config(mapping_path, verify, mask_check)
   direct = _direct_options(beam_args)
   os.makedirs(root, exist_ok=True)
@@ -337,7 +343,8 @@ def image_example_gen(csv_path, mapping_path, root, verify='full', beam_args=(),
 
 
 def _run_pipeline(root, csv_path, config):
-  from pipeline import configs, local_runner  # pylint: disable=g-import-not-at-top
+  from pipeline import configs
+  from pipeline import local_runner
   return local_runner.run_local(configs.PipelineOptions(root, enable_cache=False),
                                 configs.DataSource(csv_path=csv_path), config)
 
@@ -346,8 +353,9 @@ def pipeline(csv_path, mapping_path, root, profile=''):
   """The whole pipeline (create_pipeline) via pipeline.local_runner.run_local; per-component
   seconds from RunResult.components and peak RSS per component from the sampler."""
   t0 = time.monotonic()
-  from pipeline import local_runner  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
-  import tfx.v1  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+  import tfx.v1  # noqa: F401
+
+  from pipeline import local_runner  # noqa: F401
   config = _ingest_config(mapping_path)
   windows = Windows()
   logging.getLogger('absl').addHandler(windows)
@@ -373,8 +381,10 @@ def profile_ingest(csv_path, mapping_path, examples_uri, profile, verify='full')
   index + shard assignment + chunking: everything before the Beam job but writing the plan)
   and the plan file's size."""
   t0 = time.monotonic()
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import index, ingest  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.image_example_gen import index
+  from components.image_example_gen import ingest
   config = _ingest_config(mapping_path, verify)
   import_seconds = time.monotonic() - t0
   summary, seconds = _pyinstrument(ingest.run_ingest, profile, csv_path, config, examples_uri,
@@ -395,8 +405,9 @@ def make_dataset_read(examples_uri, transform_graph_uri, batch_size=32):
   """make_dataset (components/transform/input_fn.py) over ImageExampleGen's output with the
   TransformGraph: parse, decode, resize, normalise, one shape; every split, one epoch."""
   t0 = time.monotonic()
-  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from components.transform.input_fn import make_dataset  # pylint: disable=g-import-not-at-top
+  import tensorflow_transform as tft
+
+  from components.transform.input_fn import make_dataset
   start = time.monotonic()
   dataset = make_dataset(os.path.join(examples_uri, 'Split-*', '*'),
                          tft.TFTransformOutput(transform_graph_uri), batch_size)

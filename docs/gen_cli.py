@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
   whose default is this machine's core count (``--workers``) shows ``N`` instead."""
   if REPO not in sys.path:
     sys.path.insert(0, REPO)
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from pipeline import cli
   parser = cli.build_parser()
   cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
   for sub in [parser, *subcommands(parser).values()]:

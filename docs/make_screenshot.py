@@ -27,10 +27,12 @@ OFFLINE = ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars',
 def demo_report(work_dir: str) -> str:
   """Runs the pipeline on the demo data -> the path of ClassBalance's HTML report."""
   sys.path.insert(0, REPO)
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline import configs, demo_data  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
-  import json  # pylint: disable=g-import-not-at-top
+  import json
+
+  from components.image_example_gen.config import IngestConfig
+  from pipeline import configs
+  from pipeline import demo_data
+  from pipeline.local_runner import run_local
   ds = demo_data.generate(os.path.join(work_dir, 'data'), scale=configs.DEMO_SCALE,
                           missing_masks=configs.DEMO_MISSING_MASKS, seed=0)
   with open(ds.class_mapping_path) as f:

@@ -49,7 +49,7 @@ def fail_unfinished(metadata_path: str, pipeline_name: str, reason: str) -> List
 @contextlib.contextmanager
 def _absl_errors_only():
   """ML Metadata's client logs each failed write as an absl WARNING before raising."""
-  from absl import logging  # pylint: disable=g-import-not-at-top
+  from absl import logging
   before = logging.get_verbosity()
   logging.set_verbosity(logging.ERROR)
   try:

@@ -8,9 +8,9 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from components import options
 from components.errors import ConfigError
-from components.image_example_gen.config import (DEFAULT_SEED, DEFAULT_SPLITS,  # noqa: F401
-                                                  IngestConfig)
-
+from components.image_example_gen.config import DEFAULT_SEED  # noqa: F401
+from components.image_example_gen.config import DEFAULT_SPLITS  # noqa: F401
+from components.image_example_gen.config import IngestConfig  # noqa: F401
 
 PipelineConfigError = ConfigError  # a pipeline-level option (name, per-component arguments, ...)
 

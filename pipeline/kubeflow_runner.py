@@ -205,9 +205,11 @@ def compile_pipeline(output: str, image: str, options: configs.PipelineOptions,
     Other arguments: as create_pipeline.
   """
   # Heavy imports here: importing this module stays cheap (the CLI imports it for --help).
-  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
-  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # pylint: disable=g-import-not-at-top
-  from pipeline.pipeline import create_pipeline, runtime_parameter_defaults  # pylint: disable=g-import-not-at-top
+  from tfx import v1 as tfx
+  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+  from pipeline.pipeline import create_pipeline
+  from pipeline.pipeline import runtime_parameter_defaults
 
   resources = resolve_resources(component_resources)
   if source.image_dir and options.runtime_parameters:

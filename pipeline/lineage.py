@@ -73,7 +73,7 @@ class Lineage:
         raise LineageError(f'no artifact with URI {artifact_uri!r} in the metadata store.')
       return matches[-1]
     component_id, output_key = latest_target(latest)
-    from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+    from pipeline import mlmd
     try:
       run = mlmd.latest_run(self._store, pipeline_name)
       return mlmd.run_output(self._store, run, pipeline_name, component_id, output_key)

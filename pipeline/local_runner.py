@@ -11,11 +11,11 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from components.class_balance.config import BalanceConfig
 from components.image_example_gen import index
+from components.image_example_gen import spans
 from components.image_example_gen.config import IngestConfig
 from components.image_example_gen.summary import IngestSummary
 from components.trainer.config import TrainConfig
 from components.transform.config import TransformConfig
-from components.image_example_gen import spans
 from pipeline import cleanup
 from pipeline import configs
 from pipeline import progress
@@ -82,13 +82,14 @@ def run_local(options: configs.PipelineOptions, source: configs.DataSource,
   (``RunResult.training``).
   """
   progress.quiet_native_logs()
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (heavy)
-  from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top  (heavy)
-  from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import span_resolvers  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import spec  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
-  from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # heavy
+  from tfx import v1 as tfx  # heavy
+
+  from components.class_balance import spec as balance_spec
+  from components.image_example_gen import span_resolvers
+  from components.image_example_gen import spec
+  from pipeline import mlmd
+  from pipeline.pipeline import create_pipeline
 
   pipeline_root = _absolute(options.pipeline_root)
   if not index.is_uri(pipeline_root):
@@ -152,7 +153,7 @@ def _absolute(path: str) -> str:
 
 def _drift_line(props) -> str:
   """ClassBalance's drift properties (ClassBalance's spec) as one line."""
-  from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
+  from components.class_balance import spec as balance_spec
   baseline = props[balance_spec.DRIFT_BASELINE_SPAN_PROPERTY].int_value if (
       balance_spec.DRIFT_BASELINE_SPAN_PROPERTY in props) else -1
   if baseline < 0:
@@ -172,11 +173,12 @@ def _training_result(store, run, pipeline_name: str, class_names: Mapping[int, s
                      min_accuracy: float) -> TrainingResult:
   """Trainer's model, Evaluator's metrics and blessing, Pusher's destination, read back through
   this run's context (TFMA's files for the metrics)."""
-  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top  (heavy)
-  from components import features  # pylint: disable=g-import-not-at-top
-  from components.trainer import evaluation  # pylint: disable=g-import-not-at-top
-  from components.trainer import spec as trainer_spec  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  import tensorflow_model_analysis as tfma  # heavy
+
+  from components import features
+  from components.trainer import evaluation
+  from components.trainer import spec as trainer_spec
+  from pipeline import mlmd
 
   def output(component_id, key):
     return mlmd.run_output(store, run, pipeline_name, component_id, key)

@@ -7,13 +7,13 @@ from tfx.types import standard_component_specs as keys
 from components import options as options_lib
 from components.class_balance.component import ClassBalance
 from components.class_balance.config import BalanceConfig
-from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen import span_resolvers
 from components.image_example_gen import spans
+from components.image_example_gen.component import ImageExampleGen
 from components.image_example_gen.config import IngestConfig
 from components.schema_gen.component import CuratedSchemaGen
-from components.transform.component import make_transform
 from components.trainer.config import TrainConfig
+from components.transform.component import make_transform
 from components.transform.config import TransformConfig
 from pipeline import configs
 
@@ -150,9 +150,9 @@ def _training_components(example_gen, schema_gen, class_balance, transform, spli
                          train_config, serving_model_dir, training_examples):
   """Trainer (on ``training_examples``: this span, or the span window) -> Evaluator (on this
   span) -> Pusher."""
-  from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
-  from components.trainer.component import Trainer  # pylint: disable=g-import-not-at-top
-  from components.trainer.evaluation import eval_config  # pylint: disable=g-import-not-at-top
+  from components.class_balance import spec as balance_spec
+  from components.trainer.component import Trainer
+  from components.trainer.evaluation import eval_config
 
   validation_split, evaluation_split = configs.training_splits(split_names)
   examples = example_gen.outputs[keys.EXAMPLES_KEY]

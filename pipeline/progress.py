@@ -29,12 +29,18 @@ import logging
 import os
 import sys
 import time
-import warnings
 from typing import Callable, Dict, Iterator, Optional
+import warnings
 
-from pipeline.progress_render import PLAIN, QUIET, TTY, Poll, Renderer, seconds_text
+from pipeline.progress_render import PLAIN
+from pipeline.progress_render import Poll
+from pipeline.progress_render import QUIET
+from pipeline.progress_render import Renderer
+from pipeline.progress_render import seconds_text
+from pipeline.progress_render import TTY
 from pipeline.progress_staging import StagingProgress  # noqa: F401 (re-export)
-from pipeline.progress_transport import ProcessTransport, ThreadTransport
+from pipeline.progress_transport import ProcessTransport
+from pipeline.progress_transport import ThreadTransport
 
 TTY_REFRESH_SECONDS = 0.2  # a terminal's live line is redrawn (and progress polled) this often
 PLAIN_INTERVAL_SECONDS = 10.0  # without a terminal: one progress line this often
@@ -85,7 +91,7 @@ class Display:
     if mode == QUIET:
       return
     if mode == TTY:
-      import tqdm  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import  (before the fork)
+      import tqdm  # noqa: F401  # before the fork
     tick = refresh_seconds if mode == TTY else min(1.0, plain_interval / 2)
     fd = _fileno(self._stream)
     renderer = Renderer(self._write, self._width, mode, plain_interval, clock)
@@ -259,7 +265,7 @@ def component_progress(verbose: bool = False,
   saved_root = root.level
   saved_handlers = {h: h.level for h in root.handlers}
   saved_propagate = absl_logger.propagate
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging
   saved_verbosity = absl_logging.get_verbosity()
   # Through absl's flag, not only the logger: TensorFlow's object saving (Transform) sets the
   # verbosity to FATAL and back to the *flag's* value, which would silence the progress records.

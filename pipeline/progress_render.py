@@ -67,7 +67,7 @@ def bar_text(a: Activity, now: float, width: int, frame: str) -> str:
   the label and the times."""
   elapsed = now - a.started
   if a.progress is not None:
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top  (imported before any fork)
+    from tqdm import tqdm  # imported before any fork
     done, total, unit = a.progress
     return tqdm.format_meter(done, total, elapsed, ncols=width, prefix=a.label,
                              unit=f' {unit}', rate=a.rate(now))

@@ -11,10 +11,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import apache_beam as beam
 from ml_metadata.proto import metadata_store_pb2
 
-from components.errors import CxrError
 from components.class_balance import config as config_lib
 from components.class_balance import executor
 from components.class_balance import spec
+from components.errors import CxrError
 from components.image_example_gen import span_resolvers
 from pipeline import configs
 from pipeline import mlmd
@@ -103,9 +103,9 @@ def validator_result(metadata_path: str, run_id: str,
   """ExampleValidator's verdict in a run: {split: ['<feature>: <description>', ...]}, an empty
   list for a split without anomalies. Read from the run's anomalies artifact (ML Metadata) and
   its Split-<name>/SchemaDiff.pb files."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (loaded by the run already)
-  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
-  from tfx.types import standard_component_specs  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # loaded by the run already
+  from tensorflow_metadata.proto.v0 import anomalies_pb2
+  from tfx.types import standard_component_specs
   store = mlmd.sqlite_store(metadata_path)
   artifact = mlmd.run_output(store, mlmd.run_by_name(store, run_id), pipeline_name,
                              configs.EXAMPLE_VALIDATOR, standard_component_specs.ANOMALIES_KEY)

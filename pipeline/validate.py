@@ -39,8 +39,8 @@ from components.image_example_gen import config as config_lib
 from components.image_example_gen import duplicates as duplicates_lib
 from components.image_example_gen import files
 from components.image_example_gen import index
-from pipeline.validate_report import Validation
 from pipeline.validate_report import format_report  # noqa: F401 (re-export)
+from pipeline.validate_report import Validation
 
 # Rows per task sent to a worker process: at most this many (pickling and scheduling are then
 # negligible next to ~0.5 ms of checks per row), and at least 8 tasks per worker (smooth

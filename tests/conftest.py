@@ -61,7 +61,7 @@ def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argu
 @pytest.fixture(scope='session')
 def demo_dataset(tmp_path_factory):
   """A small demo dataset in the Kaggle layout: 64 rows (Viral Pneumonia: 4), ~20% without masks."""
-  from pipeline import demo_data  # pylint: disable=g-import-not-at-top
+  from pipeline import demo_data
   return demo_data.generate(str(tmp_path_factory.mktemp('demo')), scale=0.003,
                             missing_masks=0.2, seed=7)
 
@@ -70,10 +70,11 @@ def demo_dataset(tmp_path_factory):
 def balanced_run(demo_dataset, tmp_path_factory):
   """The whole pipeline (LocalDagRunner, SQLite MLMD) on the demo dataset with splits
   train=3,test=1: every class fits every shard, so the data is balanced."""
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import PipelineOptions
+  from pipeline.local_runner import run_local
+  from tests.support.testutil import load_mapping
   return run_local(PipelineOptions(str(tmp_path_factory.mktemp('balanced'))),
                    DataSource(csv_path=demo_dataset.csv_path),
                    IngestConfig(load_mapping(demo_dataset.class_mapping_path),
@@ -85,6 +86,6 @@ def portable_beam_args(tmp_path_factory):
   """Beam pipeline args (List[str]) for a local job service + external worker pool, started
   once per session on first use and stopped at its end (see tests/support/portable_beam.py);
   also has .job_endpoint, .worker_pool_endpoint, .pids, .log_paths and .log_tail()."""
-  from tests.support.portable_beam import portable_services  # pylint: disable=g-import-not-at-top
+  from tests.support.portable_beam import portable_services
   with portable_services(str(tmp_path_factory.mktemp('portable_beam'))) as args:
     yield args

@@ -27,11 +27,12 @@ def _processes_in(directory: str):
 
 @pytest.mark.timeout(180)
 def test_pipeline_runs_in_external_worker_pool(portable_beam_args, tmp_path):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from apache_beam.metrics.metric import MetricsFilter  # pylint: disable=g-import-not-at-top
-  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
-  from apache_beam.runners.runner import PipelineState  # pylint: disable=g-import-not-at-top
-  from tests.support.portable_beam import RecordDoFn  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+  from apache_beam.metrics.metric import MetricsFilter
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from apache_beam.runners.runner import PipelineState
+
+  from tests.support.portable_beam import RecordDoFn
 
   out_dir = tmp_path / 'out'
   out_dir.mkdir()
@@ -66,7 +67,8 @@ def test_pipeline_runs_in_external_worker_pool(portable_beam_args, tmp_path):
 
 
 def test_startup_timeout_reports_log_and_stops_services(tmp_path):
-  from tests.support.portable_beam import PortableServicesError, portable_services  # pylint: disable=g-import-not-at-top
+  from tests.support.portable_beam import portable_services
+  from tests.support.portable_beam import PortableServicesError
 
   with pytest.raises(PortableServicesError, match='did not listen') as raised:
     with portable_services(str(tmp_path), timeout_s=0.5):

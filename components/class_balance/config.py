@@ -1,8 +1,8 @@
 """ClassBalance's configuration: a validated dataclass (pure: no TensorFlow/TFX imports)."""
 import dataclasses
 
-from components.errors import ConfigError
 from components import options
+from components.errors import ConfigError
 from components.options import option
 
 DEFAULT_MAX_LINF = 0.02

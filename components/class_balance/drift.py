@@ -42,7 +42,8 @@ from components.class_balance import balance
 from components.class_balance import image_stats
 from components.class_balance.config import BalanceConfig
 from components.errors import escape_control
-from components.image_example_gen.summary import IngestSummary, split_class_totals
+from components.image_example_gen.summary import IngestSummary
+from components.image_example_gen.summary import split_class_totals
 
 TRAIN = 'train'  # the split whose groups must not come from an earlier span's eval/test
 EXAMPLE_GROUPS = 5  # group hashes quoted in a finding

@@ -5,12 +5,12 @@ import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from absl import logging
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
 from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
-import tensorflow as tf
-import tensorflow_data_validation as tfdv
 
 from components import options
 from components.class_balance import config as config_lib
@@ -20,7 +20,9 @@ from components.class_balance import report
 from components.class_balance import scan
 from components.class_balance import spec
 from components.image_example_gen import span_resolvers
-from components.image_example_gen.summary import GROUP_SPLITS_FILE, SUMMARY_FILE, IngestSummary
+from components.image_example_gen.summary import GROUP_SPLITS_FILE
+from components.image_example_gen.summary import IngestSummary
+from components.image_example_gen.summary import SUMMARY_FILE
 
 STATS_FILE = 'FeatureStats.pb'  # StatisticsGen's binary DatasetFeatureStatisticsList per split
 BASELINE_SCAN_DIR = '.baseline_scan'  # under the output artifact: the baseline's scan, removed

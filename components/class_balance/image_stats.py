@@ -73,15 +73,15 @@ def header(data: bytes) -> Optional[Header]:
 
 
 def _pixels(data: bytes):
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from PIL import Image
   with Image.open(io.BytesIO(data)) as img:
     return np.asarray(img)
 
 
 def mask_coverage(mask: bytes) -> float:
   """Fraction of the mask's pixels that are non-zero (any channel). Decodes the mask."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   pixels = _pixels(mask)
   if pixels.ndim == 3:
     pixels = pixels.max(axis=-1)
@@ -213,8 +213,9 @@ def by_split_and_class(stats: Mapping[Tuple[str, str, int], ClassStats], splits:
 def thumbnail(image: bytes, mask: bytes, size: int = THUMBNAIL_SIZE) -> str:
   """A ``data:image/png;base64,...`` thumbnail of the image, letterboxed to size x size, with
   the mask (resized to the same frame, nearest neighbour) tinted red and outlined in yellow."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from PIL import Image, ImageOps  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from PIL import Image
+  from PIL import ImageOps
   with Image.open(io.BytesIO(image)) as img:
     if img.mode.startswith('I') or img.mode == 'F':  # 16/32-bit gray: keep the depth
       pixels = np.asarray(img, np.float32)

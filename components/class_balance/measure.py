@@ -19,7 +19,8 @@ from components.class_balance import balance
 from components.class_balance import drift as drift_lib
 from components.class_balance import image_stats
 from components.class_balance.config import BalanceConfig
-from components.class_balance.scan_result import SAMPLES_PER_CLASS, ScanResult
+from components.class_balance.scan_result import SAMPLES_PER_CLASS
+from components.class_balance.scan_result import ScanResult
 from components.errors import CxrError
 from components.image_example_gen import config as ingest_config_lib
 from components.image_example_gen import mask_check as mask_codes

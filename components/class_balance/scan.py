@@ -21,9 +21,14 @@ import tensorflow as tf
 
 from components import features
 from components.class_balance import image_stats
-from components.class_balance.scan_result import (CLASS_STATS, DUPLICATE, NO_LABEL, SAMPLE,
-                                                  SAMPLES_PER_CLASS, SHARD_ERROR, ScanResult,
-                                                  read_manifest_lines)
+from components.class_balance.scan_result import CLASS_STATS
+from components.class_balance.scan_result import DUPLICATE
+from components.class_balance.scan_result import NO_LABEL
+from components.class_balance.scan_result import read_manifest_lines
+from components.class_balance.scan_result import SAMPLE
+from components.class_balance.scan_result import SAMPLES_PER_CLASS
+from components.class_balance.scan_result import ScanResult
+from components.class_balance.scan_result import SHARD_ERROR
 
 SCAN_DIR = '.scan'  # under the output artifact, removed once read
 MANIFEST_FILE = 'manifest.jsonl'

@@ -58,7 +58,8 @@ import math
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from components.errors import CxrError
-from components.image_example_gen.config import SplitSpec, format_splits
+from components.image_example_gen.config import format_splits
+from components.image_example_gen.config import SplitSpec
 from components.image_example_gen.index import IndexRow
 
 SHARD_FILE_PREFIX = 'data_tfrecord'
@@ -584,7 +585,7 @@ def load_manifest(path: str) -> SplitManifest:
   path and the option when it is missing or not a manifest."""
   try:
     if '://' in path:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top  (URIs only)
+      import tensorflow as tf  # URIs only
       with tf.io.gfile.GFile(path, 'r') as f:
         text = f.read()
     else:

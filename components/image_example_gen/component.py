@@ -185,7 +185,7 @@ def _check_span_options(csv_path, image_dir, spanned: bool, span, range_config,
 
 def _check_with_tfx(input_base: str, input_config, range_config) -> None:
   """TFX's own span rules (FileBasedInputProcessor validates without touching files)."""
-  from tfx.components.example_gen import input_processor  # pylint: disable=g-import-not-at-top
+  from tfx.components.example_gen import input_processor
   try:
     spans.check_pattern(os.path.join(input_base, input_config.splits[0].pattern))
     input_processor.FileBasedInputProcessor(input_base, input_config.splits, range_config)

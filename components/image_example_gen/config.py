@@ -279,7 +279,7 @@ def dicom_group_keyword(group_column: str) -> str:
 
 def check_dicom_keyword(keyword: str) -> None:
   """ValueError unless ``keyword`` is in the DICOM dictionary (e.g. PatientID)."""
-  from pydicom import datadict  # pylint: disable=g-import-not-at-top  (only for dicom: groups)
+  from pydicom import datadict  # only for dicom: groups
   if not keyword or datadict.tag_for_keyword(keyword) is None:
     raise ValueError(f'{keyword!r} is not a DICOM keyword (e.g. PatientID, StudyInstanceUID)')
 

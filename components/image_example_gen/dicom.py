@@ -62,8 +62,8 @@ import hashlib
 import hmac
 import io
 import struct
-import zlib
 from typing import Tuple
+import zlib
 
 import numpy as np
 
@@ -160,7 +160,7 @@ def _pydicom():
   """pydicom, with value validation off in this (worker) process: its warnings quote header
   values, which must not reach logs; parsing is as lenient as with warnings."""
   global _configured  # pylint: disable=global-statement
-  import pydicom  # pylint: disable=g-import-not-at-top
+  import pydicom
   if not _configured:
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     _configured = True
@@ -262,8 +262,8 @@ def render(data: bytes, *, window: str = WINDOW_AUTO, output: str = OUTPUT_PNG16
            group_keyword: str = '', group_salt: str = '') -> Rendered:
   """A DICOM file's bytes -> its rendered PNG and facts (module docstring); else BadDicom."""
   pydicom = _pydicom()
-  from pydicom import pixels  # pylint: disable=g-import-not-at-top
-  from pydicom.pixels import utils as pixel_utils  # pylint: disable=g-import-not-at-top
+  from pydicom import pixels
+  from pydicom.pixels import utils as pixel_utils
   try:
     ds = pydicom.dcmread(io.BytesIO(data))
   except Exception as e:  # pylint: disable=broad-except  (pydicom raises many types)
@@ -351,7 +351,7 @@ def render(data: bytes, *, window: str = WINDOW_AUTO, output: str = OUTPUT_PNG16
 
 def _render_image(ds, stored: np.ndarray, window: str, top: int) -> Tuple[np.ndarray, str]:
   """Modality LUT, VOI by ``window``, scaled to 0..top (float64; not yet inverted)."""
-  from pydicom import pixels  # pylint: disable=g-import-not-at-top
+  from pydicom import pixels
   try:
     values = pixels.apply_modality_lut(stored, ds)
     if window == WINDOW_NONE:
@@ -385,7 +385,7 @@ def _render_image(ds, stored: np.ndarray, window: str, top: int) -> Tuple[np.nda
 
 
 def pydicom_valuerep():
-  from pydicom import valuerep  # pylint: disable=g-import-not-at-top
+  from pydicom import valuerep
   return valuerep
 
 

@@ -27,7 +27,7 @@ class Driver(driver.FileBasedDriver):
                               component_info) -> Dict[str, Any]:
     exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info,
                                                       component_info)
-    from components.image_example_gen import executor  # pylint: disable=g-import-not-at-top
+    from components.image_example_gen import executor
     source, config = executor.config_from_exec_properties(exec_properties)
     files = fingerprint.referenced_files(
         source, config, content=bool(exec_properties.get(spec.FINGERPRINT_CONTENT_KEY)))

@@ -11,7 +11,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from components.errors import CxrError
 from components.image_example_gen.config import DUPLICATES_DROP
-from components.image_example_gen.index import IndexRow, Problem
+from components.image_example_gen.index import IndexRow
+from components.image_example_gen.index import Problem
 
 
 class DuplicateImagesError(CxrError, ValueError):

@@ -2,6 +2,7 @@
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+import tensorflow as tf
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.components.example_gen import write_split
@@ -10,7 +11,6 @@ from tfx.proto import example_gen_pb2
 from tfx.proto import range_config_pb2
 from tfx.types import artifact_utils
 from tfx.utils import proto_utils
-import tensorflow as tf
 
 from components import options
 from components.image_example_gen import config as config_lib

@@ -147,7 +147,7 @@ def _read_all(fd: int, size: int, limit: int) -> bytes:
 def read_uri(path: str, what: str, options: CheckOptions) -> bytes:
   """gs://, s3://, hdfs://...: object stores have no symlinks or special files; confinement is
   the URI prefix, the size comes from the store's metadata before the read."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (URIs only)
+  import tensorflow as tf  # URIs only
   if not within_by_name(path, options.allowed_roots):
     raise _outside(what, options.allowed_roots)
   try:

@@ -52,7 +52,7 @@ def map_in_threads(fn: Callable, items: Sequence, threads: int) -> List:
 def _stat(path: str) -> Optional[Tuple[int, int]]:
   """(size, mtime in ns), or None for a missing file; os.stat locally, tf.io.gfile for URIs."""
   if files.is_uri(path):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
     try:
       stat = tf.io.gfile.stat(path)
     except tf.errors.NotFoundError:

@@ -99,7 +99,7 @@ class Listing:
 def _entries(folder: str) -> Tuple[List[str], List[str]]:
   """(file names, folder names) directly in ``folder``; ([], []) if it does not exist."""
   if is_uri(folder):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (URIs only)
+    import tensorflow as tf  # URIs only
     if not tf.io.gfile.isdir(folder):
       return [], []
     names, dirs = [], []
@@ -125,7 +125,7 @@ def _is_dir(folder: str, name: str, dirs: List[str]) -> bool:
   if name in dirs:
     return True
   if is_uri(folder):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
     return tf.io.gfile.isdir(posixpath.join(folder, name))
   return False
 
@@ -134,7 +134,7 @@ def list_image_dir(image_dir: str) -> Listing:
   """Lists ``image_dir``'s class folders (module docstring). Raises FileNotFoundError if it is
   not a folder."""
   if is_uri(image_dir):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (URIs only)
+    import tensorflow as tf  # URIs only
     join, found = posixpath.join, tf.io.gfile.isdir(image_dir)
   else:
     join, found = os.path.join, os.path.isdir(image_dir)

@@ -35,10 +35,11 @@ either (if other code sets it, Pillow's ``load()`` tolerates short data, step 3 
 import dataclasses
 import io
 import struct
-import zlib
 from typing import List, Optional, Tuple
+import zlib
 
-from components.image_example_gen.config import VERIFY_FULL, VERIFY_HEADER
+from components.image_example_gen.config import VERIFY_FULL
+from components.image_example_gen.config import VERIFY_HEADER
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 JPEG_SIGNATURE = b'\xff\xd8\xff'  # SOI and the first byte of the next marker (as Pillow and TF)
@@ -129,7 +130,7 @@ def inspect_image(data: bytes, verify: str = VERIFY_HEADER, max_pixels: int = 0)
 
 def _open(kind: str, data: bytes):
   """Pillow's parser for ``kind``, without ``Image.open``'s decompression-bomb check."""
-  # pylint: disable=g-import-not-at-top
+
   if kind == 'PNG':
     from PIL import PngImagePlugin
     return PngImagePlugin.PngImageFile(io.BytesIO(data))
@@ -314,7 +315,7 @@ def _pillow_reason(e: BaseException) -> str:
 def _describe_other(data: bytes) -> str:
   """'a GIF image' if Pillow knows the format (signature, then its parser agrees), else the
   first bytes."""
-  # pylint: disable=g-import-not-at-top
+
   from PIL import Image
   Image.init()
   prefix = data[:16]

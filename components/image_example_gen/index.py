@@ -20,7 +20,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from components.errors import CxrError
 from components.image_example_gen import files
 from components.image_example_gen import folders
-from components.image_example_gen.config import IngestConfig, dicom_group_keyword
+from components.image_example_gen.config import dicom_group_keyword
+from components.image_example_gen.config import IngestConfig
 
 IMAGE_PATH_COLUMN = 'image_path'
 MASK_PATH_COLUMN = 'mask_path'
@@ -212,7 +213,7 @@ def read_csv_text(csv_path: str) -> str:
   """The CSV's text: a local file with open() (no TensorFlow import, so `cxr-tfx validate`
   shares this), a URI with tf.io.gfile."""
   if is_uri(csv_path):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (URIs only)
+    import tensorflow as tf  # URIs only
     if not tf.io.gfile.exists(csv_path):
       raise IndexValidationError(csv_path, [], 'the CSV index does not exist (option --csv)')
     with tf.io.gfile.GFile(csv_path, 'rb') as f:

@@ -57,8 +57,8 @@ from absl import logging
 import apache_beam as beam
 import tensorflow as tf
 
-from components.errors import CxrError
 from components import features
+from components.errors import CxrError
 from components.image_example_gen import assignment
 from components.image_example_gen import dicom as dicom_lib
 from components.image_example_gen import duplicates as duplicates_lib
@@ -66,13 +66,20 @@ from components.image_example_gen import files
 from components.image_example_gen import index
 from components.image_example_gen import mask_check as mask_check_lib
 from components.image_example_gen import staging as staging_lib
-from components.image_example_gen.config import (DUPLICATES_DROP, DUPLICATES_FAIL,
-                                                 GROUP_ASSIGNMENT_STABLE, VERIFY_FULL,
-                                                 VERIFY_HEADER, IngestConfig, SplitSpec)
-from components.image_example_gen.summary import (CLASS_MAPPING_FILE, GROUP_SPLITS_FILE,
-                                                  IMAGE_INDEX_FILE, QUARANTINE_FILE,
-                                                  SPLIT_MANIFEST_FILE, SUMMARY_FILE,
-                                                  IngestSummary)
+from components.image_example_gen.config import DUPLICATES_DROP
+from components.image_example_gen.config import DUPLICATES_FAIL
+from components.image_example_gen.config import GROUP_ASSIGNMENT_STABLE
+from components.image_example_gen.config import IngestConfig
+from components.image_example_gen.config import SplitSpec
+from components.image_example_gen.config import VERIFY_FULL
+from components.image_example_gen.config import VERIFY_HEADER
+from components.image_example_gen.summary import CLASS_MAPPING_FILE
+from components.image_example_gen.summary import GROUP_SPLITS_FILE
+from components.image_example_gen.summary import IMAGE_INDEX_FILE
+from components.image_example_gen.summary import IngestSummary
+from components.image_example_gen.summary import QUARANTINE_FILE
+from components.image_example_gen.summary import SPLIT_MANIFEST_FILE
+from components.image_example_gen.summary import SUMMARY_FILE
 
 SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
 STAGING_DIR = staging_lib.STAGING_DIR

@@ -10,10 +10,10 @@ mask is binary but worth counting: it is reported per class, never refused.
 report; ``fail`` makes every finding except EMPTY a bad record; ``off`` skips the decode.
 """
 import io
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, TYPE_CHECKING
 
 if TYPE_CHECKING:  # config imports this module, and image_header imports config
-  from components.image_example_gen import image_header as header_lib  # pylint: disable=g-bad-import-order
+  from components.image_example_gen import image_header as header_lib
 
 # Finding codes: keys of the per-class counts in the ingest summary (summary.mask_checks).
 MASKS = 'masks'  # masks present (a count, not a finding)
@@ -47,9 +47,10 @@ def check_mask(mask: bytes, mask_header: Optional['header_lib.ImageHeader'],
     decoded: the bytes already passed image_header's full decode (verify 'full'); else that
       check runs here first (Pillow alone does not notice corrupt deflate data, measured).
   """
-  from components.image_example_gen import image_header as decoder  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from PIL import Image
+
+  from components.image_example_gen import image_header as decoder
   found = []
   if mask_header is not None and image_header is not None:
     size = (mask_header.width, mask_header.height)

@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from components import features
 from components.image_example_gen import assignment
-from components.image_example_gen.config import DEFAULT_GROUP_SALT, SplitSpec
+from components.image_example_gen.config import DEFAULT_GROUP_SALT
+from components.image_example_gen.config import SplitSpec
 from components.image_example_gen.summary import SUMMARY_FILE
 
 SPLIT_PREFIX = 'Split-'

@@ -24,13 +24,12 @@ cache hit.
 """
 from typing import Dict, List, Optional
 
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
 from tfx import types
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.dsl.components.common import resolver
 from tfx.types import artifact_utils
-
-import ml_metadata as mlmd
-from ml_metadata.proto import metadata_store_pb2
 
 EXAMPLES_KEY = 'examples'  # the strategies' one input and output key
 SPAN_PROPERTY = example_gen_utils.SPAN_PROPERTY_NAME  # TFX's ExampleGen driver sets both as

@@ -109,7 +109,7 @@ def _glob(pattern: str) -> List[str]:
   wildcard = re.sub(r'\{SPAN(?::[^}]*)?\}|\{VERSION(?::[^}]*)?\}|\{YYYY\}|\{MM\}|\{DD\}', '*',
                     pattern)
   if '://' in pattern:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (URIs only)
+    import tensorflow as tf  # URIs only
     return tf.io.gfile.glob(wildcard)
   return glob.glob(wildcard)
 

@@ -1,8 +1,7 @@
 """Transform's configuration and output names (pure: no TensorFlow import)."""
+import argparse
 import dataclasses
 from typing import Any, Dict, Tuple, Union
-
-import argparse
 
 from components import features
 from components import options

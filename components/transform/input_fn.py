@@ -3,8 +3,8 @@
 from typing import Dict, Optional, Sequence, Union
 
 import tensorflow as tf
-import tensorflow_transform as tft
 from tensorflow_metadata.proto.v0 import schema_pb2
+import tensorflow_transform as tft
 from tensorflow_transform import common_types
 from tensorflow_transform.tf_metadata import schema_utils
 

@@ -9,26 +9,31 @@ TensorFlow, TFX and Beam for the commands that need them. The names below stay i
 import os
 import sys
 import time
-import warnings
 from typing import List, Optional
+import warnings
 
 _STARTED = time.monotonic()  # when the command started (this package loads first): total time
 
-# pylint: disable=g-import-not-at-top,wrong-import-position,unused-import
-from components.errors import CxrError, escape_control, io_error_message
+
+from components.errors import CxrError
+from components.errors import escape_control
+from components.errors import io_error_message
 from pipeline import configs
 from pipeline import progress
 from pipeline.cli.compile import _compile
 from pipeline.cli.demo import _demo_data
 from pipeline.cli.lineage import _lineage
-from pipeline.cli.loading import HEAVY_LIBRARIES, _load_libraries  # noqa: F401 (tests patch it)
-from pipeline.cli.options import _component_beam_args, _ingest_config, _is_uri  # noqa: F401
+from pipeline.cli.loading import _load_libraries  # noqa: F401 (tests patch it)
+from pipeline.cli.loading import HEAVY_LIBRARIES  # noqa: F401 (tests patch it)
+from pipeline.cli.options import _component_beam_args  # noqa: F401
+from pipeline.cli.options import _ingest_config  # noqa: F401
+from pipeline.cli.options import _is_uri  # noqa: F401
 from pipeline.cli.parser import build_parser
 from pipeline.cli.report import _report
-from pipeline.cli.run import COMPONENTS, _run  # noqa: F401
+from pipeline.cli.run import _run  # noqa: F401
+from pipeline.cli.run import COMPONENTS  # noqa: F401
 from pipeline.cli.summary import _membership_text  # noqa: F401
 from pipeline.cli.validate import _validate
-# pylint: enable=g-import-not-at-top,wrong-import-position,unused-import
 
 # What ``pipeline.cli`` offers: the entry point and parser, and the few helpers tests reach
 # (the handlers look ``_load_libraries`` and ``_lineage`` up here, where tests replace them).
@@ -60,7 +65,7 @@ def _fast_exit(code: int) -> None:
   """Ends the process once the output is complete: runs the atexit handlers (logging, temp
   folders, multiprocessing) and flushes, then skips the interpreter's teardown of TensorFlow,
   TFX and Beam -- 5 s after the last line on this machine, measured, with nothing to show."""
-  import atexit  # pylint: disable=g-import-not-at-top
+  import atexit
   atexit._run_exitfuncs()  # pylint: disable=protected-access
   for stream in (sys.stdout, sys.stderr):
     try:

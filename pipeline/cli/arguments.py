@@ -8,7 +8,8 @@ from components.image_example_gen import config as config_lib
 from components.trainer.config import TrainConfig
 from components.transform.config import TransformConfig
 from pipeline import configs
-from pipeline.cli.options import _component_beam_arg, _pipeline_name
+from pipeline.cli.options import _component_beam_arg
+from pipeline.cli.options import _pipeline_name
 
 
 def _add_quiet_arg(p: argparse.ArgumentParser) -> None:

@@ -1,13 +1,18 @@
 """`cxr-tfx compile`: the pipeline for Kubeflow Pipelines v2 (or a Vertex PipelineJob)."""
 import os
-import warnings
 from typing import Dict, Sequence, Tuple
+import warnings
 
 from components.image_example_gen import config as config_lib
 from pipeline import configs
 from pipeline import progress
-from pipeline.cli.options import (_balance_config, _check_split_args, _ingest_config, _is_uri,
-                                  _pipeline_options, _train_config, _transform_config)
+from pipeline.cli.options import _balance_config
+from pipeline.cli.options import _check_split_args
+from pipeline.cli.options import _ingest_config
+from pipeline.cli.options import _is_uri
+from pipeline.cli.options import _pipeline_options
+from pipeline.cli.options import _train_config
+from pipeline.cli.options import _transform_config
 
 
 def _cluster_path(path: str, option: str) -> None:
@@ -48,9 +53,9 @@ def _compile(args, display: progress.Display) -> int:
                f'{args.pipeline_name!r}, artifacts under {args.pipeline_root}')
   warnings.simplefilter('ignore')
   # through the package, where tests put a stand-in for _load_libraries
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from pipeline import cli
   cli._load_libraries(display, 'pipeline.kubeflow_runner', 'pipeline.pipeline')
-  from pipeline import kubeflow_runner  # pylint: disable=g-import-not-at-top
+  from pipeline import kubeflow_runner
   with progress.component_progress(), display.activity(
       'compiling with KubeflowV2DagRunner', done_text='compiled in {seconds}'):
     path = kubeflow_runner.compile_pipeline(

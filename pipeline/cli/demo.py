@@ -4,7 +4,7 @@ from pipeline import progress
 
 def _generate_demo(display: progress.Display, out: str, scale: float, missing_masks: float,
                    seed: int, workers: int):
-  from pipeline import demo_data  # pylint: disable=g-import-not-at-top
+  from pipeline import demo_data
   with display.activity('[demo-data]', done_text='[demo-data] written in {seconds}'):
     return demo_data.generate(
         out, scale=scale, missing_masks=missing_masks, seed=seed, workers=workers,
@@ -12,7 +12,7 @@ def _generate_demo(display: progress.Display, out: str, scale: float, missing_ma
 
 
 def _demo_data(args, display: progress.Display) -> int:
-  from pipeline import demo_data  # pylint: disable=g-import-not-at-top
+  from pipeline import demo_data
   if args.spans:
     display.line(f'cxr-tfx demo-data: {args.spans} spans of {args.rows_per_span} images into '
                  f'{args.out}')

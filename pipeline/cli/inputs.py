@@ -29,7 +29,7 @@ def _csv_rows(csv_path: str) -> str:
   """'21,165 rows of PATH' for the first line, or just the path for a URI; a local CSV that
   does not exist fails now, as the run's would, in a second."""
   if not _is_uri(csv_path) and not os.path.isfile(csv_path):
-    from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
+    from components.image_example_gen import index
     index.read_csv_text(csv_path)  # raises the run's IndexValidationError (no TensorFlow)
   rows = _count_rows(csv_path)
   return f'{rows:,} rows of {csv_path}' if rows is not None else csv_path
@@ -73,7 +73,7 @@ def _split_lines(display: progress.Display, config: config_lib.IngestConfig):
     display.line(f'splits: membership kept from {config.split_manifest} (read when '
                  'ImageExampleGen runs)')
   elif config.split_manifest:
-    from components.image_example_gen import assignment  # pylint: disable=g-import-not-at-top
+    from components.image_example_gen import assignment
     manifest = assignment.load_manifest(config.split_manifest)  # AssignmentError names it
     display.line(f'splits: membership of {len(manifest.images):,} images kept from '
                  f'{config.split_manifest} (seed {manifest.seed})')
@@ -87,8 +87,9 @@ def _published_splits_line(metadata_path: str, pipeline_name: str,
   published, as ImageExampleGen's driver will find it in ML Metadata ('' when none)."""
   if config.split_manifest or not os.path.exists(metadata_path):
     return ''
-  from components.image_example_gen import spec, split_history  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import spec
+  from components.image_example_gen import split_history
+  from pipeline import mlmd
   uri, images = split_history.latest_manifest(
       split_history.published_examples(mlmd.sqlite_store(metadata_path), pipeline_name,
                                        configs.IMAGE_EXAMPLE_GEN),
@@ -105,7 +106,7 @@ def _published_splits_line(metadata_path: str, pipeline_name: str,
 def _read_folder(image_dir: str, config: config_lib.IngestConfig):
   """index.read_folder_index, as ImageExampleGen's launcher reads the folder: a mapping that
   misses a class folder is refused here (SourceError naming both sides)."""
-  from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import index
   return index.read_folder_index(image_dir, config.class_mapping, config.allowed_roots,
                                  config.group_column)
 

@@ -6,8 +6,8 @@ from pipeline import progress
 
 
 def _lineage(args, display: progress.Display) -> int:  # pylint: disable=unused-argument
-  from pipeline import lineage  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import lineage
+  from pipeline import mlmd
   if not os.path.exists(args.metadata):
     raise config_lib.ConfigError(f'no metadata store at {args.metadata} (option --metadata).')
   tracer = lineage.Lineage(mlmd.sqlite_store(args.metadata))

@@ -5,9 +5,14 @@ from typing import Sequence
 
 from components.image_example_gen import config as config_lib
 from pipeline import configs
-from pipeline.cli.arguments import (_add_balance_args, _add_image_dir_arg, _add_ingest_args,
-                                    _add_pipeline_args, _add_pipeline_name_arg, _add_quiet_arg,
-                                    _add_train_args, _add_transform_args)
+from pipeline.cli.arguments import _add_balance_args
+from pipeline.cli.arguments import _add_image_dir_arg
+from pipeline.cli.arguments import _add_ingest_args
+from pipeline.cli.arguments import _add_pipeline_args
+from pipeline.cli.arguments import _add_pipeline_name_arg
+from pipeline.cli.arguments import _add_quiet_arg
+from pipeline.cli.arguments import _add_train_args
+from pipeline.cli.arguments import _add_transform_args
 from pipeline.cli.options import _positive_int
 
 _DESCRIPTION = """\

@@ -18,9 +18,9 @@ def _report(args, display: progress.Display) -> int:
                f'{args.pipeline_name!r} in {metadata}, into {out}')
   warnings.simplefilter('ignore')
   # through the package, where tests put a stand-in for _load_libraries
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from pipeline import cli
   cli._load_libraries(display, 'pipeline.reports')
-  from pipeline import reports  # pylint: disable=g-import-not-at-top
+  from pipeline import reports
   found = reports.latest_inputs(metadata, args.pipeline_name)
   overrides = {k: v for k, v in (('max_linf', args.max_linf), ('max_js', args.max_js),
                                  ('min_count_per_class', args.min_count_per_class))

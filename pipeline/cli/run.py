@@ -7,12 +7,23 @@ from components.image_example_gen import config as config_lib
 from pipeline import configs
 from pipeline import progress
 from pipeline.cli.demo import _generate_demo
-from pipeline.cli.inputs import (_check_span_arg, _count_rows, _csv_rows, _default_mapping_path,
-                                 _folder_classes, _published_splits_line, _read_folder,
-                                 _resolve_span, _split_lines)
+from pipeline.cli.inputs import _check_span_arg
+from pipeline.cli.inputs import _count_rows
+from pipeline.cli.inputs import _csv_rows
+from pipeline.cli.inputs import _default_mapping_path
+from pipeline.cli.inputs import _folder_classes
+from pipeline.cli.inputs import _published_splits_line
+from pipeline.cli.inputs import _read_folder
+from pipeline.cli.inputs import _resolve_span
+from pipeline.cli.inputs import _split_lines
 from pipeline.cli.loading import HEAVY_LIBRARIES
-from pipeline.cli.options import (_balance_config, _check_split_args, _ingest_config, _is_uri,
-                                  _pipeline_options, _train_config, _transform_config)
+from pipeline.cli.options import _balance_config
+from pipeline.cli.options import _check_split_args
+from pipeline.cli.options import _ingest_config
+from pipeline.cli.options import _is_uri
+from pipeline.cli.options import _pipeline_options
+from pipeline.cli.options import _train_config
+from pipeline.cli.options import _transform_config
 from pipeline.cli.parser import _cores
 from pipeline.cli.summary import _print_summary
 
@@ -54,7 +65,7 @@ def _run(args, display: progress.Display) -> int:
                    f'listed once {HEAVY_LIBRARIES} have loaded (pass --class-mapping to fix '
                    'them)')
   elif not csv_path:
-    from pipeline import demo_data  # pylint: disable=g-import-not-at-top
+    from pipeline import demo_data
     out = os.path.join(root, configs.DEMO_DATA_DIR)
     n = sum(demo_data.class_counts_for_scale(args.demo_scale).values())
     display.line(f'cxr-tfx run: no --csv, so first {n:,} demo images into {out}, then '
@@ -77,22 +88,22 @@ def _run(args, display: progress.Display) -> int:
     ingest_config = _ingest_config(args, mapping_path)
   _split_lines(display, ingest_config)
   # The schema must not state other classes than the mapping: refuse now, before the imports.
-  from components.schema_gen import precheck  # pylint: disable=g-import-not-at-top
+  from components.schema_gen import precheck
   if ingest_config.class_mapping:  # (a gs:// folder without a mapping: checked below)
     precheck.check(os.path.abspath(args.schema), ingest_config.class_mapping,
                    os.path.abspath(mapping_path) if mapping_path else '')
   # through the package, where tests put a stand-in for _load_libraries
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  from pipeline import cli
   cli._load_libraries(display, 'pipeline.local_runner', 'pipeline.reports')
   if image_dir and _is_uri(image_dir):  # listed with tf.io.gfile, as ImageExampleGen will
     ingest_config = _folder_classes(display, image_dir, mapping_path,
                                     _read_folder(image_dir, ingest_config), ingest_config)
     if not mapping_path:
       precheck.check(os.path.abspath(args.schema), ingest_config.class_mapping, '')
-  from components.image_example_gen import spec  # pylint: disable=g-import-not-at-top
-  from pipeline import local_runner  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
-  from pipeline import reports  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import spec
+  from pipeline import local_runner
+  from pipeline import mlmd
+  from pipeline import reports
 
   published = _published_splits_line(metadata, args.pipeline_name, ingest_config)
   if published:

@@ -79,7 +79,7 @@ def _print_summary(result, validator: Dict[str, List[str]],
   for name, state, seconds in times:
     print(f'  {name.ljust(width)}  {seconds:7.1f} s'
           + ('' if state == 'COMPLETE' else f'  ({state.lower()})'))
-  from pipeline.cli import _STARTED  # pylint: disable=g-import-not-at-top
+  from pipeline.cli import _STARTED
   print(f'total time: {progress.seconds_text(time.monotonic() - _STARTED)}')
 
 

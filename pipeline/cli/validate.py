@@ -4,9 +4,14 @@ import os
 from components.errors import escape_control
 from components.image_example_gen import config as config_lib
 from pipeline import progress
-from pipeline.cli.inputs import (_check_span_arg, _classes_line, _csv_rows, _default_mapping_path,
-                                 _resolve_span, _split_lines)
-from pipeline.cli.options import _check_split_args, _ingest_config
+from pipeline.cli.inputs import _check_span_arg
+from pipeline.cli.inputs import _classes_line
+from pipeline.cli.inputs import _csv_rows
+from pipeline.cli.inputs import _default_mapping_path
+from pipeline.cli.inputs import _resolve_span
+from pipeline.cli.inputs import _split_lines
+from pipeline.cli.options import _check_split_args
+from pipeline.cli.options import _ingest_config
 
 
 def _validate(args, display: progress.Display) -> int:
@@ -14,8 +19,8 @@ def _validate(args, display: progress.Display) -> int:
     raise config_lib.ConfigError('validate needs --csv (the CSV index to check) or --image-dir '
                                  '(the image folder to check), one of them.')
   _check_split_args(args)
-  from pipeline import validate as validate_lib  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import index
+  from pipeline import validate as validate_lib
   span = 0
   if args.image_dir:
     _check_span_arg('', args.span)

@@ -1,8 +1,10 @@
 """Terminal-safe output of user data (pure)."""
-from components.errors import CxrError, escape_control
+from components.errors import CxrError
+from components.errors import escape_control
 from components.image_example_gen.config import ConfigError
 from components.image_example_gen.index import IndexValidationError
-from components.image_example_gen.summary import IngestSummary, format_shard_table
+from components.image_example_gen.summary import format_shard_table
+from components.image_example_gen.summary import IngestSummary
 
 
 def test_control_characters_are_escaped_newlines_kept():
@@ -26,7 +28,7 @@ def test_the_projects_errors_are_cxr_errors():
 
 
 def test_io_error_message_names_the_path_wherever_the_error_came_from():
-  from components.errors import io_error_message  # pylint: disable=g-import-not-at-top
+  from components.errors import io_error_message
   beam_wrapped = RuntimeError(
       'tensorflow.python.framework.errors_impl.ResourceExhaustedError: /r/IEG/examples/1/'
       ".staging/pieces/train-00000-00000.gz; No space left on device [while running 'W']")

@@ -4,7 +4,8 @@ TensorFlow (the spec checks import TFX's spec classes only)."""
 import argparse
 import dataclasses
 
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 import pytest
 
@@ -12,7 +13,8 @@ from components import options
 from components.class_balance.config import BalanceConfig
 from components.errors import ConfigError
 from components.image_example_gen import config as config_lib
-from components.image_example_gen.config import IngestConfig, SplitSpec
+from components.image_example_gen.config import IngestConfig
+from components.image_example_gen.config import SplitSpec
 from components.trainer.config import TrainConfig
 from components.transform.config import TransformConfig
 
@@ -142,8 +144,8 @@ def test_a_field_without_a_flag_is_named_as_python_sets_it():
 
 
 def test_the_specs_parameters_are_the_configs_fields():
-  from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import spec  # pylint: disable=g-import-not-at-top
+  from components.class_balance import spec as balance_spec
+  from components.image_example_gen import spec
   for spec_class, config_class in ((spec.ImageExampleGenSpec, IngestConfig),
                                    (balance_spec.ClassBalanceSpec, BalanceConfig)):
     for key, kind in options.exec_types(config_class).items():

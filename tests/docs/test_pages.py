@@ -2,8 +2,8 @@
 import os
 import re
 
-import pytest
 from markdown.extensions.toc import slugify
+import pytest
 
 from tests.docs import docutil
 

@@ -6,12 +6,18 @@ import os
 import random
 import subprocess
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given
+from hypothesis import HealthCheck
+from hypothesis import settings
+from hypothesis import strategies as st
 import pytest
 
-from tests.support import corrupt_images
 from tests.components.image_example_gen.test_bad_input import nothing_left
-from tests.support.testutil import CLI, REPO, read_examples, write_csv_rows
+from tests.support import corrupt_images
+from tests.support.testutil import CLI
+from tests.support.testutil import read_examples
+from tests.support.testutil import REPO
+from tests.support.testutil import write_csv_rows
 
 MAPPING = {'a': 0, 'b': 1}
 
@@ -41,9 +47,10 @@ def _write_dataset(folder, bad):
 
 
 def _ingest(csv_path, out, **kw):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.image_example_gen import ingest
+  from components.image_example_gen.config import IngestConfig
   return ingest.run_ingest(csv_path, IngestConfig(MAPPING, (('train', 2),), **kw), str(out),
                            beam.Pipeline)
 
@@ -53,7 +60,7 @@ def _ingest(csv_path, out, **kw):
        name=st.integers(0, 10**9))
 def test_undecodable_images_are_quarantined_or_stop_the_run_with_nothing_left(
     tmp_path_factory, bad, name):
-  from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import index
   folder = tmp_path_factory.mktemp(f'family{name}')
   csv_path, bad_lines = _write_dataset(str(folder / 'data'), bad)
   summary = _ingest(csv_path, folder / 'quarantined', on_bad_record='quarantine')
@@ -77,7 +84,7 @@ def test_undecodable_images_are_quarantined_or_stop_the_run_with_nothing_left(
 
 def test_a_corrupt_png_with_valid_crcs_stops_the_cli_run_with_nothing_left(tmp_path):
   """The adversarial case: IDAT bytes flipped, chunk CRCs recomputed, header intact."""
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd
   data = corrupt_images.png_bytes(64, 64, 'L', seed=1)
   bad = corrupt_images.corrupt_png_idat(data, random.Random(3), flips=8)
   assert not corrupt_images.pillow_loads(bad) or not corrupt_images.png_stream_complete(bad)

@@ -50,7 +50,7 @@ def _assert_clear_error(done, *needles):
 
 
 def _unfinished_and_orphans(metadata, root):
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd
   store = mlmd.sqlite_store(str(metadata))
   running = [e.id for e in store.get_executions()
              if e.last_known_state in (e.NEW, e.RUNNING, e.UNKNOWN)]
@@ -76,8 +76,8 @@ def test_read_only_pipeline_root_and_store(demo_dataset, tmpfs, tmp_path):
 
   store_disk = tmpfs('store', '8m')
   metadata = store_disk / 'metadata.sqlite'
-  from ml_metadata import metadata_store  # pylint: disable=g-import-not-at-top
-  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  from ml_metadata import metadata_store
+  from ml_metadata.proto import metadata_store_pb2
   config = metadata_store_pb2.ConnectionConfig()
   config.sqlite.filename_uri = str(metadata)
   config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
@@ -115,6 +115,7 @@ def test_store_disk_fills_while_image_example_gen_runs(demo_dataset, tmpfs, tmp_
   assert not outputs.exists() or os.listdir(outputs) == []  # the unpublished output is gone
 
   os.remove(store_disk / 'filler')  # space again: what the next run does first
-  from pipeline import cleanup, configs  # pylint: disable=g-import-not-at-top
+  from pipeline import cleanup
+  from pipeline import configs
   cleanup.fail_unfinished(str(metadata), configs.PIPELINE_NAME, 'abandoned')
   assert _unfinished_and_orphans(metadata, root) == ([], [])

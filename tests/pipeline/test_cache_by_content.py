@@ -6,7 +6,8 @@ import csv
 import os
 import shutil
 
-from tests.support.testutil import load_mapping, read_examples
+from tests.support.testutil import load_mapping
+from tests.support.testutil import read_examples
 
 SPLITS = (('train', 1), ('test', 1))
 
@@ -14,9 +15,11 @@ SPLITS = (('train', 1), ('test', 1))
 def _run(root, component):
   """``component`` alone in a pipeline under LocalDagRunner -> its newest execution and the
   artifact it published (or reused), by ML Metadata."""
-  from tfx.orchestration import metadata, pipeline as tfx_pipeline  # pylint: disable=g-import-not-at-top
-  from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration import metadata
+  from tfx.orchestration import pipeline as tfx_pipeline
+  from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+
+  from pipeline import mlmd
   db = os.path.join(root, 'metadata.sqlite')
   LocalDagRunner().run(tfx_pipeline.Pipeline(
       pipeline_name='cache-by-content', pipeline_root=root, components=[component],
@@ -39,8 +42,8 @@ def _same_stat_rewrite(path, text):
 
 
 def test_a_schema_edited_in_place_is_not_a_cache_hit(demo_dataset, tmp_path):
-  from components.schema_gen.component import CuratedSchemaGen  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import REPO  # pylint: disable=g-import-not-at-top
+  from components.schema_gen.component import CuratedSchemaGen
+  from tests.support.testutil import REPO
   schema = str(tmp_path / 'schema.pbtxt')
   shutil.copy(os.path.join(REPO, 'schemas', 'schema.pbtxt'), schema)
   mapping = load_mapping(demo_dataset.class_mapping_path)
@@ -60,7 +63,7 @@ def test_a_schema_edited_in_place_is_not_a_cache_hit(demo_dataset, tmp_path):
 
 
 def test_classes_swapped_in_the_csv_in_place_rerun_ingestion(demo_dataset, tmp_path):
-  from components.image_example_gen.component import ImageExampleGen  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.component import ImageExampleGen
   data = str(tmp_path / 'data')
   shutil.copytree(demo_dataset.root, data)
   csv_path = os.path.join(data, os.path.basename(demo_dataset.csv_path))

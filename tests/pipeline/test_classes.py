@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.support.testutil import read_csv_rows, write_csv_rows
+from tests.support.testutil import read_csv_rows
+from tests.support.testutil import write_csv_rows
 
 SPLITS = (('train', 2), ('test', 1))
 # A binary set whose positive class name needs escaping in HTML, and the demo's four classes
@@ -37,9 +38,10 @@ def _relabel(demo_dataset, name, mapping):
 
 
 def _run(demo_dataset, tmp_path_factory, name, mapping, **kwargs):
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import PipelineOptions
+  from pipeline.local_runner import run_local
   csv_path, mapping_path, counts = _relabel(demo_dataset, name, mapping)
   root = str(tmp_path_factory.mktemp(name))
   result = run_local(PipelineOptions(root),
@@ -59,7 +61,8 @@ def five_classes(demo_dataset, tmp_path_factory):
 
 
 def _outputs(result, component_id, key):
-  from pipeline import configs, mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import configs
+  from pipeline import mlmd
   store = mlmd.sqlite_store(result.metadata_path)
   run = mlmd.run_by_name(store, result.run_id)
   return mlmd.run_output(store, run, configs.PIPELINE_NAME, component_id, key)
@@ -67,10 +70,11 @@ def _outputs(result, component_id, key):
 
 @pytest.mark.parametrize('dataset', ['two_classes', 'five_classes'])
 def test_any_class_set_runs_end_to_end_with_correct_reports(dataset, request):
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from tensorflow_data_validation.utils import anomalies_util  # pylint: disable=g-import-not-at-top
-  from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
-  from components.schema_gen import spec as schema_spec  # pylint: disable=g-import-not-at-top
+  import tensorflow_data_validation as tfdv
+  from tensorflow_data_validation.utils import anomalies_util
+
+  from components.class_balance import spec as balance_spec
+  from components.schema_gen import spec as schema_spec
   result, mapping, counts = request.getfixturevalue(dataset)
   k = len(mapping)
   # The schema's class domain came from the mapping: 0..K-1, one tag per class.
@@ -116,10 +120,11 @@ def test_any_class_set_runs_end_to_end_with_correct_reports(dataset, request):
 
 def test_a_mapping_that_disagrees_with_a_user_schema_fails_in_seconds(demo_dataset,
                                                                      tmp_path_factory):
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from components.errors import CxrError  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
-  from tests.components.class_balance.conftest import generated_schema  # pylint: disable=g-import-not-at-top
+  import tensorflow_data_validation as tfdv
+
+  from components.errors import CxrError
+  from pipeline import mlmd
+  from tests.components.class_balance.conftest import generated_schema
   site = tmp_path_factory.mktemp('site_schema')
   user_schema = str(site / 'schema.pbtxt')  # a site's own schema, stating the demo's 4 classes
   tfdv.write_schema_text(generated_schema({n: v for n, v in FIVE.items() if v < 4}), user_schema)
@@ -140,9 +145,10 @@ def test_a_mapping_that_disagrees_with_a_user_schema_fails_in_seconds(demo_datas
 
 
 def _run_with(demo_dataset, root, schema_path):
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import PipelineOptions
+  from pipeline.local_runner import run_local
   csv_path, mapping_path, _ = _relabel(demo_dataset, 'five_vs_user_schema', FIVE)
   return run_local(PipelineOptions(root, schema_path=schema_path),
                    DataSource(csv_path=csv_path, class_mapping_path=mapping_path),
@@ -150,9 +156,9 @@ def _run_with(demo_dataset, root, schema_path):
 
 
 def test_with_runtime_parameters_one_mapping_parameter_feeds_both(demo_dataset):
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline import configs  # pylint: disable=g-import-not-at-top
-  from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from pipeline import configs
+  from pipeline.pipeline import create_pipeline
   built = create_pipeline(configs.PipelineOptions('/tmp/root', runtime_parameters=True),
                           configs.DataSource(csv_path=demo_dataset.csv_path),
                           IngestConfig(FIVE, splits=SPLITS))

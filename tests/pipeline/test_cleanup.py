@@ -4,11 +4,13 @@ import os
 
 import pytest
 
-from tests.support.testutil import load_mapping, read_csv_rows, write_csv_rows
+from tests.support.testutil import load_mapping
+from tests.support.testutil import read_csv_rows
+from tests.support.testutil import write_csv_rows
 
 
 def _states(metadata_path):
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd
   return [(e.id, e.last_known_state, e.custom_properties['cxr_failure'].string_value
            if 'cxr_failure' in e.custom_properties else '')
           for e in mlmd.sqlite_store(metadata_path).get_executions()]
@@ -19,10 +21,11 @@ def test_a_failed_run_marks_its_executions_failed_and_removes_its_outputs(
     case, demo_dataset, tmp_path):
   """A CSV-level error raises in ImageExampleGen's driver (TFX leaves the execution RUNNING);
   a bad image raises in its executor after the Beam job wrote to staging."""
-  from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import index
+  from components.image_example_gen.config import IngestConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import PipelineOptions
+  from pipeline.local_runner import run_local
   rows = read_csv_rows(demo_dataset.csv_path)
   if case == 'csv_error_in_driver':
     csv_path = write_csv_rows(os.path.join(demo_dataset.root, 'no-mask-column.csv'),

@@ -11,7 +11,10 @@ from components.image_example_gen import config as config_lib
 import pipeline
 from pipeline import cli  # cheap: no TensorFlow (see test_help_imports_no_tensorflow)
 from pipeline import configs
-from tests.support.testutil import CLI, REPO, read_csv_rows, refused_without_tensorflow
+from tests.support.testutil import CLI
+from tests.support.testutil import read_csv_rows
+from tests.support.testutil import refused_without_tensorflow
+from tests.support.testutil import REPO
 
 
 def run_cli(*args, cwd=REPO):
@@ -57,7 +60,7 @@ def test_every_subcommand_explains_itself():
 def _help_examples(argv):
   """The commands in a --help text: lines starting with '  cxr-tfx ', continuations joined,
   trailing '# comments' dropped -> [argv list]."""
-  import shlex  # pylint: disable=g-import-not-at-top
+  import shlex
   done = run_cli(*argv, '--help')
   assert done.returncode == 0, done.stderr
   commands, current = [], None
@@ -191,7 +194,7 @@ def test_latest_takes_a_kind_or_a_producer(capsys):
   with pytest.raises(SystemExit):
     _parse('lineage', '--metadata', 'm', '--latest', 'classbalance')
   assert "invalid choice: 'classbalance'" in capsys.readouterr().err
-  from pipeline import lineage  # pylint: disable=g-import-not-at-top
+  from pipeline import lineage
   assert lineage.latest_target('ClassBalance') == lineage.latest_target('balance') == (
       'ClassBalance', 'anomalies')
   assert lineage.latest_target('ExampleValidator') == ('ExampleValidator', 'anomalies')
@@ -336,9 +339,10 @@ def test_compile_refuses_what_a_cluster_cannot_read(extra, words, tmp_path):
 def test_only_the_projects_errors_are_user_errors_bugs_keep_their_traceback(monkeypatch, capsys):
   """CxrError and I/O errors: one line naming the problem, exit 2; anything else propagates
   (traceback) and the excepthook asks for a bug report."""
-  import sys  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import ConfigError  # pylint: disable=g-import-not-at-top
-  from pipeline import cli  # pylint: disable=g-import-not-at-top
+  import sys
+
+  from components.image_example_gen.config import ConfigError
+  from pipeline import cli
   monkeypatch.setattr(sys, 'excepthook', sys.excepthook)  # main() installs its hook
 
   def raising(error):

@@ -37,11 +37,13 @@ def _dicom(path, seed, **kw):
 
 def _run(root, name, example_gen, class_mapping):
   """Runs the four components; -> {output: artifact URI} read back through the run's context."""
-  # pylint: disable=g-import-not-at-top
+
   from tfx import v1 as tfx
+
   from components.schema_gen.component import CuratedSchemaGen
   from components.transform.component import make_transform
-  from pipeline import configs, mlmd
+  from pipeline import configs
+  from pipeline import mlmd
   metadata = os.path.join(root, 'metadata.sqlite')
   schema_gen = CuratedSchemaGen(schema_file=configs.SCHEMA_FILE, class_mapping=class_mapping)
   statistics_gen = tfx.components.StatisticsGen(
@@ -65,7 +67,7 @@ def _run(root, name, example_gen, class_mapping):
 @pytest.fixture(scope='module')
 def csv_run(tmp_path_factory):
   """A CSV of 8 PNG and 8 DICOM rows (MONOCHROME1 and 2, 12 and 16 bits, RLE, a real CR)."""
-  from components.image_example_gen.component import ImageExampleGen  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.component import ImageExampleGen
   root = str(tmp_path_factory.mktemp('dicom_csv'))
   data = os.path.join(root, 'data')
   rows, dicoms = [], {}
@@ -95,7 +97,7 @@ def csv_run(tmp_path_factory):
 @pytest.fixture(scope='module')
 def folder_run(tmp_path_factory):
   """<Class>/images + <Class>/masks, no CSV: PNG images with masks, and DICOM images."""
-  from components.image_example_gen.component import ImageExampleGen  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.component import ImageExampleGen
   root = str(tmp_path_factory.mktemp('dicom_folder'))
   data = os.path.join(root, 'COVID-19_Radiography_Dataset')
   dicoms = {}
@@ -108,7 +110,7 @@ def folder_run(tmp_path_factory):
     dicoms[f'{name}/images/{name}-dx.dcm'] = path
   with open(os.path.join(data, 'README.md.txt'), 'w') as f:
     f.write('the real dataset has metadata files at the top: not images')
-  from components.image_example_gen import folders  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import folders
   example_gen = ImageExampleGen(image_dir=data, splits=[('train', 1), ('test', 1)])
   # What a runner does: the schema's classes are the folder's (ImageExampleGen derives the same)
   mapping = folders.list_image_dir(data).default_class_mapping()
@@ -117,8 +119,9 @@ def folder_run(tmp_path_factory):
 
 def _transformed(uris):
   """{image_id: transformed features} over every split, through make_dataset."""
-  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from components.transform.input_fn import make_dataset  # pylint: disable=g-import-not-at-top
+  import tensorflow_transform as tft
+
+  from components.transform.input_fn import make_dataset
   out = {}
   dataset = make_dataset(os.path.join(uris['examples'], 'Split-*', '*'),
                          tft.TFTransformOutput(uris['transform_graph']), batch_size=4,
@@ -132,14 +135,15 @@ def _transformed(uris):
 
 def _expected_tensor(dicom_path):
   """The independent rendering (test_dicom.reference) / 65535, resized as Transform does."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tests.components.image_example_gen.test_dicom import reference  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
+  from tests.components.image_example_gen.test_dicom import reference
   pixels = reference(df.read(dicom_path)).astype(np.float32) / 65535.0
   return np.clip(tf.image.resize(pixels[..., None], (256, 256)).numpy(), 0.0, 1.0)
 
 
 def _statistics_are_valid(uris, dicom_rows):
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
+  import tensorflow_data_validation as tfdv
   schema = tfdv.load_schema_text(os.path.join(uris['schema'], 'schema.pbtxt'))
   seen = 0
   for split in ('train', 'test'):

@@ -13,10 +13,13 @@ import pytest
 
 from components.image_example_gen import assignment
 from components.image_example_gen import index
-from components.image_example_gen.config import IngestConfig, SplitSpec
+from components.image_example_gen.config import IngestConfig
+from components.image_example_gen.config import SplitSpec
 from pipeline import cli
 from pipeline import validate
-from tests.support.testutil import CLI, REPO, refused_without_tensorflow
+from tests.support.testutil import CLI
+from tests.support.testutil import refused_without_tensorflow
+from tests.support.testutil import REPO
 
 CLASSES = {'COVID': 4, 'Normal': 6, 'Viral Pneumonia': 2}  # class folder -> images
 

@@ -21,10 +21,12 @@ SPLITS = (('train', 3), ('test', 1))  # as the balanced_run fixture
 
 
 def _compile(csv_path, mapping_path, out_dir):
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import IMAGE_SCHEMA_FILE, DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import IMAGE_SCHEMA_FILE
+  from pipeline.configs import PipelineOptions
+  from pipeline.kubeflow_runner import compile_pipeline
+  from tests.support.testutil import load_mapping
   path = compile_pipeline(
       output=os.path.join(out_dir, 'cxr-tfx.yaml'), image='cxr-tfx:harness',
       options=PipelineOptions(os.path.join(out_dir, 'root'), runtime_parameters=True,
@@ -35,7 +37,7 @@ def _compile(csv_path, mapping_path, out_dir):
 
 
 def _sha_by_id(uri):
-  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples
   out = {}
   for _, example in read_examples(os.path.join(uri, 'Split-*', '*.gz')):
     feature = example.features.feature
@@ -96,8 +98,9 @@ def test_a_changed_png_under_an_unchanged_csv_gives_new_examples(harness_run, de
   Run 2 also runs ImageExampleGen's preCacheCheck hook first, as Vertex AI does: TFX's generic
   example-gen driver, whose fingerprint covers the CSV alone (so it cannot see the PNG either).
   """
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import read_csv_rows  # pylint: disable=g-import-not-at-top
+  from PIL import Image
+
+  from tests.support.testutil import read_csv_rows
   spec, first, cache, out = harness_run
   assert spec['root']['dag']['tasks']['ImageExampleGen']['cachingOptions'] == {
       'enableCache': False}
@@ -133,8 +136,10 @@ def test_one_compiled_spec_serves_another_dataset_through_pipeline_parameters(
     harness_run, demo_dataset, tmp_path):
   """The CSV URI, class mapping, seed and splits are pipeline parameters with defaults (the
   compile-time values); a run that sets them ingests another dataset with the same spec."""
-  import json  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import read_csv_rows, write_csv_rows  # pylint: disable=g-import-not-at-top
+  import json
+
+  from tests.support.testutil import read_csv_rows
+  from tests.support.testutil import write_csv_rows
   spec, first, _, out = harness_run
   params = spec['root']['inputDefinitions']['parameters']
   assert params['csv_uri']['defaultValue'] == demo_dataset.csv_path
@@ -161,8 +166,9 @@ def test_a_split_manifest_as_a_runtime_parameter_keeps_the_membership(harness_ru
   """On Kubeflow no driver finds earlier runs: the manifest is the ``split_manifest`` pipeline
   parameter. Given the first run's, a run with another seed over the rows in another order
   keeps every image's split."""
-  import json  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import shuffled_copy  # pylint: disable=g-import-not-at-top
+  import json
+
+  from tests.support.testutil import shuffled_copy
   spec, first, _, out = harness_run
   params = spec['root']['inputDefinitions']['parameters']
   assert params['split_manifest']['defaultValue'] == ''
@@ -181,7 +187,7 @@ def test_a_split_manifest_as_a_runtime_parameter_keeps_the_membership(harness_ru
 
 
 def _split_by_sha(uri):
-  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples
   out = {}
   for split in sorted(d for d in os.listdir(uri) if d.startswith('Split-')):
     for _, example in read_examples(os.path.join(uri, split, '*.gz')):

@@ -20,9 +20,11 @@ RESOURCES = {'Transform': (4, '16G'), 'ExampleValidator': (0.5, '512Mi')}
 
 @pytest.fixture(scope='module')
 def compiled(tmp_path_factory):
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import IMAGE_SCHEMA_FILE, DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import IMAGE_SCHEMA_FILE
+  from pipeline.configs import PipelineOptions
+  from pipeline.kubeflow_runner import compile_pipeline
   out = tmp_path_factory.mktemp('kfp')
   kwargs = dict(image=IMAGE, source=DataSource(csv_path='gs://bucket/data/all_image_mask_pairs.csv'),
                 ingest_config=IngestConfig(MAPPING))
@@ -39,15 +41,15 @@ def compiled(tmp_path_factory):
 
 
 def _parse_strict(spec_dict):
-  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
-  from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=g-import-not-at-top
+  from google.protobuf import json_format
+  from kfp.pipeline_spec import pipeline_spec_pb2
   return json_format.ParseDict(spec_dict, pipeline_spec_pb2.PipelineSpec(),
                                ignore_unknown_fields=False)
 
 
 def dag_structure(spec):
   """Tasks, their components, edges and executors: what must not change by accident."""
-  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
+  from google.protobuf import json_format
   executors = json_format.MessageToDict(spec.deployment_spec)['executors']
   tasks = {}
   for name, task in spec.root.dag.tasks.items():
@@ -139,11 +141,11 @@ def test_only_image_example_gen_is_not_cached(compiled):
 
 
 def test_name_beam_args_and_resources_per_component(compiled):
-  from pipeline.kubeflow_runner import COMPONENT_RESOURCES  # pylint: disable=g-import-not-at-top
+  from pipeline.kubeflow_runner import COMPONENT_RESOURCES
   spec = _load(compiled[2])
   assert spec.pipeline_info.name == 'cxr-dev'
   got = dag_structure(spec)['tasks']
-  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
+  from google.protobuf import json_format
   executors = json_format.MessageToDict(spec.deployment_spec)['executors']
   args = {name: executors[spec.components[name].executor_label]['container']['args']
           for name in got}
@@ -163,7 +165,8 @@ def test_name_beam_args_and_resources_per_component(compiled):
 
 
 def test_component_resources_are_checked():
-  from pipeline.kubeflow_runner import memory_gb, resolve_resources  # pylint: disable=g-import-not-at-top
+  from pipeline.kubeflow_runner import memory_gb
+  from pipeline.kubeflow_runner import resolve_resources
   assert memory_gb(4) == 4 and memory_gb('4G') == 4 and memory_gb('512M') == 0.512
   assert memory_gb('1Gi') == 1.073742
   assert resolve_resources({'StatisticsGen': (3, '6G')})['StatisticsGen'] == (3, 6)
@@ -231,10 +234,12 @@ compiler.Compiler().compile(parent, {str(tmp_path / 'parent.yaml')!r})
 
 @pytest.fixture(scope='module')
 def compiled_train(tmp_path_factory):
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import IMAGE_SCHEMA_FILE, DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from components.trainer.config import TrainConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import IMAGE_SCHEMA_FILE
+  from pipeline.configs import PipelineOptions
+  from pipeline.kubeflow_runner import compile_pipeline
   return compile_pipeline(
       output=str(tmp_path_factory.mktemp('kfp_train') / 'cxr-tfx-train.yaml'), image=IMAGE,
       options=PipelineOptions('gs://bucket/root', runtime_parameters=True,
@@ -248,7 +253,7 @@ def compiled_train(tmp_path_factory):
 def test_train_compiles_trainer_evaluator_and_pusher_from_the_image(compiled_train, compiled):
   """The Trainer's code is referenced by module path (from the container image): no wheel, no
   module_file; the default pipeline's tasks are unchanged."""
-  from pipeline.kubeflow_runner import TRAIN_COMPONENT_RESOURCES  # pylint: disable=g-import-not-at-top
+  from pipeline.kubeflow_runner import TRAIN_COMPONENT_RESOURCES
   spec = _load(compiled_train)
   got = dag_structure(spec)['tasks']
   default = dag_structure(_load(compiled[0]))['tasks']
@@ -287,10 +292,12 @@ def test_dockerfile_lints_clean():
 def test_an_image_folder_compiles_in_as_constants(tmp_path):
   """compile --image-dir: ImageExampleGen lists the folder when it runs; the folder, the class
   mapping and the split manifest are constants (the pipeline parameters stand for a CSV)."""
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import PipelineConfigError  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import IMAGE_SCHEMA_FILE, DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import IMAGE_SCHEMA_FILE
+  from pipeline.configs import PipelineConfigError
+  from pipeline.configs import PipelineOptions
+  from pipeline.kubeflow_runner import compile_pipeline
   config = IngestConfig(MAPPING, split_manifest='gs://bucket/root/split_manifest.json')
   folder = DataSource(image_dir='gs://bucket/xrays')
   kwargs = dict(image=IMAGE, ingest_config=config)

@@ -10,19 +10,24 @@ from PIL import Image
 import pytest
 
 from pipeline import configs
-from tests.support.testutil import (CLI, REPO, load_mapping, read_csv_rows, read_examples,
-                                    write_csv_rows)
+from tests.support.testutil import CLI
+from tests.support.testutil import load_mapping
+from tests.support.testutil import read_csv_rows
+from tests.support.testutil import read_examples
+from tests.support.testutil import REPO
+from tests.support.testutil import write_csv_rows
 
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
   """One root and store, LocalDagRunner runs: A, A again, A after one PNG changed, B (other
   CSV); then A with Transform materializing, pipeline 'cxr-other' on B, and A once more."""
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline import demo_data  # pylint: disable=g-import-not-at-top
-  from components.transform.config import TransformConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from components.transform.config import TransformConfig
+  from pipeline import demo_data
+  from pipeline.configs import DataSource
+  from pipeline.configs import PipelineOptions
+  from pipeline.local_runner import run_local
   ds = demo_data.generate(str(tmp_path_factory.mktemp('data')), scale=0.002, seed=3)
   root = str(tmp_path_factory.mktemp('root'))
   config = IngestConfig(load_mapping(ds.class_mapping_path), splits=(('train', 2), ('test', 1)))
@@ -98,7 +103,8 @@ def test_report_and_lineage_read_the_named_pipelines_newest_run(runs):
 
 
 def _chain(result, uri):
-  from pipeline import lineage, mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import lineage
+  from pipeline import mlmd
   tracer = lineage.Lineage(mlmd.sqlite_store(result.metadata_path))
   return tracer.chain(tracer.resolve(artifact_uri=uri))
 
@@ -139,7 +145,7 @@ def test_cached_reruns_do_not_grow_the_chain(runs):
   """Run 'materialized' made the examples' newest consumers; 'a_again' reused every output:
   each producer and consumer is shown once, the cached executions on one line."""
   out, _ = runs
-  from pipeline import lineage  # pylint: disable=g-import-not-at-top
+  from pipeline import lineage
   chain = _chain(out['a_again'], out['a_again'].examples_uri)
   text = lineage.format_chain(chain)
   assert text.count('produced by ImageExampleGen') == 1
@@ -187,9 +193,10 @@ def test_lineage_into_a_closed_pipe_exits_quietly(runs):
 
 def test_multi_processing_output_equals_in_memory_output(demo_dataset, tmp_path):
   """--beam-arg reaches Beam: DirectRunner multi_processing with 2 workers, same bytes."""
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import PipelineOptions
+  from pipeline.local_runner import run_local
   config = IngestConfig(load_mapping(demo_dataset.class_mapping_path))
   source = DataSource(csv_path=demo_dataset.csv_path)
   a = run_local(PipelineOptions(str(tmp_path / 'mem'),
@@ -207,7 +214,8 @@ def test_multi_processing_output_equals_in_memory_output(demo_dataset, tmp_path)
 
 
 def test_killed_run_publishes_nothing_and_the_rerun_completes(tmp_path):
-  from pipeline import demo_data, mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import demo_data
+  from pipeline import mlmd
   ds = demo_data.generate(str(tmp_path / 'data'), scale=0.02, seed=5)
   root = tmp_path / 'root'
   args = [CLI, 'run', '--csv', ds.csv_path, '--pipeline-root', str(root),

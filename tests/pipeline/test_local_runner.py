@@ -5,7 +5,10 @@ import subprocess
 
 import pytest
 
-from tests.support.testutil import CLI, REPO, load_mapping, shuffled_copy
+from tests.support.testutil import CLI
+from tests.support.testutil import load_mapping
+from tests.support.testutil import REPO
+from tests.support.testutil import shuffled_copy
 
 
 @pytest.fixture(scope='module')
@@ -18,7 +21,7 @@ def cli_run(demo_dataset, tmp_path_factory):
 
 
 def _examples_artifacts(metadata_path):
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd
   return mlmd.sqlite_store(metadata_path).get_artifacts_by_type('Examples')
 
 
@@ -64,9 +67,10 @@ def test_unchanged_rerun_is_a_cache_hit(cli_run, demo_dataset):
 def test_shuffled_csv_in_another_process_gives_identical_shards(cli_run, demo_dataset,
                                                                 tmp_path):
   """Cross-process determinism: the CLI run above vs. this process, rows in another order."""
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import PipelineOptions
+  from pipeline.local_runner import run_local
   root, first, _ = cli_run
   assert first.returncode == 0
   result = run_local(PipelineOptions(str(tmp_path)),
@@ -85,11 +89,12 @@ def test_train_with_splits_it_cannot_use_fails_before_anything_runs(demo_dataset
   """`run_local(train_config=...)` checks the splits when it builds the pipeline: a CxrError naming
   --splits, and no component ran (no metadata store was written). The training run itself:
   tests/pipeline/test_train.py."""
-  from components.errors import CxrError  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
+  from components.errors import CxrError
+  from components.image_example_gen.config import IngestConfig
+  from components.trainer.config import TrainConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import PipelineOptions
+  from pipeline.local_runner import run_local
   config = IngestConfig(load_mapping(demo_dataset.class_mapping_path),
                         splits=(('fit', 3), ('holdout', 1)))
   with pytest.raises(CxrError, match=r'"train" split.*--splits'):

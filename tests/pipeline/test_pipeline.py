@@ -16,9 +16,9 @@ FOR_EXAMPLE_GEN = ['--direct_running_mode=multi_processing', '--direct_num_worke
 def _create(ingest_config=None, train=False, train_config=None, **pipeline_options):
   """create_pipeline on a CSV, with PipelineOptions(**pipeline_options) and, with ``train``,
   ``train_config`` (default TrainConfig())."""
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from components.trainer.config import TrainConfig
+  from pipeline.pipeline import create_pipeline
   options = configs.PipelineOptions(
       **{'pipeline_root': '/tmp/cxr-tfx-unused-root', **pipeline_options})
   return create_pipeline(options, configs.DataSource(csv_path='/data/all_image_mask_pairs.csv'),
@@ -28,16 +28,16 @@ def _create(ingest_config=None, train=False, train_config=None, **pipeline_optio
 
 def _beam_args_by_id(pipeline):
   """{component id: final beam_pipeline_args of its executor spec} for the Beam components."""
-  from tfx.dsl.components.base import executor_spec  # pylint: disable=g-import-not-at-top
+  from tfx.dsl.components.base import executor_spec
   return {c.id: list(c.executor_spec.beam_pipeline_args) for c in pipeline.components
           if isinstance(c.executor_spec, executor_spec.BeamExecutorSpec)}
 
 
 def _compiled_beam_args_by_id(pipeline):
   """The same, from the IR the LocalDagRunner runs (compiled deployment config)."""
-  from tfx.dsl.compiler import compiler  # pylint: disable=g-import-not-at-top
-  from tfx.proto.orchestration import executable_spec_pb2  # pylint: disable=g-import-not-at-top
-  from tfx.proto.orchestration import pipeline_pb2  # pylint: disable=g-import-not-at-top
+  from tfx.dsl.compiler import compiler
+  from tfx.proto.orchestration import executable_spec_pb2
+  from tfx.proto.orchestration import pipeline_pb2
   ir = compiler.Compiler().compile(pipeline)
   deployment = pipeline_pb2.IntermediateDeploymentConfig()
   ir.deployment_config.Unpack(deployment)
@@ -51,7 +51,8 @@ def _compiled_beam_args_by_id(pipeline):
 
 def _direct_options(args):
   """What Beam makes of an arg list (argparse: the last occurrence of a flag wins)."""
-  from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions  # pylint: disable=g-import-not-at-top
+  from apache_beam.options.pipeline_options import DirectOptions
+  from apache_beam.options.pipeline_options import PipelineOptions
   options = PipelineOptions(args).view_as(DirectOptions)
   return options.direct_running_mode, options.direct_num_workers
 
@@ -63,7 +64,7 @@ def per_component():
 
 
 def test_beam_component_ids_are_the_pipelines_beam_components():
-  from tfx.dsl.components.base import base_beam_component  # pylint: disable=g-import-not-at-top
+  from tfx.dsl.components.base import base_beam_component
   pipeline = _create()
   ids = [c.id for c in pipeline.components]
   assert sorted(ids) == sorted([configs.IMAGE_EXAMPLE_GEN, configs.SCHEMA_GEN,
@@ -130,7 +131,7 @@ def test_pipeline_name_is_used_and_validated():
 
 
 def test_verify_and_max_file_bytes_reach_image_example_gen():
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
   pipeline = _create(ingest_config=IngestConfig(MAPPING, verify='header', max_file_bytes=1000))
   example_gen = next(c for c in pipeline.components if c.id == configs.IMAGE_EXAMPLE_GEN)
   assert example_gen.exec_properties['verify'] == 'header'
@@ -139,7 +140,7 @@ def test_verify_and_max_file_bytes_reach_image_example_gen():
 
 @pytest.fixture(scope='module')
 def with_training():
-  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  from components.trainer.config import TrainConfig
   return _create(train=True, train_config=TrainConfig(train_steps=7, min_accuracy=0.3),
                  component_beam_args={configs.EVALUATOR: ['--direct_num_workers=2']})
 
@@ -151,7 +152,7 @@ def test_train_adds_trainer_evaluator_and_pusher_after_the_default_pipeline(with
 
 
 def test_the_trainer_runs_the_package_run_fn_with_class_balance_as_input(with_training):
-  import json  # pylint: disable=g-import-not-at-top
+  import json
   by_id = {c.id: c for c in with_training.components}
   trainer = by_id[configs.TRAINER]
   props = trainer.exec_properties
@@ -168,7 +169,7 @@ def test_the_trainer_runs_the_package_run_fn_with_class_balance_as_input(with_tr
 
 def test_the_evaluator_blesses_on_test_by_class_and_the_pusher_writes_under_the_root(
     with_training):
-  import json  # pylint: disable=g-import-not-at-top
+  import json
   by_id = {c.id: c for c in with_training.components}
   evaluator = by_id[configs.EVALUATOR].exec_properties
   assert json.loads(evaluator['example_splits']) == ['test']
@@ -186,19 +187,19 @@ def test_the_evaluator_blesses_on_test_by_class_and_the_pusher_writes_under_the_
 
 
 def test_without_class_weights_the_trainer_does_not_wait_for_class_balance():
-  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  from components.trainer.config import TrainConfig
   trainer = next(c for c in _create(train=True, train_config=TrainConfig(
       use_balance_weights=False)).components if c.id == configs.TRAINER)
   assert 'class_balance' not in trainer.inputs
 
 
 def test_training_needs_train_and_eval_or_test_splits_and_evaluator_args_need_train():
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
   with pytest.raises(ValueError, match='"train" split and an "eval" or "test" split.*--splits'):
     _create(train=True, ingest_config=IngestConfig(MAPPING, splits=(('a', 3), ('b', 1))))
   only_test = _create(train=True, ingest_config=IngestConfig(MAPPING, splits=(('train', 3),
                                                                               ('test', 1))))
-  import json  # pylint: disable=g-import-not-at-top
+  import json
   by_id = {c.id: c for c in only_test.components}
   assert json.loads(by_id[configs.TRAINER].exec_properties['eval_args'])['splits'] == ['test']
   assert json.loads(by_id[configs.EVALUATOR].exec_properties['example_splits']) == ['test']

@@ -17,7 +17,8 @@ import pytest
 
 from pipeline import cli
 from pipeline import progress
-from tests.support.testutil import CLI, REPO
+from tests.support.testutil import CLI
+from tests.support.testutil import REPO
 
 
 class _Clock:
@@ -147,7 +148,7 @@ def _plan_line(rows):
 
 
 def test_staging_progress_counts_closed_pieces_by_the_rows_they_hold(tmp_path):
-  from components.image_example_gen import staging as staging_lib  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import staging as staging_lib
   examples = tmp_path / 'ImageExampleGen' / 'examples'
   staging = examples / '7' / '.staging'
   poll = progress.StagingProgress(str(examples), since=time.time())
@@ -172,7 +173,7 @@ def test_staging_progress_counts_closed_pieces_by_the_rows_they_hold(tmp_path):
 
 
 def test_staging_progress_ignores_older_executions(tmp_path):
-  from components.image_example_gen import staging as staging_lib  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import staging as staging_lib
   examples = tmp_path / 'examples'
   old = examples / '3' / '.staging'
   old.mkdir(parents=True)
@@ -188,7 +189,7 @@ def test_staging_progress_ignores_older_executions(tmp_path):
 
 
 def test_piece_names_carry_their_rows():
-  from components.image_example_gen import staging as staging_lib  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import staging as staging_lib
   assert staging_lib.piece_rows(staging_lib.piece_name('eval', 3, 12, 128)) == 128
   assert staging_lib.piece_rows('train-00000-00000.gz') == 0  # not a piece name of this format
   assert staging_lib.piece_rows('manifest.jsonl') == 0

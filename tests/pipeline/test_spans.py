@@ -16,7 +16,7 @@ SPLITS = (('train', 2), ('test', 1))
 
 @pytest.fixture(scope='module')
 def spans_data(tmp_path_factory):
-  from pipeline import demo_data  # pylint: disable=g-import-not-at-top
+  from pipeline import demo_data
   return demo_data.generate_spans(str(tmp_path_factory.mktemp('weekly')), rows_per_span=40)
 
 
@@ -24,12 +24,13 @@ def spans_data(tmp_path_factory):
 def weekly(spans_data, tmp_path_factory):
   """Span 1, span 2, then the newest (3) with a two-span training window, then span 2 again:
   {name: RunResult}, all in one pipeline root and store."""
-  from components.class_balance.config import BalanceConfig  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
+  from components.class_balance.config import BalanceConfig
+  from components.image_example_gen.config import IngestConfig
+  from components.trainer.config import TrainConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import PipelineOptions
+  from pipeline.local_runner import run_local
+  from tests.support.testutil import load_mapping
   root = str(tmp_path_factory.mktemp('weekly_root'))
   config = IngestConfig(load_mapping(spans_data.class_mapping_path), splits=SPLITS,
                         group_column='patient_id', mask_size='256x256',
@@ -59,19 +60,20 @@ def _error_of(fn):
 
 
 def _store(result):
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd
   return mlmd.sqlite_store(result.metadata_path)
 
 
 def _output(result, component_id, key):
-  from pipeline import configs, mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import configs
+  from pipeline import mlmd
   store = _store(result)
   return mlmd.run_output(store, mlmd.run_by_name(store, result.run_id), configs.PIPELINE_NAME,
                          component_id, key)
 
 
 def _group_splits(examples_uri):
-  from components.image_example_gen.summary import GROUP_SPLITS_FILE  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.summary import GROUP_SPLITS_FILE
   with open(os.path.join(examples_uri, GROUP_SPLITS_FILE)) as f:
     return json.load(f)['groups']
 
@@ -88,7 +90,7 @@ def test_spans_are_resolved_and_recorded_on_the_examples(weekly, spans_data):
 
 
 def test_the_third_span_is_flagged_as_drift_and_the_second_is_not(weekly):
-  from components.class_balance import spec  # pylint: disable=g-import-not-at-top
+  from components.class_balance import spec
   baselines = {}
   for name in ('span1', 'span2', 'span3'):
     props = _output(weekly[name], 'ClassBalance', spec.ANOMALIES_KEY).custom_properties
@@ -106,7 +108,7 @@ def test_the_third_span_is_flagged_as_drift_and_the_second_is_not(weekly):
 
 
 def test_fail_on_drift_stops_the_run_after_writing_the_report(weekly):
-  from components.class_balance.report import DriftError  # pylint: disable=g-import-not-at-top
+  from components.class_balance.report import DriftError
   error = weekly['span3_fail']
   assert isinstance(error, DriftError), error
   assert 'span 2' in str(error) and 'balance_report.html' in str(error)
@@ -115,7 +117,7 @@ def test_fail_on_drift_stops_the_run_after_writing_the_report(weekly):
 
 
 def test_an_unchanged_rerun_of_span_2_is_a_cache_hit(weekly):
-  from pipeline import configs  # pylint: disable=g-import-not-at-top
+  from pipeline import configs
   again = dict((c, cached) for c, _, cached in weekly['span2_again'].components
                if c != configs.PREVIOUS_SPANS_RESOLVER)  # a resolver resolves, every run
   assert again['ImageExampleGen'], again
@@ -132,14 +134,15 @@ def test_a_patient_keeps_the_split_they_had_in_an_earlier_span(weekly):
   assert held_out & returning, 'some returning patients were held out in span 1'
   assert not held_out & {g for g, split in two.items() if split == 'train'}
   assert all(one[g] == two[g] for g in returning)
-  from components.class_balance import spec  # pylint: disable=g-import-not-at-top
+  from components.class_balance import spec
   props = _output(weekly['span2'], 'ClassBalance', spec.ANOMALIES_KEY).custom_properties
   assert props[spec.SPAN_LEAKAGE_PROPERTY].int_value == 0
 
 
 def _input_spans(result, component_id):
   """The spans of the Examples a component of this run read, from its INPUT events."""
-  from pipeline import configs, mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import configs
+  from pipeline import mlmd
   store = _store(result)
   execution = mlmd.run_execution(store, mlmd.run_by_name(store, result.run_id),
                                  configs.PIPELINE_NAME, component_id)
@@ -160,12 +163,13 @@ def test_on_kubeflow_the_task_resolves_the_span_itself(spans_data, tmp_path):
   """KFP runs no component driver: the compiled ImageExampleGen task (run as KFP's launcher
   would, tests/support/kfp_harness.py) resolves the newest span, or the compiled --span, itself and
   records it on the artifact."""
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from pipeline import configs  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.kubeflow_runner import compile_pipeline  # pylint: disable=g-import-not-at-top
-  from tests.support import kfp_harness  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import load_mapping  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from pipeline import configs
+  from pipeline.configs import DataSource
+  from pipeline.configs import PipelineOptions
+  from pipeline.kubeflow_runner import compile_pipeline
+  from tests.support import kfp_harness
+  from tests.support.testutil import load_mapping
   config = IngestConfig(load_mapping(spans_data.class_mapping_path), splits=SPLITS,
                         group_column='patient_id', mask_size='256x256',
                         group_assignment='stable')

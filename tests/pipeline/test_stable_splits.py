@@ -14,16 +14,19 @@ import shutil
 
 import pytest
 
-from tests.support.testutil import load_mapping, read_csv_rows, shard_files
+from tests.support.testutil import load_mapping
+from tests.support.testutil import read_csv_rows
+from tests.support.testutil import shard_files
 
 SPLITS = (('train', 3), ('eval', 1), ('test', 1))
 GROW_SEED = 99  # demo_data.render seed of the added images (others than the dataset's)
 
 
 def _ingest(source, mapping, out_dir, **kw):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.image_example_gen import ingest
+  from components.image_example_gen.config import IngestConfig
   previous = kw.pop('previous_manifest', '')
   config = IngestConfig(mapping, SPLITS, kw.pop('seed', 0), mask_size='256x256', **kw)
   return ingest.run_ingest(source, config, out_dir, beam.Pipeline, previous_manifest=previous)
@@ -31,7 +34,7 @@ def _ingest(source, mapping, out_dir, **kw):
 
 def _membership(out_dir):
   """{image sha256: (split, label)} read from the written records themselves."""
-  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples
   out = {}
   for folder in sorted(os.listdir(out_dir)):
     if folder.startswith('Split-'):
@@ -54,8 +57,9 @@ def _write_csv(path, rows):
 def _grow(root, rows, fraction, name_prefix='added'):
   """Adds round(fraction * len(rows)) new images (other pixels) to the dataset under ``root``;
   -> the new CSV rows (relative to ``root``)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  from pipeline import demo_data  # pylint: disable=g-import-not-at-top
+  from PIL import Image
+
+  from pipeline import demo_data
   added = []
   for i in range(round(fraction * len(rows))):
     cls = rows[i % len(rows)]['class']
@@ -101,8 +105,8 @@ def test_moving_the_data_and_rewriting_absolute_paths_keeps_every_split(dataset,
 
 
 def test_the_image_folder_and_the_csv_agree_on_membership_and_labels(dataset, base, tmp_path):
-  from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
-  from pipeline import demo_data  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import index
+  from pipeline import demo_data
   out = str(tmp_path / 'folder')
   _ingest(index.Source(image_dir=os.path.join(dataset['root'], demo_data.DATASET_DIR)),
           dataset['mapping'], out)
@@ -150,7 +154,8 @@ def test_an_output_without_a_manifest_gives_one_from_its_records(dataset, base, 
   """Upgrading: outputs written before split manifests existed. migrate rebuilds the manifest
   from the records (sha256 and split folder); it equals the one published, and a run given it
   keeps every image's split."""
-  from components.image_example_gen import assignment, migrate  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import assignment
+  from components.image_example_gen import migrate
   published = assignment.load_manifest(os.path.join(base[0], 'split_manifest.json'))
   old = str(tmp_path / 'old')
   shutil.copytree(base[0], old)
@@ -172,11 +177,13 @@ def test_an_output_without_a_manifest_gives_one_from_its_records(dataset, base, 
 def _run_gen(root, csv_path, mapping, **kw):
   """ImageExampleGen alone under LocalDagRunner in ``root`` (its SQLite store there) -> the
   Examples it published (or reused) in this run, by ML Metadata."""
-  from tfx.orchestration import metadata, pipeline as tfx_pipeline  # pylint: disable=g-import-not-at-top
-  from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.component import ImageExampleGen  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import split_history  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration import metadata
+  from tfx.orchestration import pipeline as tfx_pipeline
+  from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+
+  from components.image_example_gen import split_history
+  from components.image_example_gen.component import ImageExampleGen
+  from pipeline import mlmd
   gen = ImageExampleGen(csv_path=csv_path, class_mapping=mapping, splits=SPLITS,
                         mask_size='256x256', **kw)
   db = os.path.join(root, 'metadata.sqlite')
@@ -195,7 +202,7 @@ def _run_gen(root, csv_path, mapping, **kw):
 
 def test_a_later_run_over_a_superset_keeps_every_earlier_image_without_being_asked(
     dataset, tmp_path):
-  from components.image_example_gen import spec  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import spec
   root = str(tmp_path / 'pipeline')
   data = str(tmp_path / 'data')
   shutil.copytree(dataset['root'], data)
@@ -214,8 +221,8 @@ def test_a_later_run_over_a_superset_keeps_every_earlier_image_without_being_ask
   third, execution = _run_gen(root, grown_csv, dataset['mapping'])
   assert third.id == second.id and execution.last_known_state == execution.CACHED
   # What the command line's first lines say a run will keep: the second run's manifest.
-  from components.image_example_gen import split_history  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import split_history
+  from pipeline import mlmd
   published = split_history.published_examples(
       mlmd.sqlite_store(os.path.join(root, 'metadata.sqlite')), 'stable-splits', 'ImageExampleGen')
   assert split_history.latest_manifest(
@@ -255,6 +262,6 @@ def test_a_resent_image_in_span_2_keeps_its_span_1_split_and_is_reported(dataset
 
 
 def _sha_of(path):
-  import hashlib  # pylint: disable=g-import-not-at-top
+  import hashlib
   with open(path, 'rb') as f:
     return hashlib.sha256(f.read()).hexdigest()

@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from tests.support.testutil import load_mapping, read_examples
+from tests.support.testutil import load_mapping
+from tests.support.testutil import read_examples
 
 TRAIN_STEPS = 20
 SPLITS = (('train', 4), ('eval', 1), ('test', 1))
@@ -21,10 +22,11 @@ SPLITS = (('train', 4), ('eval', 1), ('test', 1))
 
 @pytest.fixture(scope='module')
 def trained(demo_dataset, tmp_path_factory):
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from components.trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
-  from pipeline.configs import DataSource, PipelineOptions  # pylint: disable=g-import-not-at-top
-  from pipeline.local_runner import run_local  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.config import IngestConfig
+  from components.trainer.config import TrainConfig
+  from pipeline.configs import DataSource
+  from pipeline.configs import PipelineOptions
+  from pipeline.local_runner import run_local
   root = str(tmp_path_factory.mktemp('train'))
   config = IngestConfig(load_mapping(demo_dataset.class_mapping_path), splits=SPLITS)
   options, source = PipelineOptions(root), DataSource(csv_path=demo_dataset.csv_path)
@@ -38,7 +40,7 @@ def trained(demo_dataset, tmp_path_factory):
 @pytest.fixture(scope='module')
 def served(trained):
   """The pushed SavedModel (tf.saved_model.load) and its serving_default signature."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   training = trained[0].training
   loaded = tf.saved_model.load(training.pushed_model_dir)
   return loaded, loaded.signatures['serving_default']
@@ -47,8 +49,9 @@ def served(trained):
 @pytest.fixture(scope='module')
 def test_split(trained, demo_dataset):
   """The test split through make_dataset (one batch), and each image's PNG bytes from disk."""
-  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from components.transform.input_fn import make_dataset  # pylint: disable=g-import-not-at-top
+  import tensorflow_transform as tft
+
+  from components.transform.input_fn import make_dataset
   result = trained[0]
   features, labels = next(iter(make_dataset(
       [os.path.join(result.examples_uri, 'Split-test', '*')],
@@ -65,9 +68,10 @@ def test_split(trained, demo_dataset):
 def keras_probabilities(trained, test_split):
   """The trained Keras model (ModelRun's model.keras) on make_dataset's images: the
   training-time path."""
-  import keras  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.trainer.config import KERAS_MODEL_FILE  # pylint: disable=g-import-not-at-top
+  import keras
+  import tensorflow as tf
+
+  from components.trainer.config import KERAS_MODEL_FILE
   model = keras.models.load_model(
       os.path.join(trained[0].training.model_run_uri, KERAS_MODEL_FILE), compile=False)
   return tf.nn.softmax(model(test_split[0]['image'])['class'], axis=-1).numpy()
@@ -105,9 +109,9 @@ def test_tensorboard_logs_and_keras_model_are_in_the_model_run(trained):
 def test_unweighted_while_class_balance_publishes_no_weights(trained):
   """The contract: ClassBalance's `class_weights` property weights the loss when present; the
   Trainer records what it used on the Model ('' = unweighted)."""
-  from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
-  from components.trainer.config import parse_class_weights  # pylint: disable=g-import-not-at-top
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from components.class_balance import spec as balance_spec
+  from components.trainer.config import parse_class_weights
+  from pipeline import mlmd
   result, _ = trained
   store = mlmd.sqlite_store(result.metadata_path)
   balance = mlmd.run_output(store, mlmd.latest_run(store, 'cxr-tfx'), 'cxr-tfx',
@@ -129,7 +133,7 @@ def test_below_the_threshold_nothing_is_pushed(trained):
   assert not strict.training.blessed and not strict.training.pushed
   assert strict.training.pushed_model_dir == ''
   assert strict.training.accuracy == pytest.approx(first.training.accuracy)
-  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  import tensorflow_model_analysis as tfma
   validation = tfma.load_validation_result(strict.training.evaluation_uri)
   assert not validation.validation_ok
   (failed,) = validation.metric_validations_per_slice
@@ -140,7 +144,7 @@ def test_below_the_threshold_nothing_is_pushed(trained):
 
 def test_raw_png_bytes_give_the_training_time_probabilities(served, test_split,
                                                             keras_probabilities, trained):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   _, serve = served
   _, labels, png = test_split
   out = serve(image=tf.constant(png))
@@ -157,7 +161,7 @@ def test_raw_png_bytes_give_the_training_time_probabilities(served, test_split,
 def test_16_bit_png_and_jpeg_requests_need_no_mask(served, test_split, keras_probabilities):
   """A request is the image alone. The same pixels as 16-bit PNG give the same probabilities
   (x * 257 / 65535 == x / 255); a JPEG is decoded the way training decodes one."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   _, serve = served
   _, _, png = test_split
   pixels = np.asarray(Image.open(io.BytesIO(png[0])))
@@ -177,7 +181,7 @@ def test_16_bit_png_and_jpeg_requests_need_no_mask(served, test_split, keras_pro
 
 def test_a_malformed_request_is_a_clear_error_and_the_model_keeps_serving(served, test_split,
                                                                           keras_probabilities):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   _, serve = served
   _, _, png = test_split
   with pytest.raises(tf.errors.InvalidArgumentError,
@@ -194,7 +198,7 @@ def test_the_evaluators_tf_example_signature_matches(served, trained, keras_prob
                                                      test_split):
   """from_examples reads only `image` from a tf.Example: full training records and
   image-only requests alike."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   loaded, _ = served
   by_id = {ex.features.feature['image_id'].bytes_list.value[0]: ex for _, ex in read_examples(
       os.path.join(trained[0].examples_uri, 'Split-test', '*'))}
@@ -215,7 +219,7 @@ def test_a_session_based_loader_serves_it_too(trained, test_split, keras_probabi
   """What saved_model_cli and TF Serving do: load the SavedModel into a TF1 session and run
   the serving_default SignatureDef by tensor names (the model's variables must be restorable
   by name, which a Keras 3 model inside a tf.Module is not without tracking them)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   _, _, png = test_split
   with tf.Graph().as_default(), tf.compat.v1.Session() as session:
     meta_graph = tf.compat.v1.saved_model.load(session, ['serve'],

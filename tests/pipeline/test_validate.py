@@ -11,10 +11,14 @@ from PIL import Image
 import pytest
 
 from components.image_example_gen import index
-from components.image_example_gen.config import IngestConfig, SplitSpec
+from components.image_example_gen.config import IngestConfig
+from components.image_example_gen.config import SplitSpec
 from pipeline import validate
-from tests.components.image_example_gen.test_bad_input import png, write_index
-from tests.support.testutil import CLI, REPO, load_mapping
+from tests.components.image_example_gen.test_bad_input import png
+from tests.components.image_example_gen.test_bad_input import write_index
+from tests.support.testutil import CLI
+from tests.support.testutil import load_mapping
+from tests.support.testutil import REPO
 
 MAPPING = {'COVID': 0, 'Normal': 1}
 PROBLEM_LINE = re.compile(r'^\s+(line \d+: .*)$', re.M)
@@ -75,7 +79,7 @@ def test_validate_imports_no_tensorflow_tfx_or_beam(demo_dataset):
 
 def test_the_plan_is_the_table_run_writes(demo_dataset, balanced_run):
   """balanced_run: the whole pipeline on the same data with train=3,test=1."""
-  from components.image_example_gen import summary  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import summary
   done = run_cli('validate', '--csv', demo_dataset.csv_path, '--splits', 'train=3,test=1')
   assert done.returncode == 0, done.stderr
   assert summary.format_shard_table(balanced_run.summary) in done.stdout
@@ -103,8 +107,9 @@ def test_file_problems_are_the_ones_run_reports(data):
 
 
 def _ingest(csv_path, config, out):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.image_example_gen import ingest
   return ingest.run_ingest(csv_path, config, str(out), beam.Pipeline)
 
 
@@ -148,7 +153,7 @@ def test_duplicates_fail_gives_the_runs_message(data):
   shutil.copy(data / 'good1.png', data / 'copy-of-1.png')
   csv_path = write_index(data, [('good0.png', '', 'COVID'), ('good1.png', '', 'Normal'),
                                 ('copy-of-1.png', '', 'COVID'), ('good2.png', '', 'Normal')])
-  from components.image_example_gen.duplicates import DuplicateImagesError  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.duplicates import DuplicateImagesError
   config = IngestConfig(MAPPING, (SplitSpec('train', 1), SplitSpec('test', 1)),
                         duplicates='fail')
   with pytest.raises(DuplicateImagesError) as ran:

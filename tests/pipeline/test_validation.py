@@ -8,7 +8,10 @@ import subprocess
 
 import pytest
 
-from tests.support.testutil import CLI, REPO, read_csv_rows, write_csv_rows
+from tests.support.testutil import CLI
+from tests.support.testutil import read_csv_rows
+from tests.support.testutil import REPO
+from tests.support.testutil import write_csv_rows
 
 SPLITS = 'train=3,test=1'
 
@@ -65,7 +68,7 @@ def test_a_copied_image_joins_its_originals_split_so_nothing_leaks(grouped):
   """Each COVID image copied into Normal under another patient: identical bytes link the two
   patients into one unit, so each copy is in its original's split; ClassBalance (which would
   report duplicates across splits as leakage, tests/components/class_balance) finds none."""
-  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples
   root, _, loose, pairs = grouped
   assert loose.returncode == 0, loose.stderr[-3000:]
   examples = loose.stdout.split('Examples: ')[1].split()[0]
@@ -105,8 +108,9 @@ def test_report_command_rebuilds_from_ml_metadata(grouped, tmp_path):
 
 
 def test_example_validator_finds_nothing_in_real_output(grouped):
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
-  from tensorflow_data_validation.utils import anomalies_util  # pylint: disable=g-import-not-at-top
+  from tensorflow_data_validation.utils import anomalies_util
+
+  from pipeline import mlmd
   root, _, loose, _ = grouped
   assert loose.returncode == 0
   store = mlmd.sqlite_store(os.path.join(root, 'metadata.sqlite'))
@@ -122,8 +126,8 @@ def test_example_validator_finds_nothing_in_real_output(grouped):
 def test_a_balanced_run_has_no_errors_and_counts_equal_the_csv(balanced_run, demo_dataset):
   """Stratified, with warnings only: the demo's classes are imbalanced (Viral Pneumonia is 4 of
   64) and its 256x256 masks differ from the 299x299 images."""
-  from tensorflow_data_validation.utils import anomalies_util  # pylint: disable=g-import-not-at-top
-  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_data_validation.utils import anomalies_util
+  from tensorflow_metadata.proto.v0 import anomalies_pb2
   assert balanced_run.balanced  # cxr_balanced: the stratification verdict
   assert balanced_run.balance_verdict.startswith('stratified; classes imbalanced')
   assert {line.split(':')[0] for line in balanced_run.balance_findings} == {'imbalance', 'masks'}

@@ -3,14 +3,15 @@ import os
 
 import pytest
 
-from tests.support.testutil import REPO, load_mapping
+from tests.support.testutil import load_mapping
+from tests.support.testutil import REPO
 
 SCHEMA = os.path.join(REPO, 'schemas', 'schema.pbtxt')
 
 
 def _schema():
-  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
-  from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format
+  from tensorflow_metadata.proto.v0 import schema_pb2
   with open(SCHEMA) as f:
     return text_format.Parse(f.read(), schema_pb2.Schema())
 
@@ -18,7 +19,7 @@ def _schema():
 def test_the_classes_come_from_the_mapping(demo_dataset):
   """The file lists no classes (the class mapping is their one source of truth); CuratedSchemaGen
   gives it the demo mapping's: labels 0..K-1, categorical, one "<label>=<name>" tag each."""
-  from components.schema_gen import class_domain  # pylint: disable=g-import-not-at-top
+  from components.schema_gen import class_domain
   mapping = load_mapping(demo_dataset.class_mapping_path)
   assert class_domain.stated_domain(class_domain.class_feature(_schema())).empty
   schema, how = class_domain.apply_mapping(_schema(), mapping)
@@ -30,7 +31,7 @@ def test_the_classes_come_from_the_mapping(demo_dataset):
 
 
 def test_feature_set_is_what_the_component_writes():
-  from components import features  # pylint: disable=g-import-not-at-top
+  from components import features
   schema = _schema()
   assert sorted(f.name for f in schema.feature) == sorted(features.ALL + features.OPTIONAL)
   for f in schema.feature:
@@ -45,9 +46,10 @@ def test_feature_set_is_what_the_component_writes():
 
 @pytest.fixture(scope='module')
 def real_output(demo_dataset, tmp_path_factory):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.image_example_gen import ingest
+  from components.image_example_gen.config import IngestConfig
   out = str(tmp_path_factory.mktemp('examples'))
   ingest.run_ingest(demo_dataset.csv_path, IngestConfig(
       load_mapping(demo_dataset.class_mapping_path), splits=(('train', 3), ('test', 1))),
@@ -56,7 +58,7 @@ def real_output(demo_dataset, tmp_path_factory):
 
 
 def test_real_output_has_no_anomalies_and_bytes_get_no_top_k(real_output):
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
+  import tensorflow_data_validation as tfdv
   schema = _schema()
   for split in ('train', 'test'):
     stats = tfdv.generate_statistics_from_tfrecord(
@@ -71,9 +73,10 @@ def test_real_output_has_no_anomalies_and_bytes_get_no_top_k(real_output):
 
 def test_a_record_without_its_mask_feature_is_an_anomaly(real_output, tmp_path):
   """The schema is not vacuous: drop 'mask' from one record and validation objects."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_data_validation as tfdv
+
+  from tests.support.testutil import read_examples
   records = [ex for _, ex in read_examples(os.path.join(real_output, 'Split-test', '*'))]
   del records[0].features.feature['mask']
   path = str(tmp_path / 'broken.tfrecord')
@@ -89,9 +92,10 @@ def test_serving_environment_holds_only_the_image(real_output, tmp_path):
   """SERVING: only `image` is expected; TFDV finds no anomaly in image-only requests there,
   and validation without an environment (what ExampleValidator runs) still demands every
   feature (test_a_record_without_its_mask_feature_is_an_anomaly)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_data_validation as tfdv
+
+  from tests.support.testutil import read_examples
   schema = _schema()
   assert list(schema.default_environment) == ['TRAINING', 'SERVING']
   in_serving = [f.name for f in schema.feature if 'SERVING' not in f.not_in_environment]
@@ -108,7 +112,7 @@ def test_serving_environment_holds_only_the_image(real_output, tmp_path):
 
 
 def _write(records, folder):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   path = os.path.join(folder, 'serving_requests.tfrecord')
   with tf.io.TFRecordWriter(path) as w:
     for r in records:

@@ -27,8 +27,8 @@ import dataclasses
 import io
 import random
 import struct
-import zlib
 from typing import List, Optional, Tuple
+import zlib
 
 from hypothesis import strategies as st
 import numpy as np

@@ -38,7 +38,7 @@ SAMPLE_NO_PREAMBLE = 'no_meta.dcm'  # a .dcm without the DICM preamble and file 
 
 def sample(name: str) -> str:
   """The path of a file shipped in the installed pydicom package (no network)."""
-  from pydicom.data import get_testdata_file  # pylint: disable=g-import-not-at-top
+  from pydicom.data import get_testdata_file
   path = get_testdata_file(name, download=False)
   if not path or not os.path.isfile(path):
     raise FileNotFoundError(f'{name} is not in the installed pydicom package')
@@ -103,11 +103,12 @@ def radiograph(seed: int = 0, rows: int = 24, columns: int = 20, bits_stored: in
     pixel_data: False leaves Pixel Data out.
     extra: more attributes, keyword -> value, or tag (int) -> (VR, value).
   """
-  # pylint: disable=g-import-not-at-top
+
   import pydicom
-  from pydicom.dataset import Dataset, FileMetaDataset
-  from pydicom.encaps import encapsulate
   from pydicom import uid
+  from pydicom.dataset import Dataset
+  from pydicom.dataset import FileMetaDataset
+  from pydicom.encaps import encapsulate
   if pixels is None:
     pixels = chest_pixels(rows, columns, bits_stored, seed, signed)
   rows, columns = pixels.shape

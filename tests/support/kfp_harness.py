@@ -131,8 +131,8 @@ def cache_key(executor_input: Mapping[str, Any], container: Mapping[str, Any]) -
 
 def _check_executor_input(executor_input: Mapping[str, Any]) -> str:
   """Parses strictly as kfp's ExecutorInput proto and returns its JSON, as the driver would."""
-  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
-  from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=g-import-not-at-top
+  from google.protobuf import json_format
+  from kfp.pipeline_spec import pipeline_spec_pb2
   message = json_format.ParseDict(executor_input, pipeline_spec_pb2.ExecutorInput())
   return json_format.MessageToJson(message, indent=None)
 

@@ -5,7 +5,7 @@ import os
 import random
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, TYPE_CHECKING
 
 # The seed notebook's reader, verbatim, kept once in bench/ (which compares against it); only
 # the dataset around it adds compression_type='GZIP' for cxr-tfx's files.
@@ -40,7 +40,7 @@ def shuffled_copy(csv_path: str, name: str, seed: int = 1234) -> str:
 
 def read_examples(pattern: str) -> List[Tuple[str, 'tf.train.Example']]:
   """[(file name, Example)] for every record of every file matching the glob, in file order."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   out = []
   for path in sorted(tf.io.gfile.glob(pattern)):
     for raw in tf.data.TFRecordDataset(path, compression_type='GZIP').as_numpy_iterator():

@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image
 import pytest
 
-
 MAPPING = {'COVID': 0, 'Normal': 1, 'Viral Pneumonia': 2, 'Lung_Opacity': 3}
 SPLITS = ('train', 'eval', 'test')
 # (split, shard file, {label: count}); train shard 2 is skewed: no Normal, twice the COVID.
@@ -43,7 +42,7 @@ def mask_png(size, seed):
 
 
 def example(image_id, label, image, mask):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   f = tf.train.Feature
   return tf.train.Example(features=tf.train.Features(feature={
       'image': f(bytes_list=tf.train.BytesList(value=[image])),
@@ -57,8 +56,8 @@ def example(image_id, label, image, mask):
 
 def generated_schema(mapping):
   """The curated schema with its class list taken from ``mapping`` (CuratedSchemaGen's rule)."""
-  from components.schema_gen import class_domain  # pylint: disable=g-import-not-at-top
-  from tests.components.schema_gen.test_class_domain import template  # pylint: disable=g-import-not-at-top
+  from components.schema_gen import class_domain
+  from tests.components.schema_gen.test_class_domain import template
   return class_domain.apply_mapping(template(), mapping)[0]
 
 
@@ -68,9 +67,10 @@ class Inputs(collections.namedtuple('Inputs', 'base examples stats schema record
 
 @pytest.fixture(scope='session')
 def balance_inputs(tmp_path_factory):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from components.class_balance import executor  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_data_validation as tfdv
+
+  from components.class_balance import executor
   base = tmp_path_factory.mktemp('class_balance')
   examples, stats, schema_dir = (str(base / n) for n in ('examples', 'statistics', 'schema'))
   os.makedirs(schema_dir)
@@ -101,9 +101,10 @@ def balance_inputs(tmp_path_factory):
 
 def run_balance(inputs, out_name, examples=None, **config):
   """executor.run on ``inputs`` (real Beam, DirectRunner) -> (BalanceResult, paths)."""
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.class_balance import executor  # pylint: disable=g-import-not-at-top
-  from components.class_balance.config import BalanceConfig  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.class_balance import executor
+  from components.class_balance.config import BalanceConfig
   return executor.run(inputs.stats, SPLITS, examples or inputs.examples, inputs.schema,
                       str(inputs.base / out_name), BalanceConfig(**config), beam.Pipeline)
 

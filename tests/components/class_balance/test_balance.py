@@ -2,11 +2,14 @@
 verdicts, class weights, integrity, leakage and mask findings."""
 import math
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 import pytest
 
 from components.class_balance import balance
-from components.class_balance.config import BalanceConfig, ConfigError
+from components.class_balance.config import BalanceConfig
+from components.class_balance.config import ConfigError
 from components.image_example_gen.assignment import class_quotas
 
 NAMES = {0: 'COVID', 1: 'Normal', 2: 'Viral Pneumonia', 3: 'Lung_Opacity'}

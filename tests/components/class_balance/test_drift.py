@@ -1,13 +1,16 @@
 """Drift between spans and group leakage across spans, as pure functions (drift.py): the
 measures' properties, the baseline rule, class-mix and image/mask findings, the leakage check,
 and the new options' validation."""
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 import pytest
-from hypothesis import given, settings, strategies as st
 
 from components.class_balance import balance
 from components.class_balance import drift
 from components.class_balance import image_stats
-from components.class_balance.config import BalanceConfig, ConfigError
+from components.class_balance.config import BalanceConfig
+from components.class_balance.config import ConfigError
 
 counts = st.dictionaries(st.sampled_from(['COVID', 'Normal', 'Viral', 'Opacity', 'Other']),
                          st.integers(0, 500), min_size=1).filter(lambda c: sum(c.values()) > 0)

@@ -18,7 +18,10 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from tests.components.class_balance.conftest import MAPPING, example, generated_schema, png
+from tests.components.class_balance.conftest import example
+from tests.components.class_balance.conftest import generated_schema
+from tests.components.class_balance.conftest import MAPPING
+from tests.components.class_balance.conftest import png
 
 SPLITS = ('train', 'eval')
 # span -> {split: {label: count}}
@@ -55,10 +58,11 @@ def _patients(span):
 
 
 def _write_span(base, span, schema):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from components.class_balance import executor  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.summary import IngestSummary  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_data_validation as tfdv
+
+  from components.class_balance import executor
+  from components.image_example_gen.summary import IngestSummary
   examples, stats = os.path.join(base, f'examples-{span}'), os.path.join(base, f'stats-{span}')
   patients, groups, shards, i = _patients(span), {}, [], 0
   size = 32 if span == 3 else 24
@@ -97,7 +101,7 @@ def _write_span(base, span, schema):
 
 @pytest.fixture(scope='module')
 def spans(tmp_path_factory):
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
+  import tensorflow_data_validation as tfdv
   base = str(tmp_path_factory.mktemp('spans'))
   schema = generated_schema(MAPPING)
   schema_dir = os.path.join(base, 'schema')
@@ -110,9 +114,10 @@ def spans(tmp_path_factory):
 @pytest.fixture(scope='module')
 def small_shift(spans):
   """Span 2 vs span 1 through executor.run (what `cxr-tfx report` calls)."""
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.class_balance import executor  # pylint: disable=g-import-not-at-top
-  from components.class_balance.config import BalanceConfig  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.class_balance import executor
+  from components.class_balance.config import BalanceConfig
   base, schema_dir, written = spans
   (examples, stats), (span1, _) = written[2], written[1]
   out = os.path.join(base, 'out-2')
@@ -124,9 +129,12 @@ def small_shift(spans):
 def big_shift(spans):
   """Span 3 vs spans 1 and 2 through the TFX executor, fail_on_drift=True: -> (the DriftError,
   the output artifact, its folder)."""
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from components.class_balance import executor, report, spec  # pylint: disable=g-import-not-at-top
-  from components.class_balance.config import BalanceConfig  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
+
+  from components.class_balance import executor
+  from components.class_balance import report
+  from components.class_balance import spec
+  from components.class_balance.config import BalanceConfig
   base, schema_dir, written = spans
 
   def artifact(kind, uri, span=None, version=0, artifact_id=0):
@@ -156,8 +164,10 @@ def big_shift(spans):
 
 
 def test_no_earlier_span_no_drift(balance_run):
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from components.class_balance import executor, spec  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
+
+  from components.class_balance import executor
+  from components.class_balance import spec
   res, paths = balance_run  # executor.run without previous_examples
   assert res.drift.baseline is None and res.drift_findings == []
   with open(paths['json']) as f:
@@ -174,7 +184,8 @@ def test_no_earlier_span_no_drift(balance_run):
 
 
 def test_a_small_shift_is_measured_and_passes(small_shift):
-  from components.class_balance import balance, drift  # pylint: disable=g-import-not-at-top
+  from components.class_balance import balance
+  from components.class_balance import drift
   res, paths = small_shift  # fail_on_drift=True, yet nothing to stop on
   d = res.drift
   assert (d.current_span, d.baseline.span, d.baseline.version) == (2, 1, 0)
@@ -195,7 +206,7 @@ def test_a_small_shift_is_measured_and_passes(small_shift):
 
 
 def test_a_big_shift_is_an_error_that_stops_the_run_after_the_reports(big_shift, spans):
-  from components.class_balance import spec  # pylint: disable=g-import-not-at-top
+  from components.class_balance import spec
   error, artifact, out = big_shift
   message = str(error)
   assert message.startswith('drift check failed: span 3 vs span 2 (fail_on_drift=True; ')
@@ -218,7 +229,8 @@ def test_a_big_shift_is_an_error_that_stops_the_run_after_the_reports(big_shift,
 
 
 def test_the_report_has_the_drift_section(big_shift):
-  from components.class_balance import balance, drift  # pylint: disable=g-import-not-at-top
+  from components.class_balance import balance
+  from components.class_balance import drift
   _, _, out = big_shift
   with open(os.path.join(out, 'balance_report.json')) as f:
     report = json.load(f)
@@ -262,8 +274,8 @@ def test_the_report_has_the_drift_section(big_shift):
 
 
 def test_the_anomalies_carry_the_drift_measurement(big_shift):
-  from tensorflow_data_validation.utils import anomalies_util  # pylint: disable=g-import-not-at-top
-  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_data_validation.utils import anomalies_util
+  from tensorflow_metadata.proto.v0 import anomalies_pb2
   _, _, out = big_shift
   measurement = anomalies_pb2.DriftSkewInfo.Measurement
   info = anomalies_pb2.AnomalyInfo
@@ -288,8 +300,8 @@ def test_the_anomalies_carry_the_drift_measurement(big_shift):
 
 
 def test_the_drift_section_renders_offline_in_chromium(big_shift, tmp_path):
-  from components.class_balance import html_report  # pylint: disable=g-import-not-at-top
-  from tests.components.class_balance import chromium  # pylint: disable=g-import-not-at-top
+  from components.class_balance import html_report
+  from tests.components.class_balance import chromium
   browser = chromium.find()
   if not browser:
     pytest.skip('chromium is not installed (.ci/run installs Debian\'s package)')
@@ -302,11 +314,13 @@ def test_the_drift_section_renders_offline_in_chromium(big_shift, tmp_path):
 
 
 def test_the_component_takes_earlier_spans_and_the_drift_options():
-  from tfx import types  # pylint: disable=g-import-not-at-top
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from components.class_balance import executor, spec  # pylint: disable=g-import-not-at-top
-  from components.class_balance.component import ClassBalance  # pylint: disable=g-import-not-at-top
-  from components.class_balance.config import BalanceConfig  # pylint: disable=g-import-not-at-top
+  from tfx import types
+  from tfx.types import standard_artifacts
+
+  from components.class_balance import executor
+  from components.class_balance import spec
+  from components.class_balance.component import ClassBalance
+  from components.class_balance.config import BalanceConfig
   channels = dict(statistics=types.Channel(type=standard_artifacts.ExampleStatistics),
                   examples=types.Channel(type=standard_artifacts.Examples),
                   schema=types.Channel(type=standard_artifacts.Schema))

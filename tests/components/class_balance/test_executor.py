@@ -8,12 +8,15 @@ import shutil
 
 import pytest
 
-from tests.components.class_balance.conftest import (LAYOUT, MAPPING, SKEWED, SPLITS,
-                                                      run_balance)
+from tests.components.class_balance.conftest import LAYOUT
+from tests.components.class_balance.conftest import MAPPING
+from tests.components.class_balance.conftest import run_balance
+from tests.components.class_balance.conftest import SKEWED
+from tests.components.class_balance.conftest import SPLITS
 
 
 def test_only_the_skewed_shard_fails_stratification_and_says_where(balance_run):
-  from components.class_balance import balance  # pylint: disable=g-import-not-at-top
+  from components.class_balance import balance
   res, _ = balance_run
   strat = res.stratification_findings
   assert {(f.check, f.scope, f.class_name) for f in strat} == {
@@ -29,9 +32,10 @@ def test_only_the_skewed_shard_fails_stratification_and_says_where(balance_run):
 
 
 def test_integrity_leakage_and_mask_findings_without_a_summary(balance_run):
-  import hashlib  # pylint: disable=g-import-not-at-top
-  from components.class_balance import balance  # pylint: disable=g-import-not-at-top
-  from tests.components.class_balance.conftest import png  # pylint: disable=g-import-not-at-top
+  import hashlib
+
+  from components.class_balance import balance
+  from tests.components.class_balance.conftest import png
   res, _ = balance_run
   by_check = {}
   for f in res.findings:
@@ -58,8 +62,10 @@ def test_integrity_leakage_and_mask_findings_without_a_summary(balance_run):
 
 
 def test_class_weights_come_from_train_and_are_a_property(balance_run):
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from components.class_balance import executor, spec  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
+
+  from components.class_balance import executor
+  from components.class_balance import spec
   res, paths = balance_run
   train = {0: 22, 1: 10, 2: 14, 3: 14}
   assert res.weights_split == 'train'
@@ -86,8 +92,9 @@ def test_class_weights_come_from_train_and_are_a_property(balance_run):
 
 def _tfdv_measures(counts, whole, schema):
   """TFDV's own drift comparator on class-only statistics: (L-infinity, JS)."""
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2  # pylint: disable=g-import-not-at-top
+  import tensorflow_data_validation as tfdv
+  from tensorflow_metadata.proto.v0 import schema_pb2
+  from tensorflow_metadata.proto.v0 import statistics_pb2
 
   def stats(c):
     out = statistics_pb2.DatasetFeatureStatisticsList()
@@ -117,9 +124,9 @@ def _tfdv_measures(counts, whole, schema):
 
 
 def test_anomalies_are_tfdvs_format_with_tfdvs_numbers(balance_run, balance_inputs):
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from tensorflow_data_validation.utils import anomalies_util  # pylint: disable=g-import-not-at-top
-  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
+  import tensorflow_data_validation as tfdv
+  from tensorflow_data_validation.utils import anomalies_util
+  from tensorflow_metadata.proto.v0 import anomalies_pb2
   res, paths = balance_run
   schema = tfdv.load_schema_text(os.path.join(balance_inputs.schema, 'schema.pbtxt'))
   for m in res.measurements:
@@ -154,7 +161,8 @@ def test_anomalies_are_tfdvs_format_with_tfdvs_numbers(balance_run, balance_inpu
 def with_summary(balance_inputs):
   """The same files plus ImageExampleGen's summary: one shard's count off by one, its mask
   checks, its duplicate groups, and a class it named differently."""
-  from components.image_example_gen.summary import SUMMARY_FILE, IngestSummary  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.summary import IngestSummary
+  from components.image_example_gen.summary import SUMMARY_FILE
   examples = str(balance_inputs.base / 'examples_with_summary')
   shutil.copytree(balance_inputs.examples, examples)
   shards = []
@@ -182,7 +190,7 @@ def with_summary(balance_inputs):
 
 
 def test_what_imagegens_summary_adds(with_summary):
-  from components.class_balance import balance  # pylint: disable=g-import-not-at-top
+  from components.class_balance import balance
   (res, paths), _ = with_summary
   checks = {f.check: f for f in res.findings}
   record = checks[balance.RECORD_COUNT_MISMATCH]
@@ -205,9 +213,11 @@ def test_what_imagegens_summary_adds(with_summary):
 
 
 def test_mask_check_off_silences_mask_content_findings(with_summary, balance_inputs):
-  from components.class_balance import balance, executor, measure  # pylint: disable=g-import-not-at-top
-  from components.class_balance.config import BalanceConfig  # pylint: disable=g-import-not-at-top
-  from components.class_balance.scan_result import ScanResult  # pylint: disable=g-import-not-at-top
+  from components.class_balance import balance
+  from components.class_balance import executor
+  from components.class_balance import measure
+  from components.class_balance.config import BalanceConfig
+  from components.class_balance.scan_result import ScanResult
   (res, _), summary = with_summary
   stats, schema = executor.load_inputs(balance_inputs.stats, SPLITS, balance_inputs.schema)
   off = dataclasses.replace(summary, mask_check='off')
@@ -222,7 +232,7 @@ def test_mask_check_off_silences_mask_content_findings(with_summary, balance_inp
 
 def _class_stats(res, inputs):
   """Per (split, shard, label) counts rebuilt from the layout (enough for evaluate)."""
-  from components.class_balance import image_stats  # pylint: disable=g-import-not-at-top
+  from components.class_balance import image_stats
   out = {}
   for (split, name), records in inputs.records.items():
     for _, label in records:
@@ -233,7 +243,7 @@ def _class_stats(res, inputs):
 
 
 def test_a_truncated_shard_is_an_integrity_error_not_a_crash(balance_inputs):
-  from components.class_balance import balance  # pylint: disable=g-import-not-at-top
+  from components.class_balance import balance
   examples = str(balance_inputs.base / 'examples_truncated')
   shutil.copytree(balance_inputs.examples, examples)
   path = os.path.join(examples, 'Split-eval', 'data_tfrecord-00000-of-00001.gz')
@@ -250,7 +260,7 @@ def test_a_truncated_shard_is_an_integrity_error_not_a_crash(balance_inputs):
 
 
 def test_fail_on_imbalance_stops_after_writing_the_reports(balance_inputs, balance_run):
-  from components.class_balance import report  # pylint: disable=g-import-not-at-top
+  from components.class_balance import report
   res, paths = balance_run
   strict = dataclasses.replace(res, config=dataclasses.replace(res.config,
                                                                fail_on_imbalance=True))
@@ -264,8 +274,9 @@ def test_fail_on_imbalance_stops_after_writing_the_reports(balance_inputs, balan
 
 
 def test_config_round_trips_through_exec_properties():
-  from components.class_balance import executor, spec  # pylint: disable=g-import-not-at-top
-  from components.class_balance.config import BalanceConfig  # pylint: disable=g-import-not-at-top
+  from components.class_balance import executor
+  from components.class_balance import spec
+  from components.class_balance.config import BalanceConfig
   config = BalanceConfig(max_linf=0.1, max_class_ratio=5, coverage_sample=0,
                          warnings_as_errors=True, fail_on_imbalance=True)
   props = executor.exec_properties_from_config(config)

@@ -8,7 +8,8 @@ from PIL import Image
 import pytest
 
 from tests.components.class_balance import chromium
-from tests.components.class_balance.conftest import MAPPING, SPLITS
+from tests.components.class_balance.conftest import MAPPING
+from tests.components.class_balance.conftest import SPLITS
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +31,7 @@ def test_the_page_references_nothing_outside_itself(page):
 
 
 def test_every_split_class_and_section_is_in_the_page(page, balance_run):
-  from components.class_balance import html_report  # pylint: disable=g-import-not-at-top
+  from components.class_balance import html_report
   res, _ = balance_run
   _, text = page
   assert re.findall(r'<section id="([a-z]+)"', text) == list(html_report.SECTIONS)
@@ -49,8 +50,9 @@ def test_every_split_class_and_section_is_in_the_page(page, balance_run):
 
 
 def test_class_names_are_escaped(balance_run):
-  import dataclasses  # pylint: disable=g-import-not-at-top
-  from components.class_balance import html_report  # pylint: disable=g-import-not-at-top
+  import dataclasses
+
+  from components.class_balance import html_report
   res, _ = balance_run
   hostile = dataclasses.replace(res, class_names={**res.class_names,
                                                   0: '<img src=x onerror=alert(1)>'})
@@ -72,7 +74,7 @@ def rendered(page, tmp_path_factory):
 
 
 def test_chromium_offline_renders_the_page_completely(rendered, balance_run):
-  from components.class_balance import html_report  # pylint: disable=g-import-not-at-top
+  from components.class_balance import html_report
   res, _ = balance_run
   measured, _ = rendered
   assert measured['title'] == 'cxr-tfx class balance'

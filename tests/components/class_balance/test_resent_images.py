@@ -10,7 +10,10 @@ import types
 
 import pytest
 
-from tests.components.class_balance.conftest import LAYOUT, MAPPING, SPLITS, run_balance
+from tests.components.class_balance.conftest import LAYOUT
+from tests.components.class_balance.conftest import MAPPING
+from tests.components.class_balance.conftest import run_balance
+from tests.components.class_balance.conftest import SPLITS
 
 HOSTILE_ID = 'new/<b>re&sent</b>.png'  # escaped in the HTML, quoted in the message
 RESENT = [
@@ -23,14 +26,15 @@ MEMBERSHIP = {'resent': RESENT, 'resent_count': 2, 'span': 3}
 
 
 def _has_membership() -> bool:
-  from components.image_example_gen.summary import IngestSummary  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.summary import IngestSummary
   return 'membership' in IngestSummary.__dataclass_fields__  # pylint: disable=no-member
 
 
 def _with_summary(inputs, name, membership=None):
   """conftest's files plus an ingest summary that agrees with them; ``membership`` is added to
   its JSON (None: an older summary without the field) -> ClassBalance's (result, paths)."""
-  from components.image_example_gen.summary import SUMMARY_FILE, IngestSummary  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.summary import IngestSummary
+  from components.image_example_gen.summary import SUMMARY_FILE
   examples = str(inputs.base / f'examples_{name}')
   shutil.copytree(inputs.examples, examples)
   shards = []
@@ -66,7 +70,7 @@ def older_run(balance_inputs):
 
 
 def test_resent_images_are_one_warning_that_names_them(resent_run):
-  from components.class_balance import balance  # pylint: disable=g-import-not-at-top
+  from components.class_balance import balance
   res, _ = resent_run
   [f] = [f for f in res.findings if f.check == balance.RESENT_IMAGE]
   assert (f.severity, f.kind, f.scope, f.split, f.value) == (
@@ -80,8 +84,11 @@ def test_resent_images_are_one_warning_that_names_them(resent_run):
 
 
 def test_resent_images_in_the_json_report_and_the_property(resent_run):
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from components.class_balance import balance, executor, spec  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
+
+  from components.class_balance import balance
+  from components.class_balance import executor
+  from components.class_balance import spec
   res, paths = resent_run
   with open(paths['json']) as f:
     report = json.load(f)
@@ -113,9 +120,10 @@ def test_resent_images_in_the_html_escaped(resent_run):
 
 
 def test_resent_images_in_the_anomalies_as_a_warning(resent_run):
-  from tensorflow_data_validation.utils import anomalies_util  # pylint: disable=g-import-not-at-top
-  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
-  from components.class_balance import balance  # pylint: disable=g-import-not-at-top
+  from tensorflow_data_validation.utils import anomalies_util
+  from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+  from components.class_balance import balance
   _, paths = resent_run
   out = os.path.dirname(paths['json'])
   for split in SPLITS:  # a dataset finding: every split's file carries it
@@ -127,8 +135,11 @@ def test_resent_images_in_the_anomalies_as_a_warning(resent_run):
 
 
 def test_a_summary_without_membership_reports_no_resent_images(older_run):
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from components.class_balance import balance, executor, spec  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
+
+  from components.class_balance import balance
+  from components.class_balance import executor
+  from components.class_balance import spec
   res, paths = older_run
   assert balance.RESENT_IMAGE not in {f.check for f in res.findings}
   assert res.resent_images == 0 and not res.drift.resent.known
@@ -143,7 +154,8 @@ def test_a_summary_without_membership_reports_no_resent_images(older_run):
 
 
 def test_all_are_counted_a_few_quoted():
-  from components.class_balance import balance, drift  # pylint: disable=g-import-not-at-top
+  from components.class_balance import balance
+  from components.class_balance import drift
   many = [dict(RESENT[0], image_id=f'n{i}.png', line=i) for i in range(20)]  # the list is cut
   summary = types.SimpleNamespace(membership={'resent': many, 'resent_count': 57, 'span': 4})
   resent, [f] = drift.resent_images(summary)

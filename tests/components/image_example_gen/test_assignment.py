@@ -4,14 +4,19 @@ import json
 import os
 import random
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 import pytest
 
-from components.image_example_gen.assignment import (AssignmentError, assign_shards,
-                                                     stable_group_split,
-                                                     class_quotas, max_class_deviation,
-                                                     max_split_class_deviation,
-                                                     split_class_counts, split_quotas)
+from components.image_example_gen.assignment import assign_shards
+from components.image_example_gen.assignment import AssignmentError
+from components.image_example_gen.assignment import class_quotas
+from components.image_example_gen.assignment import max_class_deviation
+from components.image_example_gen.assignment import max_split_class_deviation
+from components.image_example_gen.assignment import split_class_counts
+from components.image_example_gen.assignment import split_quotas
+from components.image_example_gen.assignment import stable_group_split
 from components.image_example_gen.config import SplitSpec
 from components.image_example_gen.index import IndexRow
 

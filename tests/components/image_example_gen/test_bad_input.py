@@ -3,7 +3,10 @@ import csv
 import json
 import os
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given
+from hypothesis import HealthCheck
+from hypothesis import settings
+from hypothesis import strategies as st
 import numpy as np
 from PIL import Image
 import pytest
@@ -50,7 +53,7 @@ def write_index(d, rows):
 
 
 def options(root, **kw):
-  from components.image_example_gen import files  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import files
   kw.setdefault('allowed_roots', (str(root),))
   kw.setdefault('max_pixels', 100_000)
   kw.setdefault('max_file_bytes', 1 << 20)
@@ -60,14 +63,14 @@ def options(root, **kw):
 
 def why(root, image, mask='', **kw):
   """The worker's verdict on one row of real files: '' when good, else the reasons."""
-  from components.image_example_gen import files  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import files
   loaded = files.load_row(str(root / image) if image else '', str(root / mask) if mask else '',
                           options(root, **kw))
   return '; '.join(reason for _, reason in loaded.problems)
 
 
 def test_each_bad_file_is_named_with_its_reason(root):
-  from components.image_example_gen import files  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import files
   good = files.load_row(str(root / 'good.png'), str(root / 'mask.png'), options(root))
   assert not good.problems and good.mask_header.width == 8
   with open(root / 'good.png', 'rb') as f:
@@ -116,9 +119,11 @@ def test_special_files_never_block_and_are_refused(root):
 
 
 def _ingest(csv_path, out, **kw):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig, SplitSpec  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.image_example_gen import ingest
+  from components.image_example_gen.config import IngestConfig
+  from components.image_example_gen.config import SplitSpec
   return ingest.run_ingest(csv_path, IngestConfig(MAPPING, (SplitSpec('train', 1),), **kw),
                            str(out), beam.Pipeline)
 
@@ -154,7 +159,7 @@ def test_fail_policy_lists_every_bad_row_and_publishes_nothing(root, tmp_path):
 
 
 def test_quarantine_policy_writes_good_rows_and_records_bad_ones(root, tmp_path):
-  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples
   csv_path = write_index(root, [('good.png', 'mask.png', 'COVID'), ('truncated.png', '', 'Normal'),
                                 ('deep16.png', '', 'Normal'), ('link-out.png', '', 'COVID'),
                                 ('../outside/secret.png', '', 'COVID'),

@@ -32,9 +32,11 @@ def reference(data, window='auto', output='png16'):
   """What the rendered PNG must hold, from pydicom's own LUT functions and the README's rule:
   scaled = round_half_even((v - lo) * M / (hi - lo)) clipped to 0..M, M = 65535 or 255, [lo, hi]
   the VOI output's range; MONOCHROME1 -> M - scaled."""
-  # pylint: disable=g-import-not-at-top
+
   import pydicom
-  from pydicom.pixels import apply_modality_lut, apply_voi_lut, apply_windowing
+  from pydicom.pixels import apply_modality_lut
+  from pydicom.pixels import apply_voi_lut
+  from pydicom.pixels import apply_windowing
   ds = pydicom.dcmread(io.BytesIO(data))
   assert 'ModalityLUTSequence' not in ds  # (the nominal range below is the rescaled one)
   top = 65535 if output == 'png16' else 255
@@ -94,7 +96,7 @@ def test_real_samples_render_exactly_as_pydicom_does(name):
   """MONOCHROME1 and MONOCHROME2; 8, 12, 14 and 16 bits stored, signed and unsigned; native,
   deflated, RLE, JPEG-LS and JPEG 2000 (lossless and lossy); VOI windows, none, and a given
   window; 16- and 8-bit output."""
-  import pydicom  # pylint: disable=g-import-not-at-top
+  import pydicom
   data = df.read(df.sample(name))
   header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
   for window in ('auto', 'none', '1000,2000'):
@@ -123,7 +125,7 @@ def test_lossless_syntaxes_of_the_same_pixels_give_the_same_png():
 
 
 def test_tensorflow_decodes_the_png_the_transform_will_read():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   data = df.read(df.sample(df.SAMPLE_CR_MONOCHROME1))
   for output, dtype in (('png16', tf.uint16), ('png8', tf.uint8)):
     png = dicom.render(data, output=output).png
@@ -210,12 +212,12 @@ def test_window_option_is_validated():
 # --- the worker's read: detection by content ----------------------------------------------------
 
 def _options(root, **kw):
-  from components.image_example_gen import files  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import files
   return files.CheckOptions((str(root),), 10 ** 7, 1 << 24, 'full', **kw)
 
 
 def test_dicom_is_detected_by_content_not_by_name(tmp_path):
-  from components.image_example_gen import files  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import files
   cr = df.read(df.sample(df.SAMPLE_CR_MONOCHROME1))
   png = io.BytesIO()
   Image.fromarray(np.zeros((4, 4), np.uint8)).save(png, 'PNG')
@@ -240,8 +242,9 @@ def test_dicom_is_detected_by_content_not_by_name(tmp_path):
 # --- real Beam ingestions -----------------------------------------------------------------------
 
 def _ingest(csv_path, out, mapping=None, splits=(('train', 1),), **kw):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.image_example_gen import ingest
   return ingest.run_ingest(csv_path, config_lib.IngestConfig(
       mapping or {'A': 0, 'B': 1}, splits, **kw), str(out), beam.Pipeline)
 
@@ -259,7 +262,7 @@ def _png(path, seed, shape=(24, 20), dtype=np.uint8):
 
 
 def _records(out):
-  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples
   return {ex.features.feature['image_id'].bytes_list.value[0].decode(): ex
           for _, ex in read_examples(os.path.join(str(out), 'Split-*', '*'))}
 
@@ -303,7 +306,7 @@ def bad_dataset(tmp_path_factory):
 
 
 def test_bad_dicom_files_are_bad_records_under_fail_and_quarantine(bad_dataset, tmp_path):
-  from components.image_example_gen import index  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import index
   root, csv_path, line_of = bad_dataset
   summary = _ingest(csv_path, tmp_path / 'q', on_bad_record='quarantine')
   assert (summary.examples_written, summary.rows_quarantined) == (4, len(BAD))
@@ -363,7 +366,7 @@ def mixed(tmp_path_factory):
 
 
 def test_records_hold_the_rendered_png_and_the_dicom_facts(mixed):
-  import pydicom  # pylint: disable=g-import-not-at-top
+  import pydicom
   root, out, summary, files = mixed
   records = _records(out)
   assert summary.examples_written == len(records) == 10
@@ -448,7 +451,7 @@ def test_group_by_dicom_patient_id_keeps_patients_together_and_writes_only_a_has
                        '(option --group-column dicom:PatientID)',
       'plain.png': 'no group: the group column dicom:PatientID is read from the DICOM header, '
                    'and this image is not a DICOM file'}
-  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from tests.support.testutil import read_examples
   shard_of = {}
   for shard, ex in read_examples(str(out / 'Split-*' / '*')):
     patient = ex.features.feature['image_id'].bytes_list.value[0].decode().split('/')[0]

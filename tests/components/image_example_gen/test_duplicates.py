@@ -4,9 +4,12 @@ import shutil
 
 import pytest
 
-from components.image_example_gen.config import IngestConfig, SplitSpec
+from components.image_example_gen.config import IngestConfig
+from components.image_example_gen.config import SplitSpec
 from components.image_example_gen.duplicates import DuplicateImagesError
-from tests.components.image_example_gen.test_bad_input import nothing_left, png, write_index
+from tests.components.image_example_gen.test_bad_input import nothing_left
+from tests.components.image_example_gen.test_bad_input import png
+from tests.components.image_example_gen.test_bad_input import write_index
 
 MAPPING = {'COVID': 0, 'Normal': 1}
 
@@ -24,8 +27,9 @@ def data(tmp_path):
 
 
 def ingest(csv_path, out, duplicates, splits=(SplitSpec('train', 2), SplitSpec('test', 2))):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest as ingest_lib  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.image_example_gen import ingest as ingest_lib
   return ingest_lib.run_ingest(
       csv_path, IngestConfig(MAPPING, splits, duplicates=duplicates), str(out), beam.Pipeline)
 

@@ -108,7 +108,7 @@ def test_a_given_mapping_must_name_every_class_folder(tree):
 
 def test_listing_21k_files_is_launcher_cheap(tmp_path):
   """The real dataset's size: 21,165 images and as many masks in the COVID-19 layout."""
-  from pipeline import demo_data  # pylint: disable=g-import-not-at-top
+  from pipeline import demo_data
   root = tmp_path / 'big'
   for name, n in demo_data.CLASS_COUNTS.items():
     for sub in ('images', 'masks'):
@@ -125,8 +125,8 @@ def test_listing_21k_files_is_launcher_cheap(tmp_path):
 
 
 def test_fingerprint_sees_added_changed_and_moved_images(tree):
-  from components.image_example_gen import fingerprint  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import fingerprint
+  from components.image_example_gen.config import IngestConfig
   source, config = index.Source(image_dir=str(tree)), IngestConfig({})
   first = fingerprint.referenced_files(source, config)
   assert first.startswith('referenced files (path/size/mtime): 12, sha256:')
@@ -146,10 +146,12 @@ def test_fingerprint_sees_added_changed_and_moved_images(tree):
 
 def test_the_covid_layout_gives_the_records_its_csv_gives(demo_dataset, tmp_path):
   """The demo data is the COVID-19 Radiography Database's layout (<Class>/images, masks)."""
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import load_mapping, read_examples  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.image_example_gen import ingest
+  from components.image_example_gen.config import IngestConfig
+  from tests.support.testutil import load_mapping
+  from tests.support.testutil import read_examples
   image_dir = os.path.join(demo_dataset.root, 'COVID-19_Radiography_Dataset')
   summary = ingest.run_ingest(index.Source(image_dir=image_dir), IngestConfig(
       {}, (('train', 3), ('test', 1))), str(tmp_path / 'folder'), beam.Pipeline)
@@ -182,13 +184,15 @@ def test_the_covid_layout_gives_the_records_its_csv_gives(demo_dataset, tmp_path
 def test_the_executor_ingests_a_folder_of_png_and_dicom(tmp_path):
   """ImageExampleGen(image_dir=...) -> exec properties -> the TFX executor; a bad file is
   quarantined with the line of image_index.csv, written next to the outputs."""
-  from google.protobuf import message  # pylint: disable=g-import-not-at-top
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from tfx.utils import proto_utils  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import executor, spec  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.component import ImageExampleGen  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import ConfigError  # pylint: disable=g-import-not-at-top
-  from tests.support.testutil import read_examples  # pylint: disable=g-import-not-at-top
+  from google.protobuf import message
+  from tfx.types import standard_artifacts
+  from tfx.utils import proto_utils
+
+  from components.image_example_gen import executor
+  from components.image_example_gen import spec
+  from components.image_example_gen.component import ImageExampleGen
+  from components.image_example_gen.config import ConfigError
+  from tests.support.testutil import read_examples
   d = tmp_path / 'xrays'
   for k in range(3):
     _png(d / 'normal' / f'n{k}.png', k)

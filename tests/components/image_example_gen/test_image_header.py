@@ -15,13 +15,20 @@ import subprocess
 import sys
 import warnings
 
-from hypothesis import HealthCheck, given, settings
-from PIL import Image, ImageFile, JpegImagePlugin
+from hypothesis import given
+from hypothesis import HealthCheck
+from hypothesis import settings
+from PIL import Image
+from PIL import ImageFile
+from PIL import JpegImagePlugin
 import pytest
 
 from components.image_example_gen import image_header
-from components.image_example_gen.image_header import (VERIFY_FULL, VERIFY_HEADER, BadImage,
-                                                       ImageHeader, inspect_image)
+from components.image_example_gen.image_header import BadImage
+from components.image_example_gen.image_header import ImageHeader
+from components.image_example_gen.image_header import inspect_image
+from components.image_example_gen.image_header import VERIFY_FULL
+from components.image_example_gen.image_header import VERIFY_HEADER
 from tests.support import corrupt_images as ci
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
@@ -251,7 +258,7 @@ def test_png_helpers_keep_structure():
 @pytest.mark.skipif(not os.environ.get('CXR_TF_AGREEMENT'),
                     reason='set CXR_TF_AGREEMENT=1: compares with TensorFlow (slow import)')
 def test_full_verify_agrees_with_tensorflow_decoders():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
 
   def tf_decodes(data):
     try:

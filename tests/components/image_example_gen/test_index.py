@@ -3,8 +3,11 @@
 import pytest
 
 from components.image_example_gen import index
-from components.image_example_gen.config import (ConfigError, IngestConfig, SplitSpec,
-                                                 load_class_mapping_text, parse_splits)
+from components.image_example_gen.config import ConfigError
+from components.image_example_gen.config import IngestConfig
+from components.image_example_gen.config import load_class_mapping_text
+from components.image_example_gen.config import parse_splits
+from components.image_example_gen.config import SplitSpec
 
 MAPPING = {'COVID': 0, 'Normal': 1, 'Viral Pneumonia': 2, 'Lung_Opacity': 3}
 HEADER = 'image_path,mask_path,class\n'
@@ -133,7 +136,7 @@ def test_the_launcher_checks_allowed_roots_by_name_without_touching_files(tmp_pa
 
 
 def test_map_in_threads_keeps_order_in_chunks_and_inline():
-  from components.image_example_gen.fingerprint import map_in_threads  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen.fingerprint import map_in_threads
   items = list(range(1000))
   assert map_in_threads(lambda x: x * x, items, 4) == [x * x for x in items]
   assert map_in_threads(lambda x: -x, items, 1) == [-x for x in items]

@@ -6,17 +6,23 @@ import os
 
 import pytest
 
-from tests.support.testutil import (load_mapping, read_csv_rows, read_examples,
-                                    seed_parse_function, shard_files, shuffled_copy)
+from tests.support.testutil import load_mapping
+from tests.support.testutil import read_csv_rows
+from tests.support.testutil import read_examples
+from tests.support.testutil import seed_parse_function
+from tests.support.testutil import shard_files
+from tests.support.testutil import shuffled_copy
 
 SPLITS = (('train', 8), ('eval', 1), ('test', 1))
 
 
 def _ingest(csv_path, mapping, out_dir, seed=0, splits=SPLITS, beam_args=(), **kw):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig, SplitSpec  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+  from apache_beam.options.pipeline_options import PipelineOptions
+
+  from components.image_example_gen import ingest
+  from components.image_example_gen.config import IngestConfig
+  from components.image_example_gen.config import SplitSpec
   config = IngestConfig(mapping, tuple(SplitSpec(*s) for s in splits), seed, **kw)
   return ingest.run_ingest(csv_path, config, out_dir,
                            lambda: beam.Pipeline(options=PipelineOptions(list(beam_args))))
@@ -88,7 +94,7 @@ def test_bytes_round_trip_and_seed_features(runs, demo_dataset):
 
 
 def test_seed_notebook_reader_reads_the_output(runs):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   out, summary, _ = runs
   files = sorted(tf.io.gfile.glob(os.path.join(out['base'], 'Split-train', '*')))
   ds = tf.data.TFRecordDataset(files, compression_type='GZIP').map(seed_parse_function)
@@ -113,7 +119,7 @@ class _NoImageOpened:
   """Makes every open of a .png in this process raise: the launcher may read the CSV only."""
 
   def __init__(self, monkeypatch):
-    import builtins  # pylint: disable=g-import-not-at-top
+    import builtins
     self.attempts = []
     for owner, name in ((builtins, 'open'), (os, 'open'), (io, 'open')):
       monkeypatch.setattr(owner, name, self._guard(getattr(owner, name)))
@@ -155,7 +161,7 @@ def test_shards_are_concatenated_chunks_that_every_reader_reads_as_one_stream(
     demo_dataset, tmp_path, monkeypatch):
   """With chunks smaller than shards, a shard is its chunks' gzip members concatenated in
   order; tf.data reads it as one stream, every record once."""
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import ingest
   mapping = load_mapping(demo_dataset.class_mapping_path)
   monkeypatch.setattr(ingest, 'CHUNK_ROWS', 3)
   summary = _ingest(demo_dataset.csv_path, mapping, str(tmp_path), splits=(('train', 2),))
@@ -189,13 +195,15 @@ def test_ten_splits_of_one_shard(demo_dataset, tmp_path):
 
 def test_executor_publishes_a_standard_examples_artifact(demo_dataset, tmp_path):
   """The TFX executor itself, fed the exec properties the component declares."""
-  from google.protobuf import message  # pylint: disable=g-import-not-at-top
-  from tfx.components.util import examples_utils  # pylint: disable=g-import-not-at-top
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from tfx.utils import proto_utils  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import executor, spec  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.component import ImageExampleGen  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.summary import IngestSummary  # pylint: disable=g-import-not-at-top
+  from google.protobuf import message
+  from tfx.components.util import examples_utils
+  from tfx.types import standard_artifacts
+  from tfx.utils import proto_utils
+
+  from components.image_example_gen import executor
+  from components.image_example_gen import spec
+  from components.image_example_gen.component import ImageExampleGen
+  from components.image_example_gen.summary import IngestSummary
 
   component = ImageExampleGen(demo_dataset.csv_path,
                               class_mapping=load_mapping(demo_dataset.class_mapping_path), seed=3)

@@ -6,7 +6,9 @@ import json
 import os
 import random
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 import numpy as np
 from PIL import Image
 import pytest
@@ -105,7 +107,7 @@ def test_parse_size():
 
 
 def test_config_names_the_options():
-  from components.image_example_gen import config  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import config
   with pytest.raises(config.ConfigError, match='--mask-check'):
     config.IngestConfig({'a': 0}, mask_check='strict')
   with pytest.raises(config.ConfigError, match='--mask-size'):
@@ -147,15 +149,16 @@ def data(tmp_path):
 
 
 def _ingest(csv_path, out, **kw):
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import ingest  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import IngestConfig  # pylint: disable=g-import-not-at-top
+  import apache_beam as beam
+
+  from components.image_example_gen import ingest
+  from components.image_example_gen.config import IngestConfig
   return ingest.run_ingest(csv_path, IngestConfig({'A': 0, 'B': 1}, (('train', 1),), **kw),
                            str(out), beam.Pipeline)
 
 
 def test_worker_verdicts_per_mode(data):
-  from components.image_example_gen import files  # pylint: disable=g-import-not-at-top
+  from components.image_example_gen import files
   root, _ = data
 
   def load(name, mode, **kw):

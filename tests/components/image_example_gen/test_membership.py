@@ -4,7 +4,9 @@ images are dealt towards proportional (pure, no TensorFlow)."""
 import collections
 import hashlib
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 import pytest
 
 from components.image_example_gen import assignment

@@ -7,7 +7,7 @@ from components.image_example_gen import span_resolvers as sr
 
 
 def _examples(artifact_id, span, version=None):
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
   a = standard_artifacts.Examples()
   a.id = artifact_id
   a.set_int_custom_property('span', span)

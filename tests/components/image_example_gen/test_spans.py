@@ -2,7 +2,10 @@
 and the component's refusals of options it cannot honour."""
 import os
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given
+from hypothesis import HealthCheck
+from hypothesis import settings
+from hypothesis import strategies as st
 import pytest
 
 from components.image_example_gen import spans
@@ -16,9 +19,11 @@ def _touch(path):
 
 def _tfx_resolve(pattern, span=None):
   """TFX's driver logic: (span, version, the matched file)."""
-  import glob  # pylint: disable=g-import-not-at-top
-  from tfx.components.example_gen import input_processor  # pylint: disable=g-import-not-at-top
-  from tfx.proto import example_gen_pb2, range_config_pb2  # pylint: disable=g-import-not-at-top
+  import glob
+
+  from tfx.components.example_gen import input_processor
+  from tfx.proto import example_gen_pb2
+  from tfx.proto import range_config_pb2
   base, rel = spans.split_pattern(pattern)
   splits = [example_gen_pb2.Input.Split(name='index', pattern=rel)]
   range_config = (range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
@@ -82,10 +87,11 @@ def test_split_pattern_keeps_spec_folders_in_the_pattern():
 
 
 def test_component_refuses_span_options_it_cannot_honour(tmp_path):
-  from tfx.orchestration import data_types  # pylint: disable=g-import-not-at-top
-  from tfx.proto import range_config_pb2  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.component import ImageExampleGen  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen.config import ConfigError  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration import data_types
+  from tfx.proto import range_config_pb2
+
+  from components.image_example_gen.component import ImageExampleGen
+  from components.image_example_gen.config import ConfigError
   mapping = {'a': 0, 'b': 1}
   plain, pattern = str(tmp_path / 'index.csv'), str(tmp_path / 'index-{SPAN}.csv')
   cases = [

@@ -125,9 +125,10 @@ def test_class_names_need_a_domain():
 
 
 def test_the_cli_precheck_applies_the_rule_to_a_local_file_without_tensorflow(tmp_path):
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  from components.schema_gen import precheck  # pylint: disable=g-import-not-at-top
+  import subprocess
+  import sys
+
+  from components.schema_gen import precheck
   user = tmp_path / 'schema.pbtxt'
   user.write_text(FOUR_CLASS_SCHEMA)
   with pytest.raises(class_domain.ClassDomainError) as e:

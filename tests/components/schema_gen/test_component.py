@@ -5,20 +5,25 @@ import os
 
 import pytest
 
-from tests.components.schema_gen.test_class_domain import FIVE, FOUR_CLASS_SCHEMA, TWO, template
+from tests.components.schema_gen.test_class_domain import FIVE
+from tests.components.schema_gen.test_class_domain import FOUR_CLASS_SCHEMA
+from tests.components.schema_gen.test_class_domain import template
+from tests.components.schema_gen.test_class_domain import TWO
 
 
 @pytest.fixture
 def base_schema(tmp_path):
-  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format
   path = tmp_path / 'base.pbtxt'
   path.write_text(text_format.MessageToString(template()))
   return str(path)
 
 
 def _do(schema_file, mapping, out_dir, mapping_file=''):
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from components.schema_gen import executor, spec  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
+
+  from components.schema_gen import executor
+  from components.schema_gen import spec
   artifact = standard_artifacts.Schema()
   artifact.uri = str(out_dir)
   executor.Executor().Do({}, {spec.SCHEMA_KEY: [artifact]}, {
@@ -28,8 +33,10 @@ def _do(schema_file, mapping, out_dir, mapping_file=''):
 
 
 def test_executor_writes_a_schema_tfdv_reads(base_schema, tmp_path):
-  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
-  from components.schema_gen import class_domain, spec  # pylint: disable=g-import-not-at-top
+  import tensorflow_data_validation as tfdv
+
+  from components.schema_gen import class_domain
+  from components.schema_gen import spec
   artifact = _do(base_schema, TWO, tmp_path / 'out')
   schema = tfdv.load_schema_text(os.path.join(artifact.uri, spec.SCHEMA_FILE_NAME))
   assert class_domain.class_names_from_schema(schema) == {0: 'normal', 1: 'pneumonia'}
@@ -39,7 +46,7 @@ def test_executor_writes_a_schema_tfdv_reads(base_schema, tmp_path):
 
 
 def test_executor_refuses_a_disagreeing_schema_naming_both_files(tmp_path):
-  from components.errors import CxrError  # pylint: disable=g-import-not-at-top
+  from components.errors import CxrError
   user = tmp_path / 'site_schema.pbtxt'
   user.write_text(FOUR_CLASS_SCHEMA)
   with pytest.raises(CxrError) as e:
@@ -51,7 +58,7 @@ def test_executor_refuses_a_disagreeing_schema_naming_both_files(tmp_path):
 
 
 def test_executor_names_a_missing_or_broken_schema_file(tmp_path):
-  from components.errors import CxrError  # pylint: disable=g-import-not-at-top
+  from components.errors import CxrError
   with pytest.raises(CxrError, match=r'schema .*nowhere.pbtxt does not exist \(option --schema\)'):
     _do(str(tmp_path / 'nowhere.pbtxt'), TWO, tmp_path / 'out')
   broken = tmp_path / 'broken.pbtxt'
@@ -63,10 +70,11 @@ def test_executor_names_a_missing_or_broken_schema_file(tmp_path):
 
 
 def test_component_takes_the_mapping_as_a_value_or_a_runtime_parameter():
-  from tfx.orchestration import data_types  # pylint: disable=g-import-not-at-top
-  from components.image_example_gen import config as ingest_config  # pylint: disable=g-import-not-at-top
-  from components.schema_gen import spec  # pylint: disable=g-import-not-at-top
-  from components.schema_gen.component import CuratedSchemaGen  # pylint: disable=g-import-not-at-top
+  from tfx.orchestration import data_types
+
+  from components.image_example_gen import config as ingest_config
+  from components.schema_gen import spec
+  from components.schema_gen.component import CuratedSchemaGen
   fixed = CuratedSchemaGen(schema_file='/s.pbtxt', class_mapping={'b': 1, 'a': 0})
   assert fixed.exec_properties[spec.CLASS_MAPPING_KEY] == ingest_config.class_mapping_to_json(
       {'a': 0, 'b': 1})  # canonical: the same text (and cache key) as ImageExampleGen's

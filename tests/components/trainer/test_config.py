@@ -5,7 +5,9 @@ import json
 import pytest
 
 from components.trainer import config as config_lib
-from components.trainer.config import ConfigError, Hyperparameters, TrainConfig
+from components.trainer.config import ConfigError
+from components.trainer.config import Hyperparameters
+from components.trainer.config import TrainConfig
 
 
 def test_hyperparameters_round_trip_through_custom_config_json():
@@ -71,8 +73,9 @@ def test_class_weights_parse_from_json_and_mappings():
 
 def _balance_artifact(weights_json=None):
   """ClassBalance's output artifact as its executor publishes it."""
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from components.class_balance import spec as balance_spec  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts
+
+  from components.class_balance import spec as balance_spec
   artifact = standard_artifacts.ExampleAnomalies()
   artifact.uri = '/tmp/unused-balance'
   if weights_json is not None:
@@ -81,7 +84,7 @@ def _balance_artifact(weights_json=None):
 
 
 def test_executor_reads_class_balance_weights_when_present():
-  from components.trainer import executor  # pylint: disable=g-import-not-at-top
+  from components.trainer import executor
   published = _balance_artifact('{"0": 1.5, "1": 0.5, "2": 4.0, "3": 1.0}')
   assert executor.balance_class_weights([published]) == {0: 1.5, 1: 0.5, 2: 4.0, 3: 1.0}
   assert executor.balance_class_weights([_balance_artifact()]) is None  # not published

@@ -4,7 +4,7 @@ import numpy as np
 
 
 def test_two_heads_have_the_input_size_for_any_image_size():
-  from components.trainer.model import build_model  # pylint: disable=g-import-not-at-top
+  from components.trainer.model import build_model
   for shape in ((64, 64, 1), (37, 50, 3)):
     model = build_model(shape, num_classes=4, filters=2)
     out = model(np.zeros((2,) + shape, np.float32))
@@ -13,8 +13,10 @@ def test_two_heads_have_the_input_size_for_any_image_size():
 
 
 def test_mask_loss_counts_only_examples_with_a_mask():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.trainer.model import mask_target, masked_mask_loss  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
+  from components.trainer.model import mask_target
+  from components.trainer.model import masked_mask_loss
   rng = np.random.RandomState(0)
   masks = (rng.rand(3, 8, 8, 1) > 0.5).astype(np.float32)
   logits = tf.constant(rng.randn(3, 8, 8, 1).astype(np.float32))
@@ -37,8 +39,9 @@ def test_mask_loss_counts_only_examples_with_a_mask():
 
 
 def test_class_loss_weights_each_example_by_its_class():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.trainer.model import class_loss  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
+  from components.trainer.model import class_loss
   labels = tf.constant([0, 1, 1], tf.int64)
   logits = tf.constant([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
   plain = class_loss()(labels, logits).numpy()

@@ -9,11 +9,12 @@ import pytest
 
 @pytest.fixture(scope='module')
 def stock_trainer_output(balanced_run, tmp_path_factory):
-  from tfx.components.trainer import executor as trainer_executor  # pylint: disable=g-import-not-at-top
-  from tfx.proto import trainer_pb2  # pylint: disable=g-import-not-at-top
-  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
-  from tfx.utils import proto_utils  # pylint: disable=g-import-not-at-top
-  from components.trainer import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfx.components.trainer import executor as trainer_executor
+  from tfx.proto import trainer_pb2
+  from tfx.types import standard_artifacts
+  from tfx.utils import proto_utils
+
+  from components.trainer import config as config_lib
   out = tmp_path_factory.mktemp('stock_trainer')
 
   def artifact(cls, uri, **properties):
@@ -41,7 +42,7 @@ def stock_trainer_output(balanced_run, tmp_path_factory):
 
 
 def test_the_stock_trainer_runs_it_and_gets_a_served_model(stock_trainer_output, demo_dataset):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   result, model_uri, model_run_uri = stock_trainer_output
   loaded = tf.saved_model.load(os.path.join(model_uri, 'Format-Serving'))
   assert set(loaded.signatures) == {'serving_default', 'from_examples'}
@@ -55,8 +56,8 @@ def test_the_stock_trainer_runs_it_and_gets_a_served_model(stock_trainer_output,
 
 
 def test_class_names_without_an_ingest_summary_must_be_given(tmp_path):
-  from components.trainer import config as config_lib  # pylint: disable=g-import-not-at-top
-  from components.trainer.task import class_names_for  # pylint: disable=g-import-not-at-top
+  from components.trainer import config as config_lib
+  from components.trainer.task import class_names_for
   pattern = str(tmp_path / 'Split-train' / '*')
   with pytest.raises(config_lib.ConfigError, match='class_names'):
     class_names_for([pattern], config_lib.Hyperparameters())

@@ -5,7 +5,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from components.transform.config import ConfigError, TransformConfig
+from components.transform.config import ConfigError
+from components.transform.config import TransformConfig
 
 SIZE = (256, 256)
 
@@ -24,8 +25,9 @@ def _xray(shape=(299, 299), seed=0):
 
 
 def test_gray_image_equals_the_seeds_decode_png_over_255_after_the_same_resize():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.transform.preprocessing import decode_image  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
+  from components.transform.preprocessing import decode_image
   data = _encode(_xray())
   seed = tf.cast(tf.io.decode_png(data, channels=3), tf.float32) / 255.0  # the seed's decode
   for channels in (1, 3):
@@ -38,8 +40,9 @@ def test_gray_image_equals_the_seeds_decode_png_over_255_after_the_same_resize()
 
 
 def test_16_bit_rgb_rgba_palette_and_jpeg_inputs():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.transform.preprocessing import decode_image  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
+  from components.transform.preprocessing import decode_image
   gray16 = np.full((40, 30), 65535 // 4, np.uint16)
   out = decode_image(tf.constant(_encode(gray16, mode='I;16')), (40, 30), 1).numpy()
   np.testing.assert_allclose(out, 0.25, atol=1e-4)  # scaled by 65535, not 255
@@ -64,8 +67,9 @@ def test_16_bit_rgb_rgba_palette_and_jpeg_inputs():
 
 
 def test_masks_are_zeros_when_absent_and_binary_nearest_when_present():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.transform.preprocessing import decode_mask  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
+  from components.transform.preprocessing import decode_mask
   absent = decode_mask(tf.constant(b''), SIZE).numpy()
   assert absent.shape == (256, 256, 1) and not absent.any()
   mask = np.zeros((256, 256), np.uint8)
@@ -79,8 +83,9 @@ def test_masks_are_zeros_when_absent_and_binary_nearest_when_present():
 
 def test_a_batch_mixing_masked_and_unmasked_records_has_one_shape():
   """The seed's failure: its zero mask took the image's 299x299 while real masks are 256x256."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from components.transform.preprocessing import transform_batch  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+
+  from components.transform.preprocessing import transform_batch
   mask = _encode(np.full((256, 256), 255, np.uint8))
   batch = {'image': tf.constant([[_encode(_xray())], [_encode(_xray(seed=1))]]),
            'mask': tf.constant([[mask], [b'']]), 'class': tf.constant([[1], [3]], tf.int64),

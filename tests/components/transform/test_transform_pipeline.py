@@ -5,13 +5,14 @@ import os
 import numpy as np
 import pytest
 
-from tests.support.testutil import read_examples, seed_parse_function
+from tests.support.testutil import read_examples
+from tests.support.testutil import seed_parse_function
 
 
 @pytest.fixture(scope='module')
 def run(balanced_run):
   """The balanced run and its TransformGraph artifact, resolved through the run's context."""
-  from pipeline import mlmd  # pylint: disable=g-import-not-at-top
+  from pipeline import mlmd
   store = mlmd.sqlite_store(balanced_run.metadata_path)
   graph = mlmd.run_output(store, mlmd.latest_run(store, 'cxr-tfx'), 'cxr-tfx', 'Transform',
                           'transform_graph')
@@ -20,8 +21,9 @@ def run(balanced_run):
 
 
 def _dataset(run, split='train', **kwargs):
-  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from components.transform.input_fn import make_dataset  # pylint: disable=g-import-not-at-top
+  import tensorflow_transform as tft
+
+  from components.transform.input_fn import make_dataset
   result, graph = run
   return make_dataset(os.path.join(result.examples_uri, f'Split-{split}', '*'),
                       tft.TFTransformOutput(graph.uri), **kwargs)
@@ -48,7 +50,7 @@ def test_every_record_has_one_shape_and_batches_mix_masked_and_unmasked(run, dem
 
 
 def test_pixels_match_the_seeds_reader(run):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   result, _ = run
   raw = read_examples(os.path.join(result.examples_uri, 'Split-test', '*'))
   ours = next(iter(_dataset(run, split='test', batch_size=len(raw))))[0]
@@ -73,7 +75,7 @@ def test_order_is_deterministic_and_shuffle_is_seeded(run):
 
 
 def test_a_two_head_keras_model_trains_from_make_dataset(run):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   tf.keras.utils.set_random_seed(0)
   dataset = _dataset(run, batch_size=8, label_keys=('class', 'mask'), feature_keys=('image',),
                      shuffle=True, seed=0, num_epochs=None)
@@ -93,8 +95,9 @@ def test_a_two_head_keras_model_trains_from_make_dataset(run):
 
 
 def test_make_dataset_takes_a_list_of_patterns_as_fn_args_train_files(run):
-  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from components.transform.input_fn import make_dataset  # pylint: disable=g-import-not-at-top
+  import tensorflow_transform as tft
+
+  from components.transform.input_fn import make_dataset
   result, graph = run
   output = tft.TFTransformOutput(graph.uri)
   pattern = lambda split: os.path.join(result.examples_uri, f'Split-{split}', '*')
@@ -115,9 +118,10 @@ def test_make_dataset_takes_a_list_of_patterns_as_fn_args_train_files(run):
 def test_a_serving_request_needs_only_the_image(run):
   """The schema's SERVING environment: parse an Example holding only `image`, then apply the
   Transform graph; the full raw spec would demand mask, class, image_id and image_sha256."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
-  from components.transform.input_fn import serving_feature_spec  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tensorflow_transform as tft
+
+  from components.transform.input_fn import serving_feature_spec
   result, graph = run
   output = tft.TFTransformOutput(graph.uri)
   spec = serving_feature_spec(output)
