@@ -4,7 +4,9 @@ Every error cxr-tfx raises on purpose -- bad input, a bad option, a failed check
 ``CxrError``: the CLI prints it as one clear message and exits 2. Anything else reaching the CLI
 is a bug in cxr-tfx (or its libraries): a traceback and a request for a bug report.
 """
+import os
 import re
+import stat
 from typing import Optional
 import unicodedata
 
@@ -20,11 +22,47 @@ class ConfigError(CxrError, ValueError):
   names the option that fixes it."""
 
 
+# Unicode categories shown as escapes: controls (Cc: terminal escape sequences, newlines),
+# formats (Cf: bidirectional overrides such as U+202E, which reorder what a reader sees;
+# zero-width characters) and line/paragraph separators.
+_ESCAPED = ('Cc', 'Cf', 'Zl', 'Zp')
+
+
+def _escape(c: str) -> str:
+  return repr(c)[1:-1] if c.isascii() or ord(c) < 0x100 else f'\\u{ord(c):04x}'
+
+
 def escape_control(text: str) -> str:
-  """Control characters (terminal escape sequences included) as visible escapes, e.g. '\\x1b';
-  newlines and tabs kept. For anything printed that came from user data: class names, paths."""
-  return ''.join(c if c in _KEEP or unicodedata.category(c) != 'Cc'
-                 else repr(c)[1:-1] for c in str(text))
+  """Control and format characters (terminal escape sequences, bidirectional overrides) as
+  visible escapes, e.g. '\\x1b', '\\u202e'; newlines and tabs kept. For messages and
+  paths printed from user data."""
+  return ''.join(c if c in _KEEP or unicodedata.category(c) not in _ESCAPED else _escape(c)
+                 for c in str(text))
+
+
+def escape_name(text: str) -> str:
+  """``escape_control`` and newlines and tabs too: for one-line names (class names, image
+  ids) in tables and reports, where a newline would break the row."""
+  return ''.join(c if unicodedata.category(c) not in _ESCAPED else _escape(c)
+                 for c in str(text))
+
+
+_SPECIAL_FILES = ((stat.S_ISFIFO, 'a FIFO (named pipe): reading it would wait for a writer'),
+                  (stat.S_ISCHR, 'a character device: reading it might never end'),
+                  (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'),
+                  (stat.S_ISDIR, 'a folder'))
+
+
+def special_file(path: str) -> str:
+  """What ``path`` is when it exists and is not a regular file (symlinks followed), e.g. 'a
+  FIFO (named pipe): ...'; '' for a regular file or a path that does not exist. Checked before
+  a local CSV or class mapping is opened: open() on a FIFO blocks, /dev/zero never ends."""
+  try:
+    mode = os.stat(path).st_mode
+  except OSError:
+    return ''
+  return next((what for test, what in _SPECIAL_FILES if test(mode)), '' if stat.S_ISREG(mode)
+              else 'not a regular file')
 
 
 _CHECK = ('Check that the path exists, that you may read/write it, and that its disk is not full '

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 from components.errors import ConfigError
 
 _METADATA_KEY = 'cxr_option'
+INT64_LIMIT = 2**63  # exec properties are ML Metadata int64 values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +106,10 @@ def validate(config) -> None:
                                    or (o.minimum is not None and value < o.minimum)):
       least = f' >= {o.minimum}' if o.minimum is not None else ''
       raise ConfigError(f'{f.name} must be an int{least}, got {value!r} '
+                        f'({where(type(config), f.name)}).')
+    if (f.type in (int, 'int') and o.exec_property
+        and not -INT64_LIMIT <= value < INT64_LIMIT):  # ML Metadata stores int64
+      raise ConfigError(f'{f.name} must fit in 64 bits (-2**63 .. 2**63-1), got {value!r} '
                         f'({where(type(config), f.name)}).')
 
 

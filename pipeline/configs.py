@@ -162,6 +162,9 @@ class DataSource:
                                 '--image-dir), one of them.')
 
 
+_GLOB_CHARS = '*?[]'
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineOptions:
   """How the pipeline is built and run, apart from the components' own options.
@@ -204,6 +207,12 @@ class PipelineOptions:
 
   def __post_init__(self):
     validate_pipeline_name(self.pipeline_name)
+    glob_chars = sorted(set(self.pipeline_root) & set(_GLOB_CHARS))
+    if glob_chars:
+      raise PipelineConfigError(
+          f'pipeline root {self.pipeline_root!r} contains {" ".join(glob_chars)}: Beam and TFX '
+          'find artifacts by glob patterns under it, so these characters would match other '
+          'paths or none; choose a folder without * ? [ ] (option --pipeline-root).')
     object.__setattr__(self, 'beam_pipeline_args', tuple(self.beam_pipeline_args))
     if isinstance(self.train_spans, bool) or not isinstance(self.train_spans, int) \
         or self.train_spans < 1:

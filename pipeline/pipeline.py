@@ -115,7 +115,7 @@ def create_pipeline(options: configs.PipelineOptions, source: configs.DataSource
       previous_examples=previous_examples)
   training_examples = training_examples or example_gen.outputs[keys.EXAMPLES_KEY]
   transform = make_transform(training_examples, schema_gen.outputs[keys.SCHEMA_KEY],
-                             transform_config)
+                             transform_config, [split.name for split in ingest_config.splits])
   components = [example_gen, schema_gen, statistics_gen, example_validator, class_balance,
                 transform] + resolvers
   if train_config is not None:

@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any, Dict, List, Optional, Sequence
 
 from components.errors import escape_control
+from components.errors import escape_name
 from components.image_example_gen import assignment
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import duplicates as duplicates_lib
@@ -108,7 +109,7 @@ def membership_lines(v: Validation) -> List[str]:
     lines.append(f"  {m['conflicts_count']} unit(s) linked to several splits in the manifest "
                  '(identical images or a group across splits): each goes to the last of them')
     for conflict in m.get('conflicts', []):
-      lines.append(f"    {', '.join(escape_control(i) for i in conflict['image_ids'])}: "
+      lines.append(f"    {', '.join(escape_name(i) for i in conflict['image_ids'])}: "
                    f"{', '.join(conflict['splits'])} -> {conflict['kept']}")
   if m.get('groups_not_compared'):
     lines.append(f"  {m['groups_not_compared']}")
@@ -120,7 +121,7 @@ def format_report(v: Validation) -> str:
   c = v.config
   lines = [f'classes ({len(c.class_mapping)}):']
   by_label = sorted(c.class_mapping.items(), key=lambda kv: kv[1])
-  rows = [[escape_control(name), label, v.class_rows[name]['rows'],
+  rows = [[escape_name(name), label, v.class_rows[name]['rows'],
            v.class_rows[name]['without_mask'], v.class_rows[name]['bad']]
           for name, label in by_label]
   rows.append(['all', '', *(sum(r[i] for r in rows) for i in (2, 3, 4))])
@@ -129,7 +130,7 @@ def format_report(v: Validation) -> str:
   if v.classes_without_folder:
     lines.append(f'  (the class mapping names {len(v.classes_without_folder)} class(es) with no '
                  f'folder in {v.image_dir}: '
-                 f'{", ".join(escape_control(n) for n in v.classes_without_folder)})')
+                 f'{", ".join(escape_name(n) for n in v.classes_without_folder)})')
   if v.index_problems:
     lines.append(f'  (and {len(v.index_problems)} row(s) the {"listing" if v.image_dir else "CSV"} '
                  'alone shows are bad: listed under problems)')
@@ -143,11 +144,11 @@ def format_report(v: Validation) -> str:
       lines.append(f'mask findings (--mask-check {c.mask_check}: written and reported):')
       lines += ['  ' + l for l in _table(
           ['class', 'masks', *codes],
-          [[escape_control(name), counts['masks'], *(counts.get(k, 0) for k in codes)]
+          [[escape_name(name), counts['masks'], *(counts.get(k, 0) for k in codes)]
            for name, counts in sorted(v.mask_counts.items())])]
       for f in v.mask_findings:
         lines.append(f"  line {f['line']}: {', '.join(f['findings'])} "
-                     f"({escape_control(f['image_id'])}, {escape_control(f['class_name'])})")
+                     f"({escape_name(f['image_id'])}, {escape_name(f['class_name'])})")
       more = v.rows_with_mask_findings - len(v.mask_findings)
       if more:
         lines.append(f'  ... and {more:,} more row(s) with mask findings')
@@ -160,8 +161,8 @@ def format_report(v: Validation) -> str:
                  f'splits (leakage); --duplicates {c.duplicates}')
     for g in v.duplicate_groups:
       lines.append(f"  sha256 {g['sha256'][:12]}…: " + ', '.join(
-          f"line {m['line']} {escape_control(m['image_id'])!r} "
-          f"({escape_control(m['class_name'])}{', ' + m['split'] if m['split'] else ''})"
+          f"line {m['line']} {escape_name(m['image_id'])!r} "
+          f"({escape_name(m['class_name'])}{', ' + m['split'] if m['split'] else ''})"
           for m in g['members']))
   lines.append('')
   splits = config_lib.format_splits(c.splits)

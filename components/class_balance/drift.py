@@ -326,15 +326,18 @@ def stats_findings(measured: Sequence[StatDrift], current_span: int, baseline_sp
 
 @dataclasses.dataclass(frozen=True)
 class GroupSplits:
-  """One span's ``group_splits.json``: the group column and {group hash: split}."""
+  """One span's ``group_splits.json``: the group column, {group hash: split} and a public
+  token of the salt the hashes were made with ('' in files written before it was recorded)."""
   group_column: str
   groups: Dict[str, str]
+  salt_check: str = ''
 
   @classmethod
   def from_json(cls, text: str) -> 'GroupSplits':
     data = json.loads(text)
     return cls(str(data.get('group_column') or ''),
-               {str(k): str(v) for k, v in (data.get('groups') or {}).items()})
+               {str(k): str(v) for k, v in (data.get('groups') or {}).items()},
+               str(data.get('group_salt_check') or ''))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -393,15 +396,20 @@ def group_leakage(current: Optional[GroupSplits],
     if theirs is None or not theirs.groups:
       without.append(span)
       continue
-    if theirs.group_column != current.group_column:
+    other_salt = (theirs.salt_check and current.salt_check
+                  and theirs.salt_check != current.salt_check)
+    if theirs.group_column != current.group_column or other_salt:
       not_comparable.append((span, theirs.group_column))
+      why = (f'its group hashes were made with another salt (option --group-salt), so no '
+             f'hash of span {span} can match one of this span' if other_salt else
+             f'span {span} was grouped by {theirs.group_column!r}, this span by '
+             f'{current.group_column!r}')
       findings.append(balance.Finding(
           balance.SPAN_GROUPS_NOT_COMPARABLE, f'span {span}', '', '', None, '',
           len(theirs.groups), 0,
-          f'span {span} was grouped by {theirs.group_column!r}, this span by '
-          f'{current.group_column!r}: their groups are not comparable, so leakage across '
-          f'spans was not checked against span {span} (ingest every span with the same group '
-          'column and salt: options --group-column, --group-salt)',
+          f'{why}: their groups are not comparable, so leakage across spans was not checked '
+          f'against span {span} (ingest every span with the same group column and salt: '
+          'options --group-column, --group-salt)',
           severity=balance.WARNING))
       continue
     compared.append(span)

@@ -17,6 +17,8 @@ from typing import Dict, List, Mapping, Sequence
 from components.class_balance import balance
 from components.class_balance import drift as drift_lib
 from components.class_balance.measure import BalanceResult
+from components.errors import escape_control
+from components.errors import escape_name
 from components.image_example_gen import mask_check as mask_codes
 
 SECTIONS = ('verdicts', 'findings', 'classes', 'samples', 'stratification', 'masks', 'images',
@@ -61,7 +63,14 @@ pre{background:#f6f8fa;border:1px solid #d1d9e0;border-radius:6px;padding:8px 10
 
 
 def _e(value) -> str:
-  return html.escape(str(value))
+  """A value from the data (class names, ids, messages) as HTML text: control and format
+  characters (newlines, tabs, bidirectional overrides) shown as escapes, then HTML-escaped."""
+  return html.escape(escape_name(value))
+
+
+def _e_block(text) -> str:
+  """Multi-line text for a <pre> block: newlines kept, other control characters escaped."""
+  return html.escape(escape_control(text))
 
 
 def palette(k: int) -> List[str]:
@@ -193,7 +202,7 @@ def _classes(r: BalanceResult, colours: Mapping[int, str]) -> str:
           '<code>{"&lt;label&gt;": weight}</code>) and in balance_report.json.</p>'
           + _table(['label', 'class', 'examples', f'in {r.weights_split}', 'weight'], rows,
                    numeric=(0, 2, 3, 4))
-          + f'<pre>{_e(snippet)}</pre>')
+          + f'<pre>{_e_block(snippet)}</pre>')
 
 
 def _samples(r: BalanceResult, colours: Mapping[int, str]) -> str:

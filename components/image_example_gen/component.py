@@ -21,7 +21,7 @@ from components.image_example_gen import spans
 from components.image_example_gen import spec
 
 INDEX_SPLIT_NAME = 'index'
-IMAGE_DIR_PATTERN = '*'  # an image folder's input pattern for TFX's driver: the class folders
+IMAGE_DIR_PATTERN = driver.IMAGE_DIR_PATTERN  # an image folder's input: its class folders
 RuntimeParameter = data_types.RuntimeParameter
 
 

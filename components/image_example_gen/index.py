@@ -18,6 +18,7 @@ import posixpath
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from components.errors import CxrError
+from components.errors import special_file
 from components.image_example_gen import files
 from components.image_example_gen import folders
 from components.image_example_gen.config import dicom_group_keyword
@@ -219,6 +220,10 @@ def read_csv_text(csv_path: str) -> str:
     with tf.io.gfile.GFile(csv_path, 'rb') as f:
       raw = f.read()
   else:
+    special = special_file(csv_path)
+    if special:
+      raise IndexValidationError(csv_path, [], f'the CSV index is {special}; give a regular '
+                                 'file (option --csv)')
     try:
       with open(csv_path, 'rb') as f:
         raw = f.read()

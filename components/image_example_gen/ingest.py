@@ -726,6 +726,7 @@ def _publish(source: index.Source, config: IngestConfig, examples_uri: str, stag
   if result.group_splits:
     with tf.io.gfile.GFile(files.join_uri(examples_uri, GROUP_SPLITS_FILE), 'w') as f:
       json.dump(dict(group_column=config.group_column, group_assignment=config.group_assignment,
+                     group_salt_check=assignment.salt_check(config.group_hash_salt),
                      groups=dict(sorted(result.group_splits.items()))), f, indent=0)
   tf.io.gfile.rename(files.join_uri(staging, SPLIT_MANIFEST_FILE),
                      files.join_uri(examples_uri, SPLIT_MANIFEST_FILE), overwrite=True)

@@ -115,25 +115,35 @@ def _glob(pattern: str) -> List[str]:
 
 
 def list_spans(path: str) -> Dict[int, Dict[Optional[int], List[str]]]:
-  """{span: {version (None without {VERSION}): [matching files]}} for a pattern."""
+  """{span: {version (None without {VERSION}): [matching files]}} for a pattern.
+
+  Like TFX's driver, which fails on them, a file that matches the pattern's wildcard (each
+  spec as '*') but has no span number, version or calendar date where the pattern says is an
+  error (SpanError naming it), not skipped."""
   check_pattern(path)
   regex = _regex(path)
   found: Dict[int, Dict[Optional[int], List[str]]] = {}
   for match in _glob(path):
     m = regex.match(match)
     if not m:
-      continue
+      raise SpanError(_unmatched(path, match, 'has no span number (or version) where the '
+                                 'pattern has {SPAN} ({VERSION})'))
     groups = m.groupdict()
     if groups.get('year') is not None:
       try:
         span = date_to_span(int(groups['year']), int(groups['month']), int(groups['day']))
       except ValueError:
-        continue  # not a calendar date
+        raise SpanError(_unmatched(path, match, 'its date is not a calendar date')) from None
     else:
       span = int(groups['span'])
     version = int(groups['version']) if groups.get('version') is not None else None
     found.setdefault(span, {}).setdefault(version, []).append(match)
   return found
+
+
+def _unmatched(pattern: str, match: str, why: str) -> str:
+  return (f"{pattern}: {match} matches the pattern's wildcard but {why}; TFX's driver refuses "
+          'a folder holding it: move or rename the file, or narrow the pattern (option --csv).')
 
 
 def _spans_text(found) -> str:

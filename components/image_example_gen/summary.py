@@ -4,7 +4,7 @@ import dataclasses
 import json
 from typing import Any, Dict, List
 
-from components.errors import escape_control
+from components.errors import escape_name
 
 SUMMARY_FILE = 'ingest_summary.json'  # next to the Split-* folders of the Examples artifact
 QUARANTINE_FILE = 'quarantine.json'  # bad rows set aside: [{line, path, reason}]
@@ -96,7 +96,7 @@ def split_class_totals(summary: IngestSummary) -> Dict[str, Dict[int, int]]:
 def format_shard_table(summary: IngestSummary) -> str:
   """Per split, per shard class counts, with split and overall totals."""
   labels = sorted(summary.class_names)
-  headers = (['split', 'shard'] + [escape_control(summary.class_names[l]) for l in labels]
+  headers = (['split', 'shard'] + [escape_name(summary.class_names[l]) for l in labels]
              + ['total'])
   rows = []
   overall: collections.Counter[int] = collections.Counter()

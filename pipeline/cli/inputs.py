@@ -5,18 +5,38 @@ import dataclasses
 import os
 from typing import Optional, Tuple
 
+from components.errors import ConfigError
 from components.errors import escape_control
+from components.errors import special_file
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import spans as spans_lib
 from pipeline import configs
 from pipeline import progress
 from pipeline.cli.options import _is_uri
 
+SQLITE_HEADER = b'SQLite format 3\x00'  # the first 16 bytes of every SQLite database file
+
+
+def _existing_store(path: str, option: str) -> None:
+  """A local ML Metadata store that a read-only command (report, lineage) can open: it exists
+  and is an SQLite database, else a ConfigError naming ``option``."""
+  if not os.path.exists(path):
+    raise ConfigError(f'no metadata store at {path} (option {option}).')
+  special = special_file(path)
+  if special:
+    raise ConfigError(f'the metadata store {path} is {special}, not an SQLite file '
+                      f'(option {option}).')
+  with open(path, 'rb') as f:
+    head = f.read(len(SQLITE_HEADER))
+  if head != SQLITE_HEADER:
+    raise ConfigError(f'{path} is not an ML Metadata store (not an SQLite database file) '
+                      f'(option {option}).')
+
 
 def _count_rows(csv_path: str) -> Optional[int]:
   """Data rows of a local CSV (quoted newlines understood), with the csv module only: for the
   first line, before anything heavy loads. None for a URI or an unreadable file."""
-  if _is_uri(csv_path):
+  if _is_uri(csv_path) or special_file(csv_path):
     return None
   try:
     with open(csv_path, newline='', encoding='utf-8-sig', errors='replace') as f:

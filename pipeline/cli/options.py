@@ -6,6 +6,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from components import options as options_lib
 from components.class_balance import config as balance_config_lib
+from components.errors import ConfigError
+from components.errors import special_file
 from components.image_example_gen import config as config_lib
 from components.trainer.config import TrainConfig
 from components.transform.config import TransformConfig
@@ -62,8 +64,17 @@ def _transform_config(args) -> TransformConfig:
 
 
 def _train_config(args) -> Optional[TrainConfig]:
-  """The Trainer's options with --train, else None (no training)."""
-  return options_lib.from_args(TrainConfig, args) if args.train else None
+  """The Trainer's options with --train, else None (no training); a training flag without
+  --train is an error, not silently ignored."""
+  if args.train:
+    return options_lib.from_args(TrainConfig, args)
+  given = [o.flag for f, o in options_lib.options_of(TrainConfig)
+           if o.flag and getattr(args, options_lib.dest(o)) != f.default]
+  given += ['--serving-dir'] if args.serving_dir else []
+  if given:
+    raise ConfigError(f'{", ".join(given)} only with --train (add --train, or drop '
+                      f'{"them" if len(given) > 1 else "it"}).')
+  return None
 
 
 def _balance_config(args) -> balance_config_lib.BalanceConfig:
@@ -88,6 +99,10 @@ def _check_split_args(args) -> None:
 
 
 def _load_mapping(path: str):
+  special = special_file(path)
+  if special:
+    raise config_lib.ConfigError(f'the class mapping {path} is {special}; give a regular JSON '
+                                 'file (option --class-mapping).')
   try:
     with open(path, encoding='utf-8') as f:
       text = f.read()

@@ -3,16 +3,14 @@ import dataclasses
 import os
 import warnings
 
-from components.image_example_gen import config as config_lib
 from pipeline import configs
 from pipeline import progress
+from pipeline.cli.inputs import _existing_store
 
 
 def _report(args, display: progress.Display) -> int:
   metadata = args.metadata or os.path.join(args.pipeline_root, configs.METADATA_FILE)
-  if not os.path.exists(metadata):
-    raise config_lib.ConfigError(f'no metadata store at {metadata} (option --pipeline-root or '
-                                 '--metadata).')
+  _existing_store(metadata, '--pipeline-root or --metadata')
   out = args.out or os.path.join(args.pipeline_root, configs.REPORTS_DIR)
   display.line(f'cxr-tfx report: the class-balance reports of the newest run of pipeline '
                f'{args.pipeline_name!r} in {metadata}, into {out}')

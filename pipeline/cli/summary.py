@@ -5,6 +5,7 @@ import time
 from typing import Dict, List, Sequence, Tuple
 
 from components.errors import escape_control
+from components.errors import escape_name
 from components.image_example_gen import summary as summary_lib
 from pipeline import progress
 
@@ -66,7 +67,7 @@ def _print_summary(result, validator: Dict[str, List[str]],
   print(f'balance report: {result.balance_report}')
   t = getattr(result, 'training', None)
   if t is not None:
-    per_class = ', '.join(f'{escape_control(name)} {acc:.3f}'
+    per_class = ', '.join(f'{escape_name(name)} {acc:.3f}'
                           for name, acc in sorted(t.accuracy_per_class.items()))
     print(f'\nmodel: {t.model_uri}   (TensorBoard logs: {t.model_run_uri})')
     print(f'class weights: {t.class_weights or "none (unweighted)"}')

@@ -63,6 +63,12 @@ def _validate(args, display: progress.Display) -> int:
     raise validate_lib.ValidationFailed(
         '`cxr-tfx run` with these options would stop at ImageExampleGen: '
         + '; '.join(result.fail_reasons) + '.')
-  print(f'\nOK: `cxr-tfx run` with these options would write {result.examples_to_write:,} '
-        f'examples ({len(result.bad_rows) + len(result.dropped)} rows quarantined).')
+  header_only = config.verify == config_lib.VERIFY_HEADER
+  print(f'\nOK: `cxr-tfx run{" --verify header" if header_only else ""}` with these options '
+        f'would write {result.examples_to_write:,} examples '
+        f'({len(result.bad_rows) + len(result.dropped)} rows quarantined).')
+  if header_only:  # validate's default: fast, but not what `run` checks by default
+    print('Not checked: pixel data (--verify header). `run` decodes every image and mask by '
+          'default (--verify full) and refuses a file whose header is valid but whose pixels '
+          'are not; `validate --verify full` checks exactly that.')
   return 0

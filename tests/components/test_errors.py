@@ -1,6 +1,10 @@
-"""Terminal-safe output of user data (pure)."""
+"""Terminal-safe output of user data, special files (pure)."""
+import os
+
 from components.errors import CxrError
 from components.errors import escape_control
+from components.errors import escape_name
+from components.errors import special_file
 from components.image_example_gen.config import ConfigError
 from components.image_example_gen.index import IndexValidationError
 from components.image_example_gen.summary import format_shard_table
@@ -46,3 +50,31 @@ def test_io_error_message_names_the_path_wherever_the_error_came_from():
   assert io_error_message(store, '/m/metadata.sqlite').startswith(
       'the ML Metadata store /m/metadata.sqlite cannot be written: database or disk is full.')
   assert io_error_message(KeyError(4)) is None  # a bug, not an I/O error
+
+
+def test_names_show_newlines_tabs_and_bidirectional_overrides_as_escapes():
+  """Issue #29: a class name with a newline, a tab or U+202E (which reverses what follows on
+  screen) is one visible line in tables and reports; messages keep their newlines."""
+  name = 'Normal\nCOVID\tX\u202eevil\u200b'
+  assert escape_name(name) == 'Normal\\nCOVID\\tX\\u202eevil\\u200b'
+  assert escape_control(name) == 'Normal\nCOVID\tX\\u202eevil\\u200b'
+  summary = IngestSummary(
+      csv_path='x.csv', seed=0, splits=[{'name': 'train', 'num_shards': 1}],
+      class_names={0: 'ok', 1: name}, rows_in=1, examples_written=1,
+      shards=[{'split': 'train', 'index': 0, 'file': 'f.gz', 'count': 1,
+               'class_counts': {1: 1}}])
+  table = format_shard_table(summary)
+  assert '\u202e' not in table and 'Normal\\nCOVID' in table
+  assert len(table.splitlines()) == len(format_shard_table(IngestSummary(
+      **{**summary.__dict__, 'class_names': {0: 'ok', 1: 'plain'}})).splitlines())
+
+
+def test_special_files_are_named_before_anything_opens_them(tmp_path):
+  fifo = tmp_path / 'index.csv'
+  os.mkfifo(fifo)
+  assert special_file(str(fifo)).startswith('a FIFO')
+  assert special_file('/dev/zero').startswith('a character device')
+  assert special_file(str(tmp_path)) == 'a folder'
+  regular = tmp_path / 'ok.csv'
+  regular.write_text('x')
+  assert special_file(str(regular)) == '' and special_file(str(tmp_path / 'missing')) == ''

@@ -138,6 +138,15 @@ def test_errors_name_the_field_the_value_and_the_flag(values, message):
     IngestConfig(class_mapping=MAPPING, **values)
 
 
+def test_an_int_exec_property_must_fit_ml_metadatas_int64():
+  """Issue #29: a seed above 2**63 passed validate and crashed the run in ML Metadata."""
+  IngestConfig(class_mapping=MAPPING, seed=2**63 - 1)
+  with pytest.raises(ConfigError, match=r'seed must fit in 64 bits.*\(option --seed\)'):
+    IngestConfig(class_mapping=MAPPING, seed=2**63)
+  with pytest.raises(ConfigError, match=r'--max-pixels'):
+    IngestConfig(class_mapping=MAPPING, max_pixels=2**64)
+
+
 def test_a_field_without_a_flag_is_named_as_python_sets_it():
   with pytest.raises(ConfigError, match=r'\(TransformConfig.disable_statistics\)'):
     TransformConfig(disable_statistics='no')

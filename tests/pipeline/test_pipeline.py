@@ -4,6 +4,8 @@ Builds and compiles pipeline objects only (no run, no file read): TFX's own merg
 (tfx/orchestration/pipeline.py, add_beam_pipeline_args_to_component) and IR compiler
 (tfx/dsl/compiler/compiler.py, the LocalDagRunner's) are what is checked.
 """
+import json
+
 import pytest
 
 from pipeline import configs
@@ -205,3 +207,24 @@ def test_training_needs_train_and_eval_or_test_splits_and_evaluator_args_need_tr
   assert json.loads(by_id[configs.EVALUATOR].exec_properties['example_splits']) == ['test']
   with pytest.raises(ValueError, match="'Evaluator' runs only with --train"):
     _create(component_beam_args={configs.EVALUATOR: ['--direct_num_workers=2']})
+
+
+def test_a_pipeline_root_with_glob_characters_is_refused():
+  """Issue #29: a root 'out[2]' ran until Beam globbed its own staging path and found nothing
+  (a traceback); TFX and Beam read artifacts by glob patterns, so the root is refused first."""
+  for root in ('/tmp/out[2]', '/tmp/a*b', 'runs/?'):
+    with pytest.raises(configs.PipelineConfigError, match=r'--pipeline-root'):
+      configs.PipelineOptions(root)
+  assert configs.PipelineOptions('/tmp/out-2 (copy)').pipeline_root == '/tmp/out-2 (copy)'
+
+
+def test_transform_analyses_the_first_split_when_there_is_no_train_split():
+  """Issue #29: --splits all=1 (or s0=1,...,s9=1) ended in Transform: 'Split does not exist
+  ... train'. Without a 'train' split Transform analyses the first; with one, TFX's default."""
+  from components.image_example_gen.config import IngestConfig
+  by_id = {c.id: c for c in _create(ingest_config=IngestConfig(
+      MAPPING, splits=[(f's{i}', 1) for i in range(10)])).components}
+  splits_config = json.loads(by_id[configs.TRANSFORM].exec_properties['splits_config'])
+  assert splits_config == {'analyze': ['s0'], 'transform': [f's{i}' for i in range(10)]}
+  default = {c.id: c for c in _create().components}[configs.TRANSFORM]
+  assert default.exec_properties.get('splits_config') is None

@@ -73,9 +73,14 @@ def _output(result, component_id, key):
 
 
 def _group_splits(examples_uri):
+  from components.image_example_gen import assignment
+  from components.image_example_gen.config import DEFAULT_GROUP_SALT
   from components.image_example_gen.summary import GROUP_SPLITS_FILE
   with open(os.path.join(examples_uri, GROUP_SPLITS_FILE)) as f:
-    return json.load(f)['groups']
+    data = json.load(f)
+  # The salt's public token: ClassBalance compares group hashes only under one salt.
+  assert data['group_salt_check'] == assignment.salt_check(DEFAULT_GROUP_SALT)
+  return data['groups']
 
 
 def test_spans_are_resolved_and_recorded_on_the_examples(weekly, spans_data):

@@ -161,6 +161,25 @@ def test_leakage_check_needs_comparable_groups_and_a_train_split():
   assert drift.group_leakage(now, [], True)[0].note == 'no earlier span'
 
 
+def test_group_hashes_under_another_salt_are_not_compared():
+  """Issue #29 defect 4: span 2 ingested with another --group-salt moved patients into train,
+  and the report said checked, 0 into train: hashes under different salts never match. Now
+  those spans are not comparable (a warning naming --group-salt) and nothing claims a check."""
+  now = drift.GroupSplits('patient', {'h2': 'train'}, salt_check='b' * 16)
+  before = drift.GroupSplits('patient', {'h1': 'test'}, salt_check='a' * 16)
+  leak, [finding] = drift.group_leakage(now, [(1, before)], has_train=True)
+  assert not leak.checked and leak.spans_not_comparable == ((1, 'patient'),)
+  assert leak.to_dict()['checked'] is False
+  assert (finding.check, finding.severity) == (balance.SPAN_GROUPS_NOT_COMPARABLE, 'warning')
+  assert 'another salt (option --group-salt)' in finding.message
+  # Files written before the salt was recorded ('' check) compare as they always did.
+  old = drift.GroupSplits('patient', {'h2': 'test'})
+  leak, _ = drift.group_leakage(now, [(1, old)], has_train=True)
+  assert leak.checked and leak.into_train == 1
+  same = drift.GroupSplits('patient', {'h2': 'test'}, salt_check='b' * 16)
+  assert drift.group_leakage(now, [(1, same)], has_train=True)[0].into_train == 1
+
+
 def test_many_leaked_groups_are_counted_and_only_a_few_quoted():
   now = drift.GroupSplits('patient', {f'{i:064x}': 'train' for i in range(40)})
   then = drift.GroupSplits('patient', {f'{i:064x}': 'test' for i in range(40)})

@@ -56,7 +56,7 @@ def test_resolve_agrees_with_tfx(tmp_path_factory, span_set, with_version, in_fo
 
 
 def test_padded_span_and_dates(tmp_path):
-  for name in ('index-007.csv', 'index-012.csv', 'index-12.csv'):
+  for name in ('index-007.csv', 'index-012.csv'):
     _touch(str(tmp_path / name))
   got = spans.resolve(str(tmp_path / 'index-{SPAN:3}.csv'))
   assert (got.span, os.path.basename(got.path)) == (12, 'index-012.csv')
@@ -77,6 +77,24 @@ def test_errors_name_the_spans_found_and_the_option(tmp_path):
     spans.check_pattern('a-{SPAN}-{SPAN}.csv')
   with pytest.raises(spans.SpanError, match='needs a {SPAN}'):
     spans.check_pattern('a-{VERSION}.csv')
+
+
+@pytest.mark.parametrize('names, pattern', [
+    (('index-1.csv', 'index-2x.csv'), 'index-{SPAN}.csv'),   # issue #29: a traceback in `run`
+    (('index-007.csv', 'index-12.csv'), 'index-{SPAN:3}.csv'),
+    (('2026-11-19/index.csv', '2026-13-40/index.csv'), '{YYYY}-{MM}-{DD}/index.csv'),
+])
+def test_a_file_the_pattern_globs_but_cannot_read_is_refused_as_tfx_refuses_it(
+    tmp_path, names, pattern):
+  """TFX's driver fails on a folder where the pattern's wildcard matches a file with no span
+  number (or date); resolve refuses it first, naming the file and --csv (validate used to say
+  OK and `run` to end in TFX's traceback)."""
+  for name in names:
+    _touch(str(tmp_path / name))
+  with pytest.raises(spans.SpanError, match=rf"{names[1]} matches the pattern's wildcard.*--csv"):
+    spans.resolve(str(tmp_path / pattern))
+  with pytest.raises(ValueError):
+    _tfx_resolve(str(tmp_path / pattern), None)
 
 
 def test_split_pattern_keeps_spec_folders_in_the_pattern():
