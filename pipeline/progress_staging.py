@@ -11,8 +11,6 @@ from typing import Dict, List, Optional, Sequence, Set
 from components.image_example_gen import staging
 from pipeline.progress_render import Progress
 
-STAGING_DIR, PLAN_FILE, PIECES_DIR = (staging.STAGING_DIR, staging.PLAN_FILE,
-                                     staging.PIECES_DIR)
 SPLIT_PREFIX = 'Split-'
 
 
@@ -75,8 +73,8 @@ class StagingProgress:
 
   def _find_staging(self) -> Optional[str]:
     newest = None
-    for plan in glob.glob(os.path.join(glob.escape(self._examples_dir), '*', STAGING_DIR,
-                                       PLAN_FILE)):
+    for plan in glob.glob(os.path.join(glob.escape(self._examples_dir), '*', staging.STAGING_DIR,
+                                       staging.PLAN_FILE)):
       try:
         mtime = os.stat(plan).st_mtime
       except OSError:
@@ -87,7 +85,7 @@ class StagingProgress:
 
   def _read_plan(self) -> None:
     total = 0
-    with open(os.path.join(self._staging, PLAN_FILE), encoding='utf-8') as f:
+    with open(os.path.join(self._staging, staging.PLAN_FILE), encoding='utf-8') as f:
       for line in f:
         total += len(json.loads(line)[4])
     self._total = total
@@ -99,11 +97,11 @@ class StagingProgress:
         return None
     if not os.path.isdir(self._staging):  # published (or failed): staging removed
       return self._result(final=True)
-    pieces_dir = os.path.join(self._staging, PIECES_DIR)
+    pieces_dir = os.path.join(self._staging, staging.PIECES_DIR)
     if self._total is None:
       # The plan is complete once the job writes pieces, or (earlier, while Beam starts) once
       # no process of the run has it open any more.
-      plan = os.path.join(self._staging, PLAN_FILE)
+      plan = os.path.join(self._staging, staging.PLAN_FILE)
       if not os.path.isdir(pieces_dir) and (not self._proc or os.path.realpath(plan) in
                                             open_files_under(self._staging,
                                                              _descendants(self._pid))):

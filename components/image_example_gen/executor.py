@@ -19,6 +19,7 @@ from components.image_example_gen import ingest
 from components.image_example_gen import span_resolvers
 from components.image_example_gen import spans
 from components.image_example_gen import spec
+from components.image_example_gen import summary as summary_lib
 
 
 def config_from_exec_properties(
@@ -119,7 +120,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     examples.set_int_custom_property(spec.ROWS_QUARANTINED_PROPERTY, summary.rows_quarantined)
     examples.set_int_custom_property(spec.SEED_PROPERTY, summary.seed)
     examples.set_string_custom_property(
-        spec.SPLIT_MANIFEST_PROPERTY, os.path.join(examples.uri, ingest.SPLIT_MANIFEST_FILE))
+        spec.SPLIT_MANIFEST_PROPERTY, os.path.join(examples.uri, summary_lib.SPLIT_MANIFEST_FILE))
     examples.set_int_custom_property(spec.SPLIT_MANIFEST_IMAGES_PROPERTY,
                                      summary.membership['manifest_images'])
     examples.set_string_custom_property(spec.SPLIT_MANIFEST_DIGEST_PROPERTY,

@@ -82,10 +82,6 @@ from components.image_example_gen.summary import SPLIT_MANIFEST_FILE
 from components.image_example_gen.summary import SUMMARY_FILE
 
 SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
-STAGING_DIR = staging_lib.STAGING_DIR
-PLAN_FILE = staging_lib.PLAN_FILE  # the launcher's plan: one JSON chunk per line
-PIECES_DIR = staging_lib.PIECES_DIR
-MANIFEST_FILE = staging_lib.MANIFEST_FILE  # the job's results, read back by the launcher
 # Rows per unit of parallel work. ~128 x 47 KB = 6 MB per piece: enough to amortise per-element
 # overhead, small enough that 21k rows make ~170 work items. Part of the output format: the
 # shard bytes (their gzip members) depend on it.
@@ -390,7 +386,7 @@ class WriteChunkFn(beam.DoFn):
       self._pool.shutdown()
 
   def process(self, chunk: Chunk):
-    piece = files.join_uri(self._staging_dir, PIECES_DIR, staging_lib.piece_name(
+    piece = files.join_uri(self._staging_dir, staging_lib.PIECES_DIR, staging_lib.piece_name(
         chunk.split, chunk.shard, chunk.chunk, len(chunk.rows)))
     tf.io.gfile.makedirs(os.path.dirname(piece))
     written, problems = [], []  # written: (sha256, image_id, line, class_name, label)
@@ -525,7 +521,7 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
   checked = (
       pipeline
       # PCollection[str]: one JSON line per chunk of <= CHUNK_ROWS rows (ids, paths, labels).
-      | 'ReadPlan' >> beam.io.ReadFromText(files.join_uri(staging_dir, PLAN_FILE))
+      | 'ReadPlan' >> beam.io.ReadFromText(files.join_uri(staging_dir, staging_lib.PLAN_FILE))
       # PCollection[Chunk], not yet assigned to shards
       | 'ParseChunks' >> beam.Map(Chunk.from_json)
       | 'DistributeChecks' >> beam.Reshuffle()
@@ -559,7 +555,8 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
        # PCollection[str]: one JSON line per manifest entry
        | 'EncodeResults' >> beam.Map(lambda kv: json.dumps(list(kv), sort_keys=True))
        | 'WriteManifest' >> beam.io.WriteToText(
-           files.join_uri(staging_dir, MANIFEST_FILE), num_shards=1, shard_name_template=''))
+           files.join_uri(staging_dir, staging_lib.MANIFEST_FILE), num_shards=1,
+           shard_name_template=''))
 
 
 # --- Launcher ---------------------------------------------------------------------------------
@@ -660,14 +657,14 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
   options = files.options_from_config(config, source.base_dir)
   stable_groups = config.group_assignment == GROUP_ASSIGNMENT_STABLE
   chunks = unassigned_chunks(checked.rows)
-  staging = files.join_uri(examples_uri, STAGING_DIR)
+  staging = files.join_uri(examples_uri, staging_lib.STAGING_DIR)
   prior_uri, prior_source = prior_manifest(config, previous_manifest)
   membership = MembershipInput(prior_uri, span, files.join_uri(staging, SPLIT_MANIFEST_FILE))
   logging.info('ImageExampleGen: %s rows from %s (%s bad in the index) -> %s chunks; split '
                'membership: %s %s', checked.rows_in, source.label, len(checked.quarantined),
                len(chunks), prior_source, prior_uri)
   try:
-    _write_lines(files.join_uri(staging, PLAN_FILE), (c.to_json() for c in chunks))
+    _write_lines(files.join_uri(staging, staging_lib.PLAN_FILE), (c.to_json() for c in chunks))
     ignored = None
     if listing is not None:  # published with the shards (_publish), from staging
       _write_lines(files.join_uri(staging, IMAGE_INDEX_FILE), [listing.csv_text().rstrip('\n')])
@@ -682,7 +679,7 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
         staging, options, full_check_pass, config.splits, config.seed, config.duplicates,
         stable_groups, membership)
     pipeline.run().wait_until_finish()
-    result = Manifest.read(files.join_uri(staging, MANIFEST_FILE))
+    result = Manifest.read(files.join_uri(staging, staging_lib.MANIFEST_FILE))
     result.membership.update(source=prior_source, prior_manifest=prior_uri)
     if config.fresh_splits and previous_manifest:  # say what starting over discards
       result.membership['discarded'] = dict(
