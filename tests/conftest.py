@@ -17,9 +17,11 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 SLOW_PATHS = ('pipeline/', 'faults/', 'test_portable_beam.py')
 FAST_MODULES = frozenset({
     'pipeline/test_demo_data.py',  # the demo data generator: numpy and Pillow only
+    'pipeline/test_metadata_store.py',  # parsing --metadata addresses: pure
 })
 SLOW_FIXTURES = frozenset({
     'balanced_run',  # the whole pipeline (LocalDagRunner)
+    'mariadb',  # a MariaDB server in another process
     'portable_beam_args',  # a Beam job service and worker pool in other processes
     'real_output',  # tests/schemas: Beam ingestion and TFDV statistics of the demo data
     'spans',  # test_drift_executor: TFDV statistics of three spans
@@ -89,3 +91,15 @@ def portable_beam_args(tmp_path_factory):
   from tests.support.portable_beam import portable_services
   with portable_services(str(tmp_path_factory.mktemp('portable_beam'))) as args:
     yield args
+
+
+@pytest.fixture(scope='session')
+def mariadb(tmp_path_factory):
+  """A private MariaDB server (tests/support/mariadb.py) for the shared-store tests; they skip
+  where Debian's mariadb-server is not installed (.ci/run installs it)."""
+  from tests.support import mariadb as mariadb_lib
+  server = mariadb_lib.start(str(tmp_path_factory.mktemp('mariadb')))
+  if server is None:
+    pytest.skip('mariadb-server is not installed (apt-get install mariadb-server)')
+  yield server
+  server.stop()
