@@ -4,8 +4,15 @@ Pillow is the oracle: valid images of every mode are accepted with Pillow's fact
 image Pillow cannot decode is refused by verify='full'; one Pillow decodes is accepted by
 verify='header', and by verify='full' unless its deflate stream is incomplete (Pillow leaves
 the missing rows blank, TensorFlow's libpng refuses it); a file cut before its end marker is
-refused by both modes. Set CXR_TF_AGREEMENT=1 to also compare verify='full' with
-tf.io.decode_image on damaged images (imports TensorFlow; about a minute).
+refused by both modes.
+
+TensorFlow is the other oracle: the check accepts exactly what the Transform's
+``tf.io.decode_image`` decodes with channels 1 and 3. ``corrupt_images.variants`` (colour
+spaces, coding processes, precisions, palettes, chunk and marker rules, size limits) records
+what TensorFlow 2.16 does with each; the fast tests hold the check to the record, the slow
+ones (marked ``slow``: they import TensorFlow) the record and the check to TensorFlow itself.
+Set CXR_TF_AGREEMENT=1 to also compare verify='full' with TensorFlow on damaged images (about a
+minute) and on the allowed side of the 2^29 size limits (1.6 GB decoded).
 """
 import io
 import os
@@ -35,7 +42,7 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..')
 MODES = (VERIFY_HEADER, VERIFY_FULL)
 # Pillow mode -> ImageHeader.mode (the colour layout; the bit depth is separate).
 PILLOW_TO_HEADER_MODE = {'1': 'L', 'L': 'L', 'I': 'L', 'I;16': 'L', 'I;16B': 'L', 'LA': 'LA',
-                         'RGB': 'RGB', 'RGBA': 'RGBA', 'P': 'P', 'CMYK': 'CMYK'}
+                         'RGB': 'RGB', 'RGBA': 'RGBA', 'P': 'P'}
 FUZZ = settings(max_examples=400, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -44,6 +51,26 @@ def reason(data, verify=VERIFY_HEADER, **kwargs):
   with pytest.raises(BadImage) as e:
     inspect_image(data, verify, **kwargs)
   return str(e.value)
+
+
+def accepts(data, verify):
+  try:
+    inspect_image(data, verify)
+    return True
+  except BadImage:
+    return False
+
+
+def tf_decodes(data):
+  """What the Transform needs: tf.io.decode_image reads ``data`` with channels 1 (the default
+  --channels, and every mask) and with channels 3 (imports TensorFlow: slow tests only)."""
+  import tensorflow as tf
+  try:
+    for channels in (1, 3):
+      tf.io.decode_image(data, channels=channels, expand_animations=False)
+    return True
+  except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+    return False
 
 
 @FUZZ
@@ -177,6 +204,84 @@ def test_accepted_kinds():
       assert inspect_image(data, verify) == want, name
 
 
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_variants_accepted_iff_tensorflow_decodes_them(seed):
+  """Both modes against TensorFlow's recorded result for each variant (checked live by
+  test_check_agrees_with_tensorflow_on_generated_corpus); header mode decides all but the
+  variants whose pixel data alone tells."""
+  wrong = []
+  for v in ci.variants(seed):
+    header, full = accepts(v.data, VERIFY_HEADER), accepts(v.data, VERIFY_FULL)
+    if full != v.decodes or header != (v.decodes or not v.header):
+      wrong.append(f'{v.name}: TensorFlow decodes {v.decodes}, header {header}, full {full}')
+  assert not wrong, '\n'.join(wrong)
+
+
+def test_what_tensorflow_cannot_decode_is_refused_with_its_reason_in_both_modes():
+  cmyk, rgb = ci.jpeg_bytes(30, 20, 'CMYK'), ci.jpeg_bytes(30, 20, 'RGB')
+  gray, png = ci.jpeg_bytes(30, 20, 'L'), ci.raw_png_bytes(30, 20, 8, 0)
+  assert reason(cmyk, VERIFY_FULL) == (
+      "unsupported JPEG: CMYK (4 components): TensorFlow's decoder cannot read it as grayscale "
+      "(the Transform's default --channels 1, and every mask); convert it to grayscale or RGB")
+  cases = [
+      (cmyk, 'unsupported JPEG: CMYK (4 components)'),
+      (ci.set_adobe_transform(cmyk, 2), 'unsupported JPEG: YCCK (4 components)'),
+      (ci.jpeg_two_components(ci.jpeg_bytes(30, 20, 'RGB', subsampling=0)),
+       "unsupported JPEG: 2 components: TensorFlow's decoder reads 1 (grayscale) or 3"),
+      (ci.jpeg_patch_frame(ci.jpeg_set_marker(gray, 0xC0, 0xC1), precision=12),
+       "unsupported JPEG: 12-bit samples: TensorFlow's decoder reads 8-bit JPEGs only"),
+      (ci.jpeg_set_marker(rgb, 0xC0, 0xC3), 'unsupported JPEG: lossless JPEG (SOF3), marker at '),
+      (ci.jpeg_set_marker(rgb, 0xC0, 0xCB), 'unsupported JPEG: lossless arithmetic-coded JPEG'),
+      (ci.jpeg_set_marker(rgb, 0xC0, 0xC5), 'unsupported JPEG: hierarchical JPEG (SOF5)'),
+      (ci.jpeg_set_marker(gray, 0xC0, 0xF7), 'unsupported JPEG: JPEG-LS (SOF55)'),
+      (ci.insert_jpeg_segments(rgb, b'\xff\xf0\x00\x04ab'),
+       'unsupported JPEG: reserved marker 0xFFF0 at byte '),
+      (ci.jpeg_patch_frame(rgb, height=0), 'unsupported JPEG: height 0 in the frame header'),
+      (ci.jpeg_patch_frame(rgb, sampling=[(3, 1), (2, 1), (1, 1)]),
+       'unsupported JPEG: component 2 sampled 2x1, which does not divide the largest 3x1'),
+      (ci.jpeg_patch_frame(gray, width=65501),
+       "too large for TensorFlow's JPEG decoder: 65501x20, a side over 65500 pixels"),
+      (ci.jpeg_patch_frame(rgb, width=13378, height=13378),
+       "too large for TensorFlow's JPEG decoder: 13378x13378 x 3 components = 536912652 "
+       'values >= 2^29'),
+      (ci.jpeg_patch_frame(rgb, sampling=[(3, 3)]), 'corrupt JPEG: 11 blocks per MCU'),
+      (ci.drop_jpeg_segments(rgb, 0xDB), 'corrupt JPEG: quantization table 0 (component 1) is '
+       'not defined before the first scan'),
+      (ci.drop_jpeg_segments(ci.jpeg_bytes(30, 20, progressive=True), 0xC4),
+       'corrupt JPEG: Huffman DC table 0 is not defined before the first scan'),
+      (ci.insert_jpeg_segments(rgb, b'\xff\xd8'), 'corrupt JPEG: a second start-of-image marker'),
+      (ci.png_insert(png, 'before IDAT', (b'CgBI', b'x')),
+       'unsupported PNG: unknown critical chunk CgBI at byte 33'),
+      (ci.edit_png(ci.raw_png_bytes(30, 20, 8, 3), lambda cs: [c for c in cs if c[0] != b'PLTE']),
+       'corrupt PNG: palette image without a PLTE chunk before its image data'),
+      (ci.png_insert(png, 'after IHDR', (b'PLTE', bytes(6)), (b'PLTE', bytes(6))),
+       'corrupt PNG: a second PLTE chunk at byte '),
+      (ci.edit_png(png, lambda cs: cs[:1] + cs), 'corrupt PNG: a second IHDR chunk at byte 33'),
+      (png[:-4] + bytes(4), 'corrupt PNG: bad CRC in IEND chunk'),
+      (ci.raw_png_bytes(1_000_001, 1, 1, 0), "too large for TensorFlow's PNG decoder: "
+       "1000001x1, a side over 1000000 pixels (libpng's limit)"),
+      (ci.png_patch_ihdr(png, width=32768, height=16384),
+       "too large for TensorFlow's PNG decoder: 32768x16384 = 536870912 pixels >= 2^29"),
+  ]
+  for data, want in cases:
+    for verify in MODES:
+      assert reason(data, verify).startswith(want), (want, verify)
+  # ... and what it decodes is accepted, as before
+  accepted = [
+      (ci.jpeg_set_marker(rgb, 0xC0, 0xC9), ImageHeader('jpeg', 30, 20, 8, 'RGB')),  # arithmetic
+      (ci.jpeg_set_marker(ci.jpeg_bytes(30, 20, 'L', progressive=True), 0xC2, 0xCA),
+       ImageHeader('jpeg', 30, 20, 8, 'L')),
+      (ci.jpeg_bytes(30, 20, 'RGB', keep_rgb=True), ImageHeader('jpeg', 30, 20, 8, 'RGB')),
+      (ci.png_insert(ci.raw_png_bytes(30, 20, 4, 3, interlace=True), 'before IDAT',
+                     (b'tRNS', bytes(16))), ImageHeader('png', 30, 20, 4, 'P')),
+      (ci.png_insert(png, 'after IDAT', (b'tEXt', b'k\x00v'), (b'IDAT', b'junk')),
+       ImageHeader('png', 30, 20, 8, 'L')),  # libpng ignores IDAT after another chunk
+  ]
+  for data, want in accepted:
+    for verify in MODES:
+      assert inspect_image(data, verify) == want
+
+
 def test_reasons():
   png = ci.png_bytes(30, 20, 'RGB')
   assert reason(b'') == 'empty file'
@@ -225,9 +330,13 @@ def test_max_pixels_refused_before_any_decode(monkeypatch):
             'too large: 30000x30000 = 900000000 pixels > max (option --max-pixels = 50000000)')
       jpeg = ci.jpeg_bytes(100, 50)
       assert reason(jpeg, VERIFY_FULL, max_pixels=4999).startswith('too large: 100x50 = 5000 ')
-      # At the limit is fine; without a limit, Pillow's own bomb check does not fire either.
+      # At the limit is fine; without a limit, Pillow's own bomb check does not fire either
+      # (200 MP: over twice its limit), TensorFlow's 2^29 pixels does (refused undecoded too).
       assert inspect_image(ci.png_bytes(100, 50), max_pixels=5000).pixels == 5000
-      assert inspect_image(bomb).pixels == 900_000_000  # header mode: structure is valid
+      big = ci.png_wrong_size(ci.png_bytes(8, 8), 20_000, 10_000)
+      assert inspect_image(big).pixels == 200_000_000  # header mode: structure is valid
+      assert reason(bomb) == ("too large for TensorFlow's PNG decoder: 30000x30000 = 900000000 "
+                              'pixels >= 2^29')
   assert Image.MAX_IMAGE_PIXELS == pillow_limit  # Pillow's global limit untouched
 
 
@@ -255,24 +364,12 @@ def test_png_helpers_keep_structure():
   assert ci.jpeg_end(jpeg) == len(jpeg) - 4
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get('CXR_TF_AGREEMENT'),
                     reason='set CXR_TF_AGREEMENT=1: compares with TensorFlow (slow import)')
 def test_full_verify_agrees_with_tensorflow_decoders():
-  import tensorflow as tf
-
-  def tf_decodes(data):
-    try:
-      tf.io.decode_image(data, channels=0, expand_animations=False)
-      return True
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-      return False
-
   def ours(data):
-    try:
-      inspect_image(data, VERIFY_FULL)
-      return True
-    except BadImage:
-      return False
+    return accepts(data, VERIFY_FULL)
 
   rnd = random.Random(0)
   disagree = []
@@ -301,3 +398,87 @@ def test_full_verify_agrees_with_tensorflow_decoders():
     # read past the end; Pillow fills in (verify='full' accepts), TensorFlow refuses.
     disagree += [data for data in cases if ours(data) != tf_decodes(data)]
   assert not disagree, f'{len(disagree)} disagreements, first: {disagree[0][:64]!r}'
+
+
+# Real codestreams from pydicom's sample files: (file, what it holds, TensorFlow decodes it).
+DICOM_CODESTREAMS = (
+    ('JPGExtended.dcm', '12-bit extended JPEG (SOF1)', False),
+    ('SC_rgb_jpeg_gdcm.dcm', 'lossless JPEG (SOF3), 8-bit RGB', False),
+    ('MR_small_jpeg_ls_lossless.dcm', 'JPEG-LS lossless, 16-bit', False),
+    ('JPEGLSNearLossless_16.dcm', 'JPEG-LS near-lossless, 16-bit', False),
+    ('JPEGLSNearLossless_08.dcm', 'JPEG-LS near-lossless, 8-bit', False),
+    ('SC_rgb_jls_lossy_line.dcm', 'JPEG-LS, RGB', False),
+    ('SC_jpeg_no_color_transform.dcm', 'baseline RGB, no colour transform', True),
+    ('SC_rgb_jpeg_app14_dcmd.dcm', 'baseline RGB, Adobe segment', True),
+    ('examples_ybr_color.dcm', 'baseline YCbCr', True),
+    ('SC_rgb_small_odd_jpeg.dcm', 'baseline RGB, 3x3', True),
+)
+# DICOMs the workers render to PNG (components/image_example_gen/dicom.py) from such streams.
+DICOM_RENDERED = ('MR_small_jpeg_ls_lossless.dcm', 'JPEGLSNearLossless_16.dcm', 'JPGExtended.dcm')
+
+
+def _dicom_frame(name):
+  from pydicom import dcmread
+  from pydicom.encaps import generate_frames
+
+  from tests.support import dicom_files
+  ds = dcmread(dicom_files.sample(name))
+  return next(generate_frames(ds.PixelData, number_of_frames=1))
+
+
+@pytest.mark.slow
+def test_cmyk_jpeg_is_refused_as_the_transform_cannot_decode_it(tmp_path):
+  """Issue #29, defect 3: a CMYK JPEG passed `validate --verify full` and the Trainer died
+  ('jpeg::Uncompress failed'): the Transform decodes with channels 1, which libjpeg cannot
+  produce from CMYK (channels 3 and 0 convert it to RGB: the reason names the grayscale read)."""
+  import tensorflow as tf
+  path = tmp_path / 'cmyk.jpg'
+  path.write_bytes(ci.jpeg_bytes(64, 48, 'CMYK', seed=3))
+  data = path.read_bytes()
+  with pytest.raises(tf.errors.InvalidArgumentError, match='jpeg::Uncompress failed'):
+    tf.io.decode_image(data, channels=1, expand_animations=False)
+  assert tf.io.decode_image(data, channels=3, expand_animations=False).shape == (48, 64, 3)
+  for verify in MODES:
+    assert reason(data, verify).startswith('unsupported JPEG: CMYK (4 components): ')
+
+
+@pytest.mark.slow
+def test_check_agrees_with_tensorflow_on_generated_corpus():
+  """For every file: the check accepts it (both modes; header mode: unless only its pixel data
+  tells) == TensorFlow's decode_image reads it with channels 1 and 3 == the recorded result."""
+  from components.image_example_gen import dicom
+  from tests.support import dicom_files
+  wrong, count = [], 0
+  for seed in (0, 1, 2):
+    for v in ci.variants(seed):
+      decodes = tf_decodes(v.data)
+      header, full = accepts(v.data, VERIFY_HEADER), accepts(v.data, VERIFY_FULL)
+      count += 1
+      if decodes != v.decodes or full != decodes or header != (decodes or not v.header):
+        wrong.append(f'{v.name} (seed {seed}): TensorFlow {decodes} (recorded {v.decodes}), '
+                     f'header {header}, full {full}')
+  for name, what, recorded in DICOM_CODESTREAMS:
+    data = _dicom_frame(name)
+    decodes = tf_decodes(data)
+    header, full = accepts(data, VERIFY_HEADER), accepts(data, VERIFY_FULL)
+    count += 1
+    if not decodes == recorded == header == full:
+      wrong.append(f'{what} ({name}): TensorFlow {decodes} (recorded {recorded}), '
+                   f'header {header}, full {full}')
+  for name in DICOM_RENDERED:  # the DICOM path: rendered to PNG, which TensorFlow reads
+    png = dicom.render(dicom_files.read(dicom_files.sample(name))).png
+    count += 1
+    if not (tf_decodes(png) and accepts(png, VERIFY_FULL)):
+      wrong.append(f'{name} rendered to PNG: TensorFlow {tf_decodes(png)}')
+  assert count > 500
+  assert not wrong, f'{len(wrong)} of {count}:\n' + '\n'.join(wrong)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get('CXR_TF_AGREEMENT'),
+                    reason='set CXR_TF_AGREEMENT=1: decodes 0.5-1.6 GB images with TensorFlow')
+def test_allowed_side_of_the_size_limits_agrees_with_tensorflow():
+  for v in ci.big_variants():
+    assert tf_decodes(v.data) == v.decodes, v.name
+    for verify in MODES:
+      assert accepts(v.data, verify) == v.decodes, (v.name, verify)
