@@ -4,9 +4,11 @@ The runner only builds paths and calls ``create_pipeline``; what it returns is r
 the metadata store, so the summary is what ML Metadata recorded.
 """
 import dataclasses
+import datetime
 import json
 import os
-import time
+import secrets
+import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from components.class_balance.config import BalanceConfig
@@ -56,38 +58,25 @@ class TrainingResult:
   pushed_model_dir: str  # the SavedModel the Pusher wrote ('' when not blessed)
 
 
-def _clean_after_failure(pipeline_root: str, metadata_path: str, pipeline_name: str,
-                         error: BaseException) -> None:
-  """Marks this run's unfinished executions FAILED and removes their outputs; a failure here
-  (e.g. the store's disk is full) must not hide the run's own error."""
-  try:
-    cleanup.fail_unfinished(metadata_path, pipeline_name,
-                            f'{type(error).__name__}: {error}'.strip())
-  except Exception:  # pylint: disable=broad-except
-    pass
-  try:
-    cleanup.remove_unpublished_outputs(pipeline_root, metadata_path)
-  except Exception:  # pylint: disable=broad-except
-    pass
-
-
 def run_local(options: configs.PipelineOptions, source: configs.DataSource,
               ingest_config: IngestConfig, balance_config: Optional[BalanceConfig] = None,
               transform_config: Optional[TransformConfig] = None,
               train_config: Optional[TrainConfig] = None,
-              metadata_path: str = '', verbose: bool = False) -> RunResult:
+              metadata_path: str = '', verbose: bool = False, wait: bool = False) -> RunResult:
   """Runs ``create_pipeline`` (same arguments) locally and returns what the metadata store
   recorded. Local paths become absolute; the store is SQLite at ``metadata_path`` (default
   ``<pipeline_root>/metadata.sqlite``). ``train_config`` adds Trainer, Evaluator and Pusher
   (``RunResult.training``).
+
+  One run at a time per root and store: the run holds their lock (``cleanup.hold``) from its
+  start-up cleanup to its read-back. Held by another run, it raises ``cleanup.RootInUse``
+  naming that run; with ``wait``, it says so on stderr and waits for it. The result is read
+  back by this run's identity: the pipeline_run context named by the run id this function
+  gives LocalDagRunner (``RunResult.run_id``), never "the newest run".
   """
   progress.quiet_native_logs()
-  import tensorflow as tf  # heavy
   from tfx import v1 as tfx  # heavy
 
-  from components.class_balance import spec as balance_spec
-  from components.image_example_gen import span_resolvers
-  from components.image_example_gen import spec
   from pipeline import mlmd
   from pipeline.pipeline import create_pipeline
 
@@ -96,7 +85,7 @@ def run_local(options: configs.PipelineOptions, source: configs.DataSource,
     os.makedirs(pipeline_root, exist_ok=True)
   source = dataclasses.replace(source, csv_path=_absolute(source.csv_path),
                                image_dir=_absolute(source.image_dir))
-  csv_path, pipeline_name = source.csv_path, options.pipeline_name
+  pipeline_name = options.pipeline_name
   metadata_path = os.path.abspath(
       metadata_path or os.path.join(pipeline_root, configs.METADATA_FILE))
   options = dataclasses.replace(
@@ -106,22 +95,72 @@ def run_local(options: configs.PipelineOptions, source: configs.DataSource,
           metadata_path))
   pipeline = create_pipeline(options, source, ingest_config, balance_config, transform_config,
                              train_config)
-  # What an earlier, killed run of this pipeline left: RUNNING executions, unpublished outputs.
-  cleanup.fail_unfinished(metadata_path, pipeline_name,
-                          'abandoned: the run that started it ended without finishing it')
-  cleanup.remove_unpublished_outputs(pipeline_root, metadata_path)
-  started_ms = int(time.time() * 1000)
-  try:
-    with progress.component_progress(verbose) as reporter:
-      tfx.orchestration.LocalDagRunner().run(pipeline)
-  except BaseException as e:  # also KeyboardInterrupt: nothing of this run is left RUNNING
-    _clean_after_failure(pipeline_root, metadata_path, pipeline_name, e)
-    raise
+  with cleanup.hold(pipeline_root, metadata_path, wait=wait,
+                    on_wait=lambda holder: _say_waiting(holder, pipeline_root)) as lock:
+    # No other run of this root or store is alive now, so what is unfinished or unpublished
+    # was left by runs that are gone (killed): their executions FAILED, their outputs removed.
+    cleanup.clean_abandoned(lock, pipeline_name)
+    run_id = new_run_id()
+    lock.note_run(run_id)
+    try:
+      with progress.component_progress(verbose) as reporter:
+        _runner(run_id).run(pipeline)
+    except BaseException as e:  # also KeyboardInterrupt: nothing of this run is left RUNNING
+      cleanup.clean_after_failure(lock, pipeline_name, e)
+      raise
+    # Read back through this run's own context (by its id) and the producing components, never
+    # "the newest run" or "the newest artifact of a type": another run or pipeline sharing the
+    # store cannot answer for this one.
+    store = mlmd.sqlite_store(metadata_path)
+    run = mlmd.run_by_name(store, run_id)
+    return _read_back(store, run, pipeline_root, metadata_path, pipeline_name, source,
+                      train_config, reporter.finished)
 
-  # Read back through this run's context and the producing components, never "the newest
-  # artifact of a type": another pipeline or run sharing the store cannot answer for this one.
-  store = mlmd.sqlite_store(metadata_path)
-  run = mlmd.latest_run(store, pipeline_name, since_ms=started_ms)
+
+def new_run_id() -> str:
+  """A run id: the local start time as LocalDagRunner's own ids are (readable, sortable), and
+  8 random hex digits, so that no two runs share one even if the clock repeats itself."""
+  return f'{datetime.datetime.now().isoformat()}-{secrets.token_hex(4)}'
+
+
+def _runner(run_id: str):
+  """TFX's LocalDagRunner, with ``run_id`` as the run's id: TFX's compiled pipeline names the
+  run by the runtime parameter ``pipeline-run-id`` (the pipeline_run context's name, the
+  pipeline's runtime_spec), which LocalDagRunner.run_with_ir sets to the time when it starts;
+  substituting it first leaves LocalDagRunner none to set."""
+  from tfx.dsl.compiler import constants
+  from tfx.orchestration.local import local_dag_runner
+  from tfx.orchestration.portable import runtime_parameter_utils
+
+  class _Runner(local_dag_runner.LocalDagRunner):
+
+    def run_with_ir(self, pipeline, run_options=None, **kwargs):
+      runtime_parameter_utils.substitute_runtime_parameter(
+          pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+      return super().run_with_ir(pipeline, run_options=run_options, **kwargs)
+
+  return _Runner()
+
+
+def _say_waiting(holder: cleanup.Holder, pipeline_root: str) -> None:
+  """run_local(wait=True) outside the CLI (which shows it on its display, and holds the lock
+  before it calls run_local): one line on stderr, like component_progress's."""
+  print(f'waiting for {holder.describe()} to finish: it holds the pipeline root '
+        f'{pipeline_root}', file=sys.stderr, flush=True)
+
+
+def _read_back(store, run, pipeline_root: str, metadata_path: str, pipeline_name: str,
+               source: configs.DataSource, train_config: Optional[TrainConfig],
+               finished: List[Tuple[str, float, bool]]) -> RunResult:
+  """The RunResult from what ML Metadata recorded in ``run`` (this run's context)."""
+  import tensorflow as tf  # heavy
+
+  from components.class_balance import spec as balance_spec
+  from components.image_example_gen import span_resolvers
+  from components.image_example_gen import spec
+  from pipeline import mlmd
+
+  csv_path = source.csv_path
   examples = mlmd.run_output(store, run, pipeline_name, configs.IMAGE_EXAMPLE_GEN,
                              spec.EXAMPLES_KEY)
   graph = mlmd.run_output(store, run, pipeline_name, configs.TRANSFORM,
@@ -136,7 +175,7 @@ def run_local(options: configs.PipelineOptions, source: configs.DataSource,
   training = (_training_result(store, run, pipeline_name, summary.class_names,
                                train_config.min_accuracy) if train_config else None)
   return RunResult(pipeline_root, metadata_path, run.name, examples.uri, graph.uri, summary,
-                   reporter.finished,
+                   finished,
                    balance_verdict=props[balance_spec.VERDICT_PROPERTY].string_value,
                    balanced=bool(props[balance_spec.BALANCED_PROPERTY].int_value),
                    balance_report=props[balance_spec.HTML_REPORT_PROPERTY].string_value,

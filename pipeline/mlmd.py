@@ -50,14 +50,15 @@ def _type_name(store: metadata_store.MetadataStore, context: metadata_store_pb2.
   return store.get_context_types_by_id([context.type_id])[0].name
 
 
-def latest_run(store: metadata_store.MetadataStore, pipeline_name: str,
-               since_ms: int = 0) -> metadata_store_pb2.Context:
-  """The pipeline's newest run (created at or after ``since_ms``, epoch milliseconds)."""
-  found = [r for r in runs(store, pipeline_name) if r.create_time_since_epoch >= since_ms]
+def latest_run(store: metadata_store.MetadataStore,
+               pipeline_name: str) -> metadata_store_pb2.Context:
+  """The pipeline's newest run, by creation time: for commands that ask for "the newest run"
+  (report, lineage --latest). A run reads back its own results by its id (``run_by_name``),
+  never by time: another run's context may be newer."""
+  found = runs(store, pipeline_name)
   if not found:
     raise NotInStore(f'no run of pipeline {pipeline_name!r} in the metadata store'
-                     + (' since this command started' if since_ms else '')
-                     + ' (option --pipeline-name names the pipeline).')
+                     ' (option --pipeline-name names the pipeline).')
   return found[-1]
 
 
@@ -102,7 +103,7 @@ def int_property(artifact: metadata_store_pb2.Artifact, name: str) -> Optional[i
 
 def run_by_name(store: metadata_store.MetadataStore,
                 run_id: str) -> metadata_store_pb2.Context:
-  """The ``pipeline_run`` context named ``run_id`` (RunResult.run_id)."""
+  """The ``pipeline_run`` context named ``run_id`` (RunResult.run_id): a run's identity."""
   run = store.get_context_by_type_and_name(RUN_CONTEXT, run_id)
   if run is None:
     raise NotInStore(f'no run {run_id!r} in the metadata store.')

@@ -155,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
   run.add_argument('--metadata', default='',
                    help=f'SQLite ML Metadata file (default <pipeline-root>/{configs.METADATA_FILE})')
   run.add_argument('--no-cache', action='store_true', help='recompute every component')
+  run.add_argument('--wait', action='store_true',
+                   help='if another run holds the pipeline root (or the ML Metadata store), '
+                        'wait for it to finish instead of refusing (a run holds the lock, '
+                        '.cxr-tfx.lock in the root and in the store\'s folder, from before its '
+                        'demo data to its summary)')
   run.add_argument('--demo-scale', type=float, default=configs.DEMO_SCALE,
                    help='demo data scale when --csv is not given (default %(default)s)')
   run.add_argument('--verbose', action='store_true',

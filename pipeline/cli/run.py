@@ -1,4 +1,5 @@
 """`cxr-tfx run`: the pipeline with LocalDagRunner, after a first line that says what will run."""
+import contextlib
 import os
 import time
 
@@ -26,6 +27,7 @@ from pipeline.cli.options import _train_config
 from pipeline.cli.options import _transform_config
 from pipeline.cli.parser import _cores
 from pipeline.cli.summary import _print_summary
+from pipeline.progress_render import seconds_text
 
 # The pipeline's components, in the order LocalDagRunner runs them.
 COMPONENTS = (configs.SCHEMA_GEN, configs.IMAGE_EXAMPLE_GEN, configs.STATISTICS_GEN,
@@ -33,6 +35,35 @@ COMPONENTS = (configs.SCHEMA_GEN, configs.IMAGE_EXAMPLE_GEN, configs.STATISTICS_
 
 
 def _run(args, display: progress.Display) -> int:
+  with contextlib.ExitStack() as held:  # the pipeline root's lock, once _hold_root took it
+    return _run_holding(args, display, held)
+
+
+def _hold_root(held: contextlib.ExitStack, display: progress.Display, args, root: str,
+               metadata: str):
+  """Takes the lock of the pipeline root and of the ML Metadata store's folder
+  (pipeline/cleanup.py) until the command ends: before anything is written there (demo data,
+  outputs, the store) and before TensorFlow loads, so a second run is refused at once, or with
+  --wait says whom it waits for. run_local enters the same lock again."""
+  from pipeline import cleanup  # ML Metadata's protos, no TensorFlow
+  waited_for = []
+
+  def on_wait(holder: cleanup.Holder) -> None:
+    display.line(f'waiting for {holder.describe()} to finish: it holds the pipeline root '
+                 f'{root} (--wait)')
+    display.start(f'waiting for run pid {holder.pid}')
+    waited_for.append(holder)
+
+  local = lambda path: path if _is_uri(path) else os.path.abspath(path)  # noqa: E731
+  lock = held.enter_context(cleanup.hold(local(root), local(metadata), wait=args.wait,
+                                         on_wait=on_wait))
+  if waited_for:
+    display.finish(f'waited {seconds_text(lock.waited_seconds)} for run pid '
+                   f'{waited_for[-1].pid}; this run holds {root} now')
+  return lock
+
+
+def _run_holding(args, display: progress.Display, held: contextlib.ExitStack) -> int:
   # fail fast, before demo data or heavy imports (--splits is parsed by argparse)
   balance_config, transform_config = _balance_config(args), _transform_config(args)
   _train_config(args)
@@ -46,6 +77,7 @@ def _run(args, display: progress.Display) -> int:
   if csv_path and image_dir:
     raise config_lib.ConfigError('give --csv or --image-dir, not both.')
   folder = None  # a local image folder's index, read now (names only, no TensorFlow)
+  lock = None  # the pipeline root's lock: taken before demo data, or else before the imports
   if image_dir:
     if not _is_uri(image_dir) and not os.path.isdir(image_dir):  # fail before TensorFlow loads
       raise config_lib.ConfigError(f'{image_dir}: the image folder does not exist or is not a '
@@ -70,6 +102,7 @@ def _run(args, display: progress.Display) -> int:
     n = sum(demo_data.class_counts_for_scale(args.demo_scale).values())
     display.line(f'cxr-tfx run: no --csv, so first {n:,} demo images into {out}, then '
                  f'{components}; outputs in {root}/, ML Metadata {metadata}')
+    lock = _hold_root(held, display, args, root, metadata)
     ds = _generate_demo(display, out, args.demo_scale, configs.DEMO_MISSING_MASKS, args.seed,
                         _cores())
     display.line(f'demo data: {ds.num_rows} images ({ds.num_missing_masks} without masks): '
@@ -92,6 +125,7 @@ def _run(args, display: progress.Display) -> int:
   if ingest_config.class_mapping:  # (a gs:// folder without a mapping: checked below)
     precheck.check(os.path.abspath(args.schema), ingest_config.class_mapping,
                    os.path.abspath(mapping_path) if mapping_path else '')
+  lock = lock or _hold_root(held, display, args, root, metadata)
   # through the package, where tests put a stand-in for _load_libraries
   from pipeline import cli
   cli._load_libraries(display, 'pipeline.local_runner', 'pipeline.reports')
@@ -129,7 +163,7 @@ def _run(args, display: progress.Display) -> int:
             class_mapping_path=os.path.abspath(mapping_path) if mapping_path else ''),
         ingest_config=ingest_config, balance_config=balance_config,
         transform_config=transform_config, train_config=_train_config(args),
-        metadata_path=args.metadata, verbose=args.verbose)
+        metadata_path=args.metadata, verbose=args.verbose, wait=args.wait)
     display.finish()
   display.close()
   store = mlmd.sqlite_store(result.metadata_path)

@@ -1,5 +1,7 @@
 """Failed runs leave nothing behind: no RUNNING execution in ML Metadata, no unpublished output
-folder (real LocalDagRunner, real SQLite store, real files)."""
+folder, no lock on the pipeline root (real LocalDagRunner, real SQLite store, real files).
+Killed and concurrent runs: tests/pipeline/test_concurrent_runs.py."""
+import fcntl
 import os
 
 import pytest
@@ -45,3 +47,10 @@ def test_a_failed_run_marks_its_executions_failed_and_removes_its_outputs(
     assert "missing column(s) ['mask_path']" in states[1][2]
   outputs = root / 'ImageExampleGen' / 'examples'
   assert not outputs.exists() or not os.listdir(outputs)
+  # the root's lock is released by the exception, its file emptied: the end of a run, not a kill
+  assert (root / '.cxr-tfx.lock').read_text() == ''
+  fd = os.open(root / '.cxr-tfx.lock', os.O_RDWR)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError if still held
+  finally:
+    os.close(fd)

@@ -258,7 +258,7 @@ def _runner_calls(sub, tmp_path, monkeypatch):
   mapping = tmp_path / 'class_mapping.json'
   mapping.write_text('{"COVID": 0, "Normal": 1}')
   (tmp_path / 'index.csv').write_text('image_path,mask_path,class\na.png,,COVID\n')
-  extra = COMPILE_REQUIRED if sub == 'compile' else []
+  extra = COMPILE_REQUIRED if sub == 'compile' else ['--pipeline-root', str(tmp_path / 'out')]
   return calls, [sub, *extra, '--csv', str(tmp_path / 'index.csv'), '--class-mapping',
                  str(mapping)]
 
