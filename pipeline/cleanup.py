@@ -68,9 +68,9 @@ def fail_unfinished(metadata_path: str, pipeline_name: str, reason: str) -> List
   """Marks the pipeline's NEW/RUNNING executions FAILED with ``reason`` -> their ids. Every
   one of them: call it only while holding the lock (``clean_abandoned``), or when no run of
   the store can be alive."""
-  if not os.path.exists(metadata_path):
+  if not mlmd.exists(metadata_path):
     return []
-  store = mlmd.sqlite_store(metadata_path, read_only=False)
+  store = mlmd.open_store(metadata_path, read_only=False)
   pipeline = store.get_context_by_type_and_name(mlmd.PIPELINE_CONTEXT, pipeline_name)
   if pipeline is None:
     return []
@@ -104,7 +104,7 @@ def remove_unpublished_outputs(pipeline_root: str, metadata_path: str) -> List[s
   until its execution finishes."""
   if '://' in pipeline_root or not os.path.isdir(pipeline_root):
     return []  # local roots only: object stores are cleaned by lifecycle rules
-  store = mlmd.sqlite_store(metadata_path) if os.path.exists(metadata_path) else None
+  store = mlmd.open_store(metadata_path) if mlmd.exists(metadata_path) else None
   published = {os.path.normpath(a.uri) for a in store.get_artifacts()} if store else set()
   removed = []
   for component in sorted(os.listdir(pipeline_root)):

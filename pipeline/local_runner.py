@@ -20,6 +20,7 @@ from components.trainer.config import TrainConfig
 from components.transform.config import TransformConfig
 from pipeline import cleanup
 from pipeline import configs
+from pipeline import metadata_store
 from pipeline import progress
 
 
@@ -65,7 +66,9 @@ def run_local(options: configs.PipelineOptions, source: configs.DataSource,
               metadata_path: str = '', verbose: bool = False, wait: bool = False) -> RunResult:
   """Runs ``create_pipeline`` (same arguments) locally and returns what the metadata store
   recorded. Local paths become absolute; the store is SQLite at ``metadata_path`` (default
-  ``<pipeline_root>/metadata.sqlite``). ``train_config`` adds Trainer, Evaluator and Pusher
+  ``<pipeline_root>/metadata.sqlite``), or a MySQL/MariaDB server given as
+  ``mysql://USER@HOST:PORT/DB`` (pipeline/metadata_store.py; shared by runs of other roots,
+  each reading back its own run). ``train_config`` adds Trainer, Evaluator and Pusher
   (``RunResult.training``).
 
   One run at a time per root and store: the run holds their lock (``cleanup.hold``) from its
@@ -75,7 +78,6 @@ def run_local(options: configs.PipelineOptions, source: configs.DataSource,
   gives LocalDagRunner (``RunResult.run_id``), never "the newest run".
   """
   progress.quiet_native_logs()
-  from tfx import v1 as tfx  # heavy
 
   from pipeline import mlmd
   from pipeline.pipeline import create_pipeline
@@ -86,13 +88,13 @@ def run_local(options: configs.PipelineOptions, source: configs.DataSource,
   source = dataclasses.replace(source, csv_path=_absolute(source.csv_path),
                                image_dir=_absolute(source.image_dir))
   pipeline_name = options.pipeline_name
-  metadata_path = os.path.abspath(
-      metadata_path or os.path.join(pipeline_root, configs.METADATA_FILE))
+  metadata_path = metadata_path or os.path.join(pipeline_root, configs.METADATA_FILE)
+  if not metadata_store.is_server(metadata_path):
+    metadata_path = os.path.abspath(metadata_path)
   options = dataclasses.replace(
       options, pipeline_root=pipeline_root,
       serving_model_dir=_absolute(options.serving_model_dir),
-      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-          metadata_path))
+      metadata_connection_config=metadata_store.connection_config(metadata_path))
   pipeline = create_pipeline(options, source, ingest_config, balance_config, transform_config,
                              train_config)
   with cleanup.hold(pipeline_root, metadata_path, wait=wait,
@@ -111,7 +113,7 @@ def run_local(options: configs.PipelineOptions, source: configs.DataSource,
     # Read back through this run's own context (by its id) and the producing components, never
     # "the newest run" or "the newest artifact of a type": another run or pipeline sharing the
     # store cannot answer for this one.
-    store = mlmd.sqlite_store(metadata_path)
+    store = mlmd.open_store(metadata_path)
     run = mlmd.run_by_name(store, run_id)
     return _read_back(store, run, pipeline_root, metadata_path, pipeline_name, source,
                       train_config, reporter.finished)

@@ -8,12 +8,15 @@ component's execution in that run, so two pipelines, or two runs of one pipeline
 store each read their own; a cached execution is recorded in the run that reused it, with
 output events to the reused artifacts, so a cached run resolves too.
 """
+import os
+import time
 from typing import Dict, List, Optional, Tuple
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.errors import CxrError
+from pipeline import metadata_store as store_lib
 
 PIPELINE_CONTEXT = 'pipeline'
 RUN_CONTEXT = 'pipeline_run'
@@ -24,6 +27,37 @@ _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CAC
 
 class NotInStore(CxrError, LookupError):
   """What was asked for is not in the metadata store; the message says what and where."""
+
+
+def open_store(location: str, read_only: bool = True) -> metadata_store.MetadataStore:
+  """The store at ``location``: a SQLite file or a mysql:// server (pipeline/metadata_store.py);
+  a server that cannot be used is a CxrError naming it and --metadata. MLMD asks clients to
+  retry when another one is creating an empty database's tables at that moment: retried."""
+  if not store_lib.is_server(location):
+    return sqlite_store(location, read_only)
+  config = store_lib.connection_config(location)
+  error: Exception = RuntimeError('no attempt')
+  for attempt in range(_CONNECT_ATTEMPTS):
+    try:
+      return metadata_store.MetadataStore(config)
+    except Exception as e:  # pylint: disable=broad-except  (MLMD's own status errors)
+      error = e
+      if 'retry' not in str(e).lower():
+        break
+      time.sleep(0.5 * (attempt + 1))
+  first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+  raise CxrError(f'cannot use the ML Metadata store {store_lib.describe(location)}: '
+                 f'{first_line} (option --metadata; the password comes from '
+                 f'{store_lib.PASSWORD_ENV} or the file named by {store_lib.PASSWORD_FILE_ENV}).'
+                 ) from error
+
+
+_CONNECT_ATTEMPTS = 8  # about 14 s of retries while another client creates the tables
+
+
+def exists(location: str) -> bool:
+  """Whether there may be a store to read: a SQLite file that exists, or any server."""
+  return store_lib.is_server(location) or os.path.exists(location)
 
 
 def sqlite_store(path: str, read_only: bool = True) -> metadata_store.MetadataStore:

@@ -46,7 +46,7 @@ def _value(v: metadata_store_pb2.Value):
 def latest_inputs(metadata_path: str,
                   pipeline_name: str = configs.PIPELINE_NAME) -> ReportInputs:
   """The inputs and thresholds of ClassBalance's execution in the pipeline's newest run."""
-  store = mlmd.sqlite_store(metadata_path)
+  store = mlmd.open_store(metadata_path)
   try:
     run = mlmd.latest_run(store, pipeline_name)
     execution = mlmd.run_execution(store, run, pipeline_name, configs.CLASS_BALANCE)
@@ -106,7 +106,7 @@ def validator_result(metadata_path: str, run_id: str,
   import tensorflow as tf  # loaded by the run already
   from tensorflow_metadata.proto.v0 import anomalies_pb2
   from tfx.types import standard_component_specs
-  store = mlmd.sqlite_store(metadata_path)
+  store = mlmd.open_store(metadata_path)
   artifact = mlmd.run_output(store, mlmd.run_by_name(store, run_id), pipeline_name,
                              configs.EXAMPLE_VALIDATOR, standard_component_specs.ANOMALIES_KEY)
   out = {}

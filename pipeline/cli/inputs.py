@@ -11,6 +11,7 @@ from components.errors import special_file
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import spans as spans_lib
 from pipeline import configs
+from pipeline import metadata_store
 from pipeline import progress
 from pipeline.cli.options import _is_uri
 
@@ -19,7 +20,10 @@ SQLITE_HEADER = b'SQLite format 3\x00'  # the first 16 bytes of every SQLite dat
 
 def _existing_store(path: str, option: str) -> None:
   """A local ML Metadata store that a read-only command (report, lineage) can open: it exists
-  and is an SQLite database, else a ConfigError naming ``option``."""
+  and is an SQLite database, else a ConfigError naming ``option`` (a server is checked when
+  connecting)."""
+  if metadata_store.is_server(path):
+    return
   if not os.path.exists(path):
     raise ConfigError(f'no metadata store at {path} (option {option}).')
   special = special_file(path)
@@ -105,13 +109,14 @@ def _published_splits_line(metadata_path: str, pipeline_name: str,
                            config: config_lib.IngestConfig) -> str:
   """What the run keeps without --split-manifest: the membership earlier runs of this pipeline
   published, as ImageExampleGen's driver will find it in ML Metadata ('' when none)."""
-  if config.split_manifest or not os.path.exists(metadata_path):
+  if config.split_manifest or not (metadata_store.is_server(metadata_path)
+                                   or os.path.exists(metadata_path)):
     return ''
   from components.image_example_gen import spec
   from components.image_example_gen import split_history
   from pipeline import mlmd
   uri, images = split_history.latest_manifest(
-      split_history.published_examples(mlmd.sqlite_store(metadata_path), pipeline_name,
+      split_history.published_examples(mlmd.open_store(metadata_path), pipeline_name,
                                        configs.IMAGE_EXAMPLE_GEN),
       spec.SPLIT_MANIFEST_PROPERTY, spec.SPLIT_MANIFEST_IMAGES_PROPERTY)
   if not uri:

@@ -8,7 +8,7 @@ def _lineage(args, display: progress.Display) -> int:  # pylint: disable=unused-
   from pipeline import lineage
   from pipeline import mlmd
   _existing_store(args.metadata, '--metadata')
-  tracer = lineage.Lineage(mlmd.sqlite_store(args.metadata))
+  tracer = lineage.Lineage(mlmd.open_store(args.metadata))
   chain = tracer.chain(tracer.resolve(args.artifact_uri or '', args.latest or '',
                                       args.pipeline_name))
   print(lineage.to_json(chain) if args.json else lineage.format_chain(chain))

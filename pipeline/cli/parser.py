@@ -33,6 +33,13 @@ class) into class-stratified, deterministic tf.Example shards with TFX, recorded
 """
 
 
+# --metadata of run, report and lineage (pipeline/metadata_store.py).
+_METADATA_HELP = ('the ML Metadata store: a SQLite file, or a MySQL/MariaDB server shared by a '
+                  'team, mysql://USER@HOST:PORT/DB (?socket=PATH for a local socket), its '
+                  'password in $CXR_MLMD_PASSWORD or in the file named by '
+                  '$CXR_MLMD_PASSWORD_FILE, never on the command line')
+
+
 def _command(sub, name: str, help: str, description: str,  # noqa: A002
              examples: Sequence[str] = ()) -> argparse.ArgumentParser:
   """A subcommand; its epilog lists its examples, one command per line (continuations with
@@ -152,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='with a span pattern: Transform (and with --train the Trainer) read '
                         'this span and the N-1 spans before it, found in ML Metadata; the '
                         'Evaluator evaluates on this span (default %(default)s)')
-  run.add_argument('--metadata', default='',
-                   help=f'SQLite ML Metadata file (default <pipeline-root>/{configs.METADATA_FILE})')
+  run.add_argument('--metadata', default='', metavar='FILE|mysql://USER@HOST:PORT/DB',
+                   help=f'{_METADATA_HELP} (default <pipeline-root>/{configs.METADATA_FILE})')
   run.add_argument('--no-cache', action='store_true', help='recompute every component')
   run.add_argument('--wait', action='store_true',
                    help='if another run holds the pipeline root (or the ML Metadata store), '
@@ -232,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
           'cxr-tfx report --pipeline-root out/ --out strict-report/ --max-linf 0.01'))
   report.add_argument('--pipeline-root', default=configs.DEFAULT_PIPELINE_ROOT,
                       help='the run\'s pipeline root (default %(default)s)')
-  report.add_argument('--metadata', default='',
-                      help=f'SQLite ML Metadata file (default <pipeline-root>/{configs.METADATA_FILE})')
+  report.add_argument('--metadata', default='', metavar='FILE|mysql://USER@HOST:PORT/DB',
+                      help=f'{_METADATA_HELP} (default <pipeline-root>/{configs.METADATA_FILE})')
   report.add_argument('--out', default='',
                       help=f'output folder (default <pipeline-root>/{configs.REPORTS_DIR})')
   report.add_argument('--max-linf', type=float, help='override the recorded threshold')
@@ -254,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
           'cxr-tfx lineage --metadata out/metadata.sqlite --latest ClassBalance --json',
           'cxr-tfx lineage --metadata out/metadata.sqlite --artifact-uri '
           'out/ImageExampleGen/examples/2   # <execution id>: 2 in a fresh root'))
-  lineage.add_argument('--metadata', required=True, help='SQLite ML Metadata file')
+  lineage.add_argument('--metadata', required=True, metavar='FILE|mysql://USER@HOST:PORT/DB',
+                       help=_METADATA_HELP)
   which = lineage.add_mutually_exclusive_group(required=True)
   which.add_argument('--artifact-uri', help='the artifact whose lineage to print (a local path '
                                             'may be relative to the current folder)')

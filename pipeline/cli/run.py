@@ -143,8 +143,8 @@ def _run_holding(args, display: progress.Display, held: contextlib.ExitStack) ->
   if published:
     display.line(escape_control(published))
   expected = {}
-  if not args.no_cache and os.path.exists(metadata):  # rough ETAs from the last complete runs
-    expected = mlmd.expected_seconds(mlmd.sqlite_store(metadata), args.pipeline_name, rows,
+  if not args.no_cache and mlmd.exists(metadata):  # rough ETAs from the last complete runs
+    expected = mlmd.expected_seconds(mlmd.open_store(metadata), args.pipeline_name, rows,
                                      spec.ROWS_IN_PROPERTY)
   polls = {}
   if not _is_uri(root):
@@ -166,7 +166,7 @@ def _run_holding(args, display: progress.Display, held: contextlib.ExitStack) ->
         metadata_path=args.metadata, verbose=args.verbose, wait=args.wait)
     display.finish()
   display.close()
-  store = mlmd.sqlite_store(result.metadata_path)
+  store = mlmd.open_store(result.metadata_path)
   run = mlmd.run_by_name(store, result.run_id)
   times = mlmd.component_times(store, run, args.pipeline_name)
   validator = reports.validator_result(result.metadata_path, result.run_id, args.pipeline_name)
