@@ -55,7 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
       formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest='command', metavar='COMMAND')
   sub.required = True
+  for add in (_add_demo_data, _add_validate, _add_run, _add_compile, _add_report, _add_lineage):
+    add(sub)
+  return parser
 
+
+def _add_demo_data(sub) -> None:
+  """`cxr-tfx demo-data`."""
   demo = _command(
       sub, 'demo-data', help='write a synthetic dataset in the Kaggle layout',
       description='Writes <out>/COVID-19_Radiography_Dataset/<Class>/{images,masks}/*.png '
@@ -85,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help='processes rendering images (default %(default)s: the cores available)')
   _add_quiet_arg(demo)
 
+
+def _add_validate(sub) -> None:
+  """`cxr-tfx validate`."""
   validate = _command(
       sub, 'validate', help='check a CSV or an image folder, its class mapping and every file, '
                        'without TensorFlow',
@@ -117,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                              'available)')
   _add_quiet_arg(validate)
 
+
+def _add_run(sub) -> None:
+  """`cxr-tfx run`."""
   run = _command(
       sub, 'run', help='run the pipeline with LocalDagRunner',
       description='Runs the pipeline with TFX LocalDagRunner and a SQLite ML Metadata store. '
@@ -174,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                         'an error is reported once, as cxr-tfx\'s message)')
   _add_quiet_arg(run)
 
+
+def _add_compile(sub) -> None:
+  """`cxr-tfx compile`."""
   compile_ = _command(
       sub, 'compile', help='compile the pipeline for Kubeflow Pipelines v2',
       description='Compiles the same create_pipeline(...) with KubeflowV2DagRunner: an --output '
@@ -227,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
   compile_.add_argument('--pipeline-root', required=True, help='artifact root, e.g. gs://b/root')
   _add_quiet_arg(compile_)
 
+
+def _add_report(sub) -> None:
+  """`cxr-tfx report`."""
   report = _command(
       sub, 'report', help='rebuild the class-balance reports of the newest run from ML Metadata',
       description='Finds ClassBalance\'s execution in the newest run of --pipeline-name in the '
@@ -249,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
   _add_pipeline_name_arg(report, 'the pipeline whose newest run to report on')
   _add_quiet_arg(report)
 
+
+def _add_lineage(sub) -> None:
+  """`cxr-tfx lineage`."""
   lineage = _command(
       sub, 'lineage', help='trace an artifact in ML Metadata back to its inputs and on to consumers',
       description='Prints the chain from an artifact back to the ingestion inputs (CSV folder '
@@ -276,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
                           f'{", ".join(producers)}')
   _add_pipeline_name_arg(lineage, 'the pipeline whose newest run --latest reads')
   lineage.add_argument('--json', action='store_true', help='machine-readable output')
-  return parser
+
 
 
 def _cores() -> int:
