@@ -43,9 +43,40 @@ value exceeds 255; the mask check then applies as to any mask.
 syntax; ``BurnedInAnnotation`` (0028,0301) = YES unless ``allow_burned_in``; no Pixel Data;
 more than one frame; not one sample per pixel MONOCHROME1/MONOCHROME2; more pixels than
 ``max_pixels`` (checked from Rows x Columns before decoding); a transfer syntax no installed
-decoder handles; pixel data that is truncated or does not decode; a window that cannot apply.
+decoder handles; a compressed frame whose own header disagrees with the DICOM header (below);
+pixel data that is truncated or does not decode; a window that cannot apply.
 No identifying header value appears in a reason (technical ones do: the photometric
 interpretation, the number of frames, the transfer syntax).
+
+**Decompression bombs** (issue #29, defect 6). A decoder allocates what the compressed data
+says, not what Rows x Columns says: a 1 KB file whose JPEG frame header says 40000x40000 made
+the decoders take 6-9 GB for 30-90 s before failing. So nothing is decompressed before the
+compressed data's own sizes are read and bounded (``check_frames``, ``check_deflated``), by
+parsing headers only, for every codec pydicom's decoders (pylibjpeg, Pillow, its own RLE and
+zlib) use:
+
+* every encapsulated frame, split exactly as pydicom's decoder will split them, is read: more
+  than one frame is refused (pydicom would decode the excess ones too). A JPEG frame (baseline,
+  extended, lossless, JPEG-LS) is walked from SOI to its first scan as libjpeg walks it
+  (bytes between segments skipped): its one SOF (SOF55 for JPEG-LS) gives height, width and
+  components; a second SOF, a hierarchical DHP or a JPEG-LS oversize-dimension LSE is refused.
+  A JPEG 2000 / HTJ2K frame (a J2K codestream, or a JP2 file whose ``jp2c`` box holds one) gives
+  them in its SIZ marker, which must follow SOC. The frame must be Columns x Rows with
+  SamplesPerPixel components (and within ``max_pixels``), else it is refused naming both sizes;
+* RLE: its 64-byte header must list SamplesPerPixel x BitsAllocated / 8 segments, and each
+  segment's runs are counted (not expanded): pydicom's RLE decoder expands a segment whole
+  before comparing its length with Rows x Columns, at up to 64 bytes out per byte in (a 16 MB
+  file expanded to 1 GB and was accepted), so a segment making more than twice its plane
+  (``2 x Rows x Columns`` bytes; padding needs a byte or a row) is refused;
+* Deflated Explicit VR Little Endian: pydicom inflates the whole data set in ``dcmread``, at up
+  to 1032:1 (a 0.5 MB file inflated to 512 MiB, 1.1 GB at peak, and was accepted). It is
+  inflated here first in 64 KiB pieces, counted and dropped, and refused when it exceeds
+  ``4 x max_pixels`` bytes (4-byte pixels) plus ``DEFLATED_HEADER_ALLOWANCE`` for the rest of
+  the data set;
+* a transfer syntax with a decoder but none of these checks is refused (none today).
+
+Native (uncompressed) pixel data needs no check: what is read is the file, whose size
+``--max-file-bytes`` bounds, and a PNG or JPEG file is bounded by ``image_header`` likewise.
 
 **PHI guard.** Nothing from the header is written but four technical facts (transfer syntax UID,
 photometric interpretation, bits stored, pixel spacing: ``DicomInfo``) and, when patients are
@@ -104,6 +135,30 @@ IDENTIFYING_KEYWORDS = (
     'OperatorsName', 'PhysiciansOfRecord', 'RequestingPhysician', 'StationName',
     'DeviceSerialNumber', 'StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID')
 PRIVATE_TAGS = 'private tags'  # counted with the identifying keywords: vendors put PHI there too
+
+# Transfer syntaxes by how their frames' sizes are read before decoding (check_frames).
+_JPEG_SYNTAXES = frozenset([
+    '1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51',  # baseline, extended
+    '1.2.840.10008.1.2.4.57', '1.2.840.10008.1.2.4.70',  # lossless, lossless SV1
+    '1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81'])  # JPEG-LS lossless, near-lossless
+_J2K_SYNTAXES = frozenset([
+    '1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.4.91',  # JPEG 2000 lossless, lossy
+    '1.2.840.10008.1.2.4.201', '1.2.840.10008.1.2.4.202',  # HTJ2K lossless, lossless RPCL
+    '1.2.840.10008.1.2.4.203'])  # HTJ2K
+_RLE_SYNTAX = '1.2.840.10008.1.2.5'
+_DEFLATED_SYNTAX = '1.2.840.10008.1.2.1.99'
+# JPEG markers: SOF0-3, 5-7, 9-11, 13-15 (0xC4 DHT, 0xC8 JPG, 0xCC DAC are not frames) and
+# JPEG-LS's SOF55; DHP (hierarchical), SOS, EOI, LSE; markers without a length field.
+_JPEG_SOF = frozenset([*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC),
+                       *range(0xCD, 0xD0), 0xF7])
+_JPEG_DHP, _JPEG_SOS, _JPEG_EOI, _JPEG_LSE = 0xDE, 0xDA, 0xD9, 0xF8
+_JPEG_STANDALONE = frozenset([0x01, *range(0xD0, 0xD9)])  # TEM, RST0-7, SOI
+_JP2_SIGNATURE = b'\x00\x00\x00\x0cjP  \r\n\x87\n'
+_J2K_SOC_SIZ = b'\xff\x4f\xff\x51'
+# A deflated data set may inflate to 4 bytes per allowed pixel plus this, for everything else
+# in it (header, overlays, icon, private tags: kilobytes in practice).
+DEFLATED_HEADER_ALLOWANCE = 16 << 20
+_INFLATE_PIECE = 1 << 16
 
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 # zlib level 1: on a 2048x2500 12-bit test image level 6 took 1.5x the time for 1% fewer bytes.
@@ -257,6 +312,231 @@ def _reason(e: BaseException) -> str:
   return text if len(text) <= 300 else text[:297] + '...'
 
 
+def check_deflated(data: bytes, max_pixels: int) -> None:
+  """Refuses (BadDicom) a Deflated Explicit VR Little Endian file whose data set inflates to
+  more than ``4 * max_pixels + DEFLATED_HEADER_ALLOWANCE`` bytes, by inflating it in pieces
+  that are counted and dropped, before ``dcmread`` inflates it whole; other transfer syntaxes,
+  and ``max_pixels`` 0 (no limit), pass. A file meta that does not parse passes too: dcmread
+  reads it the same way and fails before inflating anything."""
+  if max_pixels <= 0:
+    return
+  _pydicom()
+  from pydicom import filereader
+  fp = io.BytesIO(data)
+  try:  # what dcmread does up to its zlib.decompress (pydicom.filereader.read_partial)
+    filereader.read_preamble(fp, False)
+    meta = filereader._read_file_meta_info(fp)  # pylint: disable=protected-access
+    if meta.get('TransferSyntaxUID') != _DEFLATED_SYNTAX:
+      return
+    filereader._read_command_set_elements(fp)  # pylint: disable=protected-access
+  except Exception:  # pylint: disable=broad-except  (dcmread raises it, with its reason)
+    return
+  limit = 4 * max_pixels + DEFLATED_HEADER_ALLOWANCE
+  inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as pydicom
+  view = memoryview(data)[fp.tell():]
+  total = 0
+  try:
+    for start in range(0, len(view), _INFLATE_PIECE):
+      piece = view[start:start + _INFLATE_PIECE]
+      while piece and not inflater.eof:
+        total += len(inflater.decompress(piece, _INFLATE_PIECE))
+        piece = inflater.unconsumed_tail
+        if total > limit:
+          raise BadDicom(
+              f'too large: the deflated DICOM data set inflates to more than {limit} bytes '
+              f'({len(view)} compressed), above 4 bytes per pixel of the max plus '
+              f'{DEFLATED_HEADER_ALLOWANCE} (option --max-pixels = {max_pixels}); refused '
+              'before inflating it')
+      if inflater.eof:
+        return
+  except zlib.error:
+    return  # pydicom's inflate stops at the same byte, with fewer bytes out than counted here
+
+
+def frame_size(frame: bytes, syntax: str) -> Tuple[int, int, int]:
+  """(width, height, components) of one encapsulated JPEG, JPEG-LS, JPEG 2000 or HTJ2K frame,
+  from its own header, nothing decoded; ValueError (the reason) when it cannot be read."""
+  if syntax in _JPEG_SYNTAXES:
+    return _jpeg_frame_size(frame)
+  if syntax in _J2K_SYNTAXES:
+    return _j2k_frame_size(frame)
+  raise ValueError(f'no frame header reader for transfer syntax {syntax}')
+
+
+def _jpeg_frame_size(frame: bytes) -> Tuple[int, int, int]:
+  """The SOF (or JPEG-LS SOF55) before the first scan, markers found as libjpeg's
+  ``next_marker`` finds them: bytes before a 0xFF, fill 0xFF bytes and stuffed FF00 skipped."""
+  if frame[:2] != b'\xff\xd8':
+    raise ValueError('the frame does not start with a JPEG SOI marker')
+  n, pos, size = len(frame), 2, None
+  while True:
+    marker = 0
+    while marker == 0:
+      pos = frame.find(b'\xff', pos)
+      if pos < 0:
+        raise ValueError('the JPEG frame ends before its first scan (no SOS marker)')
+      while pos < n and frame[pos] == 0xFF:
+        pos += 1
+      if pos >= n:
+        raise ValueError('the JPEG frame ends before its first scan (no SOS marker)')
+      marker, pos = frame[pos], pos + 1
+    if marker in _JPEG_STANDALONE:
+      if marker == 0xD8:
+        raise ValueError('a second JPEG SOI marker before the first scan')
+      continue
+    if marker == _JPEG_EOI:
+      raise ValueError('the JPEG frame ends (EOI) before its first scan')
+    length = int.from_bytes(frame[pos:pos + 2], 'big')
+    if length < 2 or pos + length > n:
+      raise ValueError(f'JPEG marker segment 0xFF{marker:02X} truncated')
+    body = frame[pos + 2:pos + length]
+    if marker in _JPEG_SOF:
+      if size is not None:
+        raise ValueError('two JPEG frame headers (SOF) before the first scan')
+      if len(body) < 6:
+        raise ValueError(f'JPEG frame header (SOF 0xFF{marker:02X}) truncated')
+      _, height, width, components = struct.unpack_from('>BHHB', body)
+      size = (width, height, components)
+    elif marker == _JPEG_DHP:
+      raise ValueError('a hierarchical JPEG (DHP marker), a process no DICOM JPEG transfer '
+                       'syntax uses')
+    elif marker == _JPEG_LSE and body[:1] == b'\x04':
+      raise ValueError('a JPEG-LS oversize image dimension (LSE id 4): Rows and Columns '
+                       'never need one')
+    elif marker == _JPEG_SOS:
+      if size is None:
+        raise ValueError('a JPEG scan (SOS) before any frame header (SOF)')
+      return size
+    pos += length
+
+
+def _j2k_frame_size(frame: bytes) -> Tuple[int, int, int]:
+  """The SIZ marker segment, which follows SOC in a J2K codestream (the frame itself, or the
+  ``jp2c`` box of a JP2 file): image size Xsiz - XOsiz by Ysiz - YOsiz, Csiz components."""
+  start = _jp2_codestream(frame) if frame.startswith(_JP2_SIGNATURE) else 0
+  if frame[start:start + 4] != _J2K_SOC_SIZ:
+    raise ValueError('the frame is not a JPEG 2000 codestream (no SOC and SIZ markers at its '
+                     'start)')
+  if start + 4 + 38 > len(frame):
+    raise ValueError('JPEG 2000 SIZ marker segment truncated')
+  _, _, xsiz, ysiz, xosiz, yosiz = struct.unpack_from('>HHIIII', frame, start + 4)
+  components = struct.unpack_from('>H', frame, start + 4 + 36)[0]
+  if xosiz >= xsiz or yosiz >= ysiz:
+    raise ValueError(f'the JPEG 2000 SIZ marker gives no image ({xsiz}x{ysiz} from offset '
+                     f'{xosiz},{yosiz})')
+  return xsiz - xosiz, ysiz - yosiz, components
+
+
+def _jp2_codestream(frame: bytes) -> int:
+  """Where the first ``jp2c`` (codestream) box's content starts in a JP2 file."""
+  n, pos = len(frame), 0
+  while pos + 8 <= n:
+    length, kind = struct.unpack_from('>I4s', frame, pos)
+    header = 8
+    if length == 1 and pos + 16 <= n:  # the XLBox: a 64-bit length
+      length, header = struct.unpack_from('>Q', frame, pos + 8)[0], 16
+    elif length == 0:  # the box runs to the end
+      length = n - pos
+    if kind == b'jp2c':
+      return pos + header
+    if length < header:
+      raise ValueError(f'JP2 box {kind!r} shorter than its header')
+    pos += length
+  raise ValueError('the JP2 file has no codestream box (jp2c)')
+
+
+def rle_segment_length(frame: bytes, start: int, end: int, limit: int) -> int:
+  """How many bytes pydicom's RLE decoder makes of ``frame[start:end]`` (PackBits: a header
+  byte h < 128 copies the next h + 1 bytes, h > 128 repeats the next byte 257 - h times, 128
+  is a no-op), counted without making them (a run cut by the segment's end counts whole);
+  the count stops once it exceeds ``limit``."""
+  total, pos, end = 0, start, min(end, len(frame))
+  while pos < end:
+    header = frame[pos]
+    if header > 128:
+      total += 257 - header
+      pos += 2
+    elif header < 128:
+      total += header + 1
+      pos += header + 2
+    else:
+      pos += 1
+    if total > limit:
+      break
+  return total
+
+
+def _check_rle(frame: bytes, ds, corrupt: str) -> None:
+  rows, columns = int(ds.Rows), int(ds.Columns)
+  samples, bits = int(ds.get('SamplesPerPixel') or 1), int(ds.get('BitsAllocated') or 0)
+  if bits <= 0 or bits % 8:
+    return  # pydicom refuses these before expanding anything
+  if len(frame) < 64:
+    raise BadDicom(f'{corrupt}: the RLE header is truncated ({len(frame)} of 64 bytes)')
+  count = struct.unpack_from('<I', frame)[0]
+  expected = samples * bits // 8
+  if count != expected or count > 15:
+    raise BadDicom(f'{corrupt}: the RLE header lists {count} segments, {samples} sample(s) '
+                   f'of {bits} bits need {expected}; refused before decoding')
+  bounds = list(struct.unpack_from(f'<{count}I', frame, 4)) + [len(frame)]
+  plane = rows * columns
+  for k in range(count):
+    if (bounds[k + 1] - bounds[k]) * 64 <= 2 * plane:
+      continue  # at most 128 bytes out per 2 bytes in: this one cannot exceed it
+    if rle_segment_length(frame, bounds[k], bounds[k + 1], 2 * plane) > 2 * plane:
+      raise BadDicom(f'{corrupt}: RLE segment {k + 1} expands to more than {2 * plane} bytes, '
+                     f'twice the {plane} of its {columns}x{rows} plane; refused before '
+                     'decoding')
+
+
+def check_frames(ds, syntax: str, syntax_name: str, max_pixels: int = 0) -> None:
+  """Refuses (BadDicom) encapsulated pixel data that pydicom would decode into more than
+  ``ds`` says, reading headers only, nothing decoded (module docstring): more than one frame;
+  a frame whose own header is not Columns x Rows with SamplesPerPixel components, or has more
+  than ``max_pixels`` (0: no limit); an RLE frame with the wrong number of segments or one
+  that expands past twice its plane; a syntax without a frame-size check."""
+  _pydicom()
+  from pydicom import encaps
+  corrupt = f'corrupt DICOM pixel data ({syntax_name})'
+  rows, columns = int(ds.Rows), int(ds.Columns)
+  samples = int(ds.get('SamplesPerPixel') or 1)
+  extended = None  # as pydicom.pixels.utils.as_pixel_options and DecodeRunner take them
+  if 'ExtendedOffsetTable' in ds and 'ExtendedOffsetTableLengths' in ds:
+    extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    if len(extended[0]) != len(extended[1]):
+      extended = None
+  try:
+    frames = encaps.generate_frames(ds.PixelData, number_of_frames=1,
+                                    extended_offsets=extended)
+    frame = next(frames, None)
+    excess = frame is not None and next(frames, None) is not None
+  except Exception as e:  # pylint: disable=broad-except  (a corrupt encapsulation)
+    raise BadDicom(f'{corrupt}: the encapsulated frames cannot be read: {_reason(e)}') from e
+  if frame is None:
+    raise BadDicom(f'{corrupt}: no frame in the encapsulated pixel data')
+  if excess:  # pydicom decodes the excess frames too (allow_excess_frames)
+    raise BadDicom('multi-frame DICOM: the encapsulated pixel data holds more than one frame '
+                   '(NumberOfFrames is 1); a single-frame radiograph is expected')
+  if syntax == _RLE_SYNTAX:
+    _check_rle(frame, ds, corrupt)
+    return
+  if syntax not in _JPEG_SYNTAXES and syntax not in _J2K_SYNTAXES:
+    raise BadDicom(f'unsupported DICOM transfer syntax {syntax_name} ({syntax}): its frame '
+                   'size cannot be checked before decoding')
+  try:
+    width, height, components = frame_size(frame, syntax)
+  except ValueError as e:
+    raise BadDicom(f'{corrupt}: {e}; refused before decoding') from e
+  if max_pixels > 0 and width * height > max_pixels:
+    raise BadDicom(f'too large: the {syntax_name} frame says {width}x{height} = '
+                   f'{width * height} pixels > max (option --max-pixels = {max_pixels}); the '
+                   f'DICOM header says {columns}x{rows}; refused before decoding')
+  if (width, height) != (columns, rows) or components != samples:
+    raise BadDicom(f'{corrupt}: the frame says {width}x{height} with {components} '
+                   f'component(s), the DICOM header {columns}x{rows} (Columns x Rows) with '
+                   f'{samples} sample(s) per pixel; refused before decoding')
+
+
 def render(data: bytes, *, window: str = WINDOW_AUTO, output: str = OUTPUT_PNG16,
            allow_burned_in: bool = False, max_pixels: int = 0, mask: bool = False,
            group_keyword: str = '', group_salt: str = '') -> Rendered:
@@ -264,6 +544,7 @@ def render(data: bytes, *, window: str = WINDOW_AUTO, output: str = OUTPUT_PNG16
   pydicom = _pydicom()
   from pydicom import pixels
   from pydicom.pixels import utils as pixel_utils
+  check_deflated(data, max_pixels)
   try:
     ds = pydicom.dcmread(io.BytesIO(data))
   except Exception as e:  # pylint: disable=broad-except  (pydicom raises many types)
@@ -315,6 +596,8 @@ def render(data: bytes, *, window: str = WINDOW_AUTO, output: str = OUTPUT_PNG16
     if len(ds.PixelData) < expected:
       raise BadDicom(f'truncated DICOM: the pixel data has {len(ds.PixelData)} bytes, '
                      f'{columns}x{rows} pixels of {int(ds.BitsAllocated)} bits need {expected}')
+  else:
+    check_frames(ds, str(syntax), syntax_name, max_pixels)
   try:
     stored = ds.pixel_array
   except Exception as e:  # pylint: disable=broad-except  (decoders raise many types)

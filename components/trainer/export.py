@@ -13,8 +13,22 @@ string [B] and ``mask`` float32 [B, H, W, 1] (per-pixel lung probability at the 
 image size). Bytes that are not PNG or JPEG fail the request with an InvalidArgumentError
 naming the item; corrupt data inside a PNG/JPEG fails it with the decoder's
 InvalidArgumentError. Either way the request fails, not the process.
+
+**Pixel limit** (issue #29, defect 6). A decoder allocates what the image's header says: a
+389 KB PNG saying 20000x20000 took 2.4 GB to serve, and a batch of four aborted the process
+(std::bad_alloc). So every item's size is read from its header before anything is decoded
+(``encoded_image_sizes``: a PNG's IHDR, a JPEG's SOF through ``tf.image.extract_jpeg_shape``)
+and a request holding an item of more than ``MAX_SERVING_PIXELS`` pixels fails with an
+InvalidArgumentError naming the limit, the items and their sizes; the next request is served.
+The limit is saved with the model (the ``max_image_pixels`` variable; ``export_serving_model``'s
+``max_pixels``).
+
+**An empty batch** (defect 9) returns empty outputs of the usual shapes ([0, K], [0], [0],
+[0, H, W, 1]) without running the model (whose convolutions failed on it with "input depth must
+be evenly divisible by filter depth"): a batch of N items gives N answers, N = 0 included, so a
+client that sends what is left of a list needs no special case, and nothing is wrong with it.
 """
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -26,6 +40,17 @@ from components.transform.input_fn import serving_feature_spec
 
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 _JPEG_MAGIC = b'\xff\xd8\xff'
+
+# The most pixels (width x height) one request item may have: 4096 x 4096. Serving decodes an
+# item to its full size (uint8/uint16, then a float32 copy) before resizing it to the
+# Transform's size, and the Transform's map_fn decodes up to 10 items of a batch at once.
+# Measured with the default 256x256 Transform, a 4096x4096 PNG adds about 80 MB to the peak
+# RSS (280 MB with --channels 3) and a batch of ten 450 MB (940 MB); the issue's 20000x20000
+# PNG added 2.4 GB alone. Ingest's --max-pixels default (50,000,000) would allow 3 times these.
+# 4096 x 4096 holds every chest radiograph format (the largest, 35x43 cm CR at 100 um, is
+# 3520 x 4280 = 15.1 MP), and the model sees 256x256 of it: a larger image is downscaled by
+# the client first.
+MAX_SERVING_PIXELS = 4096 * 4096
 
 
 def check_encoded_images(images: tf.Tensor) -> tf.Tensor:
@@ -41,12 +66,60 @@ def check_encoded_images(images: tf.Tensor) -> tf.Tensor:
     return tf.identity(images)
 
 
+def _big_endian_u32(head: tf.Tensor, start: int) -> tf.Tensor:
+  return tf.add_n([head[:, start + k] * (1 << (8 * (3 - k))) for k in range(4)])
+
+
+def encoded_image_sizes(images: tf.Tensor) -> tf.Tensor:
+  """int64 [B, 2]: (width, height) of each item of ``images`` (string [B], each a PNG or a
+  JPEG: ``check_encoded_images``), from its header, nothing decoded. PNG: the IHDR chunk, which
+  must come first (libpng refuses anything else), its width and height big-endian at bytes
+  16..23. JPEG: ``tf.image.extract_jpeg_shape``, libjpeg reading the markers up to the frame
+  header as the decoder does (a header it cannot read fails as the decoder would)."""
+  is_png = tf.equal(tf.strings.substr(images, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
+  # substr from 0 never fails; decode_raw pads a short item with zeros (its decode fails later)
+  head = tf.cast(tf.io.decode_raw(tf.strings.substr(images, 0, 24), tf.uint8, fixed_length=24),
+                 tf.int64)
+  png = tf.stack([_big_endian_u32(head, 16), _big_endian_u32(head, 20)], axis=1)
+
+  def jpeg_size(item):
+    data, png_item = item
+    return tf.cond(png_item, lambda: tf.zeros([2], tf.int64),
+                   lambda: tf.cast(tf.image.extract_jpeg_shape(data)[1::-1], tf.int64))
+
+  jpeg = tf.map_fn(jpeg_size, (images, is_png),
+                   fn_output_signature=tf.TensorSpec([2], tf.int64))
+  return tf.where(is_png[:, tf.newaxis], png, jpeg)
+
+
+def check_pixel_limit(images: tf.Tensor, max_pixels: tf.Tensor) -> tf.Tensor:
+  """``images`` (string [B] of PNG/JPEG bytes) once no item's header says more than
+  ``max_pixels`` (int64 scalar) pixels; otherwise an InvalidArgumentError naming the limit,
+  the items' batch indices and their sizes, raised before anything is decoded."""
+  sizes = encoded_image_sizes(images)
+  too_large = sizes[:, 0] * sizes[:, 1] > max_pixels
+  items = tf.reshape(tf.where(too_large), [-1])[:16]
+  named = tf.gather(tf.strings.as_string(sizes), items)
+  message = tf.strings.join([
+      'request items larger than the serving limit of ', tf.strings.as_string(max_pixels),
+      ' pixels (MAX_SERVING_PIXELS, saved with the model as max_image_pixels): batch indices ',
+      tf.strings.reduce_join(tf.strings.as_string(items), separator=', '), ' are ',
+      tf.strings.reduce_join(tf.strings.join([named[:, 0], named[:, 1]], 'x'), separator=', '),
+      ' pixels (width x height); downscale them before sending (the model sees them at its '
+      'input size)'])
+  check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(too_large)), [message])
+  with tf.control_dependencies([check]):
+    return tf.identity(images)
+
+
 class ServingModule(tf.Module):
   """What is saved: the model, the Transform layer, the class names and the signatures."""
 
   def __init__(self, model: tf.Module, tf_transform_output: tft.TFTransformOutput,
-               class_names: Mapping[int, str]):
+               class_names: Mapping[int, str], max_pixels: int = MAX_SERVING_PIXELS):
     super().__init__(name='cxr_serving')
+    if max_pixels < 1:
+      raise ValueError(f'max_pixels must be a positive number of pixels, got {max_pixels}')
     self.model = model
     self.tft_layer = tf_transform_output.transform_features_layer()
     self._request_spec = serving_feature_spec(tf_transform_output)
@@ -54,9 +127,25 @@ class ServingModule(tf.Module):
       raise ValueError(f'the schema\'s SERVING environment must hold only {features.IMAGE!r}, '
                        f'got {sorted(self._request_spec)} (schemas/schema.pbtxt)')
     self._class_names = tf.constant([class_names[k] for k in range(len(class_names))])
+    self.max_image_pixels = tf.Variable(max_pixels, dtype=tf.int64, trainable=False,
+                                        name='max_image_pixels')
+    spec = tf_transform_output.transformed_feature_spec()[transform_config.IMAGE]
+    self._mask_size = [int(d) for d in spec.shape[:2]]  # the model's input (and mask) size
 
   def _predict(self, encoded: tf.Tensor) -> Dict[str, tf.Tensor]:
     encoded = check_encoded_images(tf.reshape(encoded, [-1]))
+    encoded = check_pixel_limit(encoded, self.max_image_pixels)
+    return tf.cond(tf.size(encoded) > 0, lambda: self._predict_batch(encoded), self._empty)
+
+  def _empty(self) -> Dict[str, tf.Tensor]:
+    """The outputs of a batch of 0 items, shaped as any batch's."""
+    height, width = self._mask_size
+    return {config_lib.PROBABILITIES: tf.zeros([0, self._class_names.shape[0]], tf.float32),
+            config_lib.CLASS_ID: tf.zeros([0], tf.int64),
+            config_lib.CLASS_NAME: tf.zeros([0], tf.string),
+            config_lib.MASK_OUTPUT: tf.zeros([0, height, width, 1], tf.float32)}
+
+  def _predict_batch(self, encoded: tf.Tensor) -> Dict[str, tf.Tensor]:
     transformed = self.tft_layer({features.IMAGE: tf.reshape(encoded, [-1, 1])})
     outputs = self.model(transformed[transform_config.IMAGE], training=False)
     probabilities = tf.nn.softmax(outputs[config_lib.CLASS_HEAD], axis=-1)
@@ -78,9 +167,12 @@ class ServingModule(tf.Module):
 
 
 def export_serving_model(model: tf.Module, tf_transform_output: tft.TFTransformOutput,
-                         class_names: Mapping[int, str], export_dir: str) -> str:
-  """Saves the SavedModel with both signatures to ``export_dir`` and returns it."""
-  module = ServingModule(model, tf_transform_output, class_names)
+                         class_names: Mapping[int, str], export_dir: str,
+                         max_pixels: Optional[int] = None) -> str:
+  """Saves the SavedModel with both signatures to ``export_dir`` and returns it; request
+  items of more than ``max_pixels`` (default ``MAX_SERVING_PIXELS``) pixels are refused."""
+  module = ServingModule(model, tf_transform_output, class_names,
+                         MAX_SERVING_PIXELS if max_pixels is None else max_pixels)
   signatures = {
       config_lib.SERVING_SIGNATURE: module.serve_images.get_concrete_function(),
       config_lib.EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),

@@ -8,9 +8,16 @@ VOI LUT, rescale, MONOCHROME1, BurnedInAnnotation, PatientID, several frames, a 
 
     write(tmp / 'a.dcm', radiograph(seed=1, bits_stored=12, window=(2048, 4096)))
     cr = sample(SAMPLE_CR_MONOCHROME1)        # a real CR, MONOCHROME1, 12 bits, no suffix
+
+Decompression bombs (``dicom.check_frames``): ``with_frame(data, frame, syntax)`` puts any
+encapsulated frame in a file, ``jpeg_frame`` makes an 8-bit baseline JPEG (Pillow),
+``frame_of`` takes a file's frame out, ``claim_size(frame, w, h)`` rewrites the frame's own
+header (JPEG SOF/SOF55, JPEG 2000 SIZ) to claim another size, and ``deflated_with_blob`` is a
+deflated file whose data set inflates to ``size`` more bytes.
 """
 import io
 import os
+import struct
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -175,6 +182,75 @@ def radiograph(seed: int = 0, rows: int = 24, columns: int = 20, bits_stored: in
       ds['PixelData'].VR = 'OB'
     elif compress:
       raise ValueError(f'unknown compress {compress!r}')
+  out = io.BytesIO()
+  pydicom.dcmwrite(out, ds, enforce_file_format=True)
+  return out.getvalue()
+
+
+def frame_of(data: bytes) -> bytes:
+  """The single encapsulated frame of a DICOM file's bytes."""
+  import pydicom
+  from pydicom.encaps import generate_frames
+  ds = pydicom.dcmread(io.BytesIO(data))
+  return next(generate_frames(ds.PixelData, number_of_frames=1))
+
+
+def with_frame(data: bytes, frame, syntax: Optional[str] = None, **attributes) -> bytes:
+  """The DICOM file ``data`` with its Pixel Data replaced by ``frame`` (bytes, or a list of
+  fragments or frames as ``encapsulate`` takes them, one item each) under ``syntax`` (default:
+  the file's own), and header ``attributes`` set (e.g. BitsAllocated=8); nothing is decoded or
+  checked, so the frame may say anything."""
+  import pydicom
+  from pydicom.encaps import encapsulate
+  ds = pydicom.dcmread(io.BytesIO(data))
+  if syntax:
+    ds.file_meta.TransferSyntaxUID = syntax
+  for keyword, value in attributes.items():
+    setattr(ds, keyword, value)
+  ds.PixelData = encapsulate([frame] if isinstance(frame, bytes) else list(frame))
+  ds['PixelData'].VR = 'OB'
+  out = io.BytesIO()
+  pydicom.dcmwrite(out, ds, enforce_file_format=True)
+  return out.getvalue()
+
+
+def jpeg_frame(pixels: np.ndarray, quality: int = 90) -> bytes:
+  """An 8-bit grayscale baseline JPEG (SOF0) of ``pixels`` (uint8), encoded by Pillow."""
+  from PIL import Image
+  out = io.BytesIO()
+  Image.fromarray(pixels.astype(np.uint8)).save(out, 'JPEG', quality=quality)
+  return out.getvalue()
+
+
+def claim_size(frame: bytes, width: int, height: int) -> bytes:
+  """``frame`` with its own header rewritten to say width x height: the first JPEG SOF0-15 or
+  JPEG-LS SOF55 (a 16-bit X and Y), or a J2K codestream's SIZ (Xsiz, Ysiz with the image
+  offset kept, and one tile covering it); the compressed data is left as it was."""
+  out = bytearray(frame)
+  if out.startswith(b'\xff\x4f\xff\x51'):  # SOC, SIZ: Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz ...
+    xo, yo = struct.unpack_from('>II', out, 16)
+    struct.pack_into('>II', out, 8, xo + width, yo + height)
+    struct.pack_into('>II', out, 24, xo + width, yo + height)  # XTsiz, YTsiz
+    return bytes(out)
+  pos = 2
+  while pos < len(out):
+    marker, length = out[pos + 1], struct.unpack_from('>H', out, pos + 2)[0]
+    if marker in (*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC),
+                  *range(0xCD, 0xD0), 0xF7):
+      struct.pack_into('>HH', out, pos + 5, height, width)  # Y, X after Lf and P
+      return bytes(out)
+    pos += 2 + length
+  raise ValueError('no SOF or SIZ marker found')
+
+
+def deflated_with_blob(size: int) -> bytes:
+  """pydicom's deflated 8-bit sample (Deflated Explicit VR Little Endian, 512x512) with a
+  private OB element of ``size`` zero bytes: a file of about size / 1000 bytes that inflates
+  to size more."""
+  import pydicom
+  ds = pydicom.dcmread(sample(SAMPLE_8BIT_DEFLATED))
+  ds.add_new(0x00090010, 'LO', 'BLOB')
+  ds.add_new(0x00091010, 'OB', bytes(size))
   out = io.BytesIO()
   pydicom.dcmwrite(out, ds, enforce_file_format=True)
   return out.getvalue()

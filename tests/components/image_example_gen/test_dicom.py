@@ -3,8 +3,9 @@
 
 Rendering parity with an independent rendering -- pydicom's apply_modality_lut, apply_voi_lut
 (or apply_windowing), inversion of MONOCHROME1 and the documented scaling -- to the last bit;
-detection by content; bad DICOM as bad records under fail and quarantine; the PHI guard;
-patients grouped by a DICOM attribute; real Beam ingestions of CSVs mixing PNG and DICOM."""
+detection by content; decompression bombs refused from the frames' own headers before any
+decoding; bad DICOM as bad records under fail and quarantine; the PHI guard; patients grouped by
+a DICOM attribute; real Beam ingestions of CSVs mixing PNG and DICOM."""
 import csv
 import gzip
 import hashlib
@@ -14,6 +15,8 @@ import json
 import os
 import shutil
 import struct
+import subprocess
+import sys
 
 import numpy as np
 from PIL import Image
@@ -239,6 +242,212 @@ def test_dicom_is_detected_by_content_not_by_name(tmp_path):
           'bad image: too large: 100x100 = 10000 pixels > max (option --max-pixels = 9999)')
 
 
+# --- decompression bombs (issue #29, defect 6) --------------------------------------------------
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+JPEG_BASELINE = '1.2.840.10008.1.2.4.50'
+BOMB = 40000  # what the bombs' frames say: 40000x40000 = 1.6e9 pixels (the header: 64x64)
+
+
+def _jpeg_dicom(frame):
+  """An 8-bit 64x64 DICOM (JPEG Baseline) holding ``frame``, whatever the frame says."""
+  return df.with_frame(df.radiograph(pixels=np.zeros((64, 64), np.uint16), bits_stored=8),
+                       frame, JPEG_BASELINE, BitsAllocated=8, BitsStored=8, HighBit=7)
+
+
+def _jpeg64():
+  return df.jpeg_frame(df.chest_pixels(64, 64, 8, seed=2))
+
+
+def _jp2(codestream):
+  """``codestream`` in a JP2 file: signature, file type, an empty header box, jp2c."""
+  def box(kind, body):
+    return struct.pack('>I', 8 + len(body)) + kind + body
+  return (b'\x00\x00\x00\x0cjP  \r\n\x87\n' + box(b'ftyp', b'jp2 \x00\x00\x00\x00jp2 ')
+          + box(b'jp2h', b'') + box(b'jp2c', codestream))
+
+
+def _rle_bomb(pairs=100_000):
+  """The 64x64 16-bit RLE sample with two segments of ``pairs`` replicate runs of 128 bytes:
+  400 KB that pydicom's RLE decoder expands to 2 x 12.8 MB before comparing with 4096."""
+  segment = b'\x81\x00' * pairs
+  header = struct.pack('<16I', 2, 64, 64 + len(segment), *[0] * 13)
+  return df.with_frame(df.read(df.sample(df.SAMPLE_MR_RLE)), header + segment + segment)
+
+
+def _bombs():
+  """name -> (DICOM bytes, render's keyword arguments, the start of the reason)."""
+  jls = df.read(df.sample(df.SAMPLE_MR_JPEG_LS))
+  j2k = df.read(df.sample(df.SAMPLE_MR_J2K))
+  too_large = f'too large: the {{}} frame says {BOMB}x{BOMB} = {BOMB * BOMB} pixels > max '
+  return {
+      'jpeg': (_jpeg_dicom(df.claim_size(_jpeg64(), BOMB, BOMB)), {},
+               too_large.format('JPEG Baseline (Process 1)')),
+      'jpeg-ls': (df.with_frame(jls, df.claim_size(df.frame_of(jls), BOMB, BOMB)), {},
+                  too_large.format('JPEG-LS Lossless Image Compression')),
+      'j2k': (df.with_frame(j2k, df.claim_size(df.frame_of(j2k), BOMB, BOMB)), {},
+              too_large.format('JPEG 2000 Image Compression (Lossless Only)')),
+      'jp2': (df.with_frame(j2k, _jp2(df.claim_size(df.frame_of(j2k), BOMB, BOMB))), {},
+              too_large.format('JPEG 2000 Image Compression (Lossless Only)')),
+      'rle': (_rle_bomb(), {}, 'corrupt DICOM pixel data (RLE Lossless): RLE segment 1 expands '
+                               'to more than 8192 bytes, twice the 4096 of its 64x64 plane'),
+      'deflated': (df.deflated_with_blob(24 << 20), {'max_pixels': 512 * 512},
+                   'too large: the deflated DICOM data set inflates to more than 17825792 bytes'),
+  }
+
+
+def _frame_check(data, max_pixels=50_000_000):
+  """check_frames alone on ``data``: it reads the frames' headers and never decodes."""
+  import pydicom
+  ds = pydicom.dcmread(io.BytesIO(data))
+  syntax = ds.file_meta.TransferSyntaxUID
+  dicom.check_frames(ds, str(syntax), syntax.name, max_pixels)
+
+
+def _frame_reason(data, max_pixels=50_000_000):
+  with pytest.raises(dicom.BadDicom) as e:
+    _frame_check(data, max_pixels)
+  return str(e.value)
+
+
+# Real files from several encoders (dcmtk, GDCM, CharLS, OpenJPEG...): JPEG baseline, extended,
+# lossless SV1, JPEG-LS lossless and near-lossless, JPEG 2000 (J2K and JP2 codestreams), RLE.
+FRAMED = [
+    'SC_rgb_jpeg_dcmtk.dcm', 'SC_rgb_dcmtk_+eb+cy+np.dcm', 'SC_jpeg_no_color_transform.dcm',
+    'SC_rgb_small_odd_jpeg.dcm', 'JPGExtended.dcm', df.SAMPLE_CORRUPT_JPEG, 'SC_rgb_jpeg_gdcm.dcm',
+    df.SAMPLE_MR_JPEG_LS, 'JPEGLSNearLossless_16.dcm', 'SC_rgb_jls_lossy_line.dcm',
+    df.SAMPLE_MR_J2K, df.SAMPLE_CT_J2K_LOSSY, 'JPEG2000.dcm', 'GDCMJ2K_TextGBR.dcm',
+    'SC_rgb_gdcm_KY.dcm', 'examples_jpeg2k.dcm', df.SAMPLE_MR_RLE, 'SC_rgb_rle_32bit.dcm',
+    'rtdose_rle_1frame.dcm']
+
+
+@pytest.mark.parametrize('name', FRAMED)
+def test_real_frames_headers_agree_with_their_dicom_headers(name):
+  """The frame readers on other encoders' files: each frame says what its DICOM header says,
+  so the checks pass, at exactly Rows x Columns pixels too."""
+  import pydicom
+  data = df.read(df.sample(name))
+  ds = pydicom.dcmread(io.BytesIO(data))
+  syntax = str(ds.file_meta.TransferSyntaxUID)
+  if syntax != '1.2.840.10008.1.2.5':
+    assert dicom.frame_size(df.frame_of(data), syntax) == (ds.Columns, ds.Rows,
+                                                           ds.SamplesPerPixel)
+  _frame_check(data, max_pixels=ds.Rows * ds.Columns)
+
+
+def test_bombs_are_refused_from_their_own_headers_before_any_decoding():
+  """The issue's bomb (a ~1 KB DICOM whose JPEG frame says 40000x40000, Rows x Columns 64x64)
+  and its kin in every codec: check_frames -- which reads headers and never decodes -- refuses
+  them, naming both sizes and the option."""
+  bombs = _bombs()
+  for name, (data, kw, reason) in bombs.items():
+    if name == 'deflated':
+      with pytest.raises(dicom.BadDicom) as e:
+        dicom.check_deflated(data, kw['max_pixels'])  # inflates in counted, dropped pieces
+      got = str(e.value)
+    else:
+      got = _frame_reason(data)
+    assert got.startswith(reason), (name, got)
+  data = bombs['jpeg'][0]
+  assert len(data) < 4096  # a few KB
+  assert _frame_reason(data) == (
+      'too large: the JPEG Baseline (Process 1) frame says 40000x40000 = 1600000000 pixels > '
+      'max (option --max-pixels = 50000000); the DICOM header says 64x64; refused before '
+      'decoding')
+  assert _frame_reason(data, max_pixels=0) == (  # no limit: still not its header's size
+      'corrupt DICOM pixel data (JPEG Baseline (Process 1)): the frame says 40000x40000 with 1 '
+      'component(s), the DICOM header 64x64 (Columns x Rows) with 1 sample(s) per pixel; '
+      'refused before decoding')
+  # the deflated file is fine when the limit allows what it inflates to
+  dicom.check_deflated(bombs['deflated'][0], 8 << 20)
+
+
+def test_frames_that_disagree_with_the_header_are_refused_whatever_their_size():
+  small = _jpeg64()
+  assert dicom.render(_jpeg_dicom(small)).width == 64  # the frame itself is fine
+  reason = _frame_reason(_jpeg_dicom(df.claim_size(small, 128, 64)))
+  assert 'the frame says 128x64 with 1 component(s), the DICOM header 64x64' in reason
+  assert 'frame says 64x0' in _frame_reason(_jpeg_dicom(df.claim_size(small, 64, 0)))  # DNL
+  sof = small.index(b'\xff\xc0')
+  # libjpeg skips bytes between segments: so does the reader, and finds the bomb's SOF
+  junk = df.claim_size(small, BOMB, BOMB)
+  assert _frame_reason(_jpeg_dicom(junk[:sof] + b'junk\xff\x00' + junk[sof:])).startswith(
+      'too large: the JPEG Baseline (Process 1) frame says 40000x40000')
+  segment = small[sof:sof + 2 + struct.unpack_from('>H', small, sof + 2)[0]]
+  two = small[:sof] + segment + segment + small[sof + len(segment):]
+  assert 'two JPEG frame headers (SOF) before the first scan' in _frame_reason(_jpeg_dicom(two))
+  dhp = small[:sof] + b'\xff\xde' + segment[2:] + small[sof:]
+  assert 'hierarchical JPEG (DHP marker)' in _frame_reason(_jpeg_dicom(dhp))
+  assert 'no SOS marker' in _frame_reason(_jpeg_dicom(small[:sof + len(segment)]))
+  assert 'does not start with a JPEG SOI' in _frame_reason(_jpeg_dicom(small[2:]))
+  three = df.claim_size(small, 64, 64).replace(b'\xff\xc0\x00\x0b\x08\x00\x40\x00\x40\x01',
+                                               b'\xff\xc0\x00\x0b\x08\x00\x40\x00\x40\x03')
+  assert 'with 3 component(s), the DICOM header 64x64 (Columns x Rows) with 1' in _frame_reason(
+      _jpeg_dicom(three))
+  # JPEG 2000: the image is Xsiz - XOsiz by Ysiz - YOsiz; a JP2 file without a codestream
+  j2k = df.read(df.sample(df.SAMPLE_MR_J2K))
+  assert 'frame says 65x64' in _frame_reason(
+      df.with_frame(j2k, df.claim_size(df.frame_of(j2k), 65, 64)))
+  assert 'no codestream box (jp2c)' in _frame_reason(df.with_frame(j2k, _jp2(b'')[:-8]))
+  assert 'not a JPEG 2000 codestream' in _frame_reason(df.with_frame(j2k, b'\xff\x4f\xff\x90'))
+  # RLE: the header's segment count; two frames where NumberOfFrames says one (pydicom would
+  # decode the excess one too); a syntax with a decoder but no frame check is refused
+  rle = df.read(df.sample(df.SAMPLE_MR_RLE))
+  three_segments = bytearray(df.frame_of(rle))
+  three_segments[0] = 3
+  assert _frame_reason(df.with_frame(rle, bytes(three_segments))) == (
+      'corrupt DICOM pixel data (RLE Lossless): the RLE header lists 3 segments, 1 sample(s) of '
+      '16 bits need 2; refused before decoding')
+  assert _frame_reason(df.with_frame(rle, [df.frame_of(rle)] * 2)).startswith(
+      'multi-frame DICOM: the encapsulated pixel data holds more than one frame')
+  import pydicom
+  ds = pydicom.dcmread(io.BytesIO(rle))
+  with pytest.raises(dicom.BadDicom, match='its frame size cannot be checked before decoding'):
+    dicom.check_frames(ds, '1.2.840.10008.1.2.4.100', 'MPEG2', 0)
+
+
+_MEASURE = """
+import json, resource, sys, time
+from components.image_example_gen import dicom
+from tests.support import dicom_files as df
+resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))  # a regression fails, not thrashes
+dicom.render(df.read(df.sample(df.SAMPLE_MR_J2K)))  # imports and decoders loaded
+dicom.render(df.read(df.sample(df.SAMPLE_MR_JPEG_LS)))
+out = {}
+for name, path, max_pixels in json.loads(sys.argv[1]):
+  data = df.read(path)
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  start = time.perf_counter()
+  try:
+    dicom.render(data, max_pixels=max_pixels)
+    reason = 'rendered'
+  except (dicom.BadDicom, MemoryError) as e:
+    reason = str(e)
+  seconds = time.perf_counter() - start
+  grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+  out[name] = [reason, seconds, grew * 1024, len(data)]
+print(json.dumps(out))
+"""
+
+
+def test_render_refuses_every_bomb_in_milliseconds_with_no_memory_growth(tmp_path):
+  """render itself, in a fresh process (peak RSS measured, address space capped at 6 GiB):
+  before the checks the JPEG, JPEG-LS and JPEG 2000 ones took 30-90 s and 6-9 GB each before
+  failing, and larger RLE (16 MB) and deflated (0.5 MB) ones 1.1 GB and were accepted; now each
+  is refused in well under a second, the peak RSS unchanged."""
+  bombs = _bombs()
+  args = [(name, df.write(tmp_path / f'{name}.dcm', data), kw.get('max_pixels', 50_000_000))
+          for name, (data, kw, _) in bombs.items()]
+  done = subprocess.run([sys.executable, '-c', _MEASURE, json.dumps(args)], cwd=REPO,
+                        capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-2000:]
+  measured = json.loads(done.stdout.strip().splitlines()[-1])
+  for name, (_, _, reason) in bombs.items():
+    got, seconds, grew, size = measured[name]
+    assert got.startswith(reason), (name, got)
+    assert seconds < 1.0 and grew < (32 << 20), (name, seconds, grew, size)
+
+
 # --- real Beam ingestions -----------------------------------------------------------------------
 
 def _ingest(csv_path, out, mapping=None, splits=(('train', 1),), **kw):
@@ -287,6 +496,10 @@ BAD = {  # file name -> (how it is made, the start of its reason)
                     'bad image: unsupported DICOM image: PhotometricInterpretation PALETTE COLOR'),
     'corrupt-jpeg.dcm': (lambda: df.read(df.sample(df.SAMPLE_CORRUPT_JPEG)),
                          'bad image: corrupt DICOM pixel data (JPEG Extended'),
+    'bomb.dcm': (lambda: _jpeg_dicom(df.claim_size(_jpeg64(), BOMB, BOMB)),
+                 'bad image: too large: the JPEG Baseline (Process 1) frame says 40000x40000 = '
+                 '1600000000 pixels > max (option --max-pixels = 50000000); the DICOM header '
+                 'says 64x64; refused before decoding'),
 }
 
 
