@@ -131,13 +131,14 @@ def _add_run(sub) -> None:
   """`cxr-tfx run`."""
   run = _command(
       sub, 'run', help='run the pipeline with LocalDagRunner',
-      description='Runs the pipeline with TFX LocalDagRunner and a SQLite ML Metadata store. '
-                  'It says at once what will run\non how many rows and where outputs go, '
-                  'shows a spinner while TensorFlow/TFX load, a progress bar with\nETA for '
-                  'ImageExampleGen (rows done, from its staging folder) and the elapsed time '
-                  'of the other\ncomponents, and ends with a per-split, per-shard class-count '
-                  'table, ExampleValidator\'s and\nClassBalance\'s verdicts, the Transform '
-                  'graph\'s URI, per-component times from ML Metadata and\nthe total time. '
+      description='Runs the pipeline with TFX LocalDagRunner and an ML Metadata store (SQLite, '
+                  'or a shared MySQL/MariaDB\nserver). It says at once what will run on how '
+                  'many rows and where outputs go, shows a spinner\nwhile TensorFlow/TFX load, '
+                  'a progress bar with ETA for ImageExampleGen (rows done, from its\nstaging '
+                  'folder) and the elapsed time of the other components, and ends with a '
+                  'per-split,\nper-shard class-count table, ExampleValidator\'s and '
+                  'ClassBalance\'s verdicts, the Transform graph\'s\nURI, per-component times '
+                  'from ML Metadata and the total time. '
                   f'Without --csv it first generates demo data under <pipeline-root>/'
                   f'{configs.DEMO_DATA_DIR}.',
       examples=(
