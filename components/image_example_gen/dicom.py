@@ -93,7 +93,7 @@ import hashlib
 import hmac
 import io
 import struct
-from typing import Tuple
+from typing import Tuple, Union
 import zlib
 
 import numpy as np
@@ -337,7 +337,7 @@ def check_deflated(data: bytes, max_pixels: int) -> None:
   total = 0
   try:
     for start in range(0, len(view), _INFLATE_PIECE):
-      piece = view[start:start + _INFLATE_PIECE]
+      piece: Union[bytes, memoryview] = view[start:start + _INFLATE_PIECE]
       while piece and not inflater.eof:
         total += len(inflater.decompress(piece, _INFLATE_PIECE))
         piece = inflater.unconsumed_tail

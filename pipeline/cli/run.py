@@ -1,7 +1,9 @@
 """`cxr-tfx run`: the pipeline with LocalDagRunner, after a first line that says what will run."""
 import contextlib
+import dataclasses
 import os
 import time
+from typing import Optional, Tuple
 
 from components.errors import escape_control
 from components.image_example_gen import config as config_lib
@@ -64,86 +66,120 @@ def _hold_root(held: contextlib.ExitStack, display: progress.Display, args, root
 
 
 def _run_holding(args, display: progress.Display, held: contextlib.ExitStack) -> int:
-  # fail fast, before demo data or heavy imports (--splits is parsed by argparse)
+  # Every option is checked before demo data, the lock or the heavy imports.
   balance_config, transform_config = _balance_config(args), _transform_config(args)
-  _train_config(args)
+  train_config = _train_config(args)
+  options = _pipeline_options(args, args.pipeline_root, enable_cache=not args.no_cache,
+                              schema_path=os.path.abspath(args.schema),
+                              train_spans=args.train_spans)
   progress.quiet_native_logs()
   root = args.pipeline_root
   metadata = args.metadata or os.path.join(root, configs.METADATA_FILE)
-  components = ' → '.join(COMPONENTS + (configs.TRAIN_COMPONENT_IDS if args.train else ()))
-  csv_path, image_dir = args.csv, args.image_dir
-  _check_span_arg(csv_path, args.span)  # before demo data or heavy imports
+  _check_span_arg(args.csv, args.span)
   _check_split_args(args)
-  if csv_path and image_dir:
+  if args.csv and args.image_dir:
     raise config_lib.ConfigError('give --csv or --image-dir, not both.')
-  folder = None  # a local image folder's index, read now (names only, no TensorFlow)
-  lock = None  # the pipeline root's lock: taken before demo data, or else before the imports
+  source, ingest_config, rows, locked = _inputs(args, display, held, metadata)
+  _split_lines(display, ingest_config)
+  # The schema must not state other classes than the mapping: refuse now, before the imports.
+  from components.schema_gen import precheck
+  if ingest_config.class_mapping:  # (a gs:// folder without a mapping: checked below)
+    precheck.check(options.schema_path, ingest_config.class_mapping, source.class_mapping_path)
+  if not locked:
+    _hold_root(held, display, args, root, metadata)
+  # through the package, where tests put a stand-in for _load_libraries
+  from pipeline import cli
+  cli._load_libraries(display, 'pipeline.local_runner', 'pipeline.reports')
+  if source.image_dir and _is_uri(source.image_dir):  # listed with tf.io.gfile, as ImageExampleGen
+    ingest_config = _folder_classes(display, source.image_dir, args.class_mapping,
+                                    _read_folder(source.image_dir, ingest_config), ingest_config)
+    if not args.class_mapping:
+      precheck.check(options.schema_path, ingest_config.class_mapping, '')
+  published = _published_splits_line(metadata, args.pipeline_name, ingest_config)
+  if published:
+    display.line(escape_control(published))
+  from pipeline import local_runner
+  with progress.session(display, *_progress_polls(args, root, metadata, rows)):
+    display.start('[LocalDagRunner] preparing the pipeline')  # until the first component
+    result = local_runner.run_local(
+        options=options, source=source, ingest_config=ingest_config,
+        balance_config=balance_config, transform_config=transform_config,
+        train_config=train_config, metadata_path=args.metadata, verbose=args.verbose,
+        wait=args.wait)
+    display.finish()
+  display.close()
+  _summarise(result, args.pipeline_name)
+  return 0
+
+
+def _inputs(args, display: progress.Display, held: contextlib.ExitStack, metadata: str
+            ) -> Tuple[configs.DataSource, config_lib.IngestConfig, Optional[int], bool]:
+  """The run's first line, and what it reads: an image folder (listed now when local), demo
+  data (generated now, under the root's lock), or a CSV (its span resolved, its rows counted)
+  -> (source, ingest config, rows if known, whether the lock is held)."""
+  root, image_dir = args.pipeline_root, args.image_dir
+  components = ' → '.join(COMPONENTS + (configs.TRAIN_COMPONENT_IDS if args.train else ()))
+  where = f'outputs in {root}/, ML Metadata {metadata}'
   if image_dir:
     if not _is_uri(image_dir) and not os.path.isdir(image_dir):  # fail before TensorFlow loads
       raise config_lib.ConfigError(f'{image_dir}: the image folder does not exist or is not a '
                                    'folder (option --image-dir).')
     mapping_path = args.class_mapping  # '': the sorted class folder names
     ingest_config = _ingest_config(args, mapping_path)
-    if not _is_uri(image_dir):  # a gs:// folder is listed once TensorFlow has loaded
-      folder = _read_folder(image_dir, ingest_config)
+    folder = None if _is_uri(image_dir) else _read_folder(image_dir, ingest_config)
     rows = folder.checked.rows_in if folder else None
     what = f'{rows:,} images of ' if folder else ''
-    display.line(f'cxr-tfx run: {components} on {what}the image folder {image_dir}; outputs in '
-                 f'{root}/, ML Metadata {metadata}')
+    display.line(f'cxr-tfx run: {components} on {what}the image folder {image_dir}; {where}')
     if folder:
       ingest_config = _folder_classes(display, image_dir, mapping_path, folder, ingest_config)
-    elif not mapping_path:
+    elif not mapping_path:  # a gs:// folder is listed once TensorFlow has loaded
       display.line('classes: no --class-mapping, so labels follow the sorted class folders, '
                    f'listed once {HEAVY_LIBRARIES} have loaded (pass --class-mapping to fix '
                    'them)')
-  elif not csv_path:
+    return _source(image_dir=image_dir, mapping_path=mapping_path, args=args), ingest_config, \
+        rows, False
+  locked = False
+  if args.csv:
+    csv_path = args.csv
+    span_csv, span_text, _ = _resolve_span(csv_path, args.span)
+    display.line(f'cxr-tfx run: {components} on {_csv_rows(span_csv)}{span_text}; {where}')
+    rows = _count_rows(span_csv)
+  else:
     from pipeline import demo_data
     out = os.path.join(root, configs.DEMO_DATA_DIR)
     n = sum(demo_data.class_counts_for_scale(args.demo_scale).values())
     display.line(f'cxr-tfx run: no --csv, so first {n:,} demo images into {out}, then '
-                 f'{components}; outputs in {root}/, ML Metadata {metadata}')
-    lock = _hold_root(held, display, args, root, metadata)
+                 f'{components}; {where}')
+    locked = bool(_hold_root(held, display, args, root, metadata))
     ds = _generate_demo(display, out, args.demo_scale, configs.DEMO_MISSING_MASKS, args.seed,
                         _cores())
     display.line(f'demo data: {ds.num_rows} images ({ds.num_missing_masks} without masks): '
                  f'{ds.csv_path}')
     csv_path, rows = ds.csv_path, ds.num_rows
-    if not args.mask_size:  # the demo has the real database's layout: 299x299 images, 256x256 masks
-      args.mask_size = f'{demo_data.MASK_SIZE}x{demo_data.MASK_SIZE}'
-  else:
-    span_csv, span_text, _ = _resolve_span(csv_path, args.span)
-    what = _csv_rows(span_csv) + span_text
-    display.line(f'cxr-tfx run: {components} on {what}; outputs in {root}/, '
-                 f'ML Metadata {metadata}')
-    rows = _count_rows(span_csv)
-  if not image_dir:
-    mapping_path = args.class_mapping or _default_mapping_path(csv_path)
-    ingest_config = _ingest_config(args, mapping_path)
-  _split_lines(display, ingest_config)
-  # The schema must not state other classes than the mapping: refuse now, before the imports.
-  from components.schema_gen import precheck
-  if ingest_config.class_mapping:  # (a gs:// folder without a mapping: checked below)
-    precheck.check(os.path.abspath(args.schema), ingest_config.class_mapping,
-                   os.path.abspath(mapping_path) if mapping_path else '')
-  lock = lock or _hold_root(held, display, args, root, metadata)
-  # through the package, where tests put a stand-in for _load_libraries
-  from pipeline import cli
-  cli._load_libraries(display, 'pipeline.local_runner', 'pipeline.reports')
-  if image_dir and _is_uri(image_dir):  # listed with tf.io.gfile, as ImageExampleGen will
-    ingest_config = _folder_classes(display, image_dir, mapping_path,
-                                    _read_folder(image_dir, ingest_config), ingest_config)
-    if not mapping_path:
-      precheck.check(os.path.abspath(args.schema), ingest_config.class_mapping, '')
-  from components.image_example_gen import spec
-  from pipeline import local_runner
-  from pipeline import mlmd
-  from pipeline import reports
+  mapping_path = args.class_mapping or _default_mapping_path(csv_path)
+  ingest_config = _ingest_config(args, mapping_path)
+  if not args.csv and not args.mask_size:  # the demo's layout: 299x299 images, 256x256 masks
+    from pipeline import demo_data
+    ingest_config = dataclasses.replace(
+        ingest_config, mask_size=f'{demo_data.MASK_SIZE}x{demo_data.MASK_SIZE}')
+  return _source(csv_path=csv_path, mapping_path=mapping_path, args=args), ingest_config, rows, \
+      locked
 
-  published = _published_splits_line(metadata, args.pipeline_name, ingest_config)
-  if published:
-    display.line(escape_control(published))
+
+def _source(args, mapping_path: str, csv_path: str = '', image_dir: str = ''
+            ) -> configs.DataSource:
+  return configs.DataSource(
+      csv_path=csv_path or '', image_dir=image_dir or '', span=args.span,
+      class_mapping_path=os.path.abspath(mapping_path) if mapping_path else '')
+
+
+def _progress_polls(args, root: str, metadata: str, rows: Optional[int]):
+  """(polls, expected seconds) for the progress display: ImageExampleGen's staging folder, and
+  rough ETAs from the pipeline's last complete runs in the store."""
+  from components.image_example_gen import spec
+  from pipeline import mlmd
   expected = {}
-  if not args.no_cache and mlmd.exists(metadata):  # rough ETAs from the last complete runs
+  if not args.no_cache and mlmd.exists(metadata):
     expected = mlmd.expected_seconds(mlmd.open_store(metadata), args.pipeline_name, rows,
                                      spec.ROWS_IN_PROPERTY)
   polls = {}
@@ -152,23 +188,15 @@ def _run_holding(args, display: progress.Display, held: contextlib.ExitStack) ->
                                 spec.EXAMPLES_KEY)
     polls[configs.IMAGE_EXAMPLE_GEN] = lambda: progress.StagingProgress(examples_dir,
                                                                          time.time())
-  with progress.session(display, polls, expected):
-    display.start('[LocalDagRunner] preparing the pipeline')  # until the first component
-    result = local_runner.run_local(
-        options=_pipeline_options(args, root, enable_cache=not args.no_cache,
-                                  schema_path=os.path.abspath(args.schema),
-                                  train_spans=args.train_spans),
-        source=configs.DataSource(
-            csv_path=csv_path or '', image_dir=image_dir or '', span=args.span,
-            class_mapping_path=os.path.abspath(mapping_path) if mapping_path else ''),
-        ingest_config=ingest_config, balance_config=balance_config,
-        transform_config=transform_config, train_config=_train_config(args),
-        metadata_path=args.metadata, verbose=args.verbose, wait=args.wait)
-    display.finish()
-  display.close()
+  return polls, expected
+
+
+def _summarise(result, pipeline_name: str) -> None:
+  """The run's summary, read back from ML Metadata by the run's own id."""
+  from pipeline import mlmd
+  from pipeline import reports
   store = mlmd.open_store(result.metadata_path)
   run = mlmd.run_by_name(store, result.run_id)
-  times = mlmd.component_times(store, run, args.pipeline_name)
-  validator = reports.validator_result(result.metadata_path, result.run_id, args.pipeline_name)
+  times = mlmd.component_times(store, run, pipeline_name)
+  validator = reports.validator_result(result.metadata_path, result.run_id, pipeline_name)
   _print_summary(result, validator, times)
-  return 0
