@@ -47,10 +47,16 @@ def escape_name(text: str) -> str:
                  for c in str(text))
 
 
-_SPECIAL_FILES = ((stat.S_ISFIFO, 'a FIFO (named pipe): reading it would wait for a writer'),
-                  (stat.S_ISCHR, 'a character device: reading it might never end'),
-                  (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'),
-                  (stat.S_ISDIR, 'a folder'))
+_FILE_KINDS = ((stat.S_ISDIR, 'directory'), (stat.S_ISFIFO, 'FIFO'),
+               (stat.S_ISCHR, 'character device'), (stat.S_ISBLK, 'block device'),
+               (stat.S_ISSOCK, 'socket'))
+_WHY_NOT = {'FIFO': ' (named pipe): reading it would wait for a writer',
+            'character device': ': reading it might never end'}
+
+
+def file_kind(mode: int) -> str:
+  """What a file that is not regular is, by its st_mode: 'FIFO', 'directory', ..."""
+  return next((name for test, name in _FILE_KINDS if test(mode)), 'special file')
 
 
 def special_file(path: str) -> str:
@@ -61,8 +67,10 @@ def special_file(path: str) -> str:
     mode = os.stat(path).st_mode
   except OSError:
     return ''
-  return next((what for test, what in _SPECIAL_FILES if test(mode)), '' if stat.S_ISREG(mode)
-              else 'not a regular file')
+  if stat.S_ISREG(mode):
+    return ''
+  kind = file_kind(mode)
+  return f'a {kind}{_WHY_NOT.get(kind, "")}'
 
 
 _CHECK = ('Check that the path exists, that you may read/write it, and that its disk is not full '

@@ -61,12 +61,7 @@ def exists(location: str) -> bool:
 
 
 def sqlite_store(path: str, read_only: bool = True) -> metadata_store.MetadataStore:
-  config = metadata_store_pb2.ConnectionConfig()
-  config.sqlite.filename_uri = path
-  config.sqlite.connection_mode = (
-      metadata_store_pb2.SqliteMetadataSourceConfig.READONLY if read_only
-      else metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE)
-  return metadata_store.MetadataStore(config)
+  return metadata_store.MetadataStore(store_lib.connection_config(path, read_only))
 
 
 def runs(store: metadata_store.MetadataStore,

@@ -21,6 +21,7 @@ import posixpath
 import stat
 from typing import Optional, Sequence, Tuple
 
+from components.errors import file_kind
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import dicom as dicom_lib
 from components.image_example_gen import image_header as header_lib
@@ -90,15 +91,6 @@ def _outside(what: str, roots: Sequence[str]) -> BadFile:
                  f'{list(roots)}; add its folder with --allowed-root if it is trusted')
 
 
-def _kind(mode: int) -> str:
-  for test, name in ((stat.S_ISDIR, 'directory'), (stat.S_ISFIFO, 'FIFO'),
-                     (stat.S_ISCHR, 'character device'), (stat.S_ISBLK, 'block device'),
-                     (stat.S_ISSOCK, 'socket')):
-    if test(mode):
-      return name
-  return 'special file'
-
-
 def read_local(path: str, what: str, options: CheckOptions) -> bytes:
   """Opens once (never blocking), checks type, confinement and size on the open file, reads."""
   try:
@@ -113,7 +105,7 @@ def read_local(path: str, what: str, options: CheckOptions) -> bytes:
     if not any(_under(real, _real_root(r)) for r in options.allowed_roots if not is_uri(r)):
       raise _outside(what, options.allowed_roots)
     if not stat.S_ISREG(info.st_mode):
-      raise BadFile(f'not a regular file: the {what} is a {_kind(info.st_mode)}')
+      raise BadFile(f'not a regular file: the {what} is a {file_kind(info.st_mode)}')
     if info.st_size > options.max_file_bytes:
       raise BadFile(f'too large {what} file: {info.st_size} bytes > {options.max_file_bytes} '
                     '(option --max-file-bytes)')

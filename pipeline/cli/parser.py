@@ -127,6 +127,13 @@ def _add_validate(sub) -> None:
   _add_quiet_arg(validate)
 
 
+def _add_pipeline_build_args(p: argparse.ArgumentParser) -> None:
+  """What `run` and `compile` both build the pipeline from, after ImageExampleGen's options:
+  ClassBalance's thresholds, the pipeline name and Beam arguments, Transform's and training's."""
+  for add in (_add_balance_args, _add_pipeline_args, _add_transform_args, _add_train_args):
+    add(p)
+
+
 def _add_run(sub) -> None:
   """`cxr-tfx run`."""
   run = _command(
@@ -160,10 +167,7 @@ def _add_run(sub) -> None:
                    mapping_help='JSON {"class name": label}; default: class_mapping.json next '
                                 'to the CSV, or with --image-dir the sorted class folder names')
   _add_image_dir_arg(run, 'an image folder (gs:// works)')
-  _add_balance_args(run)
-  _add_pipeline_args(run)
-  _add_transform_args(run)
-  _add_train_args(run)
+  _add_pipeline_build_args(run)
   run.add_argument('--schema', default=configs.SCHEMA_FILE,
                    help='curated schema.pbtxt (default: schemas/schema.pbtxt of this project)')
   run.add_argument('--pipeline-root', default=configs.DEFAULT_PIPELINE_ROOT,
@@ -219,10 +223,7 @@ def _add_compile(sub) -> None:
   _add_image_dir_arg(compile_, 'an image folder as the cluster sees it (a URI such as '
                                'gs://bucket/xrays, or an absolute path), with '
                                '--no-runtime-parameters')
-  _add_balance_args(compile_)
-  _add_pipeline_args(compile_)
-  _add_transform_args(compile_)
-  _add_train_args(compile_)
+  _add_pipeline_build_args(compile_)
   compile_.add_argument('--resources', action='append', default=[], metavar='COMPONENT=CPU,MEM',
                         help='CPU and memory requested for one component\'s task, repeatable, '
                              'e.g. --resources Transform=4,16G (defaults: COMPONENT_RESOURCES '

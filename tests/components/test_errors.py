@@ -74,7 +74,7 @@ def test_special_files_are_named_before_anything_opens_them(tmp_path):
   os.mkfifo(fifo)
   assert special_file(str(fifo)).startswith('a FIFO')
   assert special_file('/dev/zero').startswith('a character device')
-  assert special_file(str(tmp_path)) == 'a folder'
+  assert special_file(str(tmp_path)) == 'a directory'
   regular = tmp_path / 'ok.csv'
   regular.write_text('x')
   assert special_file(str(regular)) == '' and special_file(str(tmp_path / 'missing')) == ''
