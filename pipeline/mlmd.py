@@ -31,8 +31,8 @@ class NotInStore(CxrError, LookupError):
 
 def open_store(location: str, read_only: bool = True) -> metadata_store.MetadataStore:
   """The store at ``location``: a SQLite file or a mysql:// server (pipeline/metadata_store.py);
-  a server that cannot be used is a CxrError naming it and --metadata. MLMD asks clients to
-  retry when another one is creating an empty database's tables at that moment: retried."""
+  a server that cannot be used is a CxrError naming it and --metadata. Two clients creating an
+  empty database's tables at once fail with a retry request or a deadlock: retried."""
   if not store_lib.is_server(location):
     return sqlite_store(location, read_only)
   config = store_lib.connection_config(location)
@@ -42,7 +42,7 @@ def open_store(location: str, read_only: bool = True) -> metadata_store.Metadata
       return metadata_store.MetadataStore(config)
     except Exception as e:  # pylint: disable=broad-except  (MLMD's own status errors)
       error = e
-      if 'retry' not in str(e).lower():
+      if not any(word in str(e).lower() for word in _TRANSIENT):
         break
       time.sleep(0.5 * (attempt + 1))
   first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -53,6 +53,9 @@ def open_store(location: str, read_only: bool = True) -> metadata_store.Metadata
 
 
 _CONNECT_ATTEMPTS = 8  # about 14 s of retries while another client creates the tables
+# What MySQL/MariaDB and MLMD say when two clients create an empty database's tables at once:
+# MLMD's "Please retry the connection", the server's deadlock "try restarting transaction".
+_TRANSIENT = ('retry', 'restarting transaction', 'deadlock')
 
 
 def exists(location: str) -> bool:
