@@ -22,6 +22,8 @@ setup(
         'tensorflow-transform>=1.16,<1.22',
         'ml-metadata>=1.16,<1.22',
         'pillow>=9',
+        'isal>=1.6',  # zlib-compatible inflate (ISA-L) for the PNG check
+        'pyspng>=0.1.1',  # libspng: the one PNG decode per file
         'numpy<2',
         # DICOM input: pydicom reads and renders; pylibjpeg's plugins decode JPEG / JPEG-LS
         # (libjpeg) and JPEG 2000 (openjpeg) pixel data (RLE and deflate are pydicom's own).

@@ -16,6 +16,7 @@ from components.trainer.config import TrainConfig
 from components.transform.component import make_transform
 from components.transform.config import TransformConfig
 from pipeline import configs
+from pipeline import training
 
 
 def runtime_parameter_defaults(source: configs.DataSource,
@@ -119,7 +120,7 @@ def create_pipeline(options: configs.PipelineOptions, source: configs.DataSource
   components = [example_gen, schema_gen, statistics_gen, example_validator, class_balance,
                 transform] + resolvers
   if train_config is not None:
-    components += _training_components(
+    components += training.training_components(
         example_gen, schema_gen, class_balance, transform,
         [split.name for split in ingest_config.splits], train_config,
         options.serving_dir, training_examples)
@@ -144,32 +145,3 @@ def _span_resolver(example_gen, strategy_class, config, resolver_id):
       strategy_class=strategy_class, config=config,
       **{span_resolvers.EXAMPLES_KEY: example_gen.outputs[keys.EXAMPLES_KEY]},
   ).with_id(resolver_id)
-
-
-def _training_components(example_gen, schema_gen, class_balance, transform, split_names,
-                         train_config, serving_model_dir, training_examples):
-  """Trainer (on ``training_examples``: this span, or the span window) -> Evaluator (on this
-  span) -> Pusher."""
-  from components.class_balance import spec as balance_spec
-  from components.trainer.component import Trainer
-  from components.trainer.evaluation import eval_config
-
-  validation_split, evaluation_split = configs.training_splits(split_names)
-  examples = example_gen.outputs[keys.EXAMPLES_KEY]
-  schema = schema_gen.outputs[keys.SCHEMA_KEY]
-  trainer = Trainer(
-      examples=training_examples, transform_graph=transform.outputs[configs.TRANSFORM_GRAPH_KEY],
-      schema=schema, config=train_config,
-      class_balance=(class_balance.outputs[balance_spec.ANOMALIES_KEY]
-                     if train_config.use_balance_weights else None),
-      train_splits=['train'], eval_splits=[validation_split]).with_id(configs.TRAINER)
-  evaluator = tfx.components.Evaluator(
-      examples=examples, model=trainer.outputs[keys.MODEL_KEY], schema=schema,
-      eval_config=eval_config(train_config.min_accuracy),
-      example_splits=[evaluation_split]).with_id(configs.EVALUATOR)
-  pusher = tfx.components.Pusher(
-      model=trainer.outputs[keys.MODEL_KEY], model_blessing=evaluator.outputs[keys.BLESSING_KEY],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
-  ).with_id(configs.PUSHER)
-  return [trainer, evaluator, pusher]
