@@ -4,8 +4,22 @@
 ``<out>/COVID-19_Radiography_Dataset/<Class>/{images,masks}/<Class>-<n>.png`` for the four
 classes in the real proportions (21,165 images at scale 1), ``all_image_mask_pairs.csv`` with
 paths relative to ``<out>``, and ``class_mapping.json``. Images are 299x299 8-bit grayscale
-with radiograph structure (body, dark lung fields, spine, ribs, opacities for the disease
-classes, film grain), so PNG sizes are realistic (tens of KB); masks are 256x256, 0/255.
+with radiograph structure (body, dark lung fields, spine, heart, ribs, film grain), so PNG sizes
+are realistic (tens of KB); masks are 256x256, 0/255 (the two lung fields).
+
+The classes differ by where and how opacities lie in the lung fields, nothing else:
+
+* Normal: clear lung fields.
+* COVID: ground-glass patches in the outer, lower part of both lungs (bilateral, peripheral).
+* Lung_Opacity: one dense consolidation in the upper or middle zone of one lung (lobar).
+* Viral Pneumonia: streaks fanning out from the hila of both lungs (perihilar, interstitial).
+
+Everything else -- lung size and place, how dark the lungs are, body and background
+brightness, heart, ribs, exposure (gain, offset, gamma) and grain -- is drawn per image
+independently of the class, so the image's size, mode and global or border intensity
+statistics do not tell the classes apart (a cross-validated logistic regression over mean,
+std, percentiles, border and corner means stays near chance); a model must look at the lungs.
+
 Each image depends only on (seed, class, n): the output is deterministic and order-free, so
 ``workers`` processes can render and write images in any order with identical results.
 """
@@ -28,8 +42,6 @@ CSV_NAME = 'all_image_mask_pairs.csv'
 MAPPING_NAME = 'class_mapping.json'
 IMAGE_SIZE = 299
 MASK_SIZE = 256
-# Disease classes get soft opacities in the lung fields; how many per image.
-_OPACITIES = {'Normal': 0, 'COVID': 4, 'Lung_Opacity': 3, 'Viral Pneumonia': 5}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,21 +63,60 @@ def class_counts_for_scale(scale: float) -> Dict[str, int]:
 
 def _grid(size: int):
   axis = np.linspace(-1.0, 1.0, size, dtype=np.float32)
-  return np.meshgrid(axis, axis)  # (x, y), each [size, size] float32
+  return np.meshgrid(axis, axis)  # (x, y), each [size, size] float32; y grows downwards
 
 
 _IMAGE_GRID = _grid(IMAGE_SIZE)
 _MASK_GRID = _grid(MASK_SIZE)
 # Parts that do not vary per image, computed once.
 _X, _Y = _IMAGE_GRID
-_BODY = (0.30 + 0.45 * np.exp(-((_X / 0.92) ** 4 + (_Y / 1.15) ** 4))).astype(np.float32)
+_BODY = np.exp(-((_X / 0.92) ** 4 + (_Y / 1.15) ** 4)).astype(np.float32)  # 1 inside the trunk
 _VIGNETTE = (1.0 - 0.125 * (_X ** 2 + _Y ** 2)).astype(np.float32)
 _RIB_WAVE = (17.0 * (_Y + 0.35 * _X ** 2)).astype(np.float32)
+_Lung = Tuple[float, float, float, float]  # centre x, centre y, radius x, radius y
 
 
 def _ellipse_distance(x, y, cx, cy, rx, ry):
   """((x-cx)/rx)^2 + ((y-cy)/ry)^2: below 1 inside the ellipse."""
   return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2
+
+
+def _blob(cx, cy, rx, ry):
+  """A soft elliptical spot: 1 at (cx, cy), falling off over (rx, ry)."""
+  return np.exp(-(((_X - cx) / np.float32(rx)) ** 2 + ((_Y - cy) / np.float32(ry)) ** 2))
+
+
+def _streak(x0, y0, angle, length, width):
+  """A soft line segment from (x0, y0) along ``angle`` (radians), ``length`` long."""
+  dx, dy = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+  along = np.clip((_X - x0) * dx + (_Y - y0) * dy, 0, length)
+  return np.exp(-((_X - x0 - along * dx) ** 2 + (_Y - y0 - along * dy) ** 2)
+                / np.float32(width ** 2))
+
+
+def _opacities(class_name: str, lungs_at: Sequence[_Lung], rng) -> np.ndarray:
+  """The class's pattern (module docstring), before it is confined to the lung fields."""
+  opacity = np.zeros_like(_X)
+  sides = (-1, 1)  # lungs_at[0] is the left of the image, lungs_at[1] the right
+  if class_name == 'COVID':  # bilateral, peripheral, lower zones
+    for side, (cx, cy, rx, ry) in zip(sides, lungs_at):
+      for _ in range(rng.integers(2, 4)):
+        radius = rng.uniform(0.08, 0.13)
+        opacity += 0.20 * _blob(cx + side * rx * rng.uniform(0.45, 0.75),
+                                cy + ry * rng.uniform(0.15, 0.65), radius, radius)
+  elif class_name == 'Lung_Opacity':  # one lung, upper or middle zone, dense
+    cx, cy, rx, ry = lungs_at[rng.integers(2)]
+    patch = _blob(cx + rng.uniform(-0.05, 0.05), cy - ry * rng.uniform(0.15, 0.45),
+                  rx * rng.uniform(0.7, 0.9), ry * rng.uniform(0.3, 0.4))
+    opacity += 0.26 * np.clip(patch * 1.5, 0.0, 1.0)
+  elif class_name == 'Viral Pneumonia':  # bilateral, fanning out from the hila
+    for side, (cx, cy, rx, _) in zip(sides, lungs_at):
+      hilum_x, hilum_y = cx - side * rx * 0.55, cy - 0.05
+      outwards = np.pi / 2 - side * np.pi / 2  # angle 0 points right, pi left
+      for _ in range(rng.integers(4, 7)):
+        opacity += 0.12 * _streak(hilum_x, hilum_y, outwards + side * rng.uniform(-0.9, 0.9),
+                                  rng.uniform(0.25, 0.4), rng.uniform(0.03, 0.045))
+  return np.minimum(opacity, 0.4)
 
 
 def render(class_name: str, n: int, seed: int):
@@ -79,14 +130,18 @@ def render(class_name: str, n: int, seed: int):
   lungs = np.clip(1.5 - d, 0.0, 1.0) ** 2
   spine = (0.32 * np.exp(-(_X / np.float32(0.09 + rng.uniform(-0.01, 0.01))) ** 2)
            * (_Y > -0.75))
+  heart = np.float32(rng.uniform(0.08, 0.26)) * _blob(
+      rng.uniform(0.02, 0.12), rng.uniform(0.25, 0.4), rng.uniform(0.16, 0.24),
+      rng.uniform(0.2, 0.28))
   ribs = 0.07 * (np.sin(_RIB_WAVE + np.float32(rng.uniform(0, 2 * np.pi))) > 0.55) * lungs
-  image = _BODY * (1.0 - 0.55 * lungs) + spine + ribs
-  for _ in range(_OPACITIES[class_name]):
-    cx, cy, _, _ = lungs_at[rng.integers(2)]
-    ox, oy = cx + rng.uniform(-0.15, 0.15), cy + rng.uniform(-0.35, 0.35)
-    r2 = np.float32(rng.uniform(0.08, 0.2) ** 2)
-    image += 0.22 * np.exp(-((_X - ox) ** 2 + (_Y - oy) ** 2) / r2) * lungs
-  image *= _VIGNETTE * np.float32(rng.uniform(0.85, 1.1))  # exposure
+  # Background, body and lung darkness vary per image, whatever the class.
+  body = np.float32(rng.uniform(0.15, 0.45)) + np.float32(rng.uniform(0.35, 0.55)) * _BODY
+  image = body * (1.0 - np.float32(rng.uniform(0.38, 0.70)) * lungs) + spine + ribs + heart
+  image = (image + _opacities(class_name, lungs_at, rng) * lungs) * _VIGNETTE
+  # Exposure: gamma, contrast and brightness of this film, independent of the class.
+  image = np.clip(image, 0.0, None) ** np.float32(np.exp(rng.uniform(-0.45, 0.45)))
+  image = ((image - 0.45) * np.float32(rng.uniform(0.7, 1.3)) + 0.45
+           + np.float32(rng.uniform(-0.14, 0.14)))
   image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(0.012)  # grain
   pixels = np.clip(image * 255.0, 0, 255).astype(np.uint8)
 

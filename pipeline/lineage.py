@@ -21,6 +21,10 @@ from pipeline.configs import PIPELINE_NAME
 # Execution properties worth showing: where the data came from and how it was cut.
 INGESTION_PROPERTIES = ('input_base', 'input_config', 'input_fingerprint', 'class_mapping',
                         'seed', 'output_config', 'on_bad_record', 'group_column', 'duplicates')
+# Artifact custom properties worth showing: a blessing's verdict, where a model was pushed.
+PUSHED_DESTINATION = 'pushed_destination'  # TFX Pusher's (components/trainer/spec.py)
+ARTIFACT_PROPERTIES = ('blessed', 'pushed', PUSHED_DESTINATION)
+FORMAT_SERVING = 'Format-Serving'  # a Trainer Model artifact's SavedModel folder
 _Event = metadata_store_pb2.Event
 _STATE = metadata_store_pb2.Execution.State
 
@@ -63,15 +67,14 @@ class Lineage:
   def resolve(self, artifact_uri: str = '', latest: str = '',
               pipeline_name: str = PIPELINE_NAME) -> metadata_store_pb2.Artifact:
     """The artifact with that URI (a relative local path is taken from the current folder), or
-    what the --latest kind's producing component output in the pipeline's newest run."""
+    what the --latest kind's producing component output in the pipeline's newest run.
+
+    A served model's folder works too: a pushed ``<serving dir>/<version>`` is the PushedModel
+    whose ``pushed_destination`` it is, a ``<model>/Format-Serving`` the Trainer's Model."""
     if artifact_uri:
       if '://' not in artifact_uri:
         artifact_uri = os.path.abspath(artifact_uri)
-      matches = [a for a in self._store.get_artifacts() if a.uri.rstrip('/') ==
-                 artifact_uri.rstrip('/')]
-      if not matches:
-        raise LineageError(f'no artifact with URI {artifact_uri!r} in the metadata store.')
-      return matches[-1]
+      return self._by_location(artifact_uri.rstrip('/'))
     component_id, output_key = latest_target(latest)
     from pipeline import mlmd
     try:
@@ -79,6 +82,27 @@ class Lineage:
       return mlmd.run_output(self._store, run, pipeline_name, component_id, output_key)
     except mlmd.NotInStore as e:
       raise LineageError(str(e)) from e
+
+  def _by_location(self, location: str) -> metadata_store_pb2.Artifact:
+    artifacts = self._store.get_artifacts()
+    matches = [a for a in artifacts if a.uri.rstrip('/') == location]
+    if not matches and os.path.basename(location) == FORMAT_SERVING:
+      parent = os.path.dirname(location)
+      matches = [a for a in artifacts if a.uri.rstrip('/') == parent]
+    if not matches:
+      matches = [a for a in artifacts if PUSHED_DESTINATION in a.custom_properties
+                 and str(_value(a.custom_properties[PUSHED_DESTINATION])).rstrip('/') == location]
+    if matches:
+      return matches[-1]
+    pushed = sorted(str(_value(a.custom_properties[PUSHED_DESTINATION])) for a in artifacts
+                    if PUSHED_DESTINATION in a.custom_properties
+                    and str(_value(a.custom_properties[PUSHED_DESTINATION])).startswith(
+                        location + '/'))
+    if pushed:
+      raise LineageError(f'{location!r} is a serving folder; give one of its pushed models: '
+                         f'{", ".join(pushed[-5:])}.')
+    raise LineageError(f'no artifact with URI {location!r} in the metadata store (nor a model '
+                       'pushed there).')
 
   def _artifact_type(self, a: metadata_store_pb2.Artifact) -> str:
     if a.type_id not in self._artifact_types:
@@ -92,8 +116,13 @@ class Lineage:
     return self._execution_types[e.type_id]
 
   def _artifact_node(self, a: metadata_store_pb2.Artifact) -> Dict[str, Any]:
-    return dict(id=a.id, type=self._artifact_type(a), uri=a.uri,
+    node = dict(id=a.id, type=self._artifact_type(a), uri=a.uri,
                 state=metadata_store_pb2.Artifact.State.Name(a.state))
+    shown = {k: _value(a.custom_properties[k]) for k in ARTIFACT_PROPERTIES
+             if k in a.custom_properties}
+    if shown:
+      node['properties'] = shown
+    return node
 
   def _execution_node(self, e: metadata_store_pb2.Execution) -> Dict[str, Any]:
     props = {k: _value(e.custom_properties[k]) for k in INGESTION_PROPERTIES
@@ -164,6 +193,8 @@ def format_chain(chain: Dict[str, Any]) -> str:
 
   def artifact_line(a, depth, arrow):
     lines.append(f'{"  " * depth}{arrow} {a["type"]} #{a["id"]} {a["uri"]}')
+    for k, v in a.get('properties', {}).items():
+      lines.append(f'{"  " * (depth + 1)}{k}: {v}')
 
   def execution_lines(e, depth, verb):
     lines.append(f'{"  " * depth}{verb} {e["component"]} (execution #{e["id"]}, {e["state"]})')

@@ -232,7 +232,7 @@ def _training_result(store, run, pipeline_name: str, class_names: Mapping[int, s
   accuracy, per_class = float('nan'), {}
   for slice_key, metrics in tfma.load_eval_result(evaluation_artifact.uri).slicing_metrics:
     # slice_key: () overall, or ((feature, value),); metrics: {output: {sub key: {name: value}}}
-    values = next(iter(next(iter(metrics.values())).values()))
+    values = next(iter(metrics.values())).get('', {})
     value = values.get(evaluation.ACCURACY, {}).get('doubleValue', float('nan'))
     if not slice_key:
       accuracy = value

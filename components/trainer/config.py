@@ -3,7 +3,8 @@
 ``TrainConfig`` is what ``create_pipeline(..., train_config=...)`` takes. Its
 hyperparameters travel to ``run_fn`` in the Trainer's ``custom_config``
 (``to_custom_config`` / ``from_custom_config``); the step counts become TFX's
-``TrainArgs``/``EvalArgs``, and ``min_accuracy`` the Evaluator's blessing threshold.
+``TrainArgs``/``EvalArgs``, and ``majority_margin``, ``min_accuracy`` and ``max_regression``
+the Evaluator's blessing thresholds (``evaluation.eval_config``).
 """
 import dataclasses
 import json
@@ -25,12 +26,24 @@ MASK_LOSS_WEIGHT_KEY = 'mask_loss_weight'
 EPOCHS_KEY = 'epochs'
 SEED_KEY = 'seed'
 SHUFFLE_BUFFER_KEY = 'shuffle_buffer'
+PRECISION_KEY = 'precision'
 # {"<label>": weight}; set by the Trainer's executor from ClassBalance's output (its custom
 # property components.class_balance.spec.CLASS_WEIGHTS_PROPERTY, the same JSON), or by hand.
 CLASS_WEIGHTS_KEY = 'class_weights'
 CLASS_NAMES_KEY = 'class_names'  # {"<label>": name}; default: the ingest summary's
 HYPERPARAMETER_KEYS = (BATCH_SIZE_KEY, LEARNING_RATE_KEY, FILTERS_KEY, MASK_LOSS_WEIGHT_KEY,
-                       EPOCHS_KEY, SEED_KEY, SHUFFLE_BUFFER_KEY)
+                       EPOCHS_KEY, SEED_KEY, SHUFFLE_BUFFER_KEY, PRECISION_KEY)
+
+DEFAULT_EPOCHS = 4  # TrainConfig.epochs: capped at train_steps when there are fewer steps
+
+# Keras dtype policies the Trainer may train under (--precision): float32 everywhere, or
+# float16/bfloat16 compute with float32 weights (mixed precision: for GPUs with tensor cores,
+# and bfloat16 for TPUs and recent CPUs; slower on other CPUs).
+PRECISIONS = ('float32', 'mixed_float16', 'mixed_bfloat16')
+
+# Blessing: a model that predicts one class for at least this share of the evaluation split
+# is never blessed, whatever its accuracy (it has learnt the class mix, not the images).
+TOP_CLASS_SHARE_LIMIT = 0.95
 
 # The exported SavedModel.
 SERVING_SIGNATURE = 'serving_default'  # raw encoded image bytes -> predictions
@@ -42,6 +55,9 @@ CLASS_ID = 'class_id'  # int64 [B], argmax
 CLASS_NAME = 'class_name'  # string [B], the class mapping's name of class_id
 MASK_OUTPUT = 'mask'  # float32 [B, H, W, 1]: per-pixel lung probability at the Transform size
 KERAS_MODEL_FILE = 'model.keras'  # the trained Keras model, in the ModelRun dir (fine-tuning)
+EXTRA_ASSETS_DIR = 'assets.extra'  # in the SavedModel: files TF Serving ignores
+CLASS_NAMES_FILE = 'class_names.json'  # there: the class names, in label order
+SAVED_MODEL_FILE = 'saved_model.pb'  # what makes a folder a SavedModel
 
 # Keras output names of the model (model.build_model).
 CLASS_HEAD = 'class'
@@ -74,33 +90,49 @@ class TrainConfig:
   Evaluator's threshold: none is an exec property of its own.
   """
   train_steps: int = option(
-      100, flag='--train-steps', kind=int, parse=options.positive_int, metavar='N',
+      600, flag='--train-steps', kind=int, parse=options.positive_int, metavar='N',
       exec_property=False,
       help='training steps (batches) in all, with --train (TFX TrainArgs.num_steps; default '
            '%(default)s)')
   eval_steps: int = option(5, exec_property=False,
                            help='validation batches after each epoch (TFX EvalArgs.num_steps)')
-  batch_size: int = option(8, exec_property=False, help='records per batch')
+  batch_size: int = option(8, exec_property=False,
+                           help='records per batch, over all devices (each of N GPUs gets '
+                                'batch_size / N)')
   learning_rate: float = option(1e-3, exec_property=False, help="Adam's learning rate")
   filters: int = option(8, exec_property=False,
-                        help='width of the first convolution (the second has twice as many)')
+                        help='width of the first convolutions (deeper ones have 2x and 4x)')
   mask_loss_weight: float = option(1.0, exec_property=False,
                                    help="weight of the mask head's loss against the class head's")
-  epochs: int = option(1, exec_property=False,
-                       help='train_steps are spread over this many epochs; validation and '
+  epochs: int = option(DEFAULT_EPOCHS, exec_property=False,
+                       help='train_steps are spread over this many epochs (the default, 4, '
+                            'becomes train_steps when there are fewer steps); validation and '
                             'TensorBoard summaries are written after each')
   seed: int = option(0, exec_property=False, help='seeds the weights and the shuffle')
-  shuffle_buffer: int = option(256, exec_property=False, help='records in the shuffle buffer')
+  shuffle_buffer: int = option(512, exec_property=False, help='records in the shuffle buffer')
+  precision: str = option(
+      'float32', flag='--precision', choices=PRECISIONS, exec_property=False,
+      help='with --train, the Keras dtype policy: float32, or mixed precision (float16 or '
+           'bfloat16 compute, float32 weights and outputs) for a GPU or TPU (default '
+           '%(default)s)')
   use_balance_weights: bool = option(
       True, exec_property=False,
       help="weight the class loss with ClassBalance's class weights when it publishes them "
            '(custom property class_weights); False trains unweighted')
+  majority_margin: float = option(
+      0.1, flag='--majority-margin', kind=float, metavar='X', exec_property=False,
+      help='with --train, bless and push only a model whose accuracy on the evaluation split '
+           'is at least the share of that split\'s largest class plus X (what always '
+           'answering that class scores; default %(default)s)')
   min_accuracy: float = option(
-      0.05, flag='--min-accuracy', kind=float, metavar='X', exec_property=False,
-      help='with --train, bless and push only when accuracy on the evaluation split >= X '
-           "(default %(default)s: low, so the demo blesses: below the rarest demo class's "
-           'share, so even a model that predicts one class passes; raise it for a model of '
-           'your own)')
+      0.0, flag='--min-accuracy', kind=float, metavar='X', exec_property=False,
+      help='with --train, also require accuracy >= X on the evaluation split (default '
+           '%(default)s: the majority rule alone)')
+  max_regression: float = option(
+      0.0, flag='--max-regression', kind=float, metavar='X', exec_property=False,
+      help='with --train, when a blessed model exists, bless a new one only if its accuracy '
+           'on the evaluation split is at most X below the blessed one\'s on the same '
+           'examples (default %(default)s: no worse)')
   run_fn: str = option(
       RUN_FN, exec_property=False,
       help="the Trainer's entry point as 'package.module.function' (importable where the "
@@ -114,6 +146,8 @@ class TrainConfig:
     _positive_int('filters', self.filters, 'TrainConfig.filters')
     _positive_int('epochs', self.epochs, 'TrainConfig.epochs')
     _positive_int('shuffle_buffer', self.shuffle_buffer, 'TrainConfig.shuffle_buffer')
+    if self.epochs == DEFAULT_EPOCHS and self.train_steps < self.epochs:
+      object.__setattr__(self, 'epochs', self.train_steps)  # the default: one step per epoch
     if self.epochs > self.train_steps:
       raise ConfigError(f'epochs ({self.epochs}) must not exceed train_steps '
                         f'({self.train_steps}): every epoch needs a step (option --train-steps).')
@@ -123,6 +157,11 @@ class TrainConfig:
             low_open=True)
     _number('mask_loss_weight', self.mask_loss_weight, 'TrainConfig.mask_loss_weight', 0, 1e6)
     _number('min_accuracy', self.min_accuracy, 'option --min-accuracy', 0, 1)
+    _number('majority_margin', self.majority_margin, 'option --majority-margin', 0, 1)
+    _number('max_regression', self.max_regression, 'option --max-regression', 0, 1)
+    if self.precision not in PRECISIONS:
+      raise ConfigError(f'precision must be one of {PRECISIONS}, got {self.precision!r} '
+                        '(option --precision).')
     if not isinstance(self.run_fn, str) or not _DOTTED_PATH.fullmatch(self.run_fn):
       raise ConfigError(f'run_fn must be a module path "package.module.function", got '
                         f'{self.run_fn!r} (TrainConfig.run_fn).')
@@ -160,6 +199,7 @@ class Hyperparameters:
   epochs: int = TrainConfig.epochs
   seed: int = TrainConfig.seed
   shuffle_buffer: int = TrainConfig.shuffle_buffer
+  precision: str = TrainConfig.precision
   class_weights: Optional[Dict[int, float]] = None
   class_names: Optional[Dict[int, str]] = None
 

@@ -10,8 +10,9 @@ with two explicit signatures (works whatever Keras the model uses):
 
 Both return ``class_probabilities`` float32 [B, K], ``class_id`` int64 [B], ``class_name``
 string [B] and ``mask`` float32 [B, H, W, 1] (per-pixel lung probability at the Transform's
-image size). Bytes that are not PNG or JPEG fail the request with an InvalidArgumentError
-naming the item; corrupt data inside a PNG/JPEG fails it with the decoder's
+image size). The class names, in the order of ``class_probabilities``, are also in
+``assets.extra/class_names.json``. Bytes that are not PNG or JPEG fail the request with an
+InvalidArgumentError naming the item; corrupt data inside a PNG/JPEG fails it with the decoder's
 InvalidArgumentError. Either way the request fails, not the process.
 
 **Pixel limit** (issue #29, defect 6). A decoder allocates what the image's header says: a
@@ -28,6 +29,8 @@ The limit is saved with the model (the ``max_image_pixels`` variable; ``export_s
 be evenly divisible by filter depth"): a batch of N items gives N answers, N = 0 included, so a
 client that sends what is left of a list needs no special case, and nothing is wrong with it.
 """
+import json
+import os
 from typing import Dict, Mapping, Optional
 
 import tensorflow as tf
@@ -186,4 +189,14 @@ def export_serving_model(model: tf.Module, tf_transform_output: tft.TFTransformO
       used[id(variable)] = variable
   module.signature_variables = list(used.values())
   tf.saved_model.save(module, export_dir, signatures=signatures)
+  write_class_names(export_dir, class_names)
   return export_dir
+
+
+def write_class_names(export_dir: str, class_names: Mapping[int, str]) -> None:
+  """``<export_dir>/assets.extra/class_names.json``: ["name of label 0", ...], the order of
+  ``class_probabilities`` (TF Serving ignores assets.extra; ``cxr-tfx predict`` reads it)."""
+  folder = os.path.join(export_dir, config_lib.EXTRA_ASSETS_DIR)
+  tf.io.gfile.makedirs(folder)
+  with tf.io.gfile.GFile(os.path.join(folder, config_lib.CLASS_NAMES_FILE), 'w') as f:
+    json.dump([class_names[k] for k in range(len(class_names))], f)

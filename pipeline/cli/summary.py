@@ -7,6 +7,7 @@ from typing import Dict, List, Sequence, Tuple
 from components.errors import escape_control
 from components.errors import escape_name
 from components.image_example_gen import summary as summary_lib
+from components.trainer import report as evaluation_report
 from pipeline import progress
 
 
@@ -67,14 +68,7 @@ def _print_summary(result, validator: Dict[str, List[str]],
   print(f'balance report: {result.balance_report}')
   t = getattr(result, 'training', None)
   if t is not None:
-    per_class = ', '.join(f'{escape_name(name)} {acc:.3f}'
-                          for name, acc in sorted(t.accuracy_per_class.items()))
-    print(f'\nmodel: {t.model_uri}   (TensorBoard logs: {t.model_run_uri})')
-    print(f'class weights: {t.class_weights or "none (unweighted)"}')
-    print(f'accuracy: {t.accuracy:.3f} (blessing threshold {t.min_accuracy}); per class: '
-          f'{per_class}')
-    print(f'pushed: {t.pushed_model_dir}' if t.pushed else
-          'not blessed: nothing pushed')
+    _print_training(t)
   print('\ncomponent times (ML Metadata: registration to publication):')
   width = max((len(name) for name, _, _ in times), default=0)
   for name, state, seconds in times:
@@ -82,6 +76,25 @@ def _print_summary(result, validator: Dict[str, List[str]],
           + ('' if state == 'COMPLETE' else f'  ({state.lower()})'))
   from pipeline.cli import _STARTED
   print(f'total time: {progress.seconds_text(time.monotonic() - _STARTED)}')
+
+
+def _print_training(t) -> None:
+  """The training lines: the model, the class weights, the Evaluator's report (split, count,
+  per-class precision / recall / AUC, confusion matrix, mask Dice, why it was or was not
+  blessed) and where it was pushed."""
+  print(f'\nmodel: {t.model_uri}   (TensorBoard logs: {t.model_run_uri})')
+  print(f'class weights: {t.class_weights or "none (unweighted)"}')
+  report = evaluation_report.load(t.evaluation_uri)
+  if report is not None:
+    for line in evaluation_report.format_lines(report):
+      print(escape_control(line))
+  else:  # an Evaluator without the report (the stock one, or an older execution)
+    per_class = ', '.join(f'{escape_name(name)} {acc:.3f}'
+                          for name, acc in sorted(t.accuracy_per_class.items()))
+    print(f'accuracy: {t.accuracy:.3f} (blessing threshold {t.min_accuracy}); per class: '
+          f'{per_class}')
+  print(f'evaluation: {t.evaluation_uri}')
+  print(f'pushed: {t.pushed_model_dir}' if t.pushed else 'not blessed: nothing pushed')
 
 
 def _membership_text(m: Dict, manifest: str, split_order: Sequence[str]) -> str:

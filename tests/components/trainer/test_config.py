@@ -34,14 +34,28 @@ def test_hyperparameters_round_trip_through_custom_config_json():
     (dict(use_balance_weights='yes'), 'use_balance_weights'),
     (dict(run_fn='run_fn'), 'package.module.function'),
     (dict(run_fn='my models.run_fn'), 'package.module.function'),
+    (dict(majority_margin=-0.1), '--majority-margin'),
+    (dict(majority_margin=1.5), '--majority-margin'),
+    (dict(max_regression=-0.01), '--max-regression'),
+    (dict(precision='float16'), '--precision'),
 ])
 def test_bad_options_say_what_and_which_option(kwargs, option):
   with pytest.raises(ConfigError, match=option.replace('-', r'\-')):
     TrainConfig(**kwargs)
 
 
+def test_the_blessing_defaults_and_precision_travel_as_documented():
+  config = TrainConfig()
+  assert (config.majority_margin, config.min_accuracy, config.max_regression) == (0.1, 0.0, 0.0)
+  assert config_lib.TOP_CLASS_SHARE_LIMIT == 0.95
+  assert 'majority_margin' not in config.to_custom_config()  # the Evaluator's, not run_fn's
+  custom = TrainConfig(precision='mixed_float16').to_custom_config()
+  assert Hyperparameters.from_custom_config(custom).precision == 'mixed_float16'
+
+
 def test_command_line_overrides():
   assert TrainConfig().with_options(train_steps=7).train_steps == 7
+  assert TrainConfig(train_steps=2).epochs == 2  # the default 4 epochs, capped: one per step
   assert TrainConfig(epochs=4, train_steps=8).with_options(train_steps=2).epochs == 2
   assert TrainConfig().with_options(min_accuracy=0.5).min_accuracy == 0.5
   assert TrainConfig().with_options() == TrainConfig()

@@ -63,3 +63,37 @@ def test_class_names_without_an_ingest_summary_must_be_given(tmp_path):
     class_names_for([pattern], config_lib.Hyperparameters())
   given = config_lib.Hyperparameters(class_names={'1': 'b', '0': 'a'})
   assert class_names_for([pattern], given) == {0: 'a', 1: 'b'}
+
+
+def test_one_device_without_gpus_and_the_cache_only_for_what_fits(tmp_path):
+  import json as json_lib
+
+  import tensorflow as tf
+
+  from components.image_example_gen.summary import SUMMARY_FILE
+  from components.trainer import task
+  strategy, devices = task.distribution_strategy()
+  if not tf.config.list_logical_devices('GPU'):
+    assert devices == 'the CPU' and strategy.num_replicas_in_sync == 1
+  for name, shards in (('a', [('train', 300), ('train', 39), ('eval', 42)]),
+                       ('b', [('train', 1000)])):
+    os.makedirs(tmp_path / name / 'Split-train')
+    (tmp_path / name / SUMMARY_FILE).write_text(json_lib.dumps(
+        {'shards': [{'split': s, 'count': n} for s, n in shards]}))
+  patterns = [str(tmp_path / n / 'Split-train' / '*') for n in ('a', 'b')]
+  assert task.split_record_count(patterns[:1]) == 339
+  assert task.split_record_count(patterns) == 1339  # a span window: every Examples' share
+  assert task.split_record_count([str(tmp_path / 'c' / 'Split-train' / '*')]) is None
+
+  class Graph:  # what fits_in_memory asks of a TFTransformOutput
+    def __init__(self, shape):
+      self.shape = shape
+
+    def transformed_feature_spec(self):
+      return {'image': tf.io.FixedLenFeature(self.shape, tf.float32)}
+
+  limit = task.CACHE_LIMIT_BYTES
+  per_record = 256 * 256 * 2 * 4  # image and mask, float32
+  assert task.fits_in_memory(limit // per_record, Graph([256, 256, 1]))
+  assert not task.fits_in_memory(limit // per_record + 1, Graph([256, 256, 1]))
+  assert not task.fits_in_memory(None, Graph([256, 256, 1]))
