@@ -2,9 +2,16 @@
 # from the same lock file as local development. Components are referenced by module path
 # (components.image_example_gen.executor.Executor, ...), so no wheel is built at compile time.
 #
-# Not built on the development machines (they have no Docker engine); linted with hadolint
-# in the test suite. Build and push:  docker build -t REGISTRY/cxr-tfx:TAG . && docker push ...
+# Build it with `make image` (docker or podman): tagged cxr-tfx:<version>, setup.py's version,
+# the tag `cxr-tfx compile --image` defaults to. Push it where the cluster pulls from:
+#   docker tag cxr-tfx:<version> REGISTRY/cxr-tfx:<version> && docker push REGISTRY/cxr-tfx:<version>
+# and compile with --image REGISTRY/cxr-tfx:<version> (docs/kubeflow.md). The development
+# machines have no container engine: the test suite lints this file (hadolint), it never builds it.
 FROM gcr.io/tfx-oss-public/tfx:1.16.0
+
+ARG VERSION=unset
+LABEL org.opencontainers.image.title="cxr-tfx" \
+      org.opencontainers.image.version="${VERSION}"
 
 WORKDIR /opt/cxr-tfx
 COPY requirements.lock setup.py README.md ./

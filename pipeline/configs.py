@@ -2,6 +2,7 @@
 nothing)."""
 import dataclasses
 import difflib
+from importlib import metadata as importlib_metadata
 import os
 import re
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
@@ -34,6 +35,20 @@ CLASS_MAPPING_FILE = 'class_mapping.json'  # looked for next to the CSV when not
 # <root>/<a>/<b>/<digits> looks like an execution's output to cleanup.remove_unpublished_outputs,
 # which would delete pushed models.)
 SERVING_MODEL_DIR = 'serving_model'
+# The container image KFP's tasks run (the Dockerfile): `make image` tags it IMAGE_NAME:<the
+# package version>, and `cxr-tfx compile --image` defaults to that tag.
+IMAGE_NAME = 'cxr-tfx'
+
+
+def package_version() -> str:
+  """cxr-tfx's version as installed (setup.py's ``version``); '0.0.0' when not installed."""
+  try:
+    return importlib_metadata.version('cxr-tfx')
+  except importlib_metadata.PackageNotFoundError:
+    return '0.0.0'
+
+
+DEFAULT_IMAGE = f'{IMAGE_NAME}:{package_version()}'
 
 # TFX component ids (TFX uses the class name when no id is given) of the pipeline's components.
 IMAGE_EXAMPLE_GEN = 'ImageExampleGen'
@@ -46,6 +61,20 @@ TRANSFORM = 'Transform'
 # ClassBalance's drift and cross-span checks; the span window Transform and the Trainer read.
 PREVIOUS_SPANS_RESOLVER = 'PreviousSpans'
 TRAIN_SPANS_RESOLVER = 'TrainSpans'
+# The same inputs given by URI (PipelineOptions.previous_examples, window_examples), the form KFP
+# compiles: Importer nodes instead of the resolvers, and SpanWindow (pipeline.py), which merges
+# the window into one Examples artifact for Transform and the Trainer. With runtime parameters
+# each URI is a pipeline parameter.
+PREVIOUS_EXAMPLES_IMPORTER = 'PreviousExamples'
+WINDOW_EXAMPLES_IMPORTER = 'WindowExamples'  # + 1..N, oldest first
+SPAN_WINDOW = 'SpanWindow'
+PREVIOUS_EXAMPLES_PARAMETER = 'previous_examples'
+WINDOW_EXAMPLES_PARAMETER = 'window_examples'  # + _1.._N, oldest first
+MAX_WINDOW_EXAMPLES = 12  # earlier spans in an imported window (SpanWindow's inputs)
+# With runtime parameters and a span pattern in the CSV path: the folder the pattern's files are
+# under (TFX's input_base) is a pipeline parameter; the pattern below it stays compiled, and the
+# ImageExampleGen task resolves the span when it runs.
+SPAN_FOLDER_PARAMETER = 'span_folder'
 # Added by create_pipeline(..., train=TrainConfig(...)).
 TRAINER = 'Trainer'
 EVALUATOR = 'Evaluator'
@@ -189,6 +218,12 @@ class PipelineOptions:
       Local runners only: the KFP v2 compiler supports no custom resolver.
     train_spans: Transform and the Trainer read this span and the ``train_spans - 1`` spans
       before it (needs a span pattern when > 1). The Evaluator always evaluates on this span.
+    previous_examples: instead of the resolver: the URI of the previous span's Examples (an
+      ImageExampleGen output folder), imported (Importer node PREVIOUS_EXAMPLES_IMPORTER) as
+      ClassBalance's drift baseline and leakage check. Needs a span pattern. The form KFP runs.
+    window_examples: instead of ``train_spans``: the URIs of earlier spans' Examples, oldest
+      first (at most MAX_WINDOW_EXAMPLES), imported and merged with this span's (SpanWindow):
+      Transform and the Trainer read the merge. Needs a span pattern. The form KFP runs.
     serving_model_dir: where the Pusher writes blessed models (``<dir>/<version>/``); default
       ``<pipeline_root>/serving_model`` (SERVING_MODEL_DIR).
     metadata_connection_config: the ML Metadata store; None lets the orchestrator provide one.
@@ -202,6 +237,8 @@ class PipelineOptions:
   runtime_parameters: bool = False
   span_history: bool = True
   train_spans: int = 1
+  previous_examples: str = ''
+  window_examples: Tuple[str, ...] = ()
   serving_model_dir: str = ''
   metadata_connection_config: Any = None
 
@@ -218,6 +255,27 @@ class PipelineOptions:
         or self.train_spans < 1:
       raise PipelineConfigError(f'train_spans must be an int >= 1, got {self.train_spans!r} '
                                 '(option --train-spans).')
+    self._check_imported_spans()
+
+  def _check_imported_spans(self) -> None:
+    window = self.window_examples
+    if isinstance(window, str):
+      raise PipelineConfigError(f'window_examples must be a list of URIs, got the string '
+                                f'{window!r} (option --window-examples, once per span).')
+    object.__setattr__(self, 'window_examples', tuple(window))
+    for name, uri in ([('previous_examples', self.previous_examples)] if self.previous_examples
+                      else []) + [('window_examples', u) for u in self.window_examples]:
+      if not isinstance(uri, str) or not uri.strip():
+        raise PipelineConfigError(f'{name}: an Examples URI must be a non-empty string, got '
+                                  f'{uri!r} (option --{name.replace("_", "-")}).')
+    if len(self.window_examples) > MAX_WINDOW_EXAMPLES:
+      raise PipelineConfigError(
+          f'window_examples: {len(self.window_examples)} earlier spans, at most '
+          f'{MAX_WINDOW_EXAMPLES} (option --window-examples).')
+    if self.window_examples and self.train_spans != 1:
+      raise PipelineConfigError('give the training window as train_spans (resolved through ML '
+                                'Metadata) or as window_examples (URIs), not both (options '
+                                '--train-spans, --window-examples).')
 
   @property
   def serving_dir(self) -> str:

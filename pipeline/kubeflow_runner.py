@@ -21,13 +21,17 @@ After TFX has built the spec, ``compile_pipeline`` edits two things TFX does not
 
 ``embeddable=True`` also declares the main artifacts as the pipeline's outputs (see
 EMBEDDED_OUTPUTS), so a user's kfp pipeline can consume them from the loaded component.
+The pipeline parameters are declared with their types (``_set_parameter_defaults``), and
+``check_parameter_values`` checks a run's values against them before submission.
 tests/support/kfp_harness.py runs a compiled spec task by task the way KFP's launcher does.
 """
 import dataclasses
+import json
 import os
 import re
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
+from components import options as options_lib
 from components.class_balance.config import BalanceConfig
 from components.image_example_gen.config import IngestConfig
 from components.trainer.config import TrainConfig
@@ -53,6 +57,7 @@ COMPONENT_RESOURCES: Dict[str, Tuple[float, float]] = {
     'Transform': (2, 4),
     'CuratedSchemaGen': (1, 2),
     'ExampleValidator': (1, 2),
+    configs.SPAN_WINDOW: (1, 2),  # with window_examples: copies shard files (I/O only)
 }
 # The tasks compile_pipeline(..., train=True) adds. The Trainer's template model is tiny (two
 # convolutions; tf.data decodes the PNGs on the task's cores); the Evaluator runs the model over
@@ -141,16 +146,82 @@ def _edit_spec(spec: Dict[str, Any], resources: Mapping[str, Tuple[float, float]
       container['resources'].update(cpuLimit=cpu, memoryLimit=memory)
 
 
-def _set_parameter_defaults(job: Dict[str, Any], defaults: Mapping[str, Any]) -> None:
-  """The pipeline parameters' defaults, which TFX 1.16 drops when writing schema 2.1: in the
-  root's inputDefinitions (KFP: a run may omit them) and the PipelineJob's runtimeConfig
-  (Vertex), in place."""
+# Pipeline parameter types (pipeline spec 2.1 ``parameterType``) of the Python types declared.
+KFP_PARAMETER_TYPES = {str: 'STRING', int: 'NUMBER_INTEGER', float: 'NUMBER_DOUBLE'}
+
+
+def _set_parameter_defaults(job: Dict[str, Any], defaults: Mapping[str, Any],
+                            types: Mapping[str, type]) -> None:
+  """The pipeline parameters' declared types and their defaults, which TFX 1.16 drops when
+  writing schema 2.1: in the root's inputDefinitions (KFP: a run may omit them; kfp and
+  ``check_parameter_values`` check values against the types) and the PipelineJob's
+  runtimeConfig (Vertex), in place."""
   params = job['pipelineSpec']['root'].setdefault('inputDefinitions', {}).setdefault(
       'parameters', {})
   for name, value in defaults.items():
-    params.setdefault(name, {})['defaultValue'] = value
-    params[name]['isOptional'] = True
+    declared = params.setdefault(name, {})
+    declared.update(parameterType=KFP_PARAMETER_TYPES[types[name]], defaultValue=value,
+                    isOptional=True)
   job.setdefault('runtimeConfig', {})['parameterValues'] = dict(defaults)
+
+
+def load_spec(template: str) -> Dict[str, Any]:
+  """The PipelineSpec of a compiled ``.yaml`` (KFP) or ``.json`` (Vertex PipelineJob)."""
+  with open(template, encoding='utf-8') as f:
+    if template.endswith('.json'):
+      doc = json.load(f)
+    else:
+      import yaml  # only here: the CLI imports this module for --help
+      doc = yaml.safe_load(f)
+  return doc.get('pipelineSpec', doc)
+
+
+_TYPE_TEXT = {'STRING': 'a string', 'NUMBER_INTEGER': 'an integer',
+              'NUMBER_DOUBLE': 'a number', 'BOOLEAN': 'true or false'}
+# Parameters that name data a task reads: a run cannot leave them empty.
+_URI_PARAMETERS = re.compile(
+    rf'^({configs.CSV_RUNTIME_PARAMETER}|{configs.SPAN_FOLDER_PARAMETER}|'
+    rf'{configs.PREVIOUS_EXAMPLES_PARAMETER}|{configs.WINDOW_EXAMPLES_PARAMETER}_\d+)$')
+
+
+def check_parameter_values(template: Union[str, Mapping[str, Any]],
+                           values: Mapping[str, Any]) -> Dict[str, Any]:
+  """A run's pipeline parameter values, checked against the compiled spec before they are
+  submitted; returns them. ``kfp.Client().create_run_from_pipeline_package`` and
+  ``aiplatform.PipelineJob`` pass values on unchecked (a seed 'abc' would fail on the cluster,
+  after the run started): here an unknown name, a value of another type than the declared
+  ``parameterType`` (an int for NUMBER_INTEGER, not a bool or 1.5), an empty URI, or an
+  ImageExampleGen option the options refuse (splits 'train', a class mapping that is not
+  JSON {"name": label}) raises ConfigError naming the parameter. ``template``: the compiled
+  file, or its PipelineSpec as a dict."""
+  spec = load_spec(template) if isinstance(template, str) else template
+  spec = spec.get('pipelineSpec', spec)
+  declared = spec['root'].get('inputDefinitions', {}).get('parameters', {})
+  for name, value in values.items():
+    if name not in declared:
+      raise _Error(f'parameter {name!r} is not a parameter of this pipeline; its parameters: '
+                   f'{", ".join(sorted(declared)) or "none"}.')
+    kind = declared[name].get('parameterType', '')
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = {'STRING': isinstance(value, str),
+          'NUMBER_INTEGER': number and isinstance(value, int),
+          'NUMBER_DOUBLE': number, 'BOOLEAN': isinstance(value, bool)}.get(kind, True)
+    if not ok:
+      raise _Error(f'parameter {name!r}: {value!r} is not {_TYPE_TEXT[kind]} (the compiled '
+                   f'spec declares it {kind}).')
+    if _URI_PARAMETERS.match(name) and not value.strip():
+      raise _Error(f'parameter {name!r} is empty: give the URI the task reads.')
+  runtime = options_lib.runtime_parameters(IngestConfig)
+  merged = {name: d['defaultValue'] for name, d in declared.items() if 'defaultValue' in d}
+  merged.update(values)
+  encoded = {field: merged[name] for field, name in runtime.items() if name in merged}
+  if options_lib.key(IngestConfig, 'class_mapping') in encoded:  # as the executor reads them
+    try:
+      options_lib.from_exec_properties(IngestConfig, encoded)
+    except ValueError as e:
+      names = ', '.join(repr(runtime[f]) for f in encoded if runtime[f] in values)
+      raise _Error(f'parameters {names or "(defaults)"}: {e}') from e
+  return dict(values)
 
 
 def _expose_outputs(spec: Dict[str, Any], train: bool = False) -> None:
@@ -184,12 +255,16 @@ def compile_pipeline(output: str, image: str, options: configs.PipelineOptions,
       ``runtime_parameters`` the CSV URI, class mapping (JSON), seed, splits and split
       manifest become pipeline parameters (configs.RUNTIME_PARAMETERS) whose defaults are the
       values given (a str default may be '': e.g. no split manifest), so one compiled spec
-      serves many datasets; without, they are compiled in as constants. ``span_history`` is
-      ignored: the KFP v2 compiler supports no custom resolver, so the resolver nodes of a
-      local run (drift baseline, span window) are left out and ClassBalance reports no drift.
+      serves many datasets; without, they are compiled in as constants. For a span pattern
+      the parameter is the folder the pattern is under (configs.SPAN_FOLDER_PARAMETER)
+      instead of the CSV. ``span_history`` is ignored and ``train_spans`` refused (the KFP
+      v2 compiler supports no custom resolver): give the previous span's Examples
+      (``previous_examples``: ClassBalance's drift baseline) and the training window's
+      (``window_examples``) by URI; they are imported, and with runtime parameters are
+      pipeline parameters too (``previous_examples``, ``window_examples_1`` ...).
     source: the CSV as the tasks see it, or an image folder (a URI or an absolute path,
       listed by ImageExampleGen when it runs; needs no runtime parameters and
-      ``ingest_config.class_mapping``). A span pattern (compiled without runtime parameters)
+      ``ingest_config.class_mapping``). A span pattern (its folder a runtime parameter, or not)
       takes ``source.span``, else the newest span when the task runs (ImageExampleGen's
       executor resolves it: KFP runs no component driver).
     train_config: add Trainer, Evaluator and Pusher. The Trainer's code is referenced by module
@@ -210,6 +285,7 @@ def compile_pipeline(output: str, image: str, options: configs.PipelineOptions,
 
   from pipeline.pipeline import create_pipeline
   from pipeline.pipeline import runtime_parameter_defaults
+  from pipeline.pipeline import runtime_parameter_types
 
   resources = resolve_resources(component_resources)
   if source.image_dir and options.runtime_parameters:
@@ -229,7 +305,8 @@ def compile_pipeline(output: str, image: str, options: configs.PipelineOptions,
   job = runner.run(pipeline, write_out=False)
   _edit_spec(job['pipelineSpec'], resources, vertex=output.endswith('.json'))
   if options.runtime_parameters:
-    _set_parameter_defaults(job, runtime_parameter_defaults(source, ingest_config))
+    _set_parameter_defaults(job, runtime_parameter_defaults(source, ingest_config, options),
+                            runtime_parameter_types(source, options))
   if embeddable:
     _expose_outputs(job['pipelineSpec'], train_config is not None)
   os.makedirs(os.path.dirname(output), exist_ok=True)

@@ -29,6 +29,7 @@ from pipeline.cli.options import _component_beam_args  # noqa: F401
 from pipeline.cli.options import _ingest_config  # noqa: F401
 from pipeline.cli.options import _is_uri  # noqa: F401
 from pipeline.cli.parser import build_parser
+from pipeline.cli.predict import _predict
 from pipeline.cli.report import _report
 from pipeline.cli.run import _run  # noqa: F401
 from pipeline.cli.run import COMPONENTS  # noqa: F401
@@ -82,7 +83,8 @@ def _main(argv: Optional[List[str]]) -> int:
   if not getattr(args, 'verbose', False):  # import-time FutureWarnings of google-cloud & co.
     warnings.simplefilter('ignore')
   handler = {'demo-data': _demo_data, 'validate': _validate, 'run': _run, 'compile': _compile,
-             'report': _report, 'lineage': _lineage}[args.command]
+             'report': _report, 'lineage': _lineage,
+             'predict': _predict}[args.command]
   display = progress.Display(quiet=getattr(args, 'quiet', False))
   try:
     try:

@@ -14,6 +14,7 @@ from pipeline.cli.arguments import _add_quiet_arg
 from pipeline.cli.arguments import _add_train_args
 from pipeline.cli.arguments import _add_transform_args
 from pipeline.cli.options import _positive_int
+from pipeline.cli.predict import add_predict_parser
 
 _DESCRIPTION = """\
 cxr-tfx turns a CSV index of chest X-ray images and lung masks (columns image_path, mask_path,
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
       formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest='command', metavar='COMMAND')
   sub.required = True
-  for add in (_add_demo_data, _add_validate, _add_run, _add_compile, _add_report, _add_lineage):
+  for add in (_add_demo_data, _add_validate, _add_run, _add_compile, _add_report, _add_lineage,
+              add_predict_parser):
     add(sub)
   return parser
 
@@ -200,9 +202,12 @@ def _add_compile(sub) -> None:
                   'ending in .yaml gets the\npipeline-spec IR for open-source KFP (it can also '
                   'be loaded as a step of your own KFP pipeline with\n'
                   'kfp.components.load_component_from_file); .json gets a Vertex PipelineJob. '
-                  'The components run\nfrom --image (see the Dockerfile); paths must be URIs '
-                  'the cluster can read (gs://, s3://, ...).\nPrints the file written and the '
-                  'command that submits it.',
+                  'The components run\nfrom --image (`make image` builds it; see the '
+                  'Dockerfile). Paths the tasks read must be URIs the cluster\ncan read (gs://, '
+                  's3://, ...): local paths are refused unless --allow-local-paths. Drift and '
+                  'the\ntraining window take the earlier spans\' Examples by URI '
+                  '(--previous-examples, --window-examples).\nPrints the file written and the '
+                  'command that submits it (docs/kubeflow.md).',
       examples=(
           'cxr-tfx compile --image REGISTRY/cxr-tfx:TAG --output cxr-tfx.yaml \\',
           '    --csv gs://bucket/all_image_mask_pairs.csv --class-mapping '
@@ -216,7 +221,13 @@ def _add_compile(sub) -> None:
           '    --image-dir gs://bucket/xrays --class-mapping data/class_mapping.json '
           '--no-runtime-parameters \\',
           '    --split-manifest gs://bucket/root/split_manifest.json --pipeline-root '
-          'gs://bucket/root'))
+          'gs://bucket/root',
+          "cxr-tfx compile --image REGISTRY/cxr-tfx:TAG --output weekly.json --csv "
+          "'gs://bucket/index-{SPAN}.csv' \\",
+          '    --class-mapping data/class_mapping.json --pipeline-root gs://bucket/root '
+          '--fail-on-drift \\',
+          '    --previous-examples gs://bucket/root/RUN/ImageExampleGen/examples \\',
+          '    --window-examples gs://bucket/root/RUN/ImageExampleGen/examples'))
   _add_ingest_args(compile_, csv_help='CSV index as the cluster sees it, e.g. gs://bucket/x.csv',
                    mapping_help='local JSON {"class name": label}, read now and compiled in',
                    exclude=('fingerprint_content',))
@@ -224,6 +235,19 @@ def _add_compile(sub) -> None:
                                'gs://bucket/xrays, or an absolute path), with '
                                '--no-runtime-parameters')
   _add_pipeline_build_args(compile_)
+  compile_.add_argument('--previous-examples', default='', metavar='URI',
+                        help='the previous span\'s Examples (an ImageExampleGen output folder, '
+                             'e.g. last week\'s run\'s): imported as ClassBalance\'s drift '
+                             'baseline, so --fail-on-drift works; with a span pattern in --csv. '
+                             'A pipeline parameter, previous_examples (docs/kubeflow.md)')
+  compile_.add_argument('--window-examples', action='append', default=[], metavar='URI',
+                        help='an earlier span\'s Examples for the training window, repeatable, '
+                             'oldest first: Transform (and with --train the Trainer) read them '
+                             'and this span\'s; pipeline parameters window_examples_1, ...')
+  compile_.add_argument('--allow-local-paths', action='store_true',
+                        help='accept local absolute paths for --csv, --image-dir, '
+                             '--split-manifest, --pipeline-root, --serving-dir and the Examples '
+                             'URIs, for a cluster whose nodes mount them at the same paths')
   compile_.add_argument('--resources', action='append', default=[], metavar='COMPONENT=CPU,MEM',
                         help='CPU and memory requested for one component\'s task, repeatable, '
                              'e.g. --resources Transform=4,16G (defaults: COMPONENT_RESOURCES '
@@ -235,11 +259,14 @@ def _add_compile(sub) -> None:
   compile_.add_argument('--no-runtime-parameters', action='store_true',
                         help='compile --csv, --class-mapping, --seed, --splits and '
                              '--split-manifest in as constants; by default they are pipeline '
-                             'parameters (csv_uri, class_mapping, seed, splits, split_manifest) '
-                             'defaulting to the given values. Needed with --image-dir')
+                             'parameters (csv_uri, or span_folder for a span pattern, '
+                             'class_mapping, seed, splits, split_manifest) defaulting to the '
+                             'given values. Needed with --image-dir')
   compile_.add_argument('--schema', default=configs.IMAGE_SCHEMA_FILE,
                         help='the schema.pbtxt path inside --image (default %(default)s)')
-  compile_.add_argument('--image', required=True, help='container image with cxr-tfx installed')
+  compile_.add_argument('--image', default=configs.DEFAULT_IMAGE,
+                        help='container image with cxr-tfx installed (default %(default)s: the '
+                             'tag `make image` builds; push it and give its registry name)')
   compile_.add_argument('--output', required=True, help='FILE.yaml (KFP) or FILE.json (Vertex)')
   compile_.add_argument('--pipeline-root', required=True, help='artifact root, e.g. gs://b/root')
   _add_quiet_arg(compile_)

@@ -21,7 +21,7 @@ def run_cli(*args, cwd=REPO):
   return subprocess.run([CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=900)
 
 
-SUBCOMMANDS = ('demo-data', 'validate', 'run', 'compile', 'report', 'lineage')
+SUBCOMMANDS = ('demo-data', 'validate', 'run', 'compile', 'report', 'lineage', 'predict')
 
 
 @pytest.mark.parametrize('argv, words', [
@@ -258,7 +258,8 @@ def _runner_calls(sub, tmp_path, monkeypatch):
   mapping = tmp_path / 'class_mapping.json'
   mapping.write_text('{"COVID": 0, "Normal": 1}')
   (tmp_path / 'index.csv').write_text('image_path,mask_path,class\na.png,,COVID\n')
-  extra = COMPILE_REQUIRED if sub == 'compile' else ['--pipeline-root', str(tmp_path / 'out')]
+  extra = ([*COMPILE_REQUIRED, '--allow-local-paths'] if sub == 'compile'  # a local CSV
+           else ['--pipeline-root', str(tmp_path / 'out')])
   return calls, [sub, *extra, '--csv', str(tmp_path / 'index.csv'), '--class-mapping',
                  str(mapping)]
 

@@ -54,7 +54,11 @@ def dag_structure(spec):
   tasks = {}
   for name, task in spec.root.dag.tasks.items():
     component = spec.components[task.component_ref.name]
-    container = executors[component.executor_label]['container']
+    executor = executors[component.executor_label]
+    if 'container' not in executor:  # a resolver: KFP queries ML Metadata, no container
+      tasks[name] = dict(component=task.component_ref.name, executor=sorted(executor)[0])
+      continue
+    container = executor['container']
     tasks[name] = dict(
         component=task.component_ref.name,
         depends_on=sorted(task.dependent_tasks),
@@ -159,6 +163,7 @@ def test_name_beam_args_and_resources_per_component(compiled):
       assert task_args.index(BEAM_ARGS_FOR[name][-1]) > task_args.index('--runner=DataflowRunner')
   assert '--direct_num_workers=2' not in args['StatisticsGen']
   expected = dict(COMPONENT_RESOURCES, Transform=(4, 16), ExampleValidator=(0.5, 0.536871))
+  del expected['SpanWindow']  # a task only with window_examples
   assert {name: (t['resources']['cpuRequest'], t['resources']['memoryRequest'])
           for name, t in got.items()} == expected
   assert set(expected) == set(got)
@@ -257,12 +262,16 @@ def test_train_compiles_trainer_evaluator_and_pusher_from_the_image(compiled_tra
   spec = _load(compiled_train)
   got = dag_structure(spec)['tasks']
   default = dag_structure(_load(compiled[0]))['tasks']
-  assert set(got) == set(default) | {'Trainer', 'Evaluator', 'Pusher'}
+  baseline = ('latest_blessed_model_resolver-model-blessing-resolver',
+              'latest_blessed_model_resolver-model-resolver')
+  assert set(got) == set(default) | {'Trainer', 'Evaluator', 'Pusher', *baseline}
+  assert [got[b]['executor'] for b in baseline] == ['resolver', 'resolver']
   for name, task in default.items():
     assert got[name] == task, name
   assert got['Trainer']['executor'] == 'components.trainer.executor.Executor'
   assert got['Trainer']['inputs'] == ['class_balance', 'examples', 'schema', 'transform_graph']
-  assert got['Evaluator']['depends_on'] == ['CuratedSchemaGen', 'ImageExampleGen', 'Trainer']
+  assert got['Evaluator']['depends_on'] == ['CuratedSchemaGen', 'ImageExampleGen', 'Trainer',
+                                            baseline[1]]
   assert got['Pusher']['depends_on'] == ['Evaluator', 'Trainer']
   assert got['Trainer']['resources'] == {'cpuRequest': 4.0, 'memoryRequest': 8.0}
   assert (got['Evaluator']['resources']['cpuRequest'],
