@@ -19,7 +19,7 @@ echo "       Install one (e.g. 'pyenv install 3.10') or run: make PYTHON310=/pat
 exit 1
 endef
 
-.PHONY: help install demo test test-fast lint typecheck bench lock docs docs-check cli-docs clean
+.PHONY: help install demo test test-fast lint typecheck bench lock docs docs-check cli-docs clean image
 help:
 	@echo "make demo     - install, generate demo data, run the whole pipeline (LocalDagRunner)"
 	@echo "make test     - install, lint (ruff), type-check (mypy), build the docs (mkdocs --strict),"
@@ -32,6 +32,8 @@ help:
 	@echo "make docs     - install, build the documentation site into build/site/"
 	@echo "make cli-docs - regenerate docs/cli.md from the command line's parser"
 	@echo "make lock     - re-resolve requirements.in and requirements-dev.in into the locks"
+	@echo "make image    - build the Dockerfile's image (docker or podman) as cxr-tfx:<version>,"
+	@echo "                the image \`cxr-tfx compile\` uses by default (docs/kubeflow.md)"
 
 install: $(STAMP)
 
@@ -67,12 +69,13 @@ lint: $(STAMP)
 # need more than annotations): class_balance/{anomalies,balance,drift,html_report,image_stats,
 # measure}.py, image_example_gen/split_history.py. Its cache goes into the venv.
 TYPED_MODULES := components/__init__.py components/errors.py components/features.py components/options.py \
-  $(addprefix components/class_balance/,__init__.py config.py scan_result.py) \
+  $(addprefix components/class_balance/,__init__.py config.py image_findings.py scan_result.py) \
   $(addprefix components/image_example_gen/,__init__.py assignment.py config.py dicom.py \
     duplicates.py files.py fingerprint.py folders.py image_header.py index.py mask_check.py spans.py \
-    staging.py summary.py) \
+    staging.py summary.py perceptual.py quality.py shortcut.py findings.py image_facts.py) \
   $(addprefix components/schema_gen/,__init__.py class_domain.py precheck.py) \
-  components/trainer/__init__.py components/trainer/config.py \
+  components/trainer/__init__.py components/trainer/config.py components/trainer/report.py \
+  components/trainer/predict.py \
   components/transform/__init__.py components/transform/config.py
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --ignore-missing-imports --follow-imports=silent --python-version 3.10 \
@@ -98,6 +101,18 @@ lock: $(STAMP)
 	  --python-platform x86_64-manylinux_2_36
 	$(UV) pip compile requirements-dev.in -c requirements.lock -o requirements-dev.lock \
 	  --python-version 3.10 --python-platform x86_64-manylinux_2_36
+
+# The image KFP's tasks run (the Dockerfile), tagged with the package version (setup.py): the
+# tag `cxr-tfx compile --image` defaults to (pipeline/configs.py, DEFAULT_IMAGE). Needs no venv.
+IMAGE_NAME := cxr-tfx
+VERSION := $(shell sed -n "s/^ *version='\([^']*\)',.*/\1/p" setup.py)
+image:
+	@engine=$$(command -v docker || command -v podman) || { \
+	  echo "error: make image needs docker or podman on PATH, and neither is installed." >&2; \
+	  echo "       Install one, or build the Dockerfile where one is: docker build -t $(IMAGE_NAME):$(VERSION) ." >&2; \
+	  exit 1; }; \
+	echo "$$engine build -t $(IMAGE_NAME):$(VERSION) --build-arg VERSION=$(VERSION) ."; \
+	"$$engine" build -t $(IMAGE_NAME):$(VERSION) --build-arg VERSION=$(VERSION) .
 
 clean:
 	rm -rf demo_out bench/work .pytest_cache

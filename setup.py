@@ -4,7 +4,8 @@ DICOM) into validated, sharded tf.Examples.
 Loose requirements live here; the exact, tested set is pinned in requirements.lock
 (installed by `make install`). Keep the two in step (`make lock` re-resolves the lock).
 """
-from setuptools import find_packages, setup
+from setuptools import find_packages
+from setuptools import setup
 
 setup(
     name='cxr-tfx',
@@ -22,8 +23,7 @@ setup(
         'tensorflow-transform>=1.16,<1.22',
         'ml-metadata>=1.16,<1.22',
         'pillow>=9',
-        'isal>=1.6',  # zlib-compatible inflate (ISA-L) for the PNG check
-        'pyspng>=0.1.1',  # libspng: the one PNG decode per file
+        'opencv-python-headless>=4.8',  # libpng (cv2.imdecode): the one PNG decode per file
         'numpy<2',
         # DICOM input: pydicom reads and renders; pylibjpeg's plugins decode JPEG / JPEG-LS
         # (libjpeg) and JPEG 2000 (openjpeg) pixel data (RLE and deflate are pydicom's own).

@@ -8,7 +8,9 @@ which is what ``image`` holds).
 
 ``OPTIONAL`` features are written only on some records: the ``dicom_*`` facts on records whose
 image was a DICOM file (never a header value that identifies anyone), and ``group_hash`` when
-rows are grouped (``--group-column``): a salted hash of the group, never the raw patient ID.
+rows are grouped (``--group-column``): a salted hash of the group, never the raw patient ID;
+``image_fingerprint`` when the workers measured the image's pixels (``--verify full`` with
+``--near-duplicates`` other than off): its perceptual fingerprint (near-duplicate grouping).
 """
 
 IMAGE = 'image'
@@ -24,5 +26,7 @@ DICOM_PHOTOMETRIC = 'dicom_photometric'  # bytes: MONOCHROME1 | MONOCHROME2 (as 
 DICOM_BITS_STORED = 'dicom_bits_stored'  # int64: Bits Stored
 DICOM_PIXEL_SPACING = 'dicom_pixel_spacing'  # float [row, column] mm; absent when unknown
 GROUP_HASH = 'group_hash'  # bytes: hex HMAC-SHA256(salt, group value)
+# bytes: the image's perceptual fingerprint (perceptual.Fingerprint.to_text()), when measured
+IMAGE_FINGERPRINT = 'image_fingerprint'
 DICOM = (DICOM_TRANSFER_SYNTAX, DICOM_PHOTOMETRIC, DICOM_BITS_STORED, DICOM_PIXEL_SPACING)
-OPTIONAL = DICOM + (GROUP_HASH,)
+OPTIONAL = DICOM + (GROUP_HASH, IMAGE_FINGERPRINT)

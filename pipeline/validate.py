@@ -27,7 +27,9 @@ The result (``Validation``) and its report (``format_report``, re-exported here)
 import collections
 import concurrent.futures
 import dataclasses
+import gzip
 import hashlib
+import json
 import multiprocessing
 import os
 import time
@@ -38,7 +40,9 @@ from components.image_example_gen import assignment
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import duplicates as duplicates_lib
 from components.image_example_gen import files
+from components.image_example_gen import findings as findings_lib
 from components.image_example_gen import index
+from components.image_example_gen import summary as summary_lib
 from pipeline.validate_report import format_report  # noqa: F401 (re-export)
 from pipeline.validate_report import Validation
 
@@ -97,7 +101,8 @@ def load_prior(config: config_lib.IngestConfig) -> Optional[assignment.SplitMani
 # --- Per-row checks in worker processes ------------------------------------------------------
 
 # problems, sha256, mask codes, the group read from a DICOM header (hashed; '' otherwise)
-RowResult = Tuple[Tuple[Tuple[str, str], ...], str, Tuple[str, ...], str]
+# (problems, image sha256, mask findings, DICOM group hash, fingerprint text, measures text)
+RowResult = Tuple[Tuple[Tuple[str, str], ...], str, Tuple[str, ...], str, str, str]
 _options: Optional[files.CheckOptions] = None
 
 
@@ -111,9 +116,11 @@ def check_row(image_path: str, mask_path: str, options: files.CheckOptions) -> R
   sha256 and DICOM group as ``ingest.load_and_hash`` takes them."""
   loaded = files.load_row(image_path, mask_path, options)
   if loaded.problems:
-    return loaded.problems, '', (), ''
+    return loaded.problems, '', (), '', '', ''
   group = loaded.image_dicom.group_hash if options.group_keyword else ''
-  return (), hashlib.sha256(loaded.image).hexdigest(), tuple(loaded.mask_findings), group
+  facts = loaded.facts
+  return ((), hashlib.sha256(loaded.image).hexdigest(), tuple(loaded.mask_findings), group,
+          facts.fingerprint if facts else '', facts.encode() if facts else '')
 
 
 def _check_batch(paths: Sequence[Tuple[str, str]]) -> List[RowResult]:
@@ -182,7 +189,8 @@ def validate(source: Any, config: config_lib.IngestConfig, workers: int = 0,
   mask_counts: Dict[str, Dict[str, int]] = {}
   mask_findings: List[Dict[str, Any]] = []
   rows_with_mask_findings = 0
-  for row, (problems, sha256, mask_codes, dicom_group) in zip(checked.rows, results):
+  for row, (problems, sha256, mask_codes, dicom_group, fingerprint, measures) in zip(
+      checked.rows, results):
     counts = class_rows[row.class_name]
     counts['rows'] += 1
     counts['without_mask'] += not row.mask_path
@@ -192,12 +200,14 @@ def validate(source: Any, config: config_lib.IngestConfig, workers: int = 0,
                                                        for p, r in problems]))
       continue
     good.append(dataclasses.replace(row, image_sha256=sha256,
-                                    group=dicom_group if options.group_keyword else row.group))
+                                    group=dicom_group if options.group_keyword else row.group,
+                                    fingerprint=fingerprint, measures=measures))
     if row.mask_path:
       _count_mask(mask_counts, mask_findings, row, mask_codes)
       rows_with_mask_findings += bool(mask_codes)
 
   kept, dropped, groups = duplicates_lib.apply_policy(good, config.duplicates)
+  near_groups = _near_duplicate_groups(kept, prior, config)
   shards, plan_error, membership = [], '', {}
   if not kept:
     plan_error = 'no usable rows: every row is bad'
@@ -207,7 +217,9 @@ def validate(source: Any, config: config_lib.IngestConfig, workers: int = 0,
           kept, config.splits, config.seed,
           config.group_assignment == config_lib.GROUP_ASSIGNMENT_STABLE, prior=prior,
           span=span, group_key=lambda r: files.written_group(r.group, options),
-          group_salt_check=assignment.salt_check(options.group_salt))
+          group_salt_check=assignment.salt_check(options.group_salt),
+          near_groups=(near_groups if config.near_duplicates == config_lib.NEAR_DUPLICATES_GROUP
+                       else ()))
       shards, membership = dealt.shards, dealt.report
     except assignment.AssignmentError as e:
       plan_error = str(e)
@@ -218,6 +230,14 @@ def validate(source: Any, config: config_lib.IngestConfig, workers: int = 0,
                     split=split_of.get(r.image_id, '')) for r in g.rows]
     duplicate_groups.append(dict(sha256=g.sha256, members=members, crosses_splits=len(
         {m['split'] for m in members if m['split']}) > 1))
+  measured = {}
+  if any(r.measures for r in kept):
+    measured = dict(
+        near_duplicate_groups=findings_lib.near_duplicate_entries(
+            near_groups, kept, split_of, prior.images if prior is not None else {}, span),
+        quality=findings_lib.quality_entry(kept, split_of, config.quality_thresholds_parsed),
+        shortcut=findings_lib.shortcut_entry(kept, config.seed, config.shortcut_threshold)
+        or {})
   return Validation(
       csv_path=source.csv_path, image_dir=source.image_dir, config=config,
       rows_in=checked.rows_in,
@@ -228,7 +248,31 @@ def validate(source: Any, config: config_lib.IngestConfig, workers: int = 0,
       files_checked=sum(1 + bool(r.mask_path) for r in checked.rows),
       seconds=time.monotonic() - started, workers=workers,
       classes_without_folder=list(read.folder.classes_without_folder) if read.folder else [],
-      membership=membership, prior_seed=prior.seed if prior is not None else None)
+      membership=membership, prior_seed=prior.seed if prior is not None else None,
+      **measured)
+
+
+def _near_duplicate_groups(rows: Sequence[index.IndexRow],
+                           prior: Optional[assignment.SplitManifest],
+                           config: config_lib.IngestConfig) -> List[List[str]]:
+  """The near-duplicate groups (sha256 lists) among the rows and the prior's images, found in
+  memory as ImageExampleGen's Beam stage finds them (near_duplicates.group_pairs)."""
+  if config.near_duplicates == config_lib.NEAR_DUPLICATES_OFF:
+    return []
+  from components.image_example_gen import near_duplicates
+  from components.image_example_gen import perceptual
+  if not any(r.fingerprint for r in rows):
+    return []
+  texts = {}
+  if prior is not None and config.split_manifest:  # published with it (a local file here)
+    path = os.path.join(os.path.dirname(config.split_manifest),
+                        summary_lib.SPLIT_FINGERPRINTS_FILE)
+    if os.path.exists(path):
+      with gzip.open(path, 'rt', encoding='utf-8') as f:
+        texts = {e['sha256']: e['fingerprint'] for e in map(json.loads, f)}
+  texts.update((r.image_sha256, r.fingerprint) for r in rows if r.fingerprint)
+  return near_duplicates.group_pairs(
+      {sha: perceptual.Fingerprint.from_text(t) for sha, t in texts.items()})
 
 
 def _count_mask(counts: Dict[str, Dict[str, int]], listed: List[Dict[str, Any]],

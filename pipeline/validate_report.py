@@ -12,6 +12,7 @@ from components.errors import escape_name
 from components.image_example_gen import assignment
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import duplicates as duplicates_lib
+from components.image_example_gen import findings as findings_lib
 from components.image_example_gen import index
 from components.image_example_gen import summary as summary_lib
 
@@ -40,6 +41,10 @@ class Validation:
   classes_without_folder: List[str] = dataclasses.field(default_factory=list)
   membership: Dict[str, Any] = dataclasses.field(default_factory=dict)  # assign's report
   prior_seed: Optional[int] = None  # the split manifest's seed, when one was given
+  # What the images' pixels showed (verify full), as the run's summary has them (findings.py)
+  near_duplicate_groups: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+  quality: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  shortcut: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
   def bad_rows(self) -> List[index.Problem]:
@@ -138,6 +143,8 @@ def format_report(v: Validation) -> str:
   lines.append(f'files: {v.files_checked:,} images and masks checked (verify {c.verify}, '
                f'mask check {c.mask_check}) with {v.workers} process(es) in '
                f'{v.seconds:.1f} s')
+  lines += findings_lib.format_lines(c.near_duplicates, v.near_duplicate_groups, v.quality,
+                                     v.shortcut)
   if v.mask_counts:
     codes = sorted({k for counts in v.mask_counts.values() for k in counts if k != 'masks'})
     if codes:

@@ -18,6 +18,10 @@ SLOW_PATHS = ('pipeline/', 'faults/', 'test_portable_beam.py')
 FAST_MODULES = frozenset({
     'pipeline/test_demo_data.py',  # the demo data generator: numpy and Pillow only
     'pipeline/test_metadata_store.py',  # parsing --metadata addresses: pure
+    'components/image_example_gen/test_perceptual.py',  # fingerprints: NumPy
+    'components/image_example_gen/test_near_duplicates.py',  # Beam DirectRunner, no TensorFlow
+    'components/image_example_gen/test_quality.py',  # NumPy
+    'components/image_example_gen/test_shortcut.py',  # NumPy, scikit-learn
 })
 SLOW_FIXTURES = frozenset({
     'balanced_run',  # the whole pipeline (LocalDagRunner)

@@ -24,8 +24,9 @@ Records inside a shard are written in another seeded hash order (content, then k
 images in any order, under any path, with the same seed give the same splits and byte-identical
 shards when their keys agree (keys are paths relative to the CSV's folder or the image folder).
 
-Units: rows linked by identical image bytes or a shared group (patient) are one unit
-(``_units``: connected components), always dealt whole, so exact duplicates never straddle
+Units: rows linked by identical image bytes, a shared group (patient) or a near-duplicate group
+(re-encoded, resized, cropped copies: ``near_duplicates.py``) are one unit (``_units``:
+connected components), always dealt whole, so neither exact nor near duplicates straddle
 splits. Without multi-row units or groups every unit is one image and the guarantees above hold.
 Otherwise units are dealt like groups: taken largest first (ties in seeded hash order), each to
 the split, then (among the units of that split) to the shard, where it least increases the
@@ -219,14 +220,18 @@ class Assignment:
 def assign(rows: Sequence[IndexRow], splits: Sequence[SplitSpec], seed: int,
            stable_groups: bool = False, prior: Optional['SplitManifest'] = None,
            span: int = 0, group_key: Optional[Callable[[IndexRow], str]] = None,
-           group_salt_check: str = '') -> Assignment:
+           group_salt_check: str = '', near_groups: Sequence[Sequence[str]] = ()
+           ) -> Assignment:
   """Assigns every row to exactly one shard; see the module doc.
 
   ``prior``: a published membership; every unit (an image by content, with its identical
   copies and its group) that it names keeps its split there. ``span``: this run's span, recorded
   for new images. ``group_key``: a row -> the key its group has in manifests (the salted
   ``group_hash``; default: the group as given). ``group_salt_check``: ``salt_check`` of the
-  salt those keys use; a prior with another one cannot match groups (reported)."""
+  salt those keys use; a prior with another one cannot match groups (reported).
+  ``near_groups``: near-duplicate groups, each a list of image sha256s (the prior manifest's
+  images among them too): a group is one unit with everything its images are linked to, and
+  keeps the split of any member the prior names."""
   ids = [r.image_id for r in rows]
   if len(set(ids)) != len(ids):
     dup = next(i for i, c in collections.Counter(ids).items() if c > 1)
@@ -254,13 +259,14 @@ def assign(rows: Sequence[IndexRow], splits: Sequence[SplitSpec], seed: int,
           'the manifest\'s patient groups were hashed with another group salt (option '
           '--group-salt), so they cannot be matched: groups were dealt as new, images kept '
           'their splits by content')
-  units = _units(rows)
+  units, linked = _units(rows, near_groups)
   fixed: Dict[str, str] = {}  # unit key -> split kept from the prior
   conflicts = []
   if prior is not None:
     order = {n: i for i, n in enumerate(names)}
     for key, members in units.items():
       had = {prior.images[r.image_sha256][0] for r in members if r.image_sha256 in prior.images}
+      had |= {prior.images[sha][0] for sha in linked.get(key, ()) if sha in prior.images}
       if groups_comparable:
         had |= {prior.groups[group_key(r)] for r in members
                 if r.group and group_key(r) in prior.groups}
@@ -313,10 +319,13 @@ def _order_key(row: IndexRow) -> str:
   return f'{row.image_sha256}\x00{row.image_id}' if row.image_sha256 else row.image_id
 
 
-def _units(rows: Sequence[IndexRow]) -> Dict[str, List[IndexRow]]:
-  """The units dealt whole: rows linked by identical image bytes or a shared group (connected
-  components, union-find). {unit key: rows}; a unit's key is its smallest group ('g:' + group)
-  or, without groups, its image's content key ('i:' + sha256)."""
+def _units(rows: Sequence[IndexRow], near_groups: Sequence[Sequence[str]] = ()
+           ) -> Tuple[Dict[str, List[IndexRow]], Dict[str, List[str]]]:
+  """The units dealt whole: rows linked by identical image bytes, a shared group (patient) or a
+  near-duplicate group (connected components, union-find) -> ({unit key: rows}, {unit key: the
+  sha256s of images linked to it that are not rows of this input (a prior span's)}). A unit's
+  key is its smallest group ('g:' + group) or, without groups, its smallest content key
+  ('i:' + sha256)."""
   parent: Dict[str, str] = {}
 
   def find(x):
@@ -326,16 +335,28 @@ def _units(rows: Sequence[IndexRow]) -> Dict[str, List[IndexRow]]:
       x = parent[x]
     return x
 
+  def union(a, b):
+    a, b = find(a), find(b)
+    if a != b:
+      parent[max(a, b)] = min(a, b)  # 'g:' < 'i:': a group names its unit
+
   for r in rows:
-    a = find(_unit_key(r))
+    find(_unit_key(r))
     if r.group:
-      b = find('g:' + r.group)
-      if a != b:
-        parent[max(a, b)] = min(a, b)  # 'g:' < 'i:': a group names its unit
+      union(_unit_key(r), 'g:' + r.group)
+  for members in near_groups:
+    for sha in members[1:]:
+      union('i:' + members[0], 'i:' + sha)
   units: Dict[str, List[IndexRow]] = collections.defaultdict(list)
   for r in rows:
     units[find(_unit_key(r))].append(r)
-  return dict(units)
+  present = {r.image_sha256 for r in rows}
+  linked: Dict[str, List[str]] = collections.defaultdict(list)
+  for members in near_groups:
+    for sha in members:
+      if sha not in present and find('i:' + sha) in units:
+        linked[find('i:' + sha)].append(sha)
+  return dict(units), dict(linked)
 
 
 def _deal_rows(rows: Sequence[IndexRow], splits: Sequence[SplitSpec], seed: int,

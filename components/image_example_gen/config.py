@@ -57,6 +57,15 @@ DEFAULT_GROUP_SALT = 'cxr-tfx/group/v1'
 GROUP_ASSIGNMENT_BALANCED = 'balanced'
 GROUP_ASSIGNMENT_STABLE = 'stable'
 GROUP_ASSIGNMENT_CHOICES = (GROUP_ASSIGNMENT_BALANCED, GROUP_ASSIGNMENT_STABLE)
+# Near-duplicate images (near_duplicates.py), found on the pixels verify=full decodes:
+NEAR_DUPLICATES_GROUP = 'group'  # each group is one unit of the deal: never straddles splits
+NEAR_DUPLICATES_REPORT = 'report'  # dealt as any image; the groups are reported
+NEAR_DUPLICATES_OFF = 'off'  # no grouping
+NEAR_DUPLICATES_CHOICES = (NEAR_DUPLICATES_GROUP, NEAR_DUPLICATES_REPORT, NEAR_DUPLICATES_OFF)
+# Shortcut risk (shortcut.py): the cross-validated one-vs-rest balanced accuracy (chance 0.5)
+# with which non-anatomical properties tell some class from the others, from which the run
+# warns.
+DEFAULT_SHORTCUT_THRESHOLD = 0.8
 
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_]+$')
 
@@ -191,8 +200,32 @@ class IngestConfig:
       help='the cache notices changed images by path, size and mtime; this adds a sha256 of '
            'every referenced file (reads them all before each run). (On Kubeflow, `compile` '
            'turns caching off for ImageExampleGen instead.)')
+  near_duplicates: str = options.option(
+      NEAR_DUPLICATES_GROUP, flag='--near-duplicates', choices=NEAR_DUPLICATES_CHOICES,
+      help='images that are copies of one another once re-encoded, resized, cropped or '
+           're-exposed (perceptual fingerprints, verified on thumbnails; needs --verify full): '
+           'group deals each group to one split as one unit, keeping the split a previous '
+           'span gave any of them; report deals them as any image and reports them; off does '
+           'not look (default %(default)s)')
+  quality_thresholds: str = options.option(
+      '', flag='--quality-thresholds', metavar='NAME=VALUE,...',
+      help='image-quality thresholds to change from their defaults (dark, light, blurry, low '
+           'information, odd size and aspect; docs/near_duplicates.md lists them), e.g. '
+           'dark=0.1')
+  shortcut_threshold: float = options.option(
+      DEFAULT_SHORTCUT_THRESHOLD, flag='--shortcut-threshold', kind=float, metavar='ACCURACY',
+      help='warn of shortcut risk when non-anatomical properties (size, mode, format, '
+           'intensity, borders, corners) tell some class from the others with at least this '
+           'cross-validated balanced accuracy (chance 0.5; default %(default)s)')
 
   def __post_init__(self):
+    if not (isinstance(self.shortcut_threshold, (int, float))
+            and not isinstance(self.shortcut_threshold, bool)
+            and 0 < self.shortcut_threshold <= 1):
+      raise ConfigError(f'shortcut_threshold must be a number in (0, 1], got '
+                        f'{self.shortcut_threshold!r} (option --shortcut-threshold).')
+    if self.quality_thresholds:
+      self.quality_thresholds_parsed  # pylint: disable=pointless-statement  (raises if bad)
     if self.class_mapping:  # empty: derived from an image folder's class folders
       validate_class_mapping(self.class_mapping)
     object.__setattr__(self, 'splits', tuple(
@@ -245,12 +278,47 @@ class IngestConfig:
     return mask_check_lib.parse_size(self.mask_size)
 
   @property
+  def quality_thresholds_parsed(self):
+    """``quality_thresholds`` ('NAME=VALUE,...') over quality.QualityThresholds' defaults."""
+    return parse_quality_thresholds(self.quality_thresholds)
+
+  @property
+  def measures_images(self) -> bool:
+    """Whether the workers measure each image's pixels (fingerprint, quality, properties):
+    they do on the decode verify=full makes; header mode decodes no image."""
+    return self.verify == VERIFY_FULL
+
+  @property
   def quarantine(self) -> bool:
     return self.on_bad_record == ON_BAD_RECORD_QUARANTINE
 
   @property
   def total_shards(self) -> int:
     return sum(s.num_shards for s in self.splits)
+
+
+def parse_quality_thresholds(text: str):
+  """'dark=0.1,blurry=20' -> quality.QualityThresholds with those fields changed; ConfigError
+  naming the option on an unknown name or a value that is not a number."""
+  from components.image_example_gen import quality  # numpy: imported when a config is made
+  defaults = quality.QualityThresholds()
+  names = [f.name for f in dataclasses.fields(defaults)]
+  changes = {}
+  for item in filter(None, (t.strip() for t in str(text or '').split(','))):
+    name, sep, value = item.partition('=')
+    name = name.strip()
+    if not sep or name not in names:
+      raise ConfigError(f'quality_thresholds: {item!r} is not NAME=VALUE with NAME one of '
+                        f'{names} (option --quality-thresholds).')
+    try:
+      number = float(value)
+      if not math.isfinite(number):
+        raise ValueError
+    except ValueError:
+      raise ConfigError(f'quality_thresholds: {name} must be a number, got {value!r} '
+                        '(option --quality-thresholds).') from None
+    changes[name] = type(getattr(defaults, name))(number)
+  return dataclasses.replace(defaults, **changes)
 
 
 def parse_dicom_window(text: str) -> Tuple[float, ...]:

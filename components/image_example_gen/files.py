@@ -19,11 +19,12 @@ import functools
 import os
 import posixpath
 import stat
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 from components.errors import file_kind
 from components.image_example_gen import config as config_lib
 from components.image_example_gen import dicom as dicom_lib
+from components.image_example_gen import image_facts
 from components.image_example_gen import image_header as header_lib
 from components.image_example_gen import mask_check as mask_check_lib
 
@@ -48,6 +49,7 @@ class CheckOptions:
   allow_burned_in: bool = False  # write DICOM files whose BurnedInAnnotation is YES
   group_keyword: str = ''  # DICOM keyword whose (hashed) value is the row's group, or ''
   group_salt: str = ''  # salt of group hashes ('' = dicom.DEFAULT_GROUP_SALT)
+  facts: bool = False  # measure each image's pixels (image_facts): fingerprint, quality, ...
 
 
 def is_uri(path: str) -> bool:
@@ -60,7 +62,9 @@ def within_by_name(path: str, roots: Sequence[str]) -> bool:
   if is_uri(path):
     norm = path.rstrip('/')
     return any(norm.startswith(r.rstrip('/') + '/') for r in roots if is_uri(r))
-  norm = os.path.normpath(os.path.abspath(path))
+  # resolve_path's output is absolute and normalised already: normpath only what is not
+  norm = path if path.startswith('/') and '/.' not in path and '//' not in path and (
+      not path.endswith('/')) else os.path.normpath(os.path.abspath(path))
   return any(_under(norm, _norm_root(r)) for r in roots if not is_uri(r))
 
 
@@ -161,9 +165,10 @@ def read_confined(path: str, what: str, options: CheckOptions) -> bytes:
 
 
 def read_image(path: str, what: str, options: CheckOptions
-               ) -> Tuple[bytes, header_lib.ImageHeader, Optional[dicom_lib.DicomInfo]]:
-  """-> (the bytes to write, their image header, the DICOM facts or None), every check done on
-  the bytes read; else BadFile. A DICOM file's bytes to write are its rendered PNG."""
+               ) -> Tuple[bytes, header_lib.Decoded, Optional[dicom_lib.DicomInfo]]:
+  """-> (the bytes to write, their header and -- verify 'full' -- pixels, the DICOM facts or
+  None), every check done on the bytes read; else BadFile. A DICOM file's bytes to write are its
+  rendered PNG (its pixels are decoded from it when they are needed)."""
   data = read_confined(path, what, options)
   if dicom_lib.is_dicom(data):
     try:
@@ -174,18 +179,17 @@ def read_image(path: str, what: str, options: CheckOptions
           group_salt=options.group_salt)
     except dicom_lib.BadDicom as e:
       raise BadFile(f'bad {what}: {e}') from e
-    return rendered.png, header_lib.ImageHeader(
-        'png', rendered.width, rendered.height, rendered.bit_depth, 'L'), rendered.info
+    return rendered.png, header_lib.Decoded(header_lib.ImageHeader(
+        'png', rendered.width, rendered.height, rendered.bit_depth, 'L')), rendered.info
   try:
-    header = header_lib.inspect_image(data, verify=options.verify,
-                                        max_pixels=options.max_pixels)
+    decoded = header_lib.decode_image(data, verify=options.verify, max_pixels=options.max_pixels)
   except header_lib.BadImage as e:
     if dicom_lib.has_dicom_suffix(path) and not data.startswith(
         (header_lib.PNG_SIGNATURE, header_lib.JPEG_SIGNATURE)):
       raise BadFile(f'bad {what}: not a DICOM file: no DICM marker at byte 128 (files without '
                     'the DICOM Part 10 preamble and file meta are not read)') from e
     raise BadFile(f'bad {what}: {e}') from e
-  return data, header, None
+  return data, decoded, None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,12 +203,22 @@ class LoadedRow:
   mask_findings: Tuple[str, ...] = ()  # mask_check codes of a written row's mask (warn)
   image_dicom: Optional[dicom_lib.DicomInfo] = None  # when the image file was DICOM
   mask_dicom: Optional[dicom_lib.DicomInfo] = None
+  facts: Optional[image_facts.ImageFacts] = None  # options.facts: what the pixels showed
+
+
+def _pixels(data: bytes, decoded: header_lib.Decoded) -> Any:
+  """The pixels of a checked file: those its check decoded, else one decode now (header mode,
+  a rendered DICOM file)."""
+  if decoded.pixels is not None:
+    return decoded.pixels
+  return header_lib.decode_image(data, verify=config_lib.VERIFY_FULL).pixels
 
 
 def load_row(image_path: str, mask_path: str, options: CheckOptions) -> LoadedRow:
-  """Reads and checks a row's image and (if any) mask; every problem is collected. The mask's
-  content is checked (mask_check) unless options.mask_check is off: under fail its findings
-  (except an empty mask) are problems, else they are returned as mask_findings. With
+  """Reads and checks a row's image and (if any) mask, each decoded at most once; every problem
+  is collected. The mask's content is checked (mask_check) unless options.mask_check is off:
+  under fail its findings (except an empty mask) are problems, else they are returned as
+  mask_findings. With options.facts the image's pixels are measured (image_facts). With
   options.group_keyword the image must be DICOM (its group is read from its header)."""
   out, problems = {}, []
   for what, path in (('image', image_path), ('mask', mask_path)):
@@ -220,19 +234,26 @@ def load_row(image_path: str, mask_path: str, options: CheckOptions) -> LoadedRo
         'from the DICOM header, and this image is not a DICOM file')))
   if problems:
     return LoadedRow(problems=tuple(problems))
-  image, image_hdr, image_dicom = out['image']
-  mask, mask_hdr, mask_dicom = out.get('mask', (b'', None, None))
+  image, image_decoded, image_dicom = out['image']
+  mask, mask_decoded, mask_dicom = out.get('mask', (b'', None, None))
+  image_hdr = image_decoded.header
+  mask_hdr = mask_decoded.header if mask_decoded is not None else None
   findings: Tuple[str, ...] = ()
   if mask and options.mask_check != config_lib.MASK_CHECK_OFF:
     found = mask_check_lib.check_mask(mask, mask_hdr, image_hdr, options.mask_size,
-                                      decoded=options.verify == config_lib.VERIFY_FULL)
+                                      pixels=mask_decoded.pixels if mask_decoded else None)
     refused = [reason for code, reason in found if code in mask_check_lib.REFUSED]
     if refused and options.mask_check == config_lib.MASK_CHECK_FAIL:
       return LoadedRow(problems=((mask_path, 'bad mask: ' + '; '.join(refused)
                                   + ' (option --mask-check warn writes it and reports it)'),))
     findings = tuple(code for code, _ in found)
+  facts = None
+  if options.facts:
+    facts = image_facts.measure(_pixels(image, image_decoded), image_hdr.width,
+                                image_hdr.height, image_hdr.mode, image_hdr.bit_depth,
+                                'dicom' if image_dicom is not None else image_hdr.format)
   return LoadedRow(image, mask, image_hdr, mask_hdr, mask_findings=findings,
-                   image_dicom=image_dicom, mask_dicom=mask_dicom)
+                   image_dicom=image_dicom, mask_dicom=mask_dicom, facts=facts)
 
 
 def options_from_config(config: config_lib.IngestConfig, base_dir: str) -> CheckOptions:
@@ -243,7 +264,7 @@ def options_from_config(config: config_lib.IngestConfig, base_dir: str) -> Check
       config.verify, config.mask_check, config.declared_mask_size,
       dicom_window=config.dicom_window, dicom_output=config.dicom_output,
       allow_burned_in=config.allow_burned_in, group_keyword=config.dicom_group_keyword,
-      group_salt=config.group_hash_salt)
+      group_salt=config.group_hash_salt, facts=config.measures_images)
 
 
 def written_group(group: str, options: CheckOptions) -> str:

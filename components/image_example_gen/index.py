@@ -12,10 +12,11 @@ same ``parse_index``, so both inputs obey the same rules.
 import collections
 import csv
 import dataclasses
+import functools
 import io
 import os
 import posixpath
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from components.errors import CxrError
 from components.errors import special_file
@@ -46,6 +47,12 @@ class IndexRow:
   image_sha256: str = ''  # content hash, once a worker has read the image
   image_as_written: str = ''  # the paths as the CSV spells them, for error and quarantine records
   mask_as_written: str = ''
+  # Set by a worker's full check pass (ingest.load_and_hash), so the write pass re-reads and
+  # re-hashes the files instead of checking them again:
+  mask_sha256: str = ''
+  mask_findings: Tuple[str, ...] = ()  # mask_check codes
+  fingerprint: str = ''  # perceptual fingerprint text (image_facts), '' if not measured
+  measures: str = ''  # image_facts.ImageFacts.encode(): quality measures and properties
 
   def as_written(self, path: str) -> str:
     """A resolved path of this row -> how the CSV wrote it."""
@@ -117,13 +124,27 @@ def _reason_kind(reason: str) -> str:
 is_uri = files.is_uri
 
 
+def _plain(path: str) -> bool:
+  """A relative path that normalises to itself (no '', '.' or '..' segment): the common case,
+  which skips normpath (the launcher's largest cost on a 1M-row index, bench/)."""
+  segments = path.split('/')
+  return '' not in segments and '.' not in segments and '..' not in segments
+
+
 def resolve_path(path: str, base_dir: str) -> str:
   """A CSV path -> the path to read: relative paths resolve against the CSV's folder."""
   if is_uri(path) or os.path.isabs(path):
     return path
   if is_uri(base_dir):
     return posixpath.normpath(posixpath.join(base_dir, path)).replace(':/', '://', 1)
+  if _plain(path) and base_dir == _normalised_dir(base_dir):
+    return base_dir + path if base_dir.endswith('/') else f'{base_dir}/{path}'
   return os.path.normpath(os.path.join(base_dir, path))
+
+
+@functools.lru_cache(maxsize=64)
+def _normalised_dir(base_dir: str) -> str:
+  return os.path.normpath(os.path.abspath(base_dir))
 
 
 def default_image_id(raw_image_path: str, csv_dir: str = '') -> str:
@@ -131,14 +152,16 @@ def default_image_id(raw_image_path: str, csv_dir: str = '') -> str:
   absolute path or URI inside the CSV's folder is taken relative to it, so a CSV moved with its
   data and rewritten to the new place (another folder, a bucket) keeps every key. (Split
   membership never depends on it: it follows the image's content.)"""
-  path = posixpath.normpath(raw_image_path.strip().replace('\\', '/'))
+  path = raw_image_path.strip().replace('\\', '/')
+  if not _plain(path):
+    path = posixpath.normpath(path)
   base = csv_dir.replace('\\', '/').rstrip('/')
   if base and (is_uri(path) or path.startswith('/')) and path.startswith(base + '/'):
     return path[len(base) + 1:]
   return path
 
 
-def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
+def parse_index(csv_text: Union[str, Iterable[str]], csv_dir: str, class_mapping: Mapping[str, int],
                 csv_path: str = '<csv>', group_column: str = '') -> CheckedIndex:
   """Parses the CSV text; bad rows become problems, one per row (pure: no file access).
 
@@ -148,7 +171,8 @@ def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
   (the first occurrence is kept), and the group column, if named, is filled in (a
   ``dicom:<keyword>`` group is no CSV column: the workers read it from each DICOM image).
   """
-  reader = csv.DictReader(io.StringIO(csv_text, newline=''))
+  reader = csv.DictReader(io.StringIO(csv_text, newline='') if isinstance(csv_text, str)
+                          else csv_text)
   try:
     header = reader.fieldnames or []
   except csv.Error as e:
@@ -205,6 +229,8 @@ def parse_index(csv_text: str, csv_dir: str, class_mapping: Mapping[str, int],
   except csv.Error as e:
     raise IndexValidationError(
         csv_path, problems, f'unparseable CSV at line {reader.line_num}: {e}') from e
+  except UnicodeDecodeError as e:  # a CSV streamed from a local file (read_index)
+    raise IndexValidationError(csv_path, [], f'the CSV is not UTF-8 text: {e}') from e
   if not rows_in:
     raise IndexValidationError(csv_path, [], 'the index has a header but no rows')
   return CheckedIndex(rows, problems, rows_in)
@@ -236,6 +262,16 @@ def read_csv_text(csv_path: str) -> str:
     raise IndexValidationError(csv_path, [], f'the CSV is not UTF-8 text: {e}') from e
 
 
+def read_csv_text_check(csv_path: str) -> None:
+  """What read_csv_text refuses about a local CSV before reading it (special files, missing)."""
+  special = special_file(csv_path)
+  if special:
+    raise IndexValidationError(csv_path, [], f'the CSV index is {special}; give a regular '
+                               'file (option --csv)')
+  if not os.path.isfile(csv_path):
+    raise IndexValidationError(csv_path, [], 'the CSV index does not exist (option --csv)')
+
+
 def csv_folder(csv_path: str) -> str:
   return posixpath.dirname(csv_path) if is_uri(csv_path) else os.path.dirname(
       os.path.abspath(csv_path))
@@ -250,7 +286,13 @@ def read_index(csv_path: str, class_mapping: Mapping[str, int],
   The caller applies the bad-record policy; ``rows_in == len(rows) + len(quarantined)``.
   """
   csv_dir = csv_folder(csv_path)
-  parsed = parse_index(read_csv_text(csv_path), csv_dir, class_mapping, csv_path, group_column)
+  if is_uri(csv_path):
+    parsed = parse_index(read_csv_text(csv_path), csv_dir, class_mapping, csv_path,
+                         group_column)
+  else:  # streamed: the text is never held whole (a 1M-row index is ~100 MB)
+    read_csv_text_check(csv_path)
+    with open(csv_path, encoding='utf-8-sig', newline='') as f:
+      parsed = parse_index(f, csv_dir, class_mapping, csv_path, group_column)
   return _check_roots(parsed, files.resolve_roots(allowed_roots, csv_dir))
 
 

@@ -47,6 +47,7 @@ then publishes the staged shards into ``Split-<name>/`` and the split manifest
 import collections
 import concurrent.futures
 import dataclasses
+import gzip
 import hashlib
 import json
 import os
@@ -63,13 +64,17 @@ from components.image_example_gen import assignment
 from components.image_example_gen import dicom as dicom_lib
 from components.image_example_gen import duplicates as duplicates_lib
 from components.image_example_gen import files
+from components.image_example_gen import findings as findings_lib
 from components.image_example_gen import index
 from components.image_example_gen import mask_check as mask_check_lib
+from components.image_example_gen import near_duplicates as near_duplicates_lib
 from components.image_example_gen import staging as staging_lib
 from components.image_example_gen.config import DUPLICATES_DROP
 from components.image_example_gen.config import DUPLICATES_FAIL
 from components.image_example_gen.config import GROUP_ASSIGNMENT_STABLE
 from components.image_example_gen.config import IngestConfig
+from components.image_example_gen.config import NEAR_DUPLICATES_GROUP
+from components.image_example_gen.config import NEAR_DUPLICATES_OFF
 from components.image_example_gen.config import SplitSpec
 from components.image_example_gen.config import VERIFY_FULL
 from components.image_example_gen.config import VERIFY_HEADER
@@ -78,6 +83,7 @@ from components.image_example_gen.summary import GROUP_SPLITS_FILE
 from components.image_example_gen.summary import IMAGE_INDEX_FILE
 from components.image_example_gen.summary import IngestSummary
 from components.image_example_gen.summary import QUARANTINE_FILE
+from components.image_example_gen.summary import SPLIT_FINGERPRINTS_FILE
 from components.image_example_gen.summary import SPLIT_MANIFEST_FILE
 from components.image_example_gen.summary import SUMMARY_FILE
 
@@ -107,6 +113,9 @@ DROPPED = 'dropped'  # a duplicate dropped by duplicates=drop: quarantined, not 
 DUPLICATE = 'duplicate'
 GROUP_SPLITS = 'group_splits'  # {group hash: split} of every group (with a group column)
 MEMBERSHIP = 'membership'  # the deal's report: images kept from the prior manifest, new, ...
+NEAR_DUPLICATE = 'near_duplicate'  # a near-duplicate group (findings.near_duplicate_entries)
+QUALITY = 'quality'  # image-quality findings per split and class (findings.quality_entry)
+SHORTCUT = 'shortcut'  # shortcut-risk assessment (findings.shortcut_entry)
 ERROR = 'error'
 
 
@@ -121,7 +130,8 @@ def split_uri(examples_uri: str, split: str) -> str:
 # --- The plan as data -------------------------------------------------------------------------
 
 _ROW_FIELDS = ('line', 'image_id', 'image_path', 'mask_path', 'label', 'class_name', 'group',
-               'image_sha256', 'image_as_written', 'mask_as_written')
+               'image_sha256', 'image_as_written', 'mask_as_written', 'mask_sha256',
+               'mask_findings', 'fingerprint', 'measures')
 
 
 def row_to_list(row: index.IndexRow) -> List[Any]:
@@ -129,7 +139,9 @@ def row_to_list(row: index.IndexRow) -> List[Any]:
 
 
 def row_from_list(values: Sequence[Any]) -> index.IndexRow:
-  return index.IndexRow(**dict(zip(_ROW_FIELDS, values)))
+  fields = dict(zip(_ROW_FIELDS, values))
+  fields['mask_findings'] = tuple(fields.get('mask_findings', ()))
+  return index.IndexRow(**fields)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,11 +171,14 @@ class Chunk:
     return cls(split, shard, num_shards, chunk, tuple(row_from_list(r) for r in rows))
 
 
-def chunk_shards(shards: Sequence[assignment.Shard], chunk_rows: int = 0) -> List[Chunk]:
+def chunk_shards(shards: Sequence[assignment.Shard], chunk_rows: int = 0,
+                 light: bool = False) -> List[Chunk]:
   """Each shard's rows, in write order, cut into runs of at most ``chunk_rows``
-  (default CHUNK_ROWS)."""
+  (default CHUNK_ROWS). ``light``: without the rows' measures (the write pass needs none)."""
   chunk_rows = chunk_rows or CHUNK_ROWS
-  return [Chunk(s.split, s.index, s.num_shards, c, s.rows[start:start + chunk_rows])
+  strip = (lambda rows: tuple(dataclasses.replace(r, measures='') for r in rows)) if light else (
+      lambda rows: rows)
+  return [Chunk(s.split, s.index, s.num_shards, c, strip(s.rows[start:start + chunk_rows]))
           for s in shards
           for c, start in enumerate(range(0, max(len(s.rows), 1), chunk_rows))]
 
@@ -182,7 +197,8 @@ def make_example(row: index.IndexRow, image: bytes, mask: bytes,
                  dicom: Optional[dicom_lib.DicomInfo] = None,
                  group_hash: str = '') -> tf.train.Example:
   """The seed's record (image, mask, class) plus the key image_id and the hash image_sha256;
-  with a DICOM image its four dicom_* facts, with a group its salted hash (features.OPTIONAL)."""
+  with a DICOM image its four dicom_* facts, with a group its salted hash, when measured its
+  perceptual fingerprint (features.OPTIONAL)."""
   feature = tf.train.Feature
   values = {
       features.IMAGE: feature(bytes_list=tf.train.BytesList(value=[image])),
@@ -206,6 +222,9 @@ def make_example(row: index.IndexRow, image: bytes, mask: bytes,
   if group_hash:
     values[features.GROUP_HASH] = feature(bytes_list=tf.train.BytesList(
         value=[group_hash.encode('ascii')]))
+  if row.fingerprint:
+    values[features.IMAGE_FINGERPRINT] = feature(bytes_list=tf.train.BytesList(
+        value=[row.fingerprint.encode('ascii')]))
   return tf.train.Example(features=tf.train.Features(feature=values))
 
 
@@ -215,8 +234,9 @@ def _problem(row: index.IndexRow, loaded: files.LoadedRow) -> index.Problem:
 
 def load_and_hash(row: index.IndexRow, options: files.CheckOptions
                   ) -> Tuple[index.IndexRow, files.LoadedRow]:
-  """Reads and checks a row's files once -> (the row with its image's sha256 and, for a group
-  read from DICOM headers, its hashed group; what was read).
+  """Reads and checks a row's files once -> (the row with what the check learnt: its image's
+  sha256, its mask's sha256 and findings, its image's facts with ``options.facts``, and for a
+  group read from DICOM headers its hashed group; what was read).
 
   A row that already carries a sha256 (from the check pass) must still have it, and its group
   (a DICOM group, read in the check pass) too."""
@@ -227,10 +247,47 @@ def load_and_hash(row: index.IndexRow, options: files.CheckOptions
   group = loaded.image_dicom.group_hash if options.group_keyword else row.group
   if (row.image_sha256 and row.image_sha256 != digest) or (
       options.group_keyword and row.group and row.group != group):
-    return row, files.LoadedRow(problems=((row.image_path, (
-        'changed after it was checked: the image\'s sha256 (or its DICOM group) differs from '
-        'the check pass; rerun to ingest the current file')),))
-  return dataclasses.replace(row, image_sha256=digest, group=group), loaded
+    return row, _changed(row.image_path)
+  facts = loaded.facts
+  return dataclasses.replace(
+      row, image_sha256=digest, group=group,
+      mask_sha256=hashlib.sha256(loaded.mask).hexdigest() if loaded.mask else '',
+      mask_findings=loaded.mask_findings,
+      fingerprint=facts.fingerprint if facts else '',
+      measures=facts.encode() if facts else ''), loaded
+
+
+def _changed(path: str) -> files.LoadedRow:
+  return files.LoadedRow(problems=((path, (
+      'changed after it was checked: its sha256 (or its DICOM group) differs from the check '
+      'pass; rerun to ingest the current file')),))
+
+
+def reread(row: index.IndexRow, options: files.CheckOptions
+           ) -> Tuple[index.IndexRow, files.LoadedRow]:
+  """The write pass after a full check pass: each file read again under the same confinement
+  and size rules and hashed; the bytes must be those the check pass checked (same sha256), so
+  nothing is decoded twice. A DICOM image is rendered again (the rendered PNG is what is
+  written) and its hash compared."""
+  try:
+    image = files.read_confined(row.image_path, 'image', options)
+  except files.BadFile as e:
+    return row, files.LoadedRow(problems=((row.image_path, str(e)),))
+  if dicom_lib.is_dicom(image):
+    return load_and_hash(row, options)
+  if hashlib.sha256(image).hexdigest() != row.image_sha256:
+    return row, _changed(row.image_path)
+  mask = b''
+  if row.mask_path:
+    try:
+      mask = files.read_confined(row.mask_path, 'mask', options)
+    except files.BadFile as e:
+      return row, files.LoadedRow(problems=((row.mask_path, str(e)),))
+    if dicom_lib.is_dicom(mask):
+      return load_and_hash(row, options)
+    if hashlib.sha256(mask).hexdigest() != row.mask_sha256:
+      return row, _changed(row.mask_path)
+  return row, files.LoadedRow(image, mask, mask_findings=row.mask_findings)
 
 
 def _member(row: index.IndexRow, split: str) -> Dict[str, Any]:
@@ -252,26 +309,76 @@ def content_key(row: index.IndexRow, options: files.CheckOptions
   return dataclasses.replace(row, image_sha256=digest), files.LoadedRow()
 
 
+class _Inline:
+  map = map  # the builtin: rows read in this thread
+
+
 class CheckRowsFn(beam.DoFn):
   """Check pass. Chunk (unassigned) -> per row ('ok', row list with sha256) or
-  ('bad', problem dict). Bytes are read and hashed (``full``: checked as the write pass checks
-  them, so bad rows are known before the deal), then dropped."""
+  ('bad', problem dict). Bytes are read and hashed; ``full``: every file is checked as the write
+  pass would (each decoded once: the mask check, and with ``options.facts`` the image's
+  fingerprint, quality measures and properties, come from that decode), so bad rows and
+  near-duplicates are known before the deal and the write pass only re-reads and re-hashes.
+  Full checks run on a small thread pool (PREFETCH_THREADS: decoders release the GIL)."""
 
   def __init__(self, options: files.CheckOptions, full: bool):
     self._options = options
     self._full = full
+    self._pool = None
     self._checked = beam.metrics.Metrics.counter(METRICS_NAMESPACE, ROWS_CHECKED)
+
+  def setup(self):
+    threads = PREFETCH_THREADS[self._options.verify] if self._full else 1
+    if threads > 1:
+      self._pool = concurrent.futures.ThreadPoolExecutor(threads)
+
+  def teardown(self):
+    if self._pool is not None:
+      self._pool.shutdown()
 
   def process(self, chunk: Chunk):
     check = load_and_hash if self._full else content_key
-    for row in chunk.rows:
-      row, loaded = check(row, self._options)
+    for row, loaded in (self._pool or _Inline).map(lambda r: check(r, self._options),
+                                                    chunk.rows):
       if self._full:
         self._checked.inc()
       if loaded.problems:
         yield 'bad', _problem(row, loaded).to_dict()
       else:
         yield 'ok', row_to_list(row)
+
+
+def fingerprint_of(check: Tuple[str, Any]) -> Iterable[Tuple[str, str]]:
+  """A check result -> (image sha256, fingerprint text) of a good row with a fingerprint."""
+  kind, values = check
+  if kind == 'ok':
+    row = row_from_list(values)
+    if row.fingerprint:
+      yield row.image_sha256, row.fingerprint
+
+
+def fingerprints_file(manifest_uri: str) -> str:
+  """The fingerprints published next to a split manifest (SPLIT_FINGERPRINTS_FILE)."""
+  return files.join_uri(os.path.dirname(manifest_uri), SPLIT_FINGERPRINTS_FILE)
+
+
+class PriorFingerprintsFn(beam.DoFn):
+  """A split manifest's URI -> (sha256, fingerprint text) of every image published with it
+  (its SPLIT_FINGERPRINTS_FILE, streamed by the worker: never pickled into the graph, never
+  held whole); nothing when it has none (a manifest from --verify header runs)."""
+
+  def process(self, manifest_uri: str):
+    path = fingerprints_file(manifest_uri)
+    if not tf.io.gfile.exists(path):
+      return
+    with tf.io.gfile.GFile(path, 'rb') as raw, gzip.GzipFile(fileobj=raw) as f:
+      for line in f:
+        entry = json.loads(line)
+        yield entry['sha256'], entry['fingerprint']
+
+
+def _fingerprint_line(kv: Tuple[str, str]) -> str:
+  return json.dumps(dict(sha256=kv[0], fingerprint=kv[1]), sort_keys=True)
 
 
 def group_splits(shards: Sequence[assignment.Shard], options: files.CheckOptions
@@ -291,9 +398,21 @@ class MembershipInput:
   manifest_out: str = ''
 
 
+@dataclasses.dataclass(frozen=True)
+class FindingOptions:
+  """What the deal does with the images' facts: near-duplicate groups (off, report, group:
+  dealt as one unit), the quality thresholds (a QualityThresholds) and the shortcut-risk
+  threshold (balanced accuracy)."""
+  near_duplicates: str = NEAR_DUPLICATES_OFF
+  quality_thresholds: Any = None
+  shortcut_threshold: float = 0.0
+
+
 def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec], seed: int,
                      duplicates: str, stable_groups: bool, options: files.CheckOptions,
-                     membership: MembershipInput = MembershipInput()
+                     membership: MembershipInput = MembershipInput(),
+                     near_groups: Sequence[Sequence[str]] = (),
+                     finding_options: FindingOptions = FindingOptions()
                      ) -> Iterable[Tuple[str, Any]]:
   """All check results (keys and hashes, no bytes) -> the write plan, in one step.
 
@@ -301,7 +420,10 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
   writes the next manifest (``membership.manifest_out``). Yields ('chunk', Chunk JSON) for the
   write stage, and manifest entries: ('problem', ...) for bad and dropped rows, ('duplicate',
   ...) for duplicate groups, ('group_splits', {group hash: split}) with groups,
-  ('membership', report), ('error', message) when no plan is possible."""
+  ('membership', report), ('near_duplicate', group) for each near-duplicate group
+  (``near_groups``: sha256 lists, dealt as units when ``finding_options.near_duplicates`` is
+  'group'), ('quality', ...) and ('shortcut', ...) from the rows' measures, ('error', message)
+  when no plan is possible."""
   rows = [row_from_list(v) for kind, v in checks if kind == 'ok']
   for kind, v in checks:
     if kind == 'bad':
@@ -317,7 +439,9 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
     result = assignment.assign(
         kept, splits, seed, stable_groups, prior=prior, span=membership.span,
         group_key=lambda r: files.written_group(r.group, options),
-        group_salt_check=assignment.salt_check(options.group_salt))
+        group_salt_check=assignment.salt_check(options.group_salt),
+        near_groups=(near_groups if finding_options.near_duplicates == NEAR_DUPLICATES_GROUP
+                     else ()))
   except assignment.AssignmentError as e:
     yield ERROR, str(e)
     return
@@ -332,8 +456,26 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
   for g in groups:
     yield DUPLICATE, dict(sha256=g.sha256, members=[_member(r, split_of.get(r.image_id, ''))
                                                     for r in g.rows])
-  for chunk in chunk_shards(result.shards):
+  yield from _findings(kept, split_of, near_groups, prior, membership.span, seed,
+                       finding_options)
+  for chunk in chunk_shards(result.shards, light=True):
     yield 'chunk', chunk.to_json()
+
+
+def _findings(rows: Sequence[index.IndexRow], split_of: Dict[str, str],
+              near_groups: Sequence[Sequence[str]], prior: Optional[assignment.SplitManifest],
+              span: int, seed: int, finding_options: FindingOptions
+              ) -> Iterable[Tuple[str, Any]]:
+  """The manifest entries of what the images' facts showed (findings.py)."""
+  if finding_options.near_duplicates != NEAR_DUPLICATES_OFF:
+    for entry in findings_lib.near_duplicate_entries(
+        near_groups, rows, split_of, prior.images if prior is not None else {}, span):
+      yield NEAR_DUPLICATE, entry
+  if finding_options.quality_thresholds is not None and any(r.measures for r in rows):
+    yield QUALITY, findings_lib.quality_entry(rows, split_of, finding_options.quality_thresholds)
+    shortcut = findings_lib.shortcut_entry(rows, seed, finding_options.shortcut_threshold)
+    if shortcut is not None:
+      yield SHORTCUT, shortcut
 
 
 @dataclasses.dataclass
@@ -356,10 +498,6 @@ class ChunkResult:
 
 
 
-class _Inline:
-  map = map  # the builtin: rows read in this thread
-
-
 class WriteChunkFn(beam.DoFn):
   """Chunk -> one piece file: each row's files read and checked once, hashed, serialized.
   Yields a ChunkResult; bad rows are results too, never exceptions (so every one is listed).
@@ -368,16 +506,17 @@ class WriteChunkFn(beam.DoFn):
   writes: file reads, sha256, zlib and Pillow's decoders release the GIL, so on one worker the
   checks of the next rows overlap the writing of this one (PREFETCH_THREADS; bench/)."""
 
-  def __init__(self, staging_dir: str, options: files.CheckOptions):
+  def __init__(self, staging_dir: str, options: files.CheckOptions, checked: bool = False):
     self._staging_dir = staging_dir
     self._options = options
+    self._checked_before = checked  # the check pass checked every file: re-read and re-hash
     self._pool = None
     self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, EXAMPLES_WRITTEN)
     self._checked = beam.metrics.Metrics.counter(METRICS_NAMESPACE, ROWS_CHECKED)
     self._bad = beam.metrics.Metrics.counter(METRICS_NAMESPACE, BAD_ROWS)
 
   def setup(self):
-    threads = PREFETCH_THREADS[self._options.verify]
+    threads = 1 if self._checked_before else PREFETCH_THREADS[self._options.verify]
     if threads > 1:
       self._pool = concurrent.futures.ThreadPoolExecutor(threads)
 
@@ -386,13 +525,13 @@ class WriteChunkFn(beam.DoFn):
       self._pool.shutdown()
 
   def process(self, chunk: Chunk):
+    load = reread if self._checked_before else load_and_hash
     piece = files.join_uri(self._staging_dir, staging_lib.PIECES_DIR, staging_lib.piece_name(
         chunk.split, chunk.shard, chunk.chunk, len(chunk.rows)))
     tf.io.gfile.makedirs(os.path.dirname(piece))
     written, problems = [], []  # written: (sha256, image_id, line, class_name, label)
     mask_counts, mask_findings, dicom_counts = {}, [], {}
-    loaded_rows = (self._pool or _Inline).map(lambda r: load_and_hash(r, self._options),
-                                               chunk.rows)
+    loaded_rows = (self._pool or _Inline).map(lambda r: load(r, self._options), chunk.rows)
     with tf.io.TFRecordWriter(piece, tf.io.TFRecordOptions(**TFRECORD_OPTIONS)) as writer:
       for row, loaded in loaded_rows:  # in chunk order, whatever thread read it
         self._checked.inc()
@@ -512,12 +651,14 @@ class AssembleShardFn(beam.DoFn):
 def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.CheckOptions,  # pylint: disable=invalid-name
                  full_check_pass: bool, splits: Sequence[SplitSpec], seed: int,
                  duplicates: str, stable_groups: bool = False,
-                 membership: MembershipInput = MembershipInput()) -> beam.pvalue.PDone:
+                 membership: MembershipInput = MembershipInput(),
+                 finding_options: FindingOptions = FindingOptions()) -> beam.pvalue.PDone:
   """The whole job: reads the unassigned plan, hashes every image (the check pass: its content
-  decides its split), deals once over the results, writes shards to staging, writes the
-  manifest. ``full_check_pass``: the check pass also checks every file as the write pass does
-  (quarantine, duplicates=drop, DICOM groups: which rows exist, or their groups, must be known
-  before the deal); else it only reads and hashes each image."""
+  decides its split), groups near-duplicates, deals once over the results, writes shards to
+  staging, writes the manifest. ``full_check_pass``: the check pass also checks every file as
+  the write pass would (quarantine, duplicates=drop, DICOM groups, the images' facts: which rows
+  exist, their groups and near-duplicates must be known before the deal), and the write pass
+  then re-reads and re-hashes only; else the check pass only reads and hashes each image."""
   checked = (
       pipeline
       # PCollection[str]: one JSON line per chunk of <= CHUNK_ROWS rows (ids, paths, labels).
@@ -525,16 +666,43 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
       # PCollection[Chunk], not yet assigned to shards
       | 'ParseChunks' >> beam.Map(Chunk.from_json)
       | 'DistributeChecks' >> beam.Reshuffle()
-      # PCollection[('ok', row list with sha256) | ('bad', problem dict)]: no bytes.
+      # PCollection[('ok', row list with sha256 [and facts]) | ('bad', problem dict)]: no bytes.
       | 'CheckRows' >> beam.ParDo(CheckRowsFn(options, full_check_pass)))
+  near_groups: Any = []
+  if finding_options.near_duplicates != NEAR_DUPLICATES_OFF and options.facts:
+    prior = (
+        pipeline
+        # PCollection[str]: the prior split manifest's URI (none without one)
+        | 'PriorManifest' >> beam.Create([membership.prior_uri] if membership.prior_uri else [])
+        # PCollection[(sha256, fingerprint text)] of the prior spans' images
+        | 'PriorFingerprints' >> beam.ParDo(PriorFingerprintsFn()))
+    fingerprints = (
+        (checked
+         # PCollection[(sha256, fingerprint text)] of this run's good rows
+         | 'Fingerprints' >> beam.FlatMap(fingerprint_of), prior)
+        | 'AllFingerprints' >> beam.Flatten()
+        # the same image in several rows (or spans) once
+        | 'DistinctFingerprints' >> beam.Distinct())
+    near_groups = beam.pvalue.AsList(
+        fingerprints
+        # PCollection[List[sha256]]: each near-duplicate group's sorted members
+        | 'NearDuplicateGroups' >> near_duplicates_lib.NearDuplicateGroups())  # pylint: disable=no-value-for-parameter
+    _ = (fingerprints
+         # PCollection[str]: one JSON line per image, published next to the split manifest
+         | 'EncodeFingerprints' >> beam.Map(_fingerprint_line)
+         | 'WriteFingerprints' >> beam.io.WriteToText(
+             files.join_uri(staging_dir, SPLIT_FINGERPRINTS_FILE), num_shards=1,
+             shard_name_template=''))
   planned = (
       checked
-      # PCollection[list of all check results]: one element, keys and hashes only.
+      # PCollection[list of all check results]: one element, keys, hashes and facts only.
       | 'CollectChecks' >> beam.combiners.ToList()
       # PCollection[('chunk', Chunk JSON) | (manifest kind, entry)]
       | 'AssignShards' >> beam.FlatMap(plan_from_checks, splits=splits, seed=seed,
                                        duplicates=duplicates, stable_groups=stable_groups,
-                                       options=options, membership=membership))
+                                       options=options, membership=membership,
+                                       near_groups=near_groups,
+                                       finding_options=finding_options))
   written = (
       planned
       | 'PlannedChunks' >> beam.Filter(lambda kv: kv[0] == 'chunk')
@@ -542,7 +710,7 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
       | 'ParsePlannedChunks' >> beam.Map(lambda kv: Chunk.from_json(kv[1]))
       | 'DistributeChunks' >> beam.Reshuffle()
       # PCollection[ChunkResult]: a piece file per chunk, its counts, the bad rows.
-      | 'WriteChunks' >> beam.ParDo(WriteChunkFn(staging_dir, options)))
+      | 'WriteChunks' >> beam.ParDo(WriteChunkFn(staging_dir, options, full_check_pass)))
   shards = (
       written
       # PCollection[((split, shard), ChunkResult)]
@@ -571,6 +739,9 @@ class Manifest:
   errors: List[str]
   group_splits: Dict[str, str] = dataclasses.field(default_factory=dict)  # the check pass's
   membership: Dict[str, Any] = dataclasses.field(default_factory=dict)  # the deal's report
+  near_duplicates: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+  quality: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  shortcut: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @classmethod
   def read(cls, path: str) -> 'Manifest':
@@ -590,10 +761,18 @@ class Manifest:
           out.group_splits.update(entry)
         elif kind == MEMBERSHIP:
           out.membership = entry
+        elif kind == NEAR_DUPLICATE:
+          out.near_duplicates.append(entry)
+        elif kind == QUALITY:
+          out.quality = entry
+        elif kind == SHORTCUT:
+          out.shortcut = entry
         else:
           out.errors.append(entry)
     out.shards.sort(key=lambda s: (s['split'], s['index']))
     out.duplicates.sort(key=lambda d: d['members'][0]['image_id'])
+    out.near_duplicates.sort(key=lambda g: (not g['crosses_classes'], not g['crosses_splits'],
+                                            g['members'][0]['image_id']))
     return out
 
 
@@ -632,6 +811,12 @@ def prior_manifest(config: IngestConfig, previous: str = '') -> Tuple[str, str]:
   return (previous, 'ml-metadata') if previous else ('', 'none')
 
 
+def finding_options_from_config(config: IngestConfig) -> FindingOptions:
+  """What the deal does with the images' facts, from the run's options."""
+  return FindingOptions(config.near_duplicates, config.quality_thresholds_parsed,
+                        config.shortcut_threshold)
+
+
 def run_ingest(source, config: IngestConfig, examples_uri: str,
                make_pipeline: Callable[[], beam.Pipeline], previous_manifest: str = '',
                span: int = 0) -> IngestSummary:
@@ -652,9 +837,10 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
   if not checked.rows:
     raise index.IndexValidationError(source.label, checked.quarantined,
                                      'no usable rows: every row is bad')
-  full_check_pass = (config.quarantine or config.duplicates == DUPLICATES_DROP
-                     or bool(config.dicom_group_keyword))
   options = files.options_from_config(config, source.base_dir)
+  finding_options = finding_options_from_config(config)
+  full_check_pass = (config.quarantine or config.duplicates == DUPLICATES_DROP
+                     or bool(config.dicom_group_keyword) or options.facts)
   stable_groups = config.group_assignment == GROUP_ASSIGNMENT_STABLE
   chunks = unassigned_chunks(checked.rows)
   staging = files.join_uri(examples_uri, staging_lib.STAGING_DIR)
@@ -677,7 +863,7 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
     pipeline = make_pipeline()
     _ = pipeline | 'IngestImages' >> IngestImages(  # pylint: disable=no-value-for-parameter
         staging, options, full_check_pass, config.splits, config.seed, config.duplicates,
-        stable_groups, membership)
+        stable_groups, membership, finding_options)
     pipeline.run().wait_until_finish()
     result = Manifest.read(files.join_uri(staging, staging_lib.MANIFEST_FILE))
     result.membership.update(source=prior_source, prior_manifest=prior_uri)
@@ -685,14 +871,16 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
       result.membership['discarded'] = dict(
           manifest=previous_manifest,
           images=len(assignment.load_manifest(previous_manifest).images))
-    return _publish(source, config, examples_uri, staging, checked, result, ignored)
+    return _publish(source, config, examples_uri, staging, checked, result, ignored,
+                    finding_options)
   finally:
     _remove_tree(staging)
 
 
 def _publish(source: index.Source, config: IngestConfig, examples_uri: str, staging: str,
              checked: index.CheckedIndex, result: Manifest,
-             folder_ignored: Optional[Dict[str, int]]) -> IngestSummary:
+             folder_ignored: Optional[Dict[str, int]],
+             finding_options: FindingOptions) -> IngestSummary:
   """Applies the policies to the job's results, reconciles, renames shards (and an image
   folder's listing and class mapping) into place."""
   if result.errors:
@@ -727,6 +915,9 @@ def _publish(source: index.Source, config: IngestConfig, examples_uri: str, stag
                      groups=dict(sorted(result.group_splits.items()))), f, indent=0)
   tf.io.gfile.rename(files.join_uri(staging, SPLIT_MANIFEST_FILE),
                      files.join_uri(examples_uri, SPLIT_MANIFEST_FILE), overwrite=True)
+  if tf.io.gfile.exists(files.join_uri(staging, SPLIT_FINGERPRINTS_FILE)):
+    tf.io.gfile.rename(files.join_uri(staging, SPLIT_FINGERPRINTS_FILE),
+                       files.join_uri(examples_uri, SPLIT_FINGERPRINTS_FILE), overwrite=True)
   if folder_ignored is not None:  # an image folder: its index and class mapping
     for name in (IMAGE_INDEX_FILE, CLASS_MAPPING_FILE):
       tf.io.gfile.rename(files.join_uri(staging, name), files.join_uri(examples_uri, name),
@@ -757,6 +948,11 @@ def _publish(source: index.Source, config: IngestConfig, examples_uri: str, stag
              sorted(dicom_counts.items())},
       folder_ignored=folder_ignored or {},
       membership=result.membership,
+      near_duplicates=finding_options.near_duplicates if result.quality else '',
+      near_duplicate_groups=result.near_duplicates[:findings_lib.MAX_GROUPS],
+      quality=dict(result.quality, near_duplicate_groups=len(result.near_duplicates))
+      if result.quality else {},
+      shortcut=result.shortcut,
       shards=[dict(split=s['split'], index=s['index'], file=s['file'], count=s['count'],
                    class_counts={int(k): v for k, v in s['class_counts'].items()})
               for s in shards])

@@ -1,4 +1,5 @@
-"""What a lung mask must be (pure: Pillow + NumPy, run by the Beam workers on the bytes written).
+"""What a lung mask must be (pure: NumPy on the pixels of the one decode, run by the Beam workers
+on the bytes written).
 
 A mask decodes; it is single-channel (or an RGB/LA/P image whose colour channels are equal, which
 TensorFlow's ``decode_png(channels=1)`` turns into the same grey values); it is binary: every
@@ -9,8 +10,7 @@ mask is binary but worth counting: it is reported per class, never refused.
 ``--mask-check warn`` (the default) records the findings in the ingest summary and ClassBalance's
 report; ``fail`` makes every finding except EMPTY a bad record; ``off`` skips the decode.
 """
-import io
-from typing import List, Optional, Sequence, Tuple, TYPE_CHECKING
+from typing import Any, List, Optional, Sequence, Tuple, TYPE_CHECKING
 
 if TYPE_CHECKING:  # config imports this module, and image_header imports config
   from components.image_example_gen import image_header as header_lib
@@ -26,9 +26,6 @@ FINDINGS = (EMPTY, NOT_BINARY, NOT_SINGLE_CHANNEL, SIZE_MISMATCH, UNDECODABLE)
 REFUSED = frozenset(FINDINGS) - {EMPTY}  # what --mask-check fail turns into bad records
 COUNT_KEYS = (MASKS,) + FINDINGS
 
-_SINGLE_CHANNEL_MODES = frozenset(['1', 'L', 'I', 'F', 'I;16', 'I;16B', 'I;16L', 'I;16N'])
-_CONVERTIBLE_MODES = frozenset(['LA', 'RGB', 'RGBA', 'P', 'PA'])
-
 
 def new_counts() -> dict:
   return {k: 0 for k in COUNT_KEYS}
@@ -36,7 +33,7 @@ def new_counts() -> dict:
 
 def check_mask(mask: bytes, mask_header: Optional['header_lib.ImageHeader'],
                image_header: Optional['header_lib.ImageHeader'],
-               declared_size: Sequence[int] = (), decoded: bool = False
+               declared_size: Sequence[int] = (), pixels: Any = None
                ) -> Tuple[Tuple[str, str], ...]:
   """-> ((finding code, reason), ...) for one mask; () for a good, non-empty mask.
 
@@ -44,11 +41,10 @@ def check_mask(mask: bytes, mask_header: Optional['header_lib.ImageHeader'],
     mask: the mask file's bytes (already read and header-checked by files.read_image).
     mask_header, image_header: their headers (sizes); None skips the size comparison.
     declared_size: (width, height) every mask may have instead of its image's size.
-    decoded: the bytes already passed image_header's full decode (verify 'full'); else that
-      check runs here first (Pillow alone does not notice corrupt deflate data, measured).
+    pixels: the mask's pixels from the decode that verified it (``image_header.decode_image``
+      with verify 'full'); None: that decode runs here (the one decode of the mask either way).
   """
   import numpy as np
-  from PIL import Image
 
   from components.image_example_gen import image_header as decoder
   found = []
@@ -63,33 +59,21 @@ def check_mask(mask: bytes, mask_header: Optional['header_lib.ImageHeader'],
               f'if all masks have this size, declare it: --mask-size {size[0]}x{size[1]}')
       found.append((SIZE_MISMATCH, f'mask is {size[0]}x{size[1]} but its image is '
                                    f'{image_header.width}x{image_header.height} ({hint})'))
-  if not decoded:
+  if pixels is None:
     try:
-      decoder.inspect_image(mask, verify=decoder.VERIFY_FULL)
+      pixels = decoder.decode_image(mask, verify=decoder.VERIFY_FULL).pixels
     except decoder.BadImage as e:
       found.append((UNDECODABLE, f'mask does not decode: {e}'))
       return tuple(found)
-  try:
-    with Image.open(io.BytesIO(mask)) as img:
-      mode = img.mode
-      if mode in _SINGLE_CHANNEL_MODES:
-        pixels = np.asarray(img)
-      elif mode in _CONVERTIBLE_MODES:
-        colour = np.asarray(img.convert('RGB') if mode.startswith('P') else img)
-        colour = colour[..., :3] if colour.shape[-1] >= 3 else colour[..., :1]
-        pixels = colour[..., 0]
-        if colour.shape[-1] > 1 and not (colour == pixels[..., None]).all():
-          found.append((NOT_SINGLE_CHANNEL,
-                        f'mask is a colour ({mode}) image whose channels differ; expected a '
-                        'single-channel (grayscale) mask'))
-          return tuple(found)
-      else:
-        found.append((NOT_SINGLE_CHANNEL, f'mask has {mode} pixels; expected a single-channel '
-                                          '(grayscale) mask'))
-        return tuple(found)
-  except Exception as e:  # pylint: disable=broad-except  (Pillow raises many types)
-    found.append((UNDECODABLE, f'mask does not decode: {type(e).__name__}: {e}'))
-    return tuple(found)
+  if pixels.ndim == 3:  # colour (RGB, RGBA, palette expanded, grey + alpha as RGBA)
+    colour = pixels[..., :3]
+    pixels = colour[..., 0]
+    if not (colour == pixels[..., None]).all():
+      mode = mask_header.mode if mask_header is not None else 'colour'
+      found.append((NOT_SINGLE_CHANNEL,
+                    f'mask is a colour ({mode}) image whose channels differ; expected a '
+                    'single-channel (grayscale) mask'))
+      return tuple(found)
   top = pixels.max() if pixels.size else 0
   if not top:
     found.append((EMPTY, 'mask is empty: every pixel is 0'))

@@ -20,6 +20,10 @@ CLASS_MAPPING_FILE = 'class_mapping.json'
 # The published split membership (assignment.SplitManifest): {image sha256: [split, first
 # span]}, {group hash: split}, the seed and the rule. Every later run keeps it.
 SPLIT_MANIFEST_FILE = 'split_manifest.json'
+# {"sha256": ..., "fingerprint": ...} per line, gzip: the perceptual fingerprints of every image
+# the split manifest names (cumulative like it), next to it, so a later span's near-duplicates of
+# published images are found without reading them again.
+SPLIT_FINGERPRINTS_FILE = 'split_fingerprints.jsonl.gz'
 
 
 @dataclasses.dataclass
@@ -68,6 +72,16 @@ class IngestSummary:
   # max_split_class_deviation; manifest_images, manifest_digest; span, seed, rule. Empty in
   # older summaries.
   membership: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  # What the images' pixels showed (findings.py; empty when not measured: --verify header or
+  # --near-duplicates off): near_duplicates the mode; near_duplicate_groups [{members:
+  # [{image_id, line, class_name, split, span, sha256} | {sha256, split, span} (a prior span's)],
+  # classes, splits, crosses_splits, crosses_classes}]; quality {images, counts: {split:
+  # {class name: {finding: n}}}, examples: {finding: [{image_id, line, class_name, split}]},
+  # thresholds}; shortcut (shortcut.ShortcutResult.to_dict()).
+  near_duplicates: str = ''
+  near_duplicate_groups: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+  quality: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  shortcut: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
   def cross_split_duplicates(self) -> List[Dict[str, Any]]:

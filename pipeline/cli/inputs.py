@@ -101,8 +101,18 @@ def _split_lines(display: progress.Display, config: config_lib.IngestConfig):
     manifest = assignment.load_manifest(config.split_manifest)  # AssignmentError names it
     display.line(f'splits: membership of {len(manifest.images):,} images kept from '
                  f'{config.split_manifest} (seed {manifest.seed})')
+    _measure_line(display, config)
     return manifest
+  _measure_line(display, config)
   return None
+
+
+def _measure_line(display: progress.Display, config: config_lib.IngestConfig) -> None:
+  """What the run will not look at because an option turned the image decode off."""
+  if not config.measures_images:
+    display.line(f'images: --verify {config.verify} decodes no image, so near-duplicates, '
+                 'image quality and shortcut risk are not measured (--verify full measures '
+                 'them)')
 
 
 def _published_splits_line(metadata_path: str, pipeline_name: str,

@@ -49,7 +49,7 @@ def test_examples_artifact_is_in_the_sqlite_store(cli_run):
   assert examples.properties['split_names'].string_value == '["train", "eval", "test"]'
   assert sorted(os.listdir(examples.uri)) == [
       'Split-eval', 'Split-test', 'Split-train', 'ingest_summary.json', 'quarantine.json',
-      'split_manifest.json']
+      'split_fingerprints.jsonl.gz', 'split_manifest.json']
   assert len(os.listdir(os.path.join(examples.uri, 'Split-train'))) == 8
   assert examples.uri in first.stdout
 

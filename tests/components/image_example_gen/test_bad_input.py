@@ -180,7 +180,7 @@ def test_quarantine_policy_writes_good_rows_and_records_bad_ones(root, tmp_path)
                for _, ex in read_examples(str(out / 'Split-train' / '*')))
   assert ids == [b'deep16.png', b'good.png']
   assert sorted(os.listdir(out)) == ['Split-train', 'ingest_summary.json', 'quarantine.json',
-                                     'split_manifest.json']
+                                     'split_fingerprints.jsonl.gz', 'split_manifest.json']
 
 
 # Malformed CSV content: fragments that break CSV in every way we know.

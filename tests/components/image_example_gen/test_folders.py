@@ -220,7 +220,7 @@ def test_the_executor_ingests_a_folder_of_png_and_dicom(tmp_path):
   out = tmp_path / 'out'
   assert sorted(os.listdir(out)) == ['Split-train', 'class_mapping.json', 'image_index.csv',
                                      'ingest_summary.json', 'quarantine.json',
-                                     'split_manifest.json']
+                                     'split_fingerprints.jsonl.gz', 'split_manifest.json']
   with open(out / 'quarantine.json') as f:
     (record,) = json.load(f)
   with open(out / 'image_index.csv') as f:

@@ -11,8 +11,9 @@ TensorFlow is the other oracle: the check accepts exactly what the Transform's
 spaces, coding processes, precisions, palettes, chunk and marker rules, size limits) records
 what TensorFlow 2.16 does with each; the fast tests hold the check to the record, the slow
 ones (marked ``slow``: they import TensorFlow) the record and the check to TensorFlow itself.
-Set CXR_TF_AGREEMENT=1 to also compare verify='full' with TensorFlow on damaged images (about a
-minute) and on the allowed side of the 2^29 size limits (1.6 GB decoded).
+The slow tier also compares verify='full' with TensorFlow on 2,550 damaged and intact files
+(CXR_TF_AGREEMENT_ROUNDS=1500: 25,500); set CXR_TF_AGREEMENT=1 to compare them on the allowed
+side of the 2^29 size limits too (1.6 GB decoded).
 """
 import io
 import os
@@ -365,15 +366,17 @@ def test_png_helpers_keep_structure():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get('CXR_TF_AGREEMENT'),
-                    reason='set CXR_TF_AGREEMENT=1: compares with TensorFlow (slow import)')
 def test_full_verify_agrees_with_tensorflow_decoders():
+  """verify='full' (libpng through OpenCV, libjpeg through Pillow) accepts exactly what
+  TensorFlow decodes, on 17 damaged and intact files per round: 150 rounds here (2,550 files).
+  CXR_TF_AGREEMENT_ROUNDS=1500 (25,500 files): every PNG agrees; 3 JPEGs hit the known gap
+  below."""
   def ours(data):
     return accepts(data, VERIFY_FULL)
 
   rnd = random.Random(0)
   disagree = []
-  for i in range(150):
+  for i in range(int(os.environ.get('CXR_TF_AGREEMENT_ROUNDS', '150'))):
     w, h = rnd.randint(1, 40), rnd.randint(1, 40)
     color_type = rnd.choice(list(ci.PNG_BIT_DEPTHS))
     depth = rnd.choice(ci.PNG_BIT_DEPTHS[color_type])

@@ -77,7 +77,8 @@ def test_bytes_round_trip_and_seed_features(runs, demo_dataset):
   seen_empty_mask = False
   for _, ex in records:
     f = ex.features.feature
-    assert sorted(f) == ['class', 'image', 'image_id', 'image_sha256', 'mask']
+    assert sorted(f) == ['class', 'image', 'image_fingerprint', 'image_id', 'image_sha256',
+                         'mask']
     row = expected[f['image_id'].bytes_list.value[0].decode()]
     with open(os.path.join(csv_dir, row['image_path']), 'rb') as img:
       image = img.read()
@@ -190,7 +191,8 @@ def test_ten_splits_of_one_shard(demo_dataset, tmp_path):
   assert [s['split'] for s in summary.shards] == [f's{i}' for i in range(10)]
   assert sorted(os.listdir(tmp_path)) == sorted(
       [f'Split-s{i}' for i in range(10)]
-      + ['ingest_summary.json', 'quarantine.json', 'split_manifest.json'])
+      + ['ingest_summary.json', 'quarantine.json', 'split_fingerprints.jsonl.gz',
+         'split_manifest.json'])
 
 
 def test_executor_publishes_a_standard_examples_artifact(demo_dataset, tmp_path):
