@@ -5,8 +5,10 @@ of its shard files a ``drift_skew_info`` entry with TFDV's two measurements (L-i
 Jensen-Shannon, value and threshold), under the path ``class`` (the split) or ``class/<shard
 file>``; and an ``anomaly_info`` entry per feature path with a reason per finding, severity ERROR
 or WARNING. ``tfdv.display_anomalies`` and ``anomalies_util.load_anomalies_binary`` read them.
-Paths: stratification, class-imbalance and label findings under ``class``, a shard's under
-``class/<shard file>``, mask findings under ``mask``, leakage under ``image_sha256``.
+Paths: stratification, class-imbalance and label findings (near-duplicates carrying two
+labels too) under ``class``, a shard's under ``class/<shard file>``, mask findings under
+``mask``, leakage (near-duplicates across splits too) under ``image_sha256``, image-quality and
+shortcut-risk findings under ``image``.
 
 Drift from the baseline span N (``drift.py``): every split's file carries a ``drift_skew_info``
 entry under ``class/drift_from_span_<N>`` with the class mix's two measurements (this span vs
@@ -57,6 +59,8 @@ def _path(finding: balance.Finding, drift_step: str) -> str:
     return features.MASK
   if finding.kind == balance.KIND_LEAKAGE:
     return features.IMAGE_SHA256
+  if finding.kind in (balance.KIND_QUALITY, balance.KIND_SHORTCUT):
+    return features.IMAGE
   return f'{features.LABEL}/{finding.shard}' if finding.shard else features.LABEL
 
 

@@ -16,12 +16,14 @@ Two different questions, two verdicts:
   ``max_class_ratio``. A stratified dataset can be very imbalanced (the COVID-19 Radiography
   Database is 7.58:1); the remedy is the class weights, not a different split.
 
-Every finding has a kind (stratification, imbalance, masks, leakage, integrity, drift) and a
-severity: stratification, leakage and integrity findings are errors, imbalance and mask findings
-warnings (``warnings_as_errors`` makes them errors). Drift between spans (``drift.py``) sets its
-severities itself: class-mix drift and groups leaking into train are errors, image/mask drift,
-other split changes, incomparable groups and images re-sent from an earlier span (they kept
-their earlier split) warnings.
+Every finding has a kind (stratification, imbalance, masks, leakage, integrity, drift, labels,
+quality, shortcut) and a severity: stratification, leakage, integrity and label findings are
+errors, imbalance, mask, image-quality and shortcut findings warnings (``warnings_as_errors``
+makes them errors). What ImageExampleGen measured on the images' pixels -- near-duplicate
+groups, image quality, shortcut risk -- becomes findings in ``image_findings.py``. Drift
+between spans (``drift.py``) sets its severities itself: class-mix drift and groups leaking into
+train are errors, image/mask drift, other split changes, incomparable groups and images re-sent
+from an earlier span (they kept their earlier split) warnings.
 """
 import collections
 import dataclasses
@@ -61,6 +63,11 @@ SPAN_SPLIT_CHANGE = 'SPAN_SPLIT_CHANGE'  # a group changed split otherwise (warn
 SPAN_GROUPS_NOT_COMPARABLE = 'SPAN_GROUPS_NOT_COMPARABLE'  # other group column (warning)
 # ... and this span's images an earlier span already had (the ingest summary's membership).
 RESENT_IMAGE = 'RESENT_IMAGE'  # same bytes as an earlier span's image, kept its split (warning)
+# What ImageExampleGen measured on the pixels (image_findings.py, from its ingest summary).
+NEAR_DUPLICATE_ACROSS_SPLITS = 'NEAR_DUPLICATE_ACROSS_SPLITS'  # leakage: copies in two splits
+NEAR_DUPLICATE_LABELS = 'NEAR_DUPLICATE_LABELS'  # one image, two labels
+QUALITY_CLASS_RATE = 'QUALITY_CLASS_RATE'  # a class has a quality finding far more often
+SHORTCUT_RISK = 'SHORTCUT_RISK'  # non-anatomical properties predict the class
 
 KIND_STRATIFICATION = 'stratification'
 KIND_IMBALANCE = 'imbalance'
@@ -68,6 +75,9 @@ KIND_MASKS = 'masks'
 KIND_LEAKAGE = 'leakage'
 KIND_INTEGRITY = 'integrity'
 KIND_DRIFT = 'drift'
+KIND_LABELS = 'labels'
+KIND_QUALITY = 'quality'
+KIND_SHORTCUT = 'shortcut'
 KIND_OF = {
     LINF: KIND_STRATIFICATION, JS: KIND_STRATIFICATION, MIN_COUNT: KIND_STRATIFICATION,
     CLASS_IMBALANCE: KIND_IMBALANCE,
@@ -77,6 +87,9 @@ KIND_OF = {
     DUPLICATE_ACROSS_SPLITS: KIND_LEAKAGE,
     SPAN_LEAKAGE: KIND_LEAKAGE, SPAN_SPLIT_CHANGE: KIND_LEAKAGE,
     SPAN_GROUPS_NOT_COMPARABLE: KIND_LEAKAGE, RESENT_IMAGE: KIND_LEAKAGE,
+    NEAR_DUPLICATE_ACROSS_SPLITS: KIND_LEAKAGE,
+    NEAR_DUPLICATE_LABELS: KIND_LABELS, QUALITY_CLASS_RATE: KIND_QUALITY,
+    SHORTCUT_RISK: KIND_SHORTCUT,
     DRIFT_LINF: KIND_DRIFT, DRIFT_JS: KIND_DRIFT, IMAGE_SIZE_DRIFT: KIND_DRIFT,
     IMAGE_MODE_DRIFT: KIND_DRIFT, MASK_PRESENCE_SPAN_DRIFT: KIND_DRIFT,
     MASK_COVERAGE_DRIFT: KIND_DRIFT,
@@ -86,10 +99,11 @@ KIND_OF = {
 }
 KIND_NOUN = {KIND_STRATIFICATION: 'stratification', KIND_IMBALANCE: 'imbalance',
              KIND_MASKS: 'mask', KIND_LEAKAGE: 'leakage', KIND_INTEGRITY: 'integrity',
-             KIND_DRIFT: 'drift'}
+             KIND_DRIFT: 'drift', KIND_LABELS: 'label', KIND_QUALITY: 'image-quality',
+             KIND_SHORTCUT: 'shortcut-risk'}
 ERROR = 'error'
 WARNING = 'warning'
-WARNING_KINDS = frozenset([KIND_IMBALANCE, KIND_MASKS])
+WARNING_KINDS = frozenset([KIND_IMBALANCE, KIND_MASKS, KIND_QUALITY, KIND_SHORTCUT])
 
 # ImageExampleGen's mask-check codes (summary.mask_checks) -> our checks, and what they mean.
 MASK_CHECKS = {

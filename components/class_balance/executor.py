@@ -15,6 +15,7 @@ from tfx.utils import io_utils
 from components import options
 from components.class_balance import config as config_lib
 from components.class_balance import drift as drift_lib
+from components.class_balance import image_findings
 from components.class_balance import measure
 from components.class_balance import report
 from components.class_balance import scan
@@ -116,7 +117,8 @@ def run(stats_uri: str, split_names: Sequence[str], examples_uri: str, schema_ur
   summary = load_summary(examples_uri)
   previous = [drift_lib.SpanExamples.of(p) for p in previous_examples or ()]
   found = scan.run_scan(examples_uri, list(stats), output_uri, config.coverage_sample,
-                        config.near_full_mask, make_pipeline, emit_hashes=summary is None)
+                        config.near_full_mask, make_pipeline, emit_hashes=summary is None,
+                        listed_ids=image_findings.read(summary).thumbnail_ids())
   drift_inputs = load_drift_inputs(examples_uri, current_span, previous, output_uri, config,
                                    make_pipeline)
   result = measure.evaluate(stats, found, schema, config, summary, drift_inputs)

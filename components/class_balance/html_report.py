@@ -5,9 +5,12 @@ One self-contained page that works offline: inline CSS, inline SVG charts, thumb
 an id, in this order): verdicts, findings, classes (counts and class weights), samples
 (thumbnails with masks overlaid), stratification (splits and shards vs the whole), masks
 (presence, sizes, ImageExampleGen's mask checks, coverage histograms), images (sizes and modes),
-leakage, drift (this span vs the baseline span: class mix side by side, the measures against
-their thresholds, groups leaking across spans, images re-sent from an earlier span), statistics
-(TFDV's statistics of every split, rendered statically).
+leakage, duplicates (near-duplicate groups, their members' thumbnails side by side with split,
+class and span), quality (ImageExampleGen's image-quality findings per split and class, with
+example thumbnails), shortcut (the shortcut-risk assessment: balanced accuracy against chance,
+the top properties), drift (this span vs the baseline span: class mix side by side, the measures
+against their thresholds, groups leaking across spans, images re-sent from an earlier span),
+statistics (TFDV's statistics of every split, rendered statically).
 """
 import colorsys
 import html
@@ -16,13 +19,14 @@ from typing import Dict, List, Mapping, Sequence
 
 from components.class_balance import balance
 from components.class_balance import drift as drift_lib
+from components.class_balance import image_findings
 from components.class_balance.measure import BalanceResult
 from components.errors import escape_control
 from components.errors import escape_name
 from components.image_example_gen import mask_check as mask_codes
 
 SECTIONS = ('verdicts', 'findings', 'classes', 'samples', 'stratification', 'masks', 'images',
-            'leakage', 'drift', 'statistics')
+            'leakage', 'duplicates', 'quality', 'shortcut', 'drift', 'statistics')
 _TABLEAU = ('#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1',
             '#ff9da7', '#9c755f', '#bab0ac')
 _CSS = """
@@ -59,6 +63,16 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 pre{background:#f6f8fa;border:1px solid #d1d9e0;border-radius:6px;padding:8px 10px;
  font-size:12px;overflow-x:auto}
 .muted{color:#59636e}.small{font-size:12px}
+.dup{border:1px solid #d1d9e0;border-radius:6px;padding:8px 10px;margin:0 0 10px}
+.dup.bad{border-left:6px solid #cf222e}
+.members{display:flex;flex-wrap:wrap;gap:8px;margin-top:6px}
+.members figure{margin:0;width:100px}
+.members img,.members .ph{width:96px;height:96px;border-radius:4px;border:1px solid #d1d9e0;
+ display:block}
+.members .ph{background:#eaeef2;color:#59636e;font-size:10.5px;display:flex;align-items:center;
+ justify-content:center;text-align:center}
+.members figcaption{font-size:10.5px;color:#59636e;line-height:1.3;overflow-wrap:anywhere}
+td.hit{background:#ffebe9;font-weight:600}
 """
 
 
@@ -143,9 +157,12 @@ def _verdicts(r: BalanceResult) -> str:
                else 'warn' if kinds else 'ok')
   other = (f'<div class="card {worst_sev}"><h2>Other checks</h2>'
            f'<div class="v">{_e(", ".join(others) if others else "nothing found")}</div>'
-           '<p>Leakage (identical images in several splits), integrity (shard files vs '
-           'statistics and vs what ImageExampleGen wrote, labels vs the schema) and masks '
-           '(size, binary, presence per split); with earlier spans, <a href="#drift">drift</a> '
+           '<p>Leakage (identical images or <a href="#duplicates">near-duplicates</a> in '
+           'several splits), labels (near-duplicates carrying two classes), integrity (shard '
+           'files vs statistics and vs what ImageExampleGen wrote, labels vs the schema), masks '
+           '(size, binary, presence per split), <a href="#quality">image quality</a> far more '
+           'frequent in one class, <a href="#shortcut">shortcut risk</a>; with earlier spans, '
+           '<a href="#drift">drift</a> '
            'from the previous span, groups leaking across spans and images re-sent from an '
            'earlier span. See '
            '<a href="#findings">findings</a>.</p></div>')
@@ -355,11 +372,206 @@ def _images(r: BalanceResult) -> str:
 
 
 def _leakage(r: BalanceResult) -> str:
+  near = sum(g['crosses_splits'] for g in r.pixels.groups)
+  tail = (f'<p>{near} near-duplicate group{"s" * (near != 1)} straddle{"s" * (near == 1)} '
+          'splits: see <a href="#duplicates">near-duplicates</a>.</p>' if near else '')
   if not r.duplicates_across_splits:
-    return '<p>No identical image bytes in more than one split.</p>'
+    return '<p>No identical image bytes in more than one split.</p>' + tail
   return _table(['sha256', 'splits', 'image ids'],
                 [[d['image_sha256'][:16], ', '.join(d['splits']), ', '.join(d['image_ids'])]
-                 for d in r.duplicates_across_splits])
+                 for d in r.duplicates_across_splits]) + tail
+
+
+def _figure(image_id: str, uri: str, caption: Sequence[str], missing: str) -> str:
+  """One thumbnail (or a placeholder saying why there is none) with a caption of lines."""
+  cap = '<br>'.join(_e(line) for line in caption if line)
+  if uri:
+    picture = f'<img src="{_e(uri)}" alt="{_e(image_id)}" title="{_e(image_id)}">'
+  else:
+    picture = f'<div class="ph">{_e(missing)}</div>'
+  return f'<figure>{picture}<figcaption>{cap}</figcaption></figure>'
+
+
+def _short(image_id: str) -> str:
+  return image_id.rsplit('/', 1)[-1]
+
+
+_NOT_MEASURED = ('<p class="muted">Not measured: the ingest summary has no pixel findings '
+                 '(ImageExampleGen ran with --verify header or --near-duplicates off, or is an '
+                 'older version; --verify full, the default, measures every image).</p>')
+
+
+def _duplicates(r: BalanceResult) -> str:
+  p = r.pixels
+  mode = p.near_duplicates
+  how = {image_findings.MODE_GROUP: 'ImageExampleGen dealt each group to one split as one unit '
+                                    '(--near-duplicates group)',
+         image_findings.MODE_REPORT: 'ImageExampleGen reported them and dealt them as any image '
+                                     '(--near-duplicates report)'}.get(mode, '')
+  if not p.groups:
+    if mode == image_findings.MODE_OFF:
+      return ('<p class="muted">Not looked for: ImageExampleGen ran with --near-duplicates '
+              'off.</p>')
+    if not mode:
+      return _NOT_MEASURED
+    return ('<p>None: no image is a re-encoded, resized, cropped or re-exposed copy of another '
+            f'({_e(how)}).</p>')
+  two = sum(g['crosses_classes'] for g in p.groups)
+  across = sum(g['crosses_splits'] for g in p.groups)
+  listed = (f' The first {len(p.groups)} are listed, those carrying two labels first, then '
+            'those straddling splits.' if p.groups_total > len(p.groups) else '')
+  out = [f'<p>{p.groups_total:,} group{"s" * (p.groups_total != 1)} of near-duplicates: copies '
+         'of one image re-encoded, resized, cropped or re-exposed, which the sha256 of the bytes '
+         f'misses{"; " + _e(how) if how else ""}. {two} carr{"ies" if two == 1 else "y"} two '
+         f'labels (an error: one image, two labels), {across} straddle{"s" * (across == 1)} '
+         f'splits (an error: leakage).{_e(listed)}</p>'
+         '<p class="small muted">Thumbnails: 96 pixels, tones as stored; an earlier span\'s '
+         'member is not in these shard files and is shown by its sha256.</p>']
+  for i, g in enumerate(p.groups, 1):
+    flags = ''.join(f' <span class="sev error">{text}</span>' for text, on in (
+        ('two labels', g['crosses_classes']), ('across splits', g['crosses_splits'])) if on)
+    figures = []
+    shown = g['members'][:image_findings.THUMBNAILS_PER_GROUP]
+    for m in shown:
+      span = f'span {m["span"]}' if m['span'] is not None else ''
+      if m['prior']:
+        figures.append(_figure(m['sha256'], '', [
+            m['split'] or '?', f'{span} (earlier)', f'sha256 {m["sha256"][:12]}'],
+            f'{span or "earlier span"}: not in this span\'s files'))
+        continue
+      thumb = r.listed_images.get(m['image_id'], {})
+      line = f'line {m["line"]}' if m['line'] is not None else ''
+      figures.append(_figure(
+          m['image_id'], str(thumb.get('uri', '')),
+          [f'{m["split"] or "?"} · {m["class_name"] or "?"}', ' · '.join(filter(None, [
+              span, line])), _short(m['image_id'])],
+          'not found in the shard files' if not thumb else 'does not decode'))
+    more = g['members'][len(shown):]
+    rest = (f'<p class="small muted">and {len(more)} more: '
+            + _e(', '.join(m['image_id'] or f'sha256 {m["sha256"][:12]}' for m in more))
+            + '</p>' if more else '')
+    out.append(f'<div class="dup{" bad" if flags else ""}"><b>group {i}</b>{flags} '
+               f'<span class="small muted">{len(g["members"])} images · classes '
+               f'{_e(", ".join(g["classes"]) or "?")} · splits '
+               f'{_e(", ".join(g["splits"]) or "?")}</span>'
+               f'<div class="members">{"".join(figures)}</div>{rest}</div>')
+  return ''.join(out)
+
+
+def _quality(r: BalanceResult) -> str:
+  p = r.pixels
+  if not p.quality_images and not p.quality_counts:
+    return _NOT_MEASURED
+  codes = p.quality_codes
+  hits = {(cls, code) for code, by_class in p.class_rates.items()
+          for cls, rate in by_class.items() if rate.get('warning')}
+  thresholds = ', '.join(f'{k} {v}' for k, v in p.quality_thresholds.items())
+  out = [f'<p>ImageExampleGen measured {p.quality_images:,} images. Counted per split and '
+         'class for information; a warning only when one class has a finding far more often '
+         f'than the other classes (at least {image_findings.QUALITY_MIN_FLAGGED} images, '
+         f'{image_findings.QUALITY_RATE_RATIO:g}&times; their rate and '
+         f'{image_findings.QUALITY_RATE_GAP:.0%} above it plus a 3-sigma sampling allowance): '
+         'a model could learn the artefact instead of the disease.</p>']
+  if thresholds:
+    out.append(f'<p class="small muted">Thresholds: {_e(thresholds)}.</p>')
+  if not codes:
+    out.append('<p>No image has a quality finding.</p>')
+    return ''.join(out)
+  order = [r.name(c) for c in r.whole_counts]
+  rows = []
+  for split in list(r.splits) + sorted(set(p.quality_counts) - set(r.splits)):
+    by_class = p.quality_counts.get(split, {})
+    for cls in order + sorted(set(by_class) - set(order)):
+      if cls in by_class:
+        rows.append('<tr>' + f'<td>{_e(split)}</td><td>{_e(cls)}</td>' + ''.join(
+            f'<td class="n">{by_class[cls].get(code, 0):,}</td>' for code in codes) + '</tr>')
+  for cls in order:  # all splits: counts and rates, the finding's cells marked
+    cells = []
+    for code in codes:
+      rate = p.class_rates.get(code, {}).get(cls)
+      text = f'{rate["flagged"]:,} ({rate["rate"]:.1%})' if rate else '-'
+      marked = ' hit' if (cls, code) in hits else ''
+      cells.append(f'<td class="n{marked}">{_e(text)}</td>')
+    rows.append(f'<tr><th>all splits</th><th>{_e(cls)}</th>{"".join(cells)}</tr>')
+  head = ''.join(f'<th>{_e(code.replace("_", " "))}</th>' for code in codes)
+  out.append(f'<table><tr><th>split</th><th>class</th>{head}</tr>{"".join(rows)}</table>')
+  for code in codes:
+    examples = p.quality_examples.get(code, [])[:image_findings.MAX_QUALITY_EXAMPLES]
+    if not examples:
+      continue
+    total = sum(by_code.get(code, 0) for by_class in p.quality_counts.values()
+                for by_code in by_class.values())
+    figures = []
+    for e in examples:
+      thumb = r.listed_images.get(e['image_id'], {})
+      line = f'line {e["line"]}' if e['line'] is not None else ''
+      figures.append(_figure(e['image_id'], str(thumb.get('uri', '')),
+                             [f'{e["split"] or "?"} · {e["class_name"] or "?"}', line,
+                              _short(e['image_id'])],
+                             'not found in the shard files' if not thumb else 'does not decode'))
+    first = f'; the first {len(examples)}' if total > len(examples) else ''
+    out.append(f'<h3>{_e(code.replace("_", " "))} <span class="small muted">({total:,} '
+               f'image{"s" * (total != 1)}{first})</span></h3>'
+               f'<div class="members">{"".join(figures)}</div>')
+  return ''.join(out)
+
+
+def _accuracy_chart(accuracy: float, chance, threshold, warning: bool) -> str:
+  """A 0..1 scale: the balanced accuracy as a bar, chance and the warning threshold as
+  ticks."""
+  left, width = 10, 560
+  x = lambda v: left + width * min(max(v, 0.0), 1.0)
+  colour = '#cf222e' if warning else '#1a7f37'
+  parts = [f'<rect x="{left}" y="20" width="{width}" height="16" fill="#eaeef2"/>',
+           f'<rect x="{left}" y="20" width="{x(accuracy) - left:.1f}" height="16" '
+           f'fill="{colour}"><title>balanced accuracy {accuracy:.3f}</title></rect>']
+  for value, label, stroke in ((chance, 'chance', '#59636e'), (threshold, 'warning at',
+                                                                '#bf8700')):
+    if value is not None:
+      parts.append(f'<line x1="{x(value):.1f}" y1="14" x2="{x(value):.1f}" y2="42" '
+                   f'stroke="{stroke}" stroke-width="2"/><text x="{x(value):.1f}" y="54" '
+                   f'text-anchor="middle">{label} {value:.2f}</text>')
+  parts.append(f'<text x="{left}" y="12">0</text><text x="{left + width}" y="12" '
+               'text-anchor="end">1</text>')
+  return (f'<svg width="{left + width + 40}" height="60" font-size="11" '
+          'font-family="sans-serif" role="img" aria-label="balanced accuracy against chance">'
+          f'{"".join(parts)}</svg>')
+
+
+def _shortcut(r: BalanceResult) -> str:
+  sc = r.pixels.shortcut
+  if not sc:
+    return ('<p class="muted">Not assessed: the ingest summary has no shortcut-risk assessment '
+            '(ImageExampleGen ran with --verify header, or is an older version).</p>')
+  accuracy, chance, threshold = sc['balanced_accuracy'], sc['chance'], sc['threshold']
+  headline = (f'balanced accuracy {accuracy:.2f}' if accuracy is not None
+              else 'balanced accuracy not given')
+  if chance is not None:
+    headline += f' vs chance {chance:.2f}'
+  verdict = 'shortcut risk' if sc['warning'] else 'no shortcut risk found'
+  out = [f'<div class="card {"warn" if sc["warning"] else "ok"}"><h2>{_e(verdict)}</h2>'
+         f'<div class="v">{_e(headline)}</div>'
+         '<p>How well non-anatomical image properties (size, mode, format, intensity, borders, '
+         'corners) predict the class, cross-validated'
+         + (f'; a warning at {threshold:.2f} (ImageExampleGen --shortcut-threshold)'
+            if threshold is not None else '') + '.</p>'
+         + (f'<p><b>{_e(sc["message"])}</b></p>' if sc['message'] else '') + '</div>']
+  if accuracy is not None:
+    out.append(_accuracy_chart(accuracy, chance, threshold, sc['warning']))
+  props = sc['top_properties']
+  if props:
+    top = max(abs(v) for _, v in props) or 1.0
+    rows = ''.join(
+        f'<tr><td>{_e(name)}</td><td class="n">{value:.3f}</td><td><svg width="206" '
+        f'height="12" role="img" aria-label="importance"><rect x="0" y="1" '
+        f'width="{max(200 * abs(value) / top, 1):.1f}" height="10" fill="#4e79a7"/></svg>'
+        '</td></tr>' for name, value in props)
+    out.append('<h3>Top properties</h3><table><tr><th>property</th><th>importance</th><th>'
+               f'</th></tr>{rows}</table>')
+  if sc['other']:
+    out.append('<h3>Details</h3>' + _table(['', 'value'], [[k, v] for k, v in
+                                                          sc['other'].items()]))
+  return ''.join(out)
 
 
 def _mix_chart(mix: drift_lib.ClassMix, baseline_span: int, colours: Mapping[str, str]) -> str:
@@ -535,6 +747,9 @@ def render(result: BalanceResult) -> str:
       _section('masks', 'Masks', _masks(result, colours)),
       _section('images', 'Images', _images(result)),
       _section('leakage', 'Leakage: identical images across splits', _leakage(result)),
+      _section('duplicates', 'Near-duplicates: copies of one image', _duplicates(result)),
+      _section('quality', 'Image quality', _quality(result)),
+      _section('shortcut', 'Shortcut risk', _shortcut(result)),
       _section('drift', (f'Drift from span {result.drift.baseline.span}'
                          if result.drift.baseline is not None else 'Drift between spans'),
                _drift(result, colours)),

@@ -6,7 +6,8 @@ colour mode and bit depth from the file header (PNG IHDR, JPEG SOF: a few bytes)
 size, and whether the mask's size differs from its image's. Decoding is kept to a sample: the
 mask-coverage histogram decodes at most ``coverage_sample`` masks per shard file and class
 (records are in ImageExampleGen's seeded hash order, so the first ones are a random sample), and
-the report's thumbnails decode a few records per class. Exact per-class mask checks (empty, not
+the report's thumbnails decode a few records per class (and the near-duplicate groups' and
+image-quality examples' images the ingest summary lists). Exact per-class mask checks (empty, not
 binary, wrong size) are ImageExampleGen's, read from its ingest summary.
 """
 import base64
@@ -18,6 +19,8 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 COVERAGE_BINS = 10  # histogram of mask foreground fraction: [0, 0.1), ..., [0.9, 1.0]
 UNREADABLE = 'unreadable'
 THUMBNAIL_SIZE = 112  # pixels, square; the image is letterboxed
+PLAIN_THUMBNAIL_SIZE = 96  # near-duplicate and image-quality thumbnails (JPEG, tones as stored)
+PLAIN_THUMBNAIL_QUALITY = 80  # JPEG quality: ~1.4 KB for a 96-pixel radiograph (PNG: ~4 KB)
 
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 _PNG_MODES = {0: 'L', 2: 'RGB', 3: 'P', 4: 'LA', 6: 'RGBA'}  # IHDR colour type -> Pillow's name
@@ -216,15 +219,7 @@ def thumbnail(image: bytes, mask: bytes, size: int = THUMBNAIL_SIZE) -> str:
   import numpy as np
   from PIL import Image
   from PIL import ImageOps
-  with Image.open(io.BytesIO(image)) as img:
-    if img.mode.startswith('I') or img.mode == 'F':  # 16/32-bit gray: keep the depth
-      pixels = np.asarray(img, np.float32)
-    else:  # 8-bit gray, colour, palette, alpha, CMYK: Pillow's luminance
-      pixels = np.asarray(img.convert('L'), np.float32)
-  top = float(pixels.max()) or 1.0
-  gray = Image.fromarray((pixels * (255.0 / top)).clip(0, 255).astype(np.uint8), 'L')
-  gray = np.asarray(ImageOps.pad(gray, (size, size), method=Image.BILINEAR, color=0),
-                    np.float32)
+  gray = np.asarray(_letterboxed_gray(image, size, stretch=True), np.float32)
   rgb = np.stack([gray] * 3, axis=-1)
   if mask:
     try:
@@ -242,3 +237,33 @@ def thumbnail(image: bytes, mask: bytes, size: int = THUMBNAIL_SIZE) -> str:
   buf = io.BytesIO()
   Image.fromarray(rgb.clip(0, 255).astype(np.uint8), 'RGB').save(buf, format='PNG')
   return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode('ascii')
+
+
+def _letterboxed_gray(image: bytes, size: int, stretch: bool):
+  """The image as an 8-bit gray PIL image letterboxed to size x size. 16/32-bit gray is scaled
+  by its maximum (its bit depth is unknown); 8-bit images too when ``stretch``."""
+  import numpy as np
+  from PIL import Image
+  from PIL import ImageOps
+  with Image.open(io.BytesIO(image)) as img:
+    deep = img.mode.startswith('I') or img.mode == 'F'
+    if deep:  # 16/32-bit gray: keep the depth
+      pixels = np.asarray(img, np.float32)
+    else:  # 8-bit gray, colour, palette, alpha, CMYK: Pillow's luminance
+      pixels = np.asarray(img.convert('L'), np.float32)
+  top = (float(pixels.max()) or 1.0) if deep or stretch else 255.0
+  gray = Image.fromarray((pixels * (255.0 / top)).clip(0, 255).astype(np.uint8), 'L')
+  return ImageOps.pad(gray, (size, size), method=Image.BILINEAR, color=0)
+
+
+def plain_thumbnail(image: bytes, size: int = PLAIN_THUMBNAIL_SIZE) -> str:
+  """A ``data:image/jpeg;base64,...`` gray thumbnail letterboxed to size x size, its tones as
+  stored (a dark or washed-out image looks so; 16-bit images scaled by their maximum), for
+  comparing near-duplicates and showing image-quality examples; '' when it does not decode."""
+  try:
+    gray = _letterboxed_gray(image, size, stretch=False)
+  except (OSError, ValueError, SyntaxError):  # Pillow: not an image it decodes
+    return ''
+  buf = io.BytesIO()
+  gray.save(buf, format='JPEG', quality=PLAIN_THUMBNAIL_QUALITY)
+  return 'data:image/jpeg;base64,' + base64.b64encode(buf.getvalue()).decode('ascii')

@@ -4,7 +4,9 @@
 Split class counts come from StatisticsGen's statistics (TFDV's categorical counts of ``class``),
 shard class counts from the shard files themselves (the scan), the class names from the schema
 (CuratedSchemaGen writes them from the class mapping), and what ImageExampleGen already computed
--- records per shard, duplicate images, mask checks -- from its ingest summary.
+-- records per shard, duplicate images, mask checks, and what its workers measured on the
+pixels (near-duplicate groups, image quality, shortcut risk: ``image_findings.py``) -- from its
+ingest summary.
 """
 import collections
 import dataclasses
@@ -17,6 +19,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from components import features
 from components.class_balance import balance
 from components.class_balance import drift as drift_lib
+from components.class_balance import image_findings
 from components.class_balance import image_stats
 from components.class_balance.config import BalanceConfig
 from components.class_balance.scan_result import SAMPLES_PER_CLASS
@@ -117,6 +120,11 @@ class BalanceResult:
   ingest: Dict[str, object]  # a few facts from the ingest summary ({} without one)
   # this span vs the baseline span, and its groups vs earlier spans' (drift.py)
   drift: drift_lib.DriftResult = dataclasses.field(default_factory=drift_lib.DriftResult.nothing)
+  # what ImageExampleGen measured on the pixels (near-duplicates, quality, shortcut risk), and
+  # the thumbnails of the images it lists {image_id: {split, shard, uri}}
+  pixels: image_findings.ImageFindings = dataclasses.field(
+      default_factory=image_findings.ImageFindings)
+  listed_images: Dict[str, Dict[str, object]] = dataclasses.field(default_factory=dict)
 
   @property
   def imbalance_ratio(self) -> float:
@@ -200,6 +208,7 @@ class BalanceResult:
         'samples': {self.name(c): [s['image_id'] for s in v] for c, v in self.samples.items()},
         'ingest': self.ingest,
         'drift': self.drift.to_dict(self.drift_findings),
+        **self.pixels.to_dict(),  # near_duplicates, quality, shortcut
     }
 
 
@@ -289,6 +298,11 @@ def evaluate(stats_by_split: Mapping[str, statistics_pb2.DatasetFeatureStatistic
                              summary, scan.class_stats, config)
   findings += drift.findings
 
+  # What ImageExampleGen measured on the pixels: near-duplicates, quality, shortcut risk.
+  pixels, pixel_findings = image_findings.evaluate(
+      image_findings.read(summary), {names.get(c, str(c)): n for c, n in whole.items()})
+  findings += pixel_findings
+
   findings = balance.finalize(findings, config)
   stratified, strat_verdict = balance.stratification_verdict(findings)
   classes_verdict = balance.class_balance_verdict(imbalance, names)
@@ -311,4 +325,5 @@ def evaluate(stats_by_split: Mapping[str, statistics_pb2.DatasetFeatureStatistic
       mask_checks={s: {c: {k: v.get(k, 0) for k in mask_codes.COUNT_KEYS}
                        for c, v in per.items()} for s, per in mask_checks.items()},
       samples=_pick_samples([s for s in scan.samples if int(s['label']) in names], splits),
-      statistics=statistics_view(stats_by_split, names), ingest=ingest, drift=drift)
+      statistics=statistics_view(stats_by_split, names), ingest=ingest, drift=drift,
+      pixels=pixels, listed_images=dict(scan.listed_images))

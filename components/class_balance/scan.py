@@ -7,9 +7,13 @@ check of what was written) and image/mask statistics. No image is decoded except
 masks (coverage) and a few records per class of the first shard of each split (thumbnails).
 Cross-split duplicates come from ImageExampleGen's summary (its job grouped every sha256); only
 without a summary does this job group the records' ``image_sha256`` itself (``GroupByKey``).
+The images the summary's pixel findings list (near-duplicate group members, image-quality
+examples: at most a few thousand ids, passed in) are picked out by ``image_id`` on the way and
+rendered as small thumbnails.
 
-The job writes its results -- a few hundred small JSON lines, never image bytes -- as one
-manifest file that the executor reads back (``scan_result.read_manifest_lines``) and removes.
+The job writes its results -- a few hundred small JSON lines, never image bytes (thumbnails as
+``data:`` URIs) -- as one manifest file that the executor reads back
+(``scan_result.read_manifest_lines``) and removes.
 """
 import collections
 import json
@@ -23,6 +27,7 @@ from components import features
 from components.class_balance import image_stats
 from components.class_balance.scan_result import CLASS_STATS
 from components.class_balance.scan_result import DUPLICATE
+from components.class_balance.scan_result import LISTED_IMAGE
 from components.class_balance.scan_result import NO_LABEL
 from components.class_balance.scan_result import read_manifest_lines
 from components.class_balance.scan_result import SAMPLE
@@ -60,14 +65,16 @@ class ReadShardFn(beam.DoFn):
   Tagged outputs: SAMPLE (label, {order, split, shard, image_id, image, mask}) for the first
   SAMPLES_PER_CLASS records of each class of the shards in ``sample_shards`` (order: the split's
   position, the shard file, the record's index); HASHES (sha256, (split, image_id)) when
-  ``emit_hashes``; SHARD_ERROR (split, shard, message) when a file stops reading (a corrupt
-  record: TFRecord CRCs are checked on every read).
+  ``emit_hashes``; LISTED_IMAGE (image_id, split, shard, image) for the records whose image_id
+  is in ``listed_ids``; SHARD_ERROR (split, shard, message) when a file stops reading (a
+  corrupt record: TFRecord CRCs are checked on every read).
   """
 
   def __init__(self, coverage_sample: int, sample_shards: Sequence[str], emit_hashes: bool,
-               split_order: Sequence[str] = ()):
+               split_order: Sequence[str] = (), listed_ids: Sequence[str] = ()):
     self._coverage_sample = coverage_sample
     self._sample_shards = frozenset(sample_shards)
+    self._listed_ids = frozenset(listed_ids)
     self._split_order = {split: i for i, split in enumerate(split_order)}
     self._emit_hashes = emit_hashes
     self._records = beam.metrics.Metrics.counter('cxr_class_balance', 'records_read')
@@ -98,6 +105,10 @@ class ReadShardFn(beam.DoFn):
         if self._emit_hashes:
           yield beam.pvalue.TaggedOutput(HASHES, (_text(feature, features.IMAGE_SHA256),
                                                   (split, _text(feature, features.IMAGE_ID))))
+        if self._listed_ids:
+          image_id = _text(feature, features.IMAGE_ID)
+          if image_id in self._listed_ids:
+            yield beam.pvalue.TaggedOutput(LISTED_IMAGE, (image_id, split, shard, image))
     except tf.errors.OpError as e:  # DataLossError (CRC, truncation), NotFound, ...
       yield beam.pvalue.TaggedOutput(SHARD_ERROR, (split, shard, f'{type(e).__name__}: '
                                                                  f'{e.message}'))
@@ -137,6 +148,11 @@ def _thumbnails(element):
                        uri=image_stats.thumbnail(sample['image'], sample['mask']))
 
 
+def _listed_thumbnail(image_id: str, split: str, shard: str, image: bytes):
+  return LISTED_IMAGE, dict(image_id=image_id, split=split, shard=shard,
+                            uri=image_stats.plain_thumbnail(image))
+
+
 def _cross_split(element):
   sha, members = element
   members = sorted(set(members))
@@ -148,7 +164,8 @@ def _cross_split(element):
 def ScanShards(pipeline: beam.Pipeline, shards: Sequence[Tuple[str, str]],  # pylint: disable=invalid-name
                manifest_path: str, coverage_sample: int, near_full: float,
                sample_shards: Sequence[str], emit_hashes: bool,
-               split_order: Sequence[str] = ()) -> beam.pvalue.PDone:
+               split_order: Sequence[str] = (),
+               listed_ids: Sequence[str] = ()) -> beam.pvalue.PDone:
   """Reads every shard once; writes the manifest (one JSON line per entry)."""
   read = (
       pipeline
@@ -159,10 +176,12 @@ def ScanShards(pipeline: beam.Pipeline, shards: Sequence[Tuple[str, str]],  # py
       # SAMPLE: PCollection[(label, {order, split, shard, image_id, image, mask})], a few per
       # class and sampled shard;
       # HASHES: PCollection[(sha256, (split, image_id))] (only without an ingest summary);
+      # LISTED_IMAGE: PCollection[(image_id, split, shard file, image bytes)] (only the
+      # listed ids);
       # SHARD_ERROR: PCollection[(split, shard file, message)].
       | 'ReadShards' >> beam.ParDo(ReadShardFn(coverage_sample, sample_shards, emit_hashes,
-                                               split_order))
-      .with_outputs(SAMPLE, HASHES, SHARD_ERROR, main=FACTS))
+                                               split_order, listed_ids))
+      .with_outputs(SAMPLE, HASHES, LISTED_IMAGE, SHARD_ERROR, main=FACTS))
   entries = [
       read[FACTS]
       # PCollection[((split, shard file, label), ClassStats)]: one per shard and class
@@ -181,6 +200,11 @@ def ScanShards(pipeline: beam.Pipeline, shards: Sequence[Tuple[str, str]],  # py
       | 'EncodeShardErrors' >> beam.MapTuple(lambda split, shard, message: (SHARD_ERROR, dict(
           split=split, shard=shard, message=message))),
   ]
+  if listed_ids:
+    entries.append(
+        read[LISTED_IMAGE]
+        # PCollection[(LISTED_IMAGE, {image_id, split, shard, uri})]: gray JPEG thumbnails
+        | 'RenderListedThumbnails' >> beam.MapTuple(_listed_thumbnail))
   if emit_hashes:
     entries.append(
         read[HASHES]
@@ -199,9 +223,10 @@ def ScanShards(pipeline: beam.Pipeline, shards: Sequence[Tuple[str, str]],  # py
 
 def run_scan(examples_uri: str, splits: Sequence[str], output_uri: str, coverage_sample: int,
              near_full: float, make_pipeline, emit_hashes: bool,
-             thumbnails: bool = True) -> ScanResult:
+             thumbnails: bool = True, listed_ids: Sequence[str] = ()) -> ScanResult:
   """Runs the job over every shard file of ``splits`` and returns what it found.
-  ``thumbnails=False`` samples no records (the drift baseline's scan needs statistics only)."""
+  ``thumbnails=False`` samples no records (the drift baseline's scan needs statistics only);
+  ``listed_ids``: image ids whose thumbnails to render (``ScanResult.listed_images``)."""
   listed = [(split, path) for split in splits for path in shard_files(examples_uri, split)]
   first = {}
   for split, path in listed if thumbnails else ():
@@ -211,7 +236,7 @@ def run_scan(examples_uri: str, splits: Sequence[str], output_uri: str, coverage
   pipeline = make_pipeline()
   _ = pipeline | 'ScanShards' >> ScanShards(  # pylint: disable=no-value-for-parameter
       listed, manifest, coverage_sample, near_full, list(first.values()), emit_hashes,
-      list(splits))
+      list(splits), sorted(listed_ids))
   pipeline.run().wait_until_finish()
   try:
     with tf.io.gfile.GFile(manifest) as f:

@@ -13,6 +13,9 @@ CLASS_STATS = 'class_stats'  # {split, shard, label, stats: ClassStats}
 SAMPLE = 'sample'  # {label, split, shard, image_id, has_mask, uri}
 DUPLICATE = 'duplicate'  # {sha256, members: [{split, image_id}]}, only without a summary
 SHARD_ERROR = 'shard_error'  # {split, shard, message}
+# {image_id, split, shard, uri}: a listed image's thumbnail (near-duplicate groups, image-quality
+# examples: image_findings.ImageFindings.thumbnail_ids), keyed by its image_id
+LISTED_IMAGE = 'listed_image'
 
 
 @dataclasses.dataclass
@@ -23,6 +26,8 @@ class ScanResult:
   samples: List[Dict[str, object]]
   errors: List[Tuple[str, str, str]]
   duplicates: Optional[List[Dict[str, object]]]  # None: not computed here (ingest summary)
+  # {image_id: {split, shard, uri}}: thumbnails of the images the summary's findings list
+  listed_images: Dict[str, Dict[str, object]] = dataclasses.field(default_factory=dict)
 
   def shard_counts(self) -> Dict[str, List[Tuple[str, Dict[int, int]]]]:
     """{split: [(shard file, {label: records})]} over every listed file, empty ones too."""
@@ -55,6 +60,12 @@ def read_manifest_lines(lines: Iterable[str], shards: Sequence[Tuple[str, str]],
       result.errors.append((entry['split'], entry['shard'], entry['message']))
     elif kind == DUPLICATE and result.duplicates is not None:
       result.duplicates.append(entry)
+    elif kind == LISTED_IMAGE:  # an id written twice (not ImageExampleGen's): the first file's
+      key = (entry['split'], entry['shard'])
+      known = result.listed_images.get(entry['image_id'])
+      if known is None or key < (known['split'], known['shard']):
+        result.listed_images[entry['image_id']] = {k: v for k, v in entry.items()
+                                                   if k != 'image_id'}
   order: Dict[Tuple[object, object], int] = {key: i for i, key in enumerate(shards)}
   result.samples.sort(key=lambda s: (order.get((s['split'], s['shard']), 0), s['image_id']))
   result.errors.sort()

@@ -99,6 +99,32 @@ def balance_inputs(tmp_path_factory):
   return Inputs(base, examples, stats, schema_dir, records)
 
 
+def with_summary(inputs, name, **fields):
+  """A copy of ``inputs``' shard files with an ingest summary that agrees with them, ``fields``
+  added to its JSON (keys an older IngestSummary may lack too) -> the copy's folder."""
+  import json
+  import shutil
+
+  from components.image_example_gen.summary import IngestSummary
+  from components.image_example_gen.summary import SUMMARY_FILE
+  examples = str(inputs.base / f'examples_{name}')
+  shutil.copytree(inputs.examples, examples)
+  shards = []
+  for (split, shard, _), records in zip(LAYOUT, inputs.records.values()):
+    counts = collections.Counter(label for _, label in records)
+    shards.append(dict(split=split, index=len(shards), file=shard, count=len(records),
+                       class_counts=dict(counts)))
+  written = sum(s['count'] for s in shards)
+  summary = IngestSummary(
+      csv_path='/data/index-3.csv', seed=0, splits=[], rows_in=written,
+      examples_written=written, shards=shards,
+      class_names={label: n for n, label in MAPPING.items()})
+  data = dict(json.loads(summary.to_json()), **fields)
+  with open(os.path.join(examples, SUMMARY_FILE), 'w') as f:
+    json.dump(data, f)
+  return examples
+
+
 def run_balance(inputs, out_name, examples=None, **config):
   """executor.run on ``inputs`` (real Beam, DirectRunner) -> (BalanceResult, paths)."""
   import apache_beam as beam

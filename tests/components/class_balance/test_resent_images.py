@@ -5,15 +5,13 @@ reports, the TFDV anomalies and an artifact property. On the tiny real files of 
 (real Beam, real TFDV); an older summary without ``membership`` reports nothing."""
 import json
 import os
-import shutil
 import types
 
 import pytest
 
-from tests.components.class_balance.conftest import LAYOUT
-from tests.components.class_balance.conftest import MAPPING
 from tests.components.class_balance.conftest import run_balance
 from tests.components.class_balance.conftest import SPLITS
+from tests.components.class_balance.conftest import with_summary
 
 HOSTILE_ID = 'new/<b>re&sent</b>.png'  # escaped in the HTML, quoted in the message
 RESENT = [
@@ -33,28 +31,8 @@ def _has_membership() -> bool:
 def _with_summary(inputs, name, membership=None):
   """conftest's files plus an ingest summary that agrees with them; ``membership`` is added to
   its JSON (None: an older summary without the field) -> ClassBalance's (result, paths)."""
-  from components.image_example_gen.summary import IngestSummary
-  from components.image_example_gen.summary import SUMMARY_FILE
-  examples = str(inputs.base / f'examples_{name}')
-  shutil.copytree(inputs.examples, examples)
-  shards = []
-  for (split, shard, _), records in zip(LAYOUT, inputs.records.values()):
-    counts = {}
-    for _, label in records:
-      counts[label] = counts.get(label, 0) + 1
-    shards.append(dict(split=split, index=len(shards), file=shard, count=len(records),
-                       class_counts=counts))
-  written = sum(s['count'] for s in shards)
-  summary = IngestSummary(
-      csv_path='/data/index-3.csv', seed=0, splits=[], rows_in=written,
-      examples_written=written, shards=shards,
-      class_names={label: n for n, label in MAPPING.items()})
-  data = json.loads(summary.to_json())
-  if membership is not None:
-    data['membership'] = membership
-  with open(os.path.join(examples, SUMMARY_FILE), 'w') as f:
-    json.dump(data, f)
-  return run_balance(inputs, f'out_{name}', examples=examples)
+  fields = {} if membership is None else {'membership': membership}
+  return run_balance(inputs, f'out_{name}', examples=with_summary(inputs, name, **fields))
 
 
 @pytest.fixture(scope='module')
