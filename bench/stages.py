@@ -30,6 +30,12 @@ def memory_mb(pid='self') -> Dict[str, float]:
   return out
 
 
+def cpu_seconds() -> float:
+  """This process's CPU time so far (user + system, every thread; not its children's)."""
+  times = os.times()
+  return times.user + times.system
+
+
 def descendants(pid: int) -> List[int]:
   """Every live descendant of a process (children of each of its threads, recursively)."""
   out, stack = [], [pid]
@@ -259,11 +265,11 @@ def seed_read(shard_dir):
   import tensorflow  # noqa: F401
 
   from bench import seed_loop
-  start = time.monotonic()
+  start, cpu = time.monotonic(), cpu_seconds()
   n, first = seed_loop.read(shard_dir)
   total = time.monotonic() - start
   return {'seconds': total, 'records': n, 'import_seconds': start - t0,
-          'first_batch_seconds': first,
+          'cpu_seconds': cpu_seconds() - cpu, 'first_batch_seconds': first,
           'steady_records_per_s': (n - 1) / (total - first) if total > first else None}
 
 
@@ -408,21 +414,29 @@ def make_dataset_read(examples_uri, transform_graph_uri, batch_size=32):
   import tensorflow_transform as tft
 
   from components.transform.input_fn import make_dataset
-  start = time.monotonic()
+  start, cpu = time.monotonic(), cpu_seconds()
   dataset = make_dataset(os.path.join(examples_uri, 'Split-*', '*'),
                          tft.TFTransformOutput(transform_graph_uri), batch_size)
-  n, first, first_n = 0, None, 0
+  n, first, first_n, first_cpu = 0, None, 0, None
   for _, label in dataset:
     n += int(label.shape[0])
     if first is None:  # graph load + tracing + the first batch
-      first, first_n = time.monotonic() - start, n
+      first, first_n, first_cpu = time.monotonic() - start, n, cpu_seconds() - cpu
   total = time.monotonic() - start
   return {'seconds': total, 'records': n, 'import_seconds': start - t0,
-          'first_batch_seconds': first, 'batch_size': batch_size,
+          'cpu_seconds': cpu_seconds() - cpu, 'first_batch_seconds': first,
+          'first_batch_cpu_seconds': first_cpu, 'batch_size': batch_size,
           'steady_records_per_s': (n - first_n) / (total - first) if total > first else None}
 
 
-STAGES = {'floor': floor, 'hash_pass': hash_pass, 'seed_write': seed_write, 'seed_read': seed_read,
+def checked_floor(csv_path, mapping_path, out_dir, verify):
+  """bench/checked_floor.py: the same checks as a plain loop, one core."""
+  from bench import checked_floor as checked_floor_lib
+  return checked_floor_lib.run(csv_path, mapping_path, out_dir, verify)
+
+
+STAGES = {'floor': floor, 'checked_floor': checked_floor, 'hash_pass': hash_pass,
+          'seed_write': seed_write, 'seed_read': seed_read,
           'image_example_gen': image_example_gen, 'pipeline': pipeline,
           'profile_ingest': profile_ingest, 'make_dataset': make_dataset_read}
 

@@ -12,6 +12,7 @@ OTHER_TOOLS = {
     '--small-scale': 'python -m bench.run',
     '--ieg-variants': 'python -m bench.run',
     '--profile': 'python -m bench.run',
+    '--stages': 'python -m bench.run',
     '--report': 'docs/make_screenshot.py',
     '--write': 'docs/gen_cli.py',
     '--direct_num_workers': 'Beam, in component_beam_args=... (Python)',
