@@ -259,7 +259,7 @@ def _near_duplicate_groups(rows: Sequence[index.IndexRow],
   memory as ImageExampleGen's Beam stage finds them (near_duplicates.group_pairs)."""
   if config.near_duplicates == config_lib.NEAR_DUPLICATES_OFF:
     return []
-  from components.image_example_gen import near_duplicates
+  from components.image_example_gen import near_duplicate_pairs as near_duplicates
   from components.image_example_gen import perceptual
   if not any(r.fingerprint for r in rows):
     return []
