@@ -269,25 +269,22 @@ def reread(row: index.IndexRow, options: files.CheckOptions
   and size rules and hashed; the bytes must be those the check pass checked (same sha256), so
   nothing is decoded twice. A DICOM image is rendered again (the rendered PNG is what is
   written) and its hash compared."""
-  try:
-    image = files.read_confined(row.image_path, 'image', options)
-  except files.BadFile as e:
-    return row, files.LoadedRow(problems=((row.image_path, str(e)),))
-  if dicom_lib.is_dicom(image):
-    return load_and_hash(row, options)
-  if hashlib.sha256(image).hexdigest() != row.image_sha256:
-    return row, _changed(row.image_path)
-  mask = b''
-  if row.mask_path:
+  read = {}
+  for what, path, digest in (('image', row.image_path, row.image_sha256),
+                             ('mask', row.mask_path, row.mask_sha256)):
+    if not path:
+      continue
     try:
-      mask = files.read_confined(row.mask_path, 'mask', options)
+      data = files.read_confined(path, what, options)
     except files.BadFile as e:
-      return row, files.LoadedRow(problems=((row.mask_path, str(e)),))
-    if dicom_lib.is_dicom(mask):
+      return row, files.LoadedRow(problems=((path, str(e)),))
+    if dicom_lib.is_dicom(data):
       return load_and_hash(row, options)
-    if hashlib.sha256(mask).hexdigest() != row.mask_sha256:
-      return row, _changed(row.mask_path)
-  return row, files.LoadedRow(image, mask, mask_findings=row.mask_findings)
+    if hashlib.sha256(data).hexdigest() != digest:
+      return row, _changed(path)
+    read[what] = data
+  return row, files.LoadedRow(read['image'], read.get('mask', b''),
+                              mask_findings=row.mask_findings)
 
 
 def _member(row: index.IndexRow, split: str) -> Dict[str, Any]:

@@ -1,26 +1,7 @@
-"""The pure part of near_duplicates.py (NumPy only: `cxr-tfx validate` groups with it without
-Beam). Near-duplicate groups from perceptual fingerprints: locality-sensitive buckets, each candidate
-pair checked on the thumbnails, groups = connected components of the confirmed pairs.
-
-``NearDuplicateGroups`` is the Beam form (ImageExampleGen's job), ``group_pairs`` the in-memory
-form (``cxr-tfx validate``, the tests' reference); both call ``verify_bucket``, so they agree.
-
-Never all pairs: every fingerprint goes to perceptual.BANDS buckets (``candidate_keys``), and
-only members of a bucket are compared. Chest radiographs all look alike, so buckets are not
-small: a bucket of more than MAX_BUCKET members is not compared all-pairs but in sorted
-neighbourhoods (members in the order of their projection on the bucket's first principal axis,
-each compared with the next WINDOW): a bucket of n members then costs at most n * WINDOW pairs,
-and the work is O(N * BANDS * max(MAX_BUCKET, WINDOW)) for N images. A pair sharing several
-buckets is checked in each (a confirmed pair found twice is one edge for the union-find).
-The check: ``perceptual.direct_similarity`` for all the bucket's pairs at once (one matrix
-product), then the crop alignment (``perceptual.similarity``) for the pairs that fall short,
-whose sizes allow a pure crop and whose content hashes are close (CROP_HAMMING).
-
-Union-find: the confirmed pairs go to one CombineFn (``_Components``), whose accumulator is a
-parent map over the keys that appear in a pair (only near-duplicates: not every image); it is
-lifted into each bundle and merged once. At 1M images with 5% in near-duplicate groups that is
-~50,000 keys of 64 characters: ~10 MB on one worker.
-"""
+"""Near-duplicate grouping without Beam (NumPy only, so `cxr-tfx validate` uses it): the
+buckets, the pixel check of a bucket's pairs (``verify_bucket``) and the union-find, and
+``group_pairs``, all of it in memory. near_duplicates.py's module docstring explains the method;
+its ``NearDuplicateGroups`` runs the same functions in Beam, so the two agree."""
 import collections
 import functools
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
