@@ -73,7 +73,7 @@ TYPED_MODULES := components/__init__.py components/errors.py components/features
   $(addprefix components/image_example_gen/,__init__.py assignment.py config.py dicom.py \
     duplicates.py files.py fingerprint.py folders.py image_header.py index.py mask_check.py spans.py \
     staging.py summary.py perceptual.py quality.py shortcut.py findings.py image_facts.py \
-    near_duplicate_pairs.py) \
+    near_duplicate_pairs.py shard_sizing.py) \
   $(addprefix components/schema_gen/,__init__.py class_domain.py precheck.py) \
   components/trainer/__init__.py components/trainer/config.py components/trainer/report.py \
   components/trainer/predict.py \

@@ -136,8 +136,9 @@ class IngestConfig:
       '', flag='--group-column', metavar='NAME',
       help="CSV column (e.g. patient_id), or dicom:KEYWORD (e.g. dicom:PatientID: read from "
            "each DICOM image's header), whose rows must stay together: a group never spans "
-           'shards or splits; classes stay as close to proportional as the groups allow, and '
-           'the achieved deviation is reported. Written only as a salted hash (group_hash)')
+           'splits, nor shards unless --shard-size re-cuts them into files; classes stay as '
+           'close to proportional as the groups allow, and the achieved deviation is reported. '
+           'Written only as a salted hash (group_hash)')
   duplicates: str = options.option(
       DUPLICATES_REPORT, flag='--duplicates', choices=DUPLICATES_CHOICES,
       help='rows whose image bytes are identical (sha256): report them (those in different '
@@ -217,6 +218,12 @@ class IngestConfig:
       help='warn of shortcut risk when non-anatomical properties (size, mode, format, '
            'intensity, borders, corners) tell some class from the others with at least this '
            'cross-validated balanced accuracy (chance 0.5; default %(default)s)')
+  shard_size: str = options.option(
+      '', flag='--shard-size', metavar='SIZE',
+      help='write each split as files of about SIZE (e.g. 256MiB, 1GB; K/M/G and KiB/MiB/GiB '
+           'are powers of 1024, KB/MB/GB of 1000): max(1, ceil(split bytes / SIZE)) files, '
+           'classes spread evenly over them. It sets only the file count: split membership '
+           'and the split weights stay those of --splits. Default: the shard counts of --splits')
 
   def __post_init__(self):
     if not (isinstance(self.shortcut_threshold, (int, float))
@@ -237,6 +244,8 @@ class IngestConfig:
       mask_check_lib.parse_size(self.mask_size)
     except ValueError as e:
       raise ConfigError(f'mask_size: {e} (option --mask-size).') from e
+    if self.shard_size:
+      self.shard_size_bytes  # pylint: disable=pointless-statement  (raises if bad)
     try:
       parse_dicom_window(self.dicom_window)
     except ValueError as e:
@@ -272,6 +281,14 @@ class IngestConfig:
   @property
   def group_hash_salt(self) -> str:
     return self.group_salt or DEFAULT_GROUP_SALT
+
+  @property
+  def shard_size_bytes(self) -> int:
+    """``shard_size`` in bytes (shard_sizing.parse_size); 0 when not given (the files are the
+    shard counts of ``splits``)."""
+    # Imported here: shard_sizing imports assignment, which imports this module.
+    from components.image_example_gen import shard_sizing
+    return shard_sizing.parse_size(self.shard_size) if self.shard_size else 0
 
   @property
   def declared_mask_size(self) -> Tuple[int, ...]:
