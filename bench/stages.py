@@ -230,21 +230,39 @@ def floor(csv_path):
           'import_seconds': 0.0}
 
 
-def hash_pass(csv_path, mapping_path):
-  """ImageExampleGen's check pass as its workers run it before the deal (``ingest.content_key``:
-  a confined read and sha256 of every image), in a plain loop on one core: what deciding splits
-  by content adds to the single write pass per record."""
-  t0 = time.monotonic()
-  from components.image_example_gen import files
-  from components.image_example_gen import index
-  from components.image_example_gen import ingest
-  config = _ingest_config(mapping_path)
-  rows = index.read_index(csv_path, config.class_mapping).rows
-  options = files.options_from_config(config, index.csv_folder(csv_path))
+def staging_pass(csv_path, out_dir):
+  """What ImageExampleGen's single pass adds to the checked floor: each row's record written
+  to a records file in staging (the check pass) and read back by offset to be copied into its
+  shard (the write pass: ``ingest.RecordReader``), in a plain loop on one core, page cache warm.
+  The image's and mask's bytes stand in for the record (records are 3.5% larger)."""
+  import csv
+  root = os.path.dirname(csv_path)
+  records = []
+  with open(csv_path, newline='') as f:
+    for row in csv.DictReader(f):
+      data = b''
+      for key in ('image_path', 'mask_path'):
+        if row[key]:
+          with open(os.path.join(root, row[key]), 'rb') as g:
+            data += g.read()
+      records.append(data)
+  os.makedirs(out_dir, exist_ok=True)
+  path = os.path.join(out_dir, 'records.rec')
   start = time.monotonic()
-  bad = sum(1 for row in rows if ingest.content_key(row, options)[1].problems)
-  return {'seconds': time.monotonic() - start, 'records': len(rows), 'bad': bad,
-          'import_seconds': start - t0}
+  where, offset = [], 0
+  with open(path, 'wb') as f:
+    for data in records:
+      f.write(data)
+      where.append((offset, len(data)))
+      offset += len(data)
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    copied = sum(len(os.pread(fd, n, o)) for o, n in where)
+  finally:
+    os.close(fd)
+  seconds = time.monotonic() - start
+  os.remove(path)
+  return {'seconds': seconds, 'records': len(records), 'bytes': copied, 'import_seconds': 0.0}
 
 
 def seed_write(csv_path, mapping_path, out_dir, compression=None, level=None):
@@ -435,7 +453,7 @@ def checked_floor(csv_path, mapping_path, out_dir, verify):
   return checked_floor_lib.run(csv_path, mapping_path, out_dir, verify)
 
 
-STAGES = {'floor': floor, 'checked_floor': checked_floor, 'hash_pass': hash_pass,
+STAGES = {'floor': floor, 'checked_floor': checked_floor, 'staging_pass': staging_pass,
           'seed_write': seed_write, 'seed_read': seed_read,
           'image_example_gen': image_example_gen, 'pipeline': pipeline,
           'profile_ingest': profile_ingest, 'make_dataset': make_dataset_read}

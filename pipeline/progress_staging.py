@@ -54,12 +54,14 @@ class StagingProgress:
   the execution started at or after ``since`` (epoch seconds) under ``examples_dir``
   (``<pipeline root>/ImageExampleGen/examples``).
 
-  A piece file is created when its chunk starts and closed when it is complete; a piece
-  counts as done once it exists and no process of this run (this one and its descendants) has
-  it open -- exact, not a guess from sizes; a piece's name says how many rows it holds
-  (``staging.piece_name``). Without ``/proc`` (not Linux) a piece counts when it appears (at
-  most one chunk per worker early). The check pass before the deal writes no pieces: the bar
-  stays at 0 until the write pass starts.
+  The check pass writes one records file per chunk (``records/``) and the write pass one piece
+  per chunk (``pieces/``); each is created when its chunk starts and closed when it is
+  complete, and counts as done once it exists and no process of this run (this one and its
+  descendants) has it open -- exact, not a guess from sizes; its name says how many rows it
+  holds (``staging.records_name``, ``staging.piece_name``). The bar shows the check pass (where
+  the images are read, checked and serialized), or the write pass once that is further along.
+  Without ``/proc`` (not Linux) a file counts when it appears (at most one chunk per worker
+  early).
   """
 
   def __init__(self, examples_dir: str, since: float, pid: int = 0):
@@ -68,7 +70,7 @@ class StagingProgress:
     self._pid = pid or os.getpid()
     self._staging: Optional[str] = None
     self._total: Optional[int] = None  # rows in the plan, once it is complete
-    self._done: Dict[str, int] = {}
+    self._done: Dict[str, Dict[str, int]] = {}  # {folder: {file name: rows}}
     self._proc = os.path.isdir('/proc/self/fd')
 
   def _find_staging(self) -> Optional[str]:
@@ -97,33 +99,38 @@ class StagingProgress:
         return None
     if not os.path.isdir(self._staging):  # published (or failed): staging removed
       return self._result(final=True)
-    pieces_dir = os.path.join(self._staging, staging.PIECES_DIR)
+    folders = [os.path.join(self._staging, d) for d in (staging.RECORDS_DIR, staging.PIECES_DIR)]
     if self._total is None:
-      # The plan is complete once the job writes pieces, or (earlier, while Beam starts) once
+      # The plan is complete once the job writes files, or (earlier, while Beam starts) once
       # no process of the run has it open any more.
       plan = os.path.join(self._staging, staging.PLAN_FILE)
-      if not os.path.isdir(pieces_dir) and (not self._proc or os.path.realpath(plan) in
-                                            open_files_under(self._staging,
-                                                             _descendants(self._pid))):
+      if not any(os.path.isdir(d) for d in folders) and (
+          not self._proc or os.path.realpath(plan) in open_files_under(
+              self._staging, _descendants(self._pid))):
         return None
       self._read_plan()
-    try:
-      names = os.listdir(pieces_dir)
-    except OSError:
-      names = []
-    writing = set()
-    if self._proc:
-      writing = {os.path.basename(p)
-                 for p in open_files_under(pieces_dir, _descendants(self._pid))}
-    for name in names:
-      if name not in writing and name not in self._done:
-        self._done[name] = staging.piece_rows(name)
+    for folder in folders:
+      self._count(folder)
     if glob.glob(os.path.join(glob.escape(self._staging), SPLIT_PREFIX + '*')):
       return self._result(final=True)  # shards assembled: every chunk was written
     return self._result(final=False)
 
+  def _count(self, folder: str) -> None:
+    try:
+      names = os.listdir(folder)
+    except OSError:
+      return
+    writing = set()
+    if self._proc:
+      writing = {os.path.basename(p) for p in open_files_under(folder, _descendants(self._pid))}
+    done = self._done.setdefault(folder, {})
+    for name in names:
+      if name not in writing and name not in done:
+        done[name] = staging.piece_rows(name)
+
   def _result(self, final: bool) -> Optional[Progress]:
     if self._total is None:
       return None
-    done = self._total if final else min(sum(self._done.values()), self._total)
+    rows = max((sum(d.values()) for d in self._done.values()), default=0)
+    done = self._total if final else min(rows, self._total)
     return (done, self._total, 'rows')

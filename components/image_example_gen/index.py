@@ -47,12 +47,15 @@ class IndexRow:
   image_sha256: str = ''  # content hash, once a worker has read the image
   image_as_written: str = ''  # the paths as the CSV spells them, for error and quarantine records
   mask_as_written: str = ''
-  # Set by a worker's full check pass (ingest.load_and_hash), so the write pass re-reads and
-  # re-hashes the files instead of checking them again:
+  # Set by a worker's check pass (ingest.load_and_hash), which checks and serializes the row
+  # once; the write pass copies its record:
   mask_sha256: str = ''
   mask_findings: Tuple[str, ...] = ()  # mask_check codes
   fingerprint: str = ''  # perceptual fingerprint text (image_facts), '' if not measured
   measures: str = ''  # image_facts.ImageFacts.encode(): quality measures and properties
+  size: int = 0  # bytes of the image and its mask, from the check pass (shard sizing)
+  record: str = ''  # where the check pass wrote the row's serialized record: 'chunk:offset:len'
+  dicom_counts: str = ''  # JSON {category: {key: n}} of the row's DICOM files ('' for none)
 
   def as_written(self, path: str) -> str:
     """A resolved path of this row -> how the CSV wrote it."""

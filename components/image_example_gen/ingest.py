@@ -9,25 +9,25 @@ opened, stat'ed or hashed there, so its memory grows only with the CSV.
 
 The job (``IngestImages``):
 
-1. Check pass (``CheckRowsFn``): each worker reads and hashes its chunk's images (a DICOM image
-   is rendered: its key is the rendered PNG's hash). Under ``quarantine``, ``duplicates=drop``
-   or a group read from DICOM headers it also checks every file as the write pass does, since
-   which rows exist, or their groups, must be known before the deal.
-2. Deal (``plan_from_checks``, one element: keys, labels, hashes and groups only): duplicates
-   policy, then ``assignment.assign`` -- split membership by content, keeping the prior split
-   manifest's (the one named by ``--split-manifest``, else the previous run's found in ML
-   Metadata by the driver) -- and the next manifest written to staging.
+1. Check pass (``CheckRowsFn``): the one read and check of every file. Each worker reads its
+   chunk's images and masks once, checks them on the bytes read (confinement after symlinks,
+   regular file, size, then the image check -- a full decode by default -- and the mask check;
+   each file decoded at most once, and the image's facts measured on that decode), hashes them
+   (a DICOM image is rendered: its key is the rendered PNG's hash) and serializes the row's
+   record into the chunk's records file in staging. What reaches the deal is the row's key,
+   label, hashes, group, problems, measures and where its record is: never bytes.
+2. Deal (``plan_from_checks``, one element): duplicates policy, then ``assignment.assign`` --
+   split membership by content, keeping the prior split manifest's (the one named by
+   ``--split-manifest``, else the previous run's found in ML Metadata by the driver) -- and the
+   next manifest written to staging.
 3. Write pass (``WriteChunkFn``): chunks, not shards, are the unit of parallel work, so 10
-   shards still keep 100 workers busy. For each row a worker opens the image and mask once,
-   checks them on the opened file (confinement after symlinks, regular file, size, then the
-   image check -- a full decode by default -- on the bytes read), checks the hash is the one
-   dealt, and serializes those same bytes into the chunk's piece file. Pieces are gzip members;
-   a shard file is its pieces concatenated in order (a valid multi-member gzip that TensorFlow,
-   Beam and TFDV read as one stream), so the bytes depend only on the plan, never on the runner
-   or its bundling.
+   shards still keep 100 workers busy. For each planned chunk a worker copies its rows'
+   records, in write order, into the chunk's piece file. Pieces are gzip members; a shard file
+   is its pieces concatenated in order (a valid multi-member gzip that TensorFlow, Beam and TFDV
+   read as one stream), so the bytes depend only on the plan, never on the runner or its
+   bundling.
 
-Every image is thus read twice (hash, then write); the check pass's read is a plain read and
-sha256 (bench/: its price against the single pass it replaced).
+No image is read or decoded twice, and what is written is the bytes that were checked.
 
 The index is a CSV or an image folder (``index.Source``): the launcher lists a folder by name
 (``folders.py``) as it would read a CSV, and writes the listing (``image_index.csv``) and the
@@ -68,8 +68,8 @@ from components.image_example_gen import findings as findings_lib
 from components.image_example_gen import index
 from components.image_example_gen import mask_check as mask_check_lib
 from components.image_example_gen import near_duplicates as near_duplicates_lib
+from components.image_example_gen import shard_sizing
 from components.image_example_gen import staging as staging_lib
-from components.image_example_gen.config import DUPLICATES_DROP
 from components.image_example_gen.config import DUPLICATES_FAIL
 from components.image_example_gen.config import GROUP_ASSIGNMENT_STABLE
 from components.image_example_gen.config import IngestConfig
@@ -116,6 +116,7 @@ MEMBERSHIP = 'membership'  # the deal's report: images kept from the prior manif
 NEAR_DUPLICATE = 'near_duplicate'  # a near-duplicate group (findings.near_duplicate_entries)
 QUALITY = 'quality'  # image-quality findings per split and class (findings.quality_entry)
 SHORTCUT = 'shortcut'  # shortcut-risk assessment (findings.shortcut_entry)
+SHARD_FILES = 'shard_files'  # --shard-size: each split's file count (shard_sizing.FilePlan)
 ERROR = 'error'
 
 
@@ -131,7 +132,7 @@ def split_uri(examples_uri: str, split: str) -> str:
 
 _ROW_FIELDS = ('line', 'image_id', 'image_path', 'mask_path', 'label', 'class_name', 'group',
                'image_sha256', 'image_as_written', 'mask_as_written', 'mask_sha256',
-               'mask_findings', 'fingerprint', 'measures')
+               'mask_findings', 'fingerprint', 'measures', 'size', 'record', 'dicom_counts')
 
 
 def row_to_list(row: index.IndexRow) -> List[Any]:
@@ -235,97 +236,69 @@ def _problem(row: index.IndexRow, loaded: files.LoadedRow) -> index.Problem:
 def load_and_hash(row: index.IndexRow, options: files.CheckOptions
                   ) -> Tuple[index.IndexRow, files.LoadedRow]:
   """Reads and checks a row's files once -> (the row with what the check learnt: its image's
-  sha256, its mask's sha256 and findings, its image's facts with ``options.facts``, and for a
-  group read from DICOM headers its hashed group; what was read).
-
-  A row that already carries a sha256 (from the check pass) must still have it, and its group
-  (a DICOM group, read in the check pass) too."""
+  sha256, its mask's sha256 and findings, its image's facts with ``options.facts``, its files'
+  size and DICOM counts, and for a group read from DICOM headers its hashed group; what was
+  read)."""
   loaded = files.load_row(row.image_path, row.mask_path, options)
   if loaded.problems:
     return row, loaded
-  digest = hashlib.sha256(loaded.image).hexdigest()
-  group = loaded.image_dicom.group_hash if options.group_keyword else row.group
-  if (row.image_sha256 and row.image_sha256 != digest) or (
-      options.group_keyword and row.group and row.group != group):
-    return row, _changed(row.image_path)
   facts = loaded.facts
+  dicom_counts: Dict[str, Dict[str, int]] = {}
+  for what, info in (('image', loaded.image_dicom), ('mask', loaded.mask_dicom)):
+    if info is not None:
+      dicom_lib.count_into(dicom_counts, what, info)
   return dataclasses.replace(
-      row, image_sha256=digest, group=group,
+      row, image_sha256=hashlib.sha256(loaded.image).hexdigest(),
+      group=loaded.image_dicom.group_hash if options.group_keyword else row.group,
       mask_sha256=hashlib.sha256(loaded.mask).hexdigest() if loaded.mask else '',
       mask_findings=loaded.mask_findings,
       fingerprint=facts.fingerprint if facts else '',
-      measures=facts.encode() if facts else ''), loaded
-
-
-def _changed(path: str) -> files.LoadedRow:
-  return files.LoadedRow(problems=((path, (
-      'changed after it was checked: its sha256 (or its DICOM group) differs from the check '
-      'pass; rerun to ingest the current file')),))
-
-
-def reread(row: index.IndexRow, options: files.CheckOptions
-           ) -> Tuple[index.IndexRow, files.LoadedRow]:
-  """The write pass after a full check pass: each file read again under the same confinement
-  and size rules and hashed; the bytes must be those the check pass checked (same sha256), so
-  nothing is decoded twice. A DICOM image is rendered again (the rendered PNG is what is
-  written) and its hash compared."""
-  read = {}
-  for what, path, digest in (('image', row.image_path, row.image_sha256),
-                             ('mask', row.mask_path, row.mask_sha256)):
-    if not path:
-      continue
-    try:
-      data = files.read_confined(path, what, options)
-    except files.BadFile as e:
-      return row, files.LoadedRow(problems=((path, str(e)),))
-    if dicom_lib.is_dicom(data):
-      return load_and_hash(row, options)
-    if hashlib.sha256(data).hexdigest() != digest:
-      return row, _changed(path)
-    read[what] = data
-  return row, files.LoadedRow(read['image'], read.get('mask', b''),
-                              mask_findings=row.mask_findings)
+      measures=facts.encode() if facts else '',
+      size=len(loaded.image) + len(loaded.mask),
+      dicom_counts=json.dumps(dicom_counts, sort_keys=True) if dicom_counts else ''), loaded
 
 
 def _member(row: index.IndexRow, split: str) -> Dict[str, Any]:
   return dict(image_id=row.image_id, line=row.line, class_name=row.class_name, split=split)
 
 
-def content_key(row: index.IndexRow, options: files.CheckOptions
-                ) -> Tuple[index.IndexRow, files.LoadedRow]:
-  """The light check pass: reads the image once and hashes it -> (the row with its sha256,
-  problems only). A DICOM image is rendered, since its content key is the rendered PNG's hash;
-  every other check is left to the write pass, which reads the files again."""
-  try:
-    data = files.read_confined(row.image_path, 'image', options)
-    if dicom_lib.is_dicom(data):
-      return load_and_hash(row, options)
-  except files.BadFile as e:
-    return row, files.LoadedRow(problems=((row.image_path, str(e)),))
-  digest = hashlib.sha256(data).hexdigest()
-  return dataclasses.replace(row, image_sha256=digest), files.LoadedRow()
-
-
 class _Inline:
   map = map  # the builtin: rows read in this thread
 
 
-class CheckRowsFn(beam.DoFn):
-  """Check pass. Chunk (unassigned) -> per row ('ok', row list with sha256) or
-  ('bad', problem dict). Bytes are read and hashed; ``full``: every file is checked as the write
-  pass would (each decoded once: the mask check, and with ``options.facts`` the image's
-  fingerprint, quality measures and properties, come from that decode), so bad rows and
-  near-duplicates are known before the deal and the write pass only re-reads and re-hashes.
-  Full checks run on a small thread pool (PREFETCH_THREADS: decoders release the GIL)."""
+FINGERPRINTS = 'fingerprints'  # CheckRowsFn's tagged output
 
-  def __init__(self, options: files.CheckOptions, full: bool):
+
+def records_file(staging_dir: str, chunk: int, rows: int) -> str:
+  return files.join_uri(staging_dir, staging_lib.RECORDS_DIR,
+                        staging_lib.records_name(chunk, rows))
+
+
+class CheckRowsFn(beam.DoFn):
+  """Check pass: the one read and check of every file. Chunk (unassigned) -> per row ('ok', row
+  list) or ('bad', problem dict), no bytes. Each row's image and mask are read once, checked
+  on the bytes read (each decoded at most once: the image's check, the mask check, and with
+  ``options.facts`` the image's fingerprint, quality measures and properties, all from one
+  decode), hashed, and serialized into its record, which goes into the chunk's records file in
+  staging (``records_file``); the row carries where (``record``: chunk, offset, length). The
+  deal then knows every row's content, problems and near-duplicates, and the write pass only
+  copies records into shards: no file is read or decoded twice, and what is written is the bytes
+  that were checked. Rows are checked on a small thread pool (PREFETCH_THREADS: decoders release
+  the GIL) while this thread serializes.
+
+  A measured image's fingerprint leaves its row here: it goes out on the FINGERPRINTS output as
+  (sha256, fingerprint text), to the grouping; it is already in the record, so the deal never
+  holds it (~1.4 KB per row, most of a row's size)."""
+
+  def __init__(self, staging_dir: str, options: files.CheckOptions):
+    self._staging_dir = staging_dir
     self._options = options
-    self._full = full
     self._pool = None
     self._checked = beam.metrics.Metrics.counter(METRICS_NAMESPACE, ROWS_CHECKED)
+    self._bad = beam.metrics.Metrics.counter(METRICS_NAMESPACE, BAD_ROWS)
 
   def setup(self):
-    threads = PREFETCH_THREADS[self._options.verify] if self._full else 1
+    threads = PREFETCH_THREADS[self._options.verify]
     if threads > 1:
       self._pool = concurrent.futures.ThreadPoolExecutor(threads)
 
@@ -334,24 +307,27 @@ class CheckRowsFn(beam.DoFn):
       self._pool.shutdown()
 
   def process(self, chunk: Chunk):
-    check = load_and_hash if self._full else content_key
-    for row, loaded in (self._pool or _Inline).map(lambda r: check(r, self._options),
-                                                    chunk.rows):
-      if self._full:
+    path = records_file(self._staging_dir, chunk.chunk, len(chunk.rows))
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    offset = 0
+    with tf.io.gfile.GFile(path, 'wb') as out:
+      for row, loaded in (self._pool or _Inline).map(lambda r: load_and_hash(r, self._options),
+                                                      chunk.rows):
         self._checked.inc()
-      if loaded.problems:
-        yield 'bad', _problem(row, loaded).to_dict()
-      else:
+        if loaded.problems:
+          self._bad.inc()
+          yield 'bad', _problem(row, loaded).to_dict()
+          continue
+        record = make_example(
+            row, loaded.image, loaded.mask, loaded.image_dicom,
+            files.written_group(row.group, self._options)).SerializeToString(deterministic=True)
+        out.write(record)
+        row = dataclasses.replace(row, record=f'{chunk.chunk}:{offset}:{len(record)}')
+        offset += len(record)
+        if row.fingerprint:
+          yield beam.pvalue.TaggedOutput(FINGERPRINTS, (row.image_sha256, row.fingerprint))
+          row = dataclasses.replace(row, fingerprint='')
         yield 'ok', row_to_list(row)
-
-
-def fingerprint_of(check: Tuple[str, Any]) -> Iterable[Tuple[str, str]]:
-  """A check result -> (image sha256, fingerprint text) of a good row with a fingerprint."""
-  kind, values = check
-  if kind == 'ok':
-    row = row_from_list(values)
-    if row.fingerprint:
-      yield row.image_sha256, row.fingerprint
 
 
 def fingerprints_file(manifest_uri: str) -> str:
@@ -396,20 +372,21 @@ class MembershipInput:
 
 
 @dataclasses.dataclass(frozen=True)
-class FindingOptions:
-  """What the deal does with the images' facts: near-duplicate groups (off, report, group:
+class DealOptions:
+  """What the deal does besides keeping membership: near-duplicate groups (off, report, group:
   dealt as one unit), the quality thresholds (a QualityThresholds) and the shortcut-risk
-  threshold (balanced accuracy)."""
+  threshold (balanced accuracy) for the images' facts, and the shard file size."""
   near_duplicates: str = NEAR_DUPLICATES_OFF
   quality_thresholds: Any = None
   shortcut_threshold: float = 0.0
+  shard_size: int = 0  # bytes per shard file (--shard-size); 0: the --splits shard counts
 
 
 def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec], seed: int,
                      duplicates: str, stable_groups: bool, options: files.CheckOptions,
                      membership: MembershipInput = MembershipInput(),
                      near_groups: Sequence[Sequence[str]] = (),
-                     finding_options: FindingOptions = FindingOptions()
+                     deal_options: DealOptions = DealOptions()
                      ) -> Iterable[Tuple[str, Any]]:
   """All check results (keys and hashes, no bytes) -> the write plan, in one step.
 
@@ -418,7 +395,7 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
   write stage, and manifest entries: ('problem', ...) for bad and dropped rows, ('duplicate',
   ...) for duplicate groups, ('group_splits', {group hash: split}) with groups,
   ('membership', report), ('near_duplicate', group) for each near-duplicate group
-  (``near_groups``: sha256 lists, dealt as units when ``finding_options.near_duplicates`` is
+  (``near_groups``: sha256 lists, dealt as units when ``deal_options.near_duplicates`` is
   'group'), ('quality', ...) and ('shortcut', ...) from the rows' measures, ('error', message)
   when no plan is possible."""
   rows = [row_from_list(v) for kind, v in checks if kind == 'ok']
@@ -437,7 +414,7 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
         kept, splits, seed, stable_groups, prior=prior, span=membership.span,
         group_key=lambda r: files.written_group(r.group, options),
         group_salt_check=assignment.salt_check(options.group_salt),
-        near_groups=(near_groups if finding_options.near_duplicates == NEAR_DUPLICATES_GROUP
+        near_groups=(near_groups if deal_options.near_duplicates == NEAR_DUPLICATES_GROUP
                      else ()))
   except assignment.AssignmentError as e:
     yield ERROR, str(e)
@@ -454,23 +431,28 @@ def plan_from_checks(checks: List[Tuple[str, Any]], splits: Sequence[SplitSpec],
     yield DUPLICATE, dict(sha256=g.sha256, members=[_member(r, split_of.get(r.image_id, ''))
                                                     for r in g.rows])
   yield from _findings(kept, split_of, near_groups, prior, membership.span, seed,
-                       finding_options)
-  for chunk in chunk_shards(result.shards, light=True):
+                       deal_options)
+  shards = result.shards
+  if deal_options.shard_size:  # the same membership, cut into files of about that size
+    sized = shard_sizing.plan(shards, deal_options.shard_size, bytes_of=lambda r: r.size)
+    shards = shard_sizing.resize_all(shards, sized.files, seed)
+    yield SHARD_FILES, dict(sized.as_dict(), described=sized.describe())
+  for chunk in chunk_shards(shards, light=True):
     yield 'chunk', chunk.to_json()
 
 
 def _findings(rows: Sequence[index.IndexRow], split_of: Dict[str, str],
               near_groups: Sequence[Sequence[str]], prior: Optional[assignment.SplitManifest],
-              span: int, seed: int, finding_options: FindingOptions
+              span: int, seed: int, deal_options: DealOptions
               ) -> Iterable[Tuple[str, Any]]:
   """The manifest entries of what the images' facts showed (findings.py)."""
-  if finding_options.near_duplicates != NEAR_DUPLICATES_OFF:
+  if deal_options.near_duplicates != NEAR_DUPLICATES_OFF:
     for entry in findings_lib.near_duplicate_entries(
         near_groups, rows, split_of, prior.images if prior is not None else {}, span):
       yield NEAR_DUPLICATE, entry
-  if finding_options.quality_thresholds is not None and any(r.measures for r in rows):
-    yield QUALITY, findings_lib.quality_entry(rows, split_of, finding_options.quality_thresholds)
-    shortcut = findings_lib.shortcut_entry(rows, seed, finding_options.shortcut_threshold)
+  if deal_options.quality_thresholds is not None and any(r.measures for r in rows):
+    yield QUALITY, findings_lib.quality_entry(rows, split_of, deal_options.quality_thresholds)
+    shortcut = findings_lib.shortcut_entry(rows, seed, deal_options.shortcut_threshold)
     if shortcut is not None:
       yield SHORTCUT, shortcut
 
@@ -495,60 +477,74 @@ class ChunkResult:
 
 
 
-class WriteChunkFn(beam.DoFn):
-  """Chunk -> one piece file: each row's files read and checked once, hashed, serialized.
-  Yields a ChunkResult; bad rows are results too, never exceptions (so every one is listed).
+class RecordReader:
+  """Reads records back from the check pass's records files by ``IndexRow.record``, keeping each
+  file open while a chunk is copied (local files by ``os.pread``, URIs through tf.io.gfile)."""
 
-  Rows are read and checked by a small thread pool, in order, while this thread serializes and
-  writes: file reads, sha256, zlib and Pillow's decoders release the GIL, so on one worker the
-  checks of the next rows overlap the writing of this one (PREFETCH_THREADS; bench/)."""
-
-  def __init__(self, staging_dir: str, options: files.CheckOptions, checked: bool = False):
+  def __init__(self, staging_dir: str):
     self._staging_dir = staging_dir
-    self._options = options
-    self._checked_before = checked  # the check pass checked every file: re-read and re-hash
-    self._pool = None
+    self._open: Dict[int, Any] = {}
+    self._names: Optional[Dict[int, str]] = None
+
+  def _path(self, chunk: int) -> str:
+    if self._names is None:  # records_name carries the chunk's row count: list the folder once
+      folder = files.join_uri(self._staging_dir, staging_lib.RECORDS_DIR)
+      self._names = {int(n.split('-', 1)[0]): n for n in tf.io.gfile.listdir(folder)}
+    return files.join_uri(self._staging_dir, staging_lib.RECORDS_DIR, self._names[chunk])
+
+  def read(self, record: str) -> bytes:
+    chunk, offset, length = (int(x) for x in record.split(':'))
+    handle = self._open.get(chunk)
+    if handle is None:
+      path = self._path(chunk)
+      handle = self._open[chunk] = (tf.io.gfile.GFile(path, 'rb') if files.is_uri(path)
+                                    else os.open(path, os.O_RDONLY))
+    if isinstance(handle, int):
+      data = os.pread(handle, length, offset)
+    else:
+      handle.seek(offset)
+      data = handle.read(length)
+    if len(data) != length:
+      raise IOError(f'short read of record {record} in {self._path(chunk)}')
+    return data
+
+  def close(self) -> None:
+    for handle in self._open.values():
+      if isinstance(handle, int):
+        os.close(handle)
+      else:
+        handle.close()
+    self._open = {}
+
+
+class WriteChunkFn(beam.DoFn):
+  """Chunk (planned) -> one piece file: each row's record, serialized by the check pass, copied
+  in the chunk's order. Yields a ChunkResult with the chunk's counts."""
+
+  def __init__(self, staging_dir: str):
+    self._staging_dir = staging_dir
     self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, EXAMPLES_WRITTEN)
-    self._checked = beam.metrics.Metrics.counter(METRICS_NAMESPACE, ROWS_CHECKED)
-    self._bad = beam.metrics.Metrics.counter(METRICS_NAMESPACE, BAD_ROWS)
-
-  def setup(self):
-    threads = 1 if self._checked_before else PREFETCH_THREADS[self._options.verify]
-    if threads > 1:
-      self._pool = concurrent.futures.ThreadPoolExecutor(threads)
-
-  def teardown(self):
-    if self._pool is not None:
-      self._pool.shutdown()
 
   def process(self, chunk: Chunk):
-    load = reread if self._checked_before else load_and_hash
     piece = files.join_uri(self._staging_dir, staging_lib.PIECES_DIR, staging_lib.piece_name(
         chunk.split, chunk.shard, chunk.chunk, len(chunk.rows)))
     tf.io.gfile.makedirs(os.path.dirname(piece))
-    written, problems = [], []  # written: (sha256, image_id, line, class_name, label)
     mask_counts, mask_findings, dicom_counts = {}, [], {}
-    loaded_rows = (self._pool or _Inline).map(lambda r: load(r, self._options), chunk.rows)
-    with tf.io.TFRecordWriter(piece, tf.io.TFRecordOptions(**TFRECORD_OPTIONS)) as writer:
-      for row, loaded in loaded_rows:  # in chunk order, whatever thread read it
-        self._checked.inc()
-        if loaded.problems:
-          problems.append(_problem(row, loaded).to_dict())
-          self._bad.inc()
-          continue
-        writer.write(make_example(
-            row, loaded.image, loaded.mask, loaded.image_dicom,
-            files.written_group(row.group, self._options)).SerializeToString(deterministic=True))
-        written.append((row.image_sha256, row.image_id, row.line, row.class_name, row.label))
-        self._written.inc()
-        if loaded.mask:
-          _count_mask(mask_counts, mask_findings, row, chunk.split, loaded.mask_findings)
-        for what, info in (('image', loaded.image_dicom), ('mask', loaded.mask_dicom)):
-          if info is not None:
-            dicom_lib.count_into(dicom_counts, what, info)
+    reader = RecordReader(self._staging_dir)
+    try:
+      with tf.io.TFRecordWriter(piece, tf.io.TFRecordOptions(**TFRECORD_OPTIONS)) as writer:
+        for row in chunk.rows:
+          writer.write(reader.read(row.record))
+          self._written.inc()
+          if row.mask_sha256:
+            _count_mask(mask_counts, mask_findings, row, chunk.split, row.mask_findings)
+          if row.dicom_counts:
+            add_counts(dicom_counts, json.loads(row.dicom_counts))
+    finally:
+      reader.close()
     yield ChunkResult(chunk.split, chunk.shard, chunk.num_shards, chunk.chunk, piece,
-                      len(written), dict(collections.Counter(w[4] for w in written)), problems,
-                      mask_counts, mask_findings, dicom_counts)
+                      len(chunk.rows), dict(collections.Counter(r.label for r in chunk.rows)),
+                      [], mask_counts, mask_findings, dicom_counts)
 
 
 MAX_MASK_FINDINGS = 20  # mask findings listed by row (per chunk, shard and summary); all counted
@@ -646,27 +642,29 @@ class AssembleShardFn(beam.DoFn):
 
 @beam.ptransform_fn
 def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.CheckOptions,  # pylint: disable=invalid-name
-                 full_check_pass: bool, splits: Sequence[SplitSpec], seed: int,
-                 duplicates: str, stable_groups: bool = False,
-                 membership: MembershipInput = MembershipInput(),
-                 finding_options: FindingOptions = FindingOptions()) -> beam.pvalue.PDone:
-  """The whole job: reads the unassigned plan, hashes every image (the check pass: its content
-  decides its split), groups near-duplicates, deals once over the results, writes shards to
-  staging, writes the manifest. ``full_check_pass``: the check pass also checks every file as
-  the write pass would (quarantine, duplicates=drop, DICOM groups, the images' facts: which rows
-  exist, their groups and near-duplicates must be known before the deal), and the write pass
-  then re-reads and re-hashes only; else the check pass only reads and hashes each image."""
-  checked = (
+                 splits: Sequence[SplitSpec], seed: int, duplicates: str,
+                 stable_groups: bool = False, membership: MembershipInput = MembershipInput(),
+                 deal_options: DealOptions = DealOptions()) -> beam.pvalue.PDone:
+  """The whole job: reads the unassigned plan; the check pass reads, checks, hashes and
+  serializes every row once (its content decides its split; which rows exist, their groups and
+  near-duplicates are known before the deal); groups near-duplicates; deals once over the
+  results; copies the records into shards in staging; writes the manifest."""
+  results = (
       pipeline
       # PCollection[str]: one JSON line per chunk of <= CHUNK_ROWS rows (ids, paths, labels).
       | 'ReadPlan' >> beam.io.ReadFromText(files.join_uri(staging_dir, staging_lib.PLAN_FILE))
       # PCollection[Chunk], not yet assigned to shards
       | 'ParseChunks' >> beam.Map(Chunk.from_json)
       | 'DistributeChecks' >> beam.Reshuffle()
-      # PCollection[('ok', row list with sha256 [and facts]) | ('bad', problem dict)]: no bytes.
-      | 'CheckRows' >> beam.ParDo(CheckRowsFn(options, full_check_pass)))
+      | 'CheckRows' >> beam.ParDo(CheckRowsFn(staging_dir, options)).with_outputs(
+          FINGERPRINTS, main='checks'))
+  # PCollection[('ok', row list with sha256, record location [and measures]) | ('bad', problem
+  # dict)]: no bytes, no fingerprints.
+  checked = results.checks
+  # PCollection[(sha256, fingerprint text)]: this run's measured images, each image once.
+  measured = results[FINGERPRINTS] | 'DistinctMeasured' >> beam.Distinct()
   near_groups: Any = []
-  if finding_options.near_duplicates != NEAR_DUPLICATES_OFF and options.facts:
+  if deal_options.near_duplicates != NEAR_DUPLICATES_OFF and options.facts:
     prior = (
         pipeline
         # PCollection[str]: the prior split manifest's URI (none without one)
@@ -674,11 +672,9 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
         # PCollection[(sha256, fingerprint text)] of the prior spans' images
         | 'PriorFingerprints' >> beam.ParDo(PriorFingerprintsFn()))
     fingerprints = (
-        (checked
-         # PCollection[(sha256, fingerprint text)] of this run's good rows
-         | 'Fingerprints' >> beam.FlatMap(fingerprint_of), prior)
+        (measured, prior)
         | 'AllFingerprints' >> beam.Flatten()
-        # the same image in several rows (or spans) once
+        # the same image in this run and a prior span once
         | 'DistinctFingerprints' >> beam.Distinct())
     near_groups = beam.pvalue.AsList(
         fingerprints
@@ -692,22 +688,23 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
              shard_name_template=''))
   planned = (
       checked
-      # PCollection[list of all check results]: one element, keys, hashes and facts only.
+      # PCollection[list of all check results]: one element, keys, hashes, record locations and
+      # measures only.
       | 'CollectChecks' >> beam.combiners.ToList()
       # PCollection[('chunk', Chunk JSON) | (manifest kind, entry)]
       | 'AssignShards' >> beam.FlatMap(plan_from_checks, splits=splits, seed=seed,
                                        duplicates=duplicates, stable_groups=stable_groups,
                                        options=options, membership=membership,
                                        near_groups=near_groups,
-                                       finding_options=finding_options))
+                                       deal_options=deal_options))
   written = (
       planned
       | 'PlannedChunks' >> beam.Filter(lambda kv: kv[0] == 'chunk')
-      # PCollection[Chunk], now with shards and expected hashes.
+      # PCollection[Chunk], now with shards and record locations.
       | 'ParsePlannedChunks' >> beam.Map(lambda kv: Chunk.from_json(kv[1]))
       | 'DistributeChunks' >> beam.Reshuffle()
-      # PCollection[ChunkResult]: a piece file per chunk, its counts, the bad rows.
-      | 'WriteChunks' >> beam.ParDo(WriteChunkFn(staging_dir, options, full_check_pass)))
+      # PCollection[ChunkResult]: a piece file per chunk (its records copied), its counts.
+      | 'WriteChunks' >> beam.ParDo(WriteChunkFn(staging_dir)))
   shards = (
       written
       # PCollection[((split, shard), ChunkResult)]
@@ -739,6 +736,7 @@ class Manifest:
   near_duplicates: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
   quality: Dict[str, Any] = dataclasses.field(default_factory=dict)
   shortcut: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  shard_files: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @classmethod
   def read(cls, path: str) -> 'Manifest':
@@ -764,6 +762,8 @@ class Manifest:
           out.quality = entry
         elif kind == SHORTCUT:
           out.shortcut = entry
+        elif kind == SHARD_FILES:
+          out.shard_files = entry
         else:
           out.errors.append(entry)
     out.shards.sort(key=lambda s: (s['split'], s['index']))
@@ -808,10 +808,10 @@ def prior_manifest(config: IngestConfig, previous: str = '') -> Tuple[str, str]:
   return (previous, 'ml-metadata') if previous else ('', 'none')
 
 
-def finding_options_from_config(config: IngestConfig) -> FindingOptions:
+def deal_options_from_config(config: IngestConfig) -> DealOptions:
   """What the deal does with the images' facts, from the run's options."""
-  return FindingOptions(config.near_duplicates, config.quality_thresholds_parsed,
-                        config.shortcut_threshold)
+  return DealOptions(config.near_duplicates, config.quality_thresholds_parsed,
+                        config.shortcut_threshold, config.shard_size_bytes)
 
 
 def run_ingest(source, config: IngestConfig, examples_uri: str,
@@ -835,9 +835,7 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
     raise index.IndexValidationError(source.label, checked.quarantined,
                                      'no usable rows: every row is bad')
   options = files.options_from_config(config, source.base_dir)
-  finding_options = finding_options_from_config(config)
-  full_check_pass = (config.quarantine or config.duplicates == DUPLICATES_DROP
-                     or bool(config.dicom_group_keyword) or options.facts)
+  deal_options = deal_options_from_config(config)
   stable_groups = config.group_assignment == GROUP_ASSIGNMENT_STABLE
   chunks = unassigned_chunks(checked.rows)
   staging = files.join_uri(examples_uri, staging_lib.STAGING_DIR)
@@ -856,11 +854,11 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
       ignored = dict(listing.ignored)
     # The rows now live in the plan file; the launcher keeps only counts and CSV-level problems.
     checked = index.CheckedIndex([], checked.quarantined, checked.rows_in)
-    del chunks, listing
+    del chunks, listing, read
     pipeline = make_pipeline()
     _ = pipeline | 'IngestImages' >> IngestImages(  # pylint: disable=no-value-for-parameter
-        staging, options, full_check_pass, config.splits, config.seed, config.duplicates,
-        stable_groups, membership, finding_options)
+        staging, options, config.splits, config.seed, config.duplicates, stable_groups,
+        membership, deal_options)
     pipeline.run().wait_until_finish()
     result = Manifest.read(files.join_uri(staging, staging_lib.MANIFEST_FILE))
     result.membership.update(source=prior_source, prior_manifest=prior_uri)
@@ -869,7 +867,7 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
           manifest=previous_manifest,
           images=len(assignment.load_manifest(previous_manifest).images))
     return _publish(source, config, examples_uri, staging, checked, result, ignored,
-                    finding_options)
+                    deal_options)
   finally:
     _remove_tree(staging)
 
@@ -877,7 +875,7 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
 def _publish(source: index.Source, config: IngestConfig, examples_uri: str, staging: str,
              checked: index.CheckedIndex, result: Manifest,
              folder_ignored: Optional[Dict[str, int]],
-             finding_options: FindingOptions) -> IngestSummary:
+             deal_options: DealOptions) -> IngestSummary:
   """Applies the policies to the job's results, reconciles, renames shards (and an image
   folder's listing and class mapping) into place."""
   if result.errors:
@@ -888,7 +886,8 @@ def _publish(source: index.Source, config: IngestConfig, examples_uri: str, stag
                        key=lambda p: p.line)
   if config.duplicates == DUPLICATES_FAIL and result.duplicates:
     raise duplicates_lib.fail_error(result.duplicates)
-  expected = [(s.name, k) for s in config.splits for k in range(s.num_shards)]
+  file_counts = result.shard_files.get('files') or {s.name: s.num_shards for s in config.splits}
+  expected = [(s.name, k) for s in config.splits for k in range(file_counts[s.name])]
   got = [(s['split'], s['index']) for s in result.shards]
   written = sum(s['count'] for s in result.shards)
   if sorted(got) != sorted(expected) or written + len(quarantined) != checked.rows_in:
@@ -945,11 +944,12 @@ def _publish(source: index.Source, config: IngestConfig, examples_uri: str, stag
              sorted(dicom_counts.items())},
       folder_ignored=folder_ignored or {},
       membership=result.membership,
-      near_duplicates=finding_options.near_duplicates if result.quality else '',
+      near_duplicates=deal_options.near_duplicates if result.quality else '',
       near_duplicate_groups=result.near_duplicates[:findings_lib.MAX_GROUPS],
       quality=dict(result.quality, near_duplicate_groups=len(result.near_duplicates))
       if result.quality else {},
       shortcut=result.shortcut,
+      shard_files=result.shard_files,
       shards=[dict(split=s['split'], index=s['index'], file=s['file'], count=s['count'],
                    class_counts={int(k): v for k, v in s['class_counts'].items()})
               for s in shards])

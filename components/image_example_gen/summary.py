@@ -78,6 +78,9 @@ class IngestSummary:
   # classes, splits, crosses_splits, crosses_classes}]; quality {images, counts: {split:
   # {class name: {finding: n}}}, examples: {finding: [{image_id, line, class_name, split}]},
   # thresholds}; shortcut (shortcut.ShortcutResult.to_dict()).
+  # --shard-size: shard_sizing.FilePlan.as_dict() (target_bytes; files, rows, bytes and
+  # weights per split) and its one-line description; empty without a shard size.
+  shard_files: Dict[str, Any] = dataclasses.field(default_factory=dict)
   near_duplicates: str = ''
   near_duplicate_groups: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
   quality: Dict[str, Any] = dataclasses.field(default_factory=dict)

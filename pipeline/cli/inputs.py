@@ -108,7 +108,13 @@ def _split_lines(display: progress.Display, config: config_lib.IngestConfig):
 
 
 def _measure_line(display: progress.Display, config: config_lib.IngestConfig) -> None:
-  """What the run will not look at because an option turned the image decode off."""
+  """What the run will not look at because an option turned the image decode off, and the file
+  counts --shard-size sets in place of --splits'."""
+  if config.shard_size:
+    display.line(f'shards: --shard-size {config.shard_size}: each split is written as files of '
+                 'about that size, counted from the bytes the check pass reads, in place of '
+                 "--splits' shard counts (split membership and weights stay those of --splits; "
+                 'the counts are in the summary)')
   if not config.measures_images:
     display.line(f'images: --verify {config.verify} decodes no image, so near-duplicates, '
                  'image quality and shortcut risk are not measured (--verify full measures '

@@ -35,6 +35,8 @@ def _print_summary(result, validator: Dict[str, List[str]],
           f'(window {s.dicom_window}, {s.dicom_output}); identifying tags present (counts, '
           'values never written): '
           + (', '.join(f'{k} {v}' for k, v in sorted(tags.items())) or 'none'))
+  if getattr(s, 'shard_files', None):
+    print(s.shard_files['described'])
   print(f'largest shard deviation from proportional: {s.max_class_deviation} records'
         + (f' (grouped by {s.group_column})' if s.group_column else ' (floor/ceil)'))
   if s.duplicate_images:

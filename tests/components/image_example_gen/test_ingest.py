@@ -222,3 +222,34 @@ def test_executor_publishes_a_standard_examples_artifact(demo_dataset, tmp_path)
   assert summary.rows_in == examples.get_int_custom_property(spec.ROWS_IN_PROPERTY) == (
       demo_dataset.num_rows)
   assert len(os.listdir(tmp_path / 'Split-train')) == 8
+
+
+def test_shard_size_sets_file_counts_and_keeps_every_image_in_its_split(runs, demo_dataset,
+                                                                         tmp_path):
+  """--shard-size: each split's files come from its bytes (the check pass's), every class
+  spread within one record over them; every image is in the split the shard counts put it in."""
+  out, summaries, mapping = runs
+  summary = _ingest(demo_dataset.csv_path, mapping, str(tmp_path), shard_size='1MB')
+  sized = summary.shard_files
+  assert sized['target_bytes'] == 1_000_000
+  assert sized['files']['train'] == -(-sized['bytes']['train'] // 1_000_000) > 1
+  assert sorted(shard_files(str(tmp_path))) == sorted(
+      f'Split-{split}/data_tfrecord-{k:05d}-of-{n:05d}.gz'
+      for split, n in sized['files'].items() for k in range(n))
+  assert f"train {sized['files']['train']} files" in sized['described']
+
+  def split_of(d):
+    return {ex.features.feature['image_id'].bytes_list.value[0]: split
+            for split in ('train', 'eval', 'test')
+            for _, ex in read_examples(os.path.join(d, f'Split-{split}', '*'))}
+  assert split_of(str(tmp_path)) == split_of(out['base'])
+  assert summary.membership['manifest_digest'] == summaries['base'].membership['manifest_digest']
+  per_file = collections.defaultdict(collections.Counter)
+  for split in sized['files']:
+    for name, ex in read_examples(os.path.join(str(tmp_path), f'Split-{split}', '*')):
+      per_file[(split, name)][ex.features.feature['class'].int64_list.value[0]] += 1
+  for split in sized['files']:
+    files = [c for (s, _), c in per_file.items() if s == split]
+    for label in mapping.values():
+      counts = [c[label] for c in files]
+      assert max(counts) - min(counts) <= 1, (split, label, counts)
