@@ -35,15 +35,22 @@ def measure(pixels: Any, width: int, height: int, mode: str, bit_depth: int,
             file_format: str) -> ImageFacts:
   """The facts of one decoded image (``image_header.Decoded.pixels``)."""
   # NumPy work, imported by the workers that measure (not by the launcher or the CLI)
+  import numpy as np
+
   from components.image_example_gen import perceptual
   from components.image_example_gen import quality
   from components.image_example_gen import shortcut
-  grey = perceptual.to_grey(pixels)
+  image = np.asarray(pixels)
+  if image.ndim == 3 and image.shape[2] == 1:
+    image = image[:, :, 0]
+  # uint8 grey (the common case) is measured as decoded; anything else as float grey.
+  grey = image if quality.is_grey8(image) else perceptual.to_grey(image)
+  summary = quality.summarise(grey)  # the strided sample, its histogram and moments: shared
 
   def rounded(values: Dict[str, float]) -> Dict[str, float]:
     return {k: round(float(v), _DIGITS) for k, v in sorted(values.items())}
 
   return ImageFacts(
       perceptual.fingerprint(grey).to_text(),
-      rounded(quality.measure(grey, width, height, mode)),
-      rounded(shortcut.properties(grey, width, height, mode, bit_depth, file_format)))
+      rounded(quality.measure(grey, width, height, mode, summary)),
+      rounded(shortcut.properties(grey, width, height, mode, bit_depth, file_format, summary)))

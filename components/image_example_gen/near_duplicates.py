@@ -6,14 +6,20 @@ form (``cxr-tfx validate``, the tests' reference); both call ``verify_bucket``, 
 
 Never all pairs: every fingerprint goes to perceptual.BANDS buckets (``candidate_keys``), and
 only members of a bucket are compared. Chest radiographs all look alike, so buckets are not
-small: a bucket of more than MAX_BUCKET members is not compared all-pairs but in sorted
-neighbourhoods (members in the order of their projection on the bucket's first principal axis,
-each compared with the next WINDOW): a bucket of n members then costs at most n * WINDOW pairs,
-and the work is O(N * BANDS * max(MAX_BUCKET, WINDOW)) for N images. A pair sharing several
-buckets is checked in each (a confirmed pair found twice is one edge for the union-find).
-The check: ``perceptual.direct_similarity`` for all the bucket's pairs at once (one matrix
-product), then the crop alignment (``perceptual.similarity``) for the pairs that fall short,
-whose sizes allow a pure crop and whose content hashes are close (CROP_HAMMING).
+small. Direct pairs (frames as they are: re-encoded, resized, re-compressed, re-exposed
+copies): a bucket of up to MAX_BUCKET members is compared all-pairs (one matrix product), a
+larger one in sorted neighbourhoods (members in the order of their projection on the bucket's
+first principal axis, each compared with the next WINDOW): at most n * WINDOW pairs.
+Crop pairs (``crop_candidates``): by size class, only between images whose sizes allow a
+same-scale crop (a bucket of one size has none), with content hashes within CROP_HAMMING bits;
+each such pair is scored by the crop check's first stage for many pairs at once (row and column
+profiles, ``perceptual.profile_scores``; at most CROP_SCAN images of a larger class per image),
+and a pair is crop-checked when each of the two is among the other's CROP_NEIGHBOURS best.
+So the work is O(N * BANDS * (WINDOW + CROP_SCAN cheap scores + CROP_NEIGHBOURS crop checks))
+for N images at most, linear in N; a pair sharing several buckets is checked in each (crop
+checks are remembered, a confirmed pair found twice is one edge for the union-find). The
+direct check holds the pair's correlation to ``threshold``, the crop check to
+perceptual.CROP_THRESHOLD.
 
 Union-find: the confirmed pairs go to one CombineFn (``_Components``), whose accumulator is a
 parent map over the keys that appear in a pair (only near-duplicates: not every image); it is
@@ -39,7 +45,11 @@ from components.image_example_gen.near_duplicate_pairs import candidate_buckets 
 from components.image_example_gen.near_duplicate_pairs import candidate_pairs  # noqa: F401
 from components.image_example_gen.near_duplicate_pairs import components  # noqa: F401
 from components.image_example_gen.near_duplicate_pairs import CROP_CACHE  # noqa: F401
+from components.image_example_gen.near_duplicate_pairs import crop_candidates  # noqa: F401
+from components.image_example_gen.near_duplicate_pairs import CROP_CHUNK  # noqa: F401
 from components.image_example_gen.near_duplicate_pairs import CROP_HAMMING  # noqa: F401
+from components.image_example_gen.near_duplicate_pairs import CROP_NEIGHBOURS  # noqa: F401
+from components.image_example_gen.near_duplicate_pairs import CROP_SCAN  # noqa: F401
 from components.image_example_gen.near_duplicate_pairs import group_pairs  # noqa: F401
 from components.image_example_gen.near_duplicate_pairs import MAX_BUCKET  # noqa: F401
 from components.image_example_gen.near_duplicate_pairs import Member  # noqa: F401

@@ -1,16 +1,20 @@
 """Perceptual fingerprints of decoded images, and the pixel check of a near-duplicate pair (pure:
-NumPy only).
+NumPy and OpenCV).
 
 A radiograph re-exported, resized, re-compressed, brightness-shifted or cropped has other bytes
 than the original, so the content hash (``image_sha256``) misses it. The Beam workers call
-``fingerprint(to_grey(pixels))`` on the pixels they decode anyway and keep the ``Fingerprint``
+``fingerprint(pixels)`` on the pixels they decode anyway and keep the ``Fingerprint``
 (``to_text``); ``near_duplicates.py`` buckets the fingerprints by ``candidate_keys`` and keeps
 the pairs the pixel check (``is_near_duplicate``) confirms.
 
 A fingerprint holds:
 
-- ``thumb``: a THUMB_SIZE x THUMB_SIZE grey thumbnail (area averages), tone-normalised: its 2nd
-  percentile -> 0, its 80th -> STORED_HIGH, linear above up to 1 (headroom for the crop check).
+- ``thumb``: a THUMB_SIZE x THUMB_SIZE grey thumbnail, the exact area average of the image
+  (``area_thumbnail``: the integral image read at the cells' fractional corners), tone-normalised:
+  its 2nd percentile -> 0, its 80th -> STORED_HIGH, linear above up to 1 (headroom for the crop
+  check). Exact matters: distinct renders of one template correlate up to 0.998 on the
+  thumbnail, and an approximate average (block sums split at the cell edges) moves a resized
+  copy about as far from its original.
 - ``phash``: the 64-bit DCT hash of the frame (pHash: the 8x8 lowest frequencies of the 32x32
   thumbnail, each bit "above the median"), as imagehash computes it on its 32x32 resize.
 - ``chash``: a CONTENT_HASH_BITS-bit DCT hash in a content frame: the thumbnail resampled around
@@ -25,34 +29,44 @@ Written here, not taken from imagehash: imagehash works on PIL images (the worke
 arrays) and has neither the content frame nor the pixel check, and its phash alone costs ~3x
 this whole fingerprint (bench/results/near_duplicates.md).
 
-The pixel check (``similarity``): the correlation of the two thumbnails, both clipped at their
-80th percentile (a brightened copy saturates its brightest few percent; both then lose the same
-bright fifth), at the better of two alignments: the frames as they are (re-encoded, resized,
-re-compressed, brightness-shifted copies), and, when one image is smaller than the other in
-each dimension by at most MAX_CROP, the offset at which the smaller lies inside the larger at
-the same pixel scale (a crop), found on the row and column profiles and refined in 2-D. A crop
-resized afterwards to the original's size is not looked for: it needs a free scale, and with
-one, distinct radiographs -- which all look alike -- align too well.
+The pixel check: the correlation of the two thumbnails, both clipped at their 80th percentile (a
+brightened copy saturates its brightest few percent; both then lose the same bright fifth),
+frames as they are (``direct_similarity``, held to NEAR_DUPLICATE_THRESHOLD: re-encoded, resized,
+re-compressed, brightness-shifted copies); and, when one image is smaller than the other in each
+dimension by at most MAX_CROP, at the offset where the smaller lies inside the larger at the same
+pixel scale (``crop_similarity``, held to CROP_THRESHOLD: a crop), found on the row and column
+profiles (``profile_scores`` does this first stage for many pairs at once) and refined in 2-D. A
+crop resized afterwards to the original's size is not looked for: it needs a free scale, and
+with one, distinct radiographs -- which all look alike -- align too well.
 """
 import base64
 import dataclasses
 import functools
+import math
 from typing import List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
+
+from components import errors
 
 THUMB_SIZE = 32  # the stored thumbnail's side (bytes: THUMB_SIZE ** 2, one per pixel)
 HASH_SIZE = 8  # phash: the HASH_SIZE x HASH_SIZE lowest frequencies -> 64 bits
 CONTENT_HASH_SIZE = 6  # chash: the 6 x 6 lowest frequencies but the mean -> 35 bits
 CONTENT_HASH_BITS = CONTENT_HASH_SIZE ** 2 - 1
-# The pixel check's default: the clipped thumbnails of a pair correlate at least this much
-# (1 = identical). Measured on the bench's planted sets (bench/results/near_duplicates.md):
-# copies >= 0.998, crops >= 0.995; distinct synthetic radiographs, which share their whole
-# anatomy, at most 0.988 (demo) and 0.994 (the second generator). Higher: fewer look-alikes
-# grouped, and crops missed first.
-NEAR_DUPLICATE_THRESHOLD = 0.995
+# The pixel check's default: the clipped thumbnails of a pair, frames as they are, correlate at
+# least this much (1 = identical). Measured (bench/results/near_duplicates.md): re-encoded,
+# resized, re-compressed and brightness-shifted copies >= 0.9993; the closest pair of distinct
+# renders among all 224 million pairs of the 21,165 demo images 0.9977, distinct films of the
+# second generator at most 0.9915. Both sides are ~2x away from 0.9988 in 1 - correlation.
+NEAR_DUPLICATE_THRESHOLD = 0.9988
+# The crop check's threshold (``crop_similarity``): a crop, re-toned on its own frame and
+# matched to a window resampled from the larger image's cells, matches less closely than a whole
+# copy. Measured: the bench's crops >= 0.9978; distinct films of a size that allows a crop, at
+# most 0.9916 through the crop check (the second generator), 0.9837 (demo renders).
+CROP_THRESHOLD = 0.996
 MAX_CROP = 0.25  # a crop is looked for when the smaller image keeps >= 75% of each side
-BANDS = 5  # candidate keys: the content hash cut into BANDS bands
+BANDS = 7  # candidate keys: the content hash cut into BANDS bands (5 bits each)
 # The thumbnail's tone: its TONE_LOW quantile -> 0, its TONE_HIGH quantile -> STORED_HIGH, the
 # rest linear and clipped at 1 (headroom for the crop check). The comparison clips at
 # STORED_HIGH: a brightened copy saturates its brightest few percent, and both images of a pair
@@ -62,8 +76,7 @@ STORED_HIGH = 0.8
 _STORED_HIGH_LEVEL = round(STORED_HIGH * 255)
 CROP_STEPS = 49  # offsets tried per axis for a crop (row and column profiles)
 # Thumbnail cells: the crop check blurs both views this much (the window is resampled from the
-# larger image's cells). Measured: crops >= 0.996, distinct pairs through the crop check at
-# most 0.993 (the second generator); a blur of 1 cell lets distinct pairs through.
+# larger image's cells; a blur of 1 cell lets distinct pairs through).
 CROP_BLUR = 0.5
 CROP_CANDIDATES = 3  # the best offsets per axis whose combinations are compared in 2-D
 # A crop's row and column profiles correlate with the original's at its offset at least this
@@ -72,7 +85,8 @@ CROP_PROFILE_MIN = 0.97
 _HIGH_PASS_SIGMA = 1.0  # thumbnail cells
 _FRAME_SPREAD = 1.5  # the content frame spans centroid +- this many standard deviations
 _MIN_CONTRAST = 2 / 255
-_TEXT_VERSION = 'pf1'
+_TEXT_VERSION = 'pf2'
+_OLD_VERSIONS = ('pf1',)  # texts from before the exact area thumbnail: not comparable
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as PIL's convert('L')
 
 
@@ -107,6 +121,16 @@ def _full_scale(dtype) -> float:
   raise ValueError(f'pixels must be uint8, uint16 or float in [0, 1], got {dtype}')
 
 
+def is_current(text: str) -> bool:
+  """Whether a fingerprint text is of this version (texts of older versions cannot be compared
+  with it: FingerprintVersionError)."""
+  return text.startswith(_TEXT_VERSION + ':')
+
+
+class FingerprintVersionError(errors.CxrError, ValueError):
+  """A fingerprint text of an older version: the message says how to re-ingest."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Fingerprint:
   """An image's perceptual fingerprint (see the module docstring). ``thumb``: THUMB_SIZE**2
@@ -118,12 +142,22 @@ class Fingerprint:
   height: int
 
   def to_text(self) -> str:
-    """'pf1:<phash hex>:<chash hex>:<W>x<H>:<thumb base64>': ASCII, ~1.4 KB."""
+    """'pf2:<phash hex>:<chash hex>:<W>x<H>:<thumb base64>': ASCII, ~1.4 KB."""
     return (f'{_TEXT_VERSION}:{self.phash:016x}:{self.chash:016x}:{self.width}x{self.height}:'
             + base64.b64encode(self.thumb).decode('ascii'))
 
   @classmethod
   def from_text(cls, text: str) -> 'Fingerprint':
+    """The fingerprint of a ``to_text`` text. A text of an older version (fingerprints published
+    next to a split manifest by an earlier cxr-tfx) raises FingerprintVersionError: its
+    thumbnail was computed otherwise and cannot be compared with this version's."""
+    version = text.split(':', 1)[0]
+    if version in _OLD_VERSIONS:
+      raise FingerprintVersionError(
+          f'a perceptual fingerprint of version {version!r} (published with an earlier split '
+          f'manifest, {text[:24]!r}...) cannot be compared with this version\'s '
+          f'({_TEXT_VERSION!r}: another thumbnail). Re-ingest the prior spans with '
+          '--fresh-splits (new fingerprints are published), or run with --near-duplicates off.')
     try:
       version, phash, chash, size, thumb = text.split(':')
       width, height = size.split('x')
@@ -144,34 +178,56 @@ class Fingerprint:
 # --- Downscaling and filters (small matrices built once) ---------------------------------------
 
 
-def box_downscale(grey: np.ndarray, size: int) -> np.ndarray:
-  """Area average to [size, size] (float32): block sums of fy x fx pixels down to < 2x size
-  first (one pass over the image), then exact area weights on the small array. Images smaller
-  than size are upsampled by the same weights (nearest)."""
-  h, w = grey.shape
-  fy, fx = max(1, h // size), max(1, w // size)
-  hh, ww = (h // fy) * fy, (w // fx) * fx
-  small = np.asarray(grey, np.float32)
-  if fy > 1:
-    small = small[:hh].reshape(hh // fy, fy, w).sum(axis=1)
-  if fx > 1:
-    small = small[:, :ww].reshape(small.shape[0], ww // fx, fx).sum(axis=2)
-  # The block sums drop the last h % fy rows (w % fx columns); the weights keep each output
-  # cell where it is in the whole frame (h / fy small rows), so no copy is shifted against another.
-  rows = _area_matrix(small.shape[0], size, h / fy)
-  cols = _area_matrix(small.shape[1], size, w / fx)
-  return (rows @ small @ cols.T) * np.float32(1.0 / (fy * fx))
+def area_thumbnail(pixels: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
+  """The exact area average of an image to [size, size] float32 grey in [0, 1]: the integral
+  image (cv2.integral, one pass in C), read at the cells' fractional corners by bilinear
+  interpolation -- exact for pixels taken as constant over their square. ``pixels``: uint8 grey
+  [H, W] (or [H, W, 1]) directly, else ``to_grey``'s float output (or anything it takes).
+  (cv2.resize's INTER_AREA gives the same averages but takes ~5x longer at a non-integer
+  factor; an image smaller than ``size`` is upsampled by the same weights: nearest.)"""
+  a = np.asarray(pixels)
+  if a.ndim == 3 and a.shape[2] == 1:
+    a = a[:, :, 0]
+  if a.dtype == np.uint8 and a.ndim == 2:
+    # int32 sums while they cannot overflow (up to ~8.4 million pixels), else float64 (exact)
+    depth = cv2.CV_32S if a.size * 255 < 2 ** 31 else cv2.CV_64F
+    integral, scale = cv2.integral(a, sdepth=depth), 1.0 / 255
+  else:
+    grey = a if a.ndim == 2 and a.dtype == np.float32 else to_grey(a)
+    integral, scale = cv2.integral(grey, sdepth=cv2.CV_64F), 1.0
+  h, w = a.shape[:2]
+  at, weights = _corner_taps(h, w, size)
+  # [size + 1, size + 1]: the integral at the cells' corners, bilinear within a pixel (the four
+  # whole-pixel corners around each: one gather, one weighted sum in float64).
+  corners = np.einsum('kij,kij->ij', integral.ravel()[at], weights)
+  sums = corners[1:, 1:] - corners[:-1, 1:]
+  sums -= corners[1:, :-1]
+  sums += corners[:-1, :-1]
+  sums *= scale * size * size / (h * w)
+  return sums.astype(np.float32)
 
 
-@functools.lru_cache(maxsize=1024)
-def _area_matrix(n: int, size: int, span: float) -> np.ndarray:
-  """[size, n]: row i averages the input cells overlapping output cell i, by overlap; the output
-  spans ``span`` input cells (>= n: the part beyond n is missing and left out)."""
-  edges = np.arange(size + 1) * (span / size)
-  j = np.arange(n)[None, :]
-  m = np.clip(np.minimum(edges[1:, None], j + 1) - np.maximum(edges[:-1, None], j), 0, None)
-  m = m.astype(np.float32)
-  return m / m.sum(axis=1, keepdims=True)
+@functools.lru_cache(maxsize=256)
+def _corner_taps(h: int, w: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
+  """([4, size + 1, size + 1] flat indices into an [h + 1, w + 1] integral image, their
+  bilinear weights, float64): the cell edges at i * h / size (rows) and j * w / size (columns),
+  each between the whole pixels y0 and y0 + 1 (x0 and x0 + 1). Built from each side's edges
+  (cached apart: a dataset of many sizes has far fewer heights and widths than shapes)."""
+  y0, wy = _edges(h, size)
+  x0, wx = _edges(w, size)
+  offsets = np.array([0, 1, w + 1, w + 2])[:, None, None]  # the four corners around a point
+  at = (y0 * (w + 1))[None, :, None] + x0[None, None, :] + offsets
+  return at, wy[[0, 0, 1, 1], :, None] * wx[[0, 1, 0, 1], None, :]
+
+
+@functools.lru_cache(maxsize=4096)
+def _edges(n: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
+  """The size + 1 cell edges over n pixels: (whole pixel index y0, at most n - 1; [2, size + 1]
+  weights of y0 and y0 + 1)."""
+  e = np.arange(size + 1) * (n / size)
+  whole = np.minimum(np.floor(e).astype(np.int64), n - 1)
+  fraction = e - whole
+  return whole, np.stack((1 - fraction, fraction))
 
 
 @functools.lru_cache(maxsize=8)
@@ -204,15 +260,16 @@ def _tone(t: np.ndarray, top: float = 1.0) -> np.ndarray:
   lo, hi = _quantiles(t, TONE_LOW, TONE_HIGH)
   # A flat image (less than _MIN_CONTRAST between the quantiles: blank, or float noise of an
   # area average) stays flat instead of having its noise stretched into a pattern.
-  return np.clip((t - lo) * np.float32(top / max(hi - lo, _MIN_CONTRAST)), 0.0,
-                 1.0).astype(np.float32)
+  out = (t - np.float32(lo)).astype(np.float32, copy=False)
+  out *= np.float32(top / max(hi - lo, _MIN_CONTRAST))
+  np.maximum(out, np.float32(0), out=out)
+  return np.minimum(out, np.float32(1), out=out)
 
 
 def high_pass(t: np.ndarray) -> np.ndarray:
-  """t minus its Gaussian blur (sigma _HIGH_PASS_SIGMA cells)."""
-  rows, cols = blur_matrix(t.shape[0], _HIGH_PASS_SIGMA), blur_matrix(t.shape[1],
-                                                                        _HIGH_PASS_SIGMA)
-  return t - rows @ t @ cols.T
+  """t minus its Gaussian blur (sigma _HIGH_PASS_SIGMA cells; cv2.GaussianBlur, edges
+  reflected)."""
+  return t - cv2.GaussianBlur(t, (0, 0), _HIGH_PASS_SIGMA)
 
 
 def _bits(values: np.ndarray) -> int:
@@ -238,34 +295,26 @@ def _content_hash(t: np.ndarray) -> int:
   each axis (bilinear, edges clamped). The energy is tapered towards the frame's edges, so the
   strip a crop cuts off weighs little. (Few, small NumPy operations: this runs per image.)"""
   n = t.shape[0]
-  energy = np.abs(high_pass(t))
-  energy *= _taper(n)
-  profiles = np.stack((energy.sum(axis=1), energy.sum(axis=0)))  # [2, n]: rows, columns
-  total = float(profiles[0].sum())
-  if total <= 0:
-    centre, spread = np.full(2, n / 2), np.full(2, n / 4)
-  else:
-    first, second = (profiles @ _powers(n)).T / total  # [2] each: E[x], E[x^2] per axis
-    centre, spread = first, np.sqrt(np.maximum(second - first ** 2, 1.0))
-  # [2, n]: the sample positions of the window's rows, then its columns.
-  positions = centre[:, None] + (_FRAME_SPREAD * spread)[:, None] * _unit_grid(n)[None, :] - 0.5
-  interp = _interp_matrix(positions.ravel(), n)  # [2n, n]
-  window = interp[:n] @ t @ interp[n:].T
+  # |high_pass(t)|, tapered
+  energy = np.multiply(cv2.absdiff(t, cv2.GaussianBlur(t, (0, 0), _HIGH_PASS_SIGMA)), _taper(n))
+  m = cv2.moments(energy)  # the energy's raw and central moments, pixel centres at integers
+  if m['m00'] <= 0:
+    cy = cx = n / 2
+    sy = sx = n / 4
+  else:  # cell centres at j + 0.5
+    cy, cx = m['m01'] / m['m00'] + 0.5, m['m10'] / m['m00'] + 0.5
+    sy = math.sqrt(max(m['mu02'] / m['m00'], 1.0))
+    sx = math.sqrt(max(m['mu20'] / m['m00'], 1.0))
+  # The window: n samples per axis at centre + _FRAME_SPREAD * spread * (cell centres spread
+  # over [-1, 1]), bilinear with the edges clamped -- an axis-aligned affine map (cv2.warpAffine
+  # reads the source at M @ (x, y, 1) for each output cell).
+  step_y, step_x = 2 * _FRAME_SPREAD * sy / n, 2 * _FRAME_SPREAD * sx / n
+  inverse = np.array([[step_x, 0.0, cx - 0.5 - _FRAME_SPREAD * sx + step_x / 2],
+                      [0.0, step_y, cy - 0.5 - _FRAME_SPREAD * sy + step_y / 2]])
+  window = cv2.warpAffine(t, inverse, (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
   d = _dct_matrix(n, CONTENT_HASH_SIZE)
   return _bits((d @ window @ d.T).ravel()[1:])
-
-
-@functools.lru_cache(maxsize=4)
-def _powers(n: int) -> np.ndarray:
-  """[n, 2]: cell centres and their squares (first and second moments in one product)."""
-  c = np.arange(n, dtype=np.float32) + 0.5
-  return np.stack((c, c * c), axis=1)
-
-
-@functools.lru_cache(maxsize=4)
-def _unit_grid(n: int) -> np.ndarray:
-  """n cell centres spread over [-1, 1]."""
-  return ((np.arange(n, dtype=np.float32) + 0.5) / n * 2 - 1).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=4)
@@ -274,34 +323,19 @@ def _taper(n: int) -> np.ndarray:
   return np.outer(s, s)
 
 
-def _interp_matrix(positions: np.ndarray, n: int) -> np.ndarray:
-  """[len(positions), n]: linear interpolation at fractional cell positions (clamped): the hat
-  function 1 - |x - j|."""
-  x = np.clip(np.asarray(positions, np.float32), 0, n - 1)
-  return np.maximum(np.float32(0), 1 - np.abs(x[:, None] - _cells(n)[None, :]))
-
-
-@functools.lru_cache(maxsize=8)
-def _cells(n: int) -> np.ndarray:
-  return np.arange(n, dtype=np.float32)
-
-
-def _bilinear_rows_cols(t: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-  return _interp_matrix(ys, t.shape[0]) @ t @ _interp_matrix(xs, t.shape[1]).T
-
-
 # --- The fingerprint ---------------------------------------------------------------------------
 
 
 def fingerprint(grey: np.ndarray) -> Fingerprint:
-  """The fingerprint of a grey image (``to_grey``'s output, [H, W] float32 in [0, 1])."""
-  h, w = grey.shape
-  return from_area_thumbnail(box_downscale(grey, THUMB_SIZE), w, h)
+  """The fingerprint of an image: ``to_grey``'s output ([H, W] float32 in [0, 1]) or the decoded
+  pixels themselves (uint8 grey is read as it is, without a float copy)."""
+  h, w = np.shape(grey)[:2]
+  return from_area_thumbnail(area_thumbnail(grey), w, h)
 
 
 def from_area_thumbnail(area: np.ndarray, width: int, height: int) -> Fingerprint:
   """The fingerprint from the image's area-average thumbnail ([THUMB_SIZE, THUMB_SIZE] grey in
-  [0, 1], ``box_downscale``) and its size: ``fingerprint`` less the downscale."""
+  [0, 1], ``area_thumbnail``) and its size: ``fingerprint`` less the downscale."""
   thumb = _tone(area, STORED_HIGH)
   stored = np.round(thumb * 255).astype(np.uint8).tobytes()
   return Fingerprint(_dct_hash(thumb), _content_hash(thumb), stored, int(width), int(height))
@@ -351,12 +385,13 @@ def unit_vectors(fps: Sequence[Fingerprint]) -> np.ndarray:
   """``unit_vector`` of many fingerprints at once, [n, THUMB_SIZE**2] float32 (one partition and
   a few array operations for the lot: a bucket's pairs are then one matrix product)."""
   n_cells = THUMB_SIZE ** 2
-  t = np.frombuffer(b''.join(fp.thumb for fp in fps), np.uint8).reshape(len(fps), n_cells)
+  stored = np.frombuffer(b''.join(fp.thumb for fp in fps), np.uint8).reshape(len(fps), n_cells)
   # Stored in the comparison's tone already, but for the headroom: clip it.
-  t = np.minimum(t, np.uint8(_STORED_HIGH_LEVEL)).astype(np.float32)
+  t = np.minimum(stored, np.uint8(_STORED_HIGH_LEVEL)).astype(np.float32)
   t -= t.mean(axis=1, keepdims=True)
-  norms = np.linalg.norm(t, axis=1, keepdims=True)
-  return (t / np.where(norms > 0, norms, 1)).astype(np.float32)
+  norms = np.sqrt(np.einsum('ij,ij->i', t, t))[:, None]
+  t /= np.where(norms > 0, norms, np.float32(1))
+  return t
 
 
 def direct_similarity(a: Fingerprint, b: Fingerprint) -> float:
@@ -392,6 +427,63 @@ def _best_offsets(kept: float, profile_big: np.ndarray, profile_small: np.ndarra
   return offsets[best], float(score[best[0]])
 
 
+SCREEN_STEPS = 17  # offsets per axis tried by profile_scores (the crop screen)
+
+
+def profiles(fps: Sequence[Fingerprint]) -> Tuple[np.ndarray, np.ndarray]:
+  """([n, THUMB_SIZE] row profiles, [n, THUMB_SIZE] column profiles) of stored thumbnails: the
+  crop check's first stage compares these."""
+  t = _thumbs(fps)
+  return t.mean(axis=2), t.mean(axis=1)
+
+
+def profile_scores(small: Tuple[np.ndarray, np.ndarray], big: Tuple[np.ndarray, np.ndarray],
+                   kept: Tuple[float, float], pairs: Tuple[np.ndarray, np.ndarray]
+                   ) -> np.ndarray:
+  """[len(pairs[0])]: how well small image i fits as a same-scale crop of big image j, for each
+  (i, j) of ``pairs``, by its row and column profiles alone (``profiles`` of the smaller images,
+  all of one size, and of the larger ones, all of one size; ``kept``: (height ratio, width
+  ratio)): the lower of the two best profile correlations over SCREEN_STEPS offsets per axis --
+  the crop check's first stage for many pairs at once, which ranks crop candidates."""
+  i, j = pairs
+  out = np.full(len(i), np.inf, np.float32)
+  for target, sampled, ratio in zip(small, big, kept):  # rows, then columns
+    target = _centred_unit(target)  # [smalls, THUMB_SIZE]
+    windows = _centred_unit((sampled @ _profile_windows(round(ratio, 6))).reshape(
+        len(sampled), -1, THUMB_SIZE))  # [bigs, steps, THUMB_SIZE]
+    for start in range(0, len(i), 4096):
+      ii, jj = i[start:start + 4096], j[start:start + 4096]
+      best = np.einsum('pk,psk->ps', target[ii], windows[jj]).max(axis=1)
+      np.minimum(out[start:start + 4096], best, out=out[start:start + 4096])
+  return out
+
+
+def _thumbs(fps: Sequence[Fingerprint]) -> np.ndarray:
+  return np.frombuffer(b''.join(fp.thumb for fp in fps), np.uint8).reshape(
+      len(fps), THUMB_SIZE, THUMB_SIZE).astype(np.float32)
+
+
+def _centred_unit(x: np.ndarray) -> np.ndarray:
+  """x less its mean along the last axis, scaled to unit length there (0 stays 0)."""
+  x = x - x.mean(axis=-1, keepdims=True)
+  norm = np.sqrt((x * x).sum(axis=-1, keepdims=True))
+  return x / np.where(norm > 0, norm, np.float32(1))
+
+
+@functools.lru_cache(maxsize=256)
+def _profile_windows(kept: float) -> np.ndarray:
+  """[THUMB_SIZE, SCREEN_STEPS * THUMB_SIZE]: a profile -> its linear resampling over the
+  windows [offset, offset + kept] (offsets evenly over [0, 1 - kept]), edges clamped."""
+  offsets = np.linspace(0.0, 1.0 - kept, SCREEN_STEPS) if kept < 1 else np.zeros(1)
+  centres = (np.arange(THUMB_SIZE) + 0.5) / THUMB_SIZE
+  at = np.clip((offsets[:, None] + kept * centres[None, :]) * THUMB_SIZE - 0.5, 0,
+               THUMB_SIZE - 1).ravel()
+  weights = np.maximum(0.0, 1 - np.abs(at[None, :] - np.arange(THUMB_SIZE)[:, None]))
+  if weights.shape[1] < SCREEN_STEPS * THUMB_SIZE:  # kept == 1: one window, repeated
+    weights = np.tile(weights, (1, SCREEN_STEPS))
+  return weights.astype(np.float32)
+
+
 def _crop_similarity(big: Fingerprint, small: Fingerprint) -> Optional[float]:
   """``small`` as a same-scale crop of ``big``: the best offsets on each axis (row and column
   profiles; a pair whose profiles do not match that well is no crop), then the best correlation
@@ -424,21 +516,26 @@ def _crop_similarity(big: Fingerprint, small: Fingerprint) -> Optional[float]:
              for wy in (_window_matrix(float(oy), ky) for oy in offsets_y) for wx in wxs)
 
 
+def crop_similarity(a: Fingerprint, b: Fingerprint) -> Optional[float]:
+  """The crop alignment's score of a pair, either image as the crop (the better), or None when
+  their sizes rule a same-scale crop out."""
+  scores = [s for s in (_crop_similarity(a, b), _crop_similarity(b, a)) if s is not None]
+  return max(scores) if scores else None
+
+
 def similarity(a: Fingerprint, b: Fingerprint) -> float:
-  """The pixel check's score in [-1, 1]: the better of the direct correlation and, when the sizes
-  allow one, the crop alignment's (see the module docstring)."""
-  best = direct_similarity(a, b)
-  for big, small in ((a, b), (b, a)):
-    crop = _crop_similarity(big, small)
-    if crop is not None:
-      best = max(best, crop)
-  return best
+  """The better of the direct correlation and, when the sizes allow one, the crop alignment's
+  (see the module docstring; the two are held to different thresholds by is_near_duplicate)."""
+  crop = crop_similarity(a, b)
+  return max(direct_similarity(a, b), crop if crop is not None else -1.0)
 
 
 def is_near_duplicate(a: Fingerprint, b: Fingerprint,
-                      threshold: float = NEAR_DUPLICATE_THRESHOLD) -> bool:
-  """``similarity(a, b) >= threshold``; the crop alignment only runs when the direct score falls
-  short."""
+                      threshold: float = NEAR_DUPLICATE_THRESHOLD,
+                      crop_threshold: float = CROP_THRESHOLD) -> bool:
+  """The pixel check: ``direct_similarity(a, b) >= threshold``, or, when that falls short and
+  the sizes allow a crop, ``crop_similarity(a, b) >= crop_threshold``."""
   if direct_similarity(a, b) >= threshold:
     return True
-  return similarity(a, b) >= threshold
+  crop = crop_similarity(a, b)
+  return crop is not None and crop >= crop_threshold

@@ -1,10 +1,12 @@
-"""Image-quality findings (pure: NumPy only): CleanVision's set -- dark, light, blurry, low
+"""Image-quality findings (pure: NumPy and OpenCV): CleanVision's set -- dark, light, blurry, low
 information, odd size, odd aspect ratio, a grey/colour mix -- with thresholds for radiographs.
 
-``measure`` runs in the Beam workers on the pixels they decode (``perceptual.to_grey``), on a
-strided sample of at most SAMPLE_SIDE pixels a side (cheap, and no averaging: the sample keeps
-the image's own noise and sharpness); ``findings`` applies the per-image thresholds;
-``dataset_findings`` what needs the whole set (odd size, the grey/colour mix).
+``measure`` runs in the Beam workers on the pixels they decode (uint8 grey as decoded, anything
+else through ``perceptual.to_grey``), on a strided sample of at most SAMPLE_SIDE pixels a side
+(cheap, and no averaging: the sample keeps the image's own noise and sharpness), summarised once
+(``summarise``: the sample, its histogram and moments, which shortcut.properties shares);
+``findings`` applies the per-image thresholds; ``dataset_findings`` what needs the whole set
+(odd size, the grey/colour mix).
 
 Radiographs are not photographs: a dark background around the body and a bright body are both
 normal, so DARK and LIGHT look at the image's bright end and dark end rather than its mean; film
@@ -15,8 +17,9 @@ import collections
 import dataclasses
 import functools
 import math
-from typing import Dict, Mapping, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 DARK = 'dark'
@@ -72,12 +75,51 @@ class QualityThresholds:
   grayscale_mix_share: float = 0.5
 
 
+@dataclasses.dataclass(frozen=True)
+class Summary:
+  """What quality.measure and shortcut.properties both need of an image, computed once."""
+  sample: np.ndarray  # the strided sample: uint8 levels, or float32 grey in [0, 1]
+  scale: float  # the sample's values times this are grey in [0, 1] (1/255 for uint8)
+  counts: np.ndarray  # the sample's 256-bin histogram
+  mean: float  # of the sample, grey in [0, 1]
+  std: float
+  p01: float  # its 1st and 99th percentiles (``quantile``)
+  p99: float
+
+
+_LEVELS = np.arange(256, dtype=np.float32)
+_LEVELS_SQUARED = _LEVELS ** 2  # exact in float32 (at most 65025)
+
+
+def is_grey8(image: np.ndarray) -> bool:
+  """Decoded 8-bit grey pixels ([H, W] uint8): measured as they are, without a float copy."""
+  return image.dtype == np.uint8 and image.ndim == 2
+
+
+def summarise(image: np.ndarray) -> Summary:
+  """The sample, histogram and moments of an image: uint8 grey [H, W] as decoded (the moments
+  then come exactly from the histogram), or ``perceptual.to_grey``'s float output."""
+  s = sample(image)
+  if is_grey8(image):
+    counts = np.bincount(s.ravel(), minlength=256).astype(np.float32)  # exact in float32
+    n = max(int(s.size), 1)
+    mean = float(counts @ _LEVELS) / n
+    std = math.sqrt(max(float(counts @ _LEVELS_SQUARED) / n - mean * mean, 0.0))
+    mean, std, scale = mean / 255, std / 255, 1.0 / 255
+  else:
+    counts = histogram(s)
+    (mean, std), scale = moments(s), 1.0
+  return Summary(s, scale, counts, mean, std, *quantiles(counts, (0.01, 0.99)))
+
+
 def sample(grey: np.ndarray) -> np.ndarray:
   """Every k-th pixel of every k-th row, at most SAMPLE_SIDE a side (no averaging), as one
-  contiguous float32 array (the operations on it run several times faster than on a view)."""
+  contiguous array (the operations on it run several times faster than on a view): uint8 for
+  uint8 grey, else float32."""
   h, w = grey.shape
   step = max(1, math.ceil(max(h, w) / SAMPLE_SIDE))
-  return np.ascontiguousarray(grey[::step, ::step], dtype=np.float32)
+  dtype = np.uint8 if grey.dtype == np.uint8 else np.float32
+  return np.ascontiguousarray(grey[::step, ::step], dtype=dtype)
 
 
 def moments(a: np.ndarray) -> Tuple[float, float]:
@@ -98,44 +140,49 @@ def histogram(sample: np.ndarray) -> np.ndarray:
 
 def quantile(counts: np.ndarray, q: float) -> float:
   """The q quantile (nearest rank, 1/255 resolution) from a 256-bin histogram."""
+  return quantiles(counts, (q,))[0]
+
+
+def quantiles(counts: np.ndarray, qs: Sequence[float]) -> Tuple[float, ...]:
+  """``quantile`` for several q at once (one cumulative sum)."""
   cumulative = np.cumsum(counts)
-  return float(np.searchsorted(cumulative, q * (cumulative[-1] - 1) + 1)) / 255.0
+  at = np.searchsorted(cumulative, np.asarray(qs) * (cumulative[-1] - 1) + 1)
+  return tuple(float(x) / 255.0 for x in at)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=4096)
 def _strip_rows(h: int) -> np.ndarray:
+  """The rows of SHARPNESS_STRIPS strips over the middle 80%: row - 1, row, row + 1 for each."""
   rows = np.unique(np.linspace(0.1 * h, 0.9 * h, SHARPNESS_STRIPS).astype(np.int64).clip(1, h - 2))
-  return np.concatenate((rows - 1, rows, rows + 1))
+  return np.stack((rows - 1, rows, rows + 1), axis=1).ravel()
 
 
 def _sharpness(grey: np.ndarray, std: float) -> float:
   """Laplacian std / grey std: the Laplacian at full resolution on SHARPNESS_STRIPS rows spread
-  over the image's middle 80% (a strided sample would miss a blur of a few pixels)."""
+  over the image's middle 80% (a strided sample would miss a blur of a few pixels). ``std`` is
+  in the units of ``grey``'s values (levels for uint8)."""
   h, w = grey.shape
   if h < 3 or w < 3 or std <= 1e-6:
     return 0.0
-  strips = grey[_strip_rows(h)]  # [3k, w]: the rows above, the rows, the rows below (one copy)
-  k = len(strips) // 3
-  up, mid, down = strips[:k], strips[k:2 * k], strips[2 * k:]
-  lap = 4 * mid[:, 1:-1]
-  lap -= up[:, 1:-1]
-  lap -= down[:, 1:-1]
-  lap -= mid[:, :-2]
-  lap -= mid[:, 2:]
-  return moments(lap)[1] / std
+  strips = grey[_strip_rows(h)]  # [3k, w]: each strip's row above, the row, the row below
+  # The 4-neighbour Laplacian of every row (cv2: one pass); each strip's middle row has its own
+  # neighbours above and below, and the border columns are left out.
+  lap = cv2.Laplacian(strips, cv2.CV_32F, ksize=1)[1::3, 1:-1]
+  return float(cv2.meanStdDev(np.ascontiguousarray(lap))[1][0, 0]) / std
 
 
-def measure(grey: np.ndarray, width: int, height: int, mode: str) -> Dict[str, float]:
-  """The quality measures of one image (``perceptual.to_grey``'s output, its decoded size and
-  PIL mode), on the strided sample."""
-  s = sample(grey)
-  counts = histogram(s)
-  mean, std = moments(s)
-  sharpness = _sharpness(grey, std)
+def measure(grey: np.ndarray, width: int, height: int, mode: str,
+            summary: Optional[Summary] = None) -> Dict[str, float]:
+  """The quality measures of one image (``perceptual.to_grey``'s output, or uint8 grey pixels as
+  decoded; its decoded size and PIL mode), on the strided sample (``summary``: summarise(grey),
+  computed here unless given)."""
+  summary = summary if summary is not None else summarise(grey)
+  counts = summary.counts
+  sharpness = _sharpness(grey, summary.std / summary.scale)
   coarse = counts.reshape(_BINS, 256 // _BINS).sum(axis=1)
   p = coarse[coarse > 0] / counts.sum()
   entropy = float(-(p * np.log2(p)).sum())
-  return {MEAN: mean, P01: quantile(counts, 0.01), P99: quantile(counts, 0.99),
+  return {MEAN: summary.mean, P01: summary.p01, P99: summary.p99,
           SHARPNESS: sharpness, ENTROPY: entropy, WIDTH: float(width), HEIGHT: float(height),
           ASPECT: float(width) / max(float(height), 1.0),
           COLOUR: 1.0 if mode in COLOUR_MODES else 0.0}

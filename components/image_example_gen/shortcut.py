@@ -1,4 +1,4 @@
-"""Shortcut risk (pure: NumPy; scikit-learn loaded inside ``assess``): how well trivial,
+"""Shortcut risk (pure: NumPy and OpenCV; scikit-learn loaded inside ``assess``): how well trivial,
 non-anatomical properties of the files predict the class.
 
 When each class comes from another hospital or device, a model can learn the source -- image
@@ -11,8 +11,9 @@ the properties it used).
 """
 import dataclasses
 import math
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from components.image_example_gen import quality
@@ -44,22 +45,26 @@ class ShortcutResult:
 
 
 def properties(grey: np.ndarray, width: int, height: int, mode: str, bit_depth: int,
-               file_format: str) -> Dict[str, float]:
+               file_format: str, summary: Optional[quality.Summary] = None) -> Dict[str, float]:
   """Non-anatomical properties of one image: size, aspect, colour mode, bit depth, file format
   (one-hot), intensity statistics, and the border band's and the corners' statistics (a
-  burned-in marker or a collimation edge shows there), on quality.py's strided sample."""
-  s = quality.sample(grey)
+  burned-in marker or a collimation edge shows there), on quality.py's strided sample
+  (``summary``: quality.summarise(grey), shared with quality.measure; computed here unless
+  given). ``grey``: ``perceptual.to_grey``'s output, or uint8 grey pixels as decoded."""
+  summary = summary if summary is not None else quality.summarise(grey)
+  s, scale = summary.sample, summary.scale
   h, w = s.shape
   b = max(1, round(_BORDER * min(h, w)))
   c = max(1, round(_CORNER * min(h, w)))
-  counts = quality.histogram(s)
   # The border band: the whole sample less its inside, by sums (no copy).
-  mean, std = quality.moments(s)
-  inner = np.ascontiguousarray(s[b:h - b, b:w - b])
-  inner_mean, inner_std = quality.moments(inner)
-  n_border = max(s.size - inner.size, 1)
-  border_sum = mean * s.size - inner_mean * inner.size
-  border_sq = (std ** 2 + mean ** 2) * s.size - (inner_std ** 2 + inner_mean ** 2) * inner.size
+  mean, std = summary.mean, summary.std
+  inner = s[b:h - b, b:w - b]
+  inner_mean, inner_std = ((float(x[0, 0]) * scale for x in cv2.meanStdDev(inner))
+                           if inner.size else (0.0, 0.0))  # a tiny image is all border
+  inner_size = inner.size
+  n_border = max(s.size - inner_size, 1)
+  border_sum = mean * s.size - inner_mean * inner_size
+  border_sq = (std ** 2 + mean ** 2) * s.size - (inner_std ** 2 + inner_mean ** 2) * inner_size
   border_mean = border_sum / n_border
   border_var = max(border_sq / n_border - border_mean ** 2, 0.0)
   out = {
@@ -67,15 +72,15 @@ def properties(grey: np.ndarray, width: int, height: int, mode: str, bit_depth: 
       'aspect': float(width) / max(float(height), 1.0),
       'colour_mode': 1.0 if mode in quality.COLOUR_MODES else 0.0,
       'bit_depth': float(bit_depth),
-      'mean': mean, 'std': std,
-      'p01': quality.quantile(counts, 0.01), 'p99': quality.quantile(counts, 0.99),
+      'mean': mean, 'std': std, 'p01': summary.p01, 'p99': summary.p99,
       'border_mean': border_mean, 'border_std': math.sqrt(border_var),
   }
   corners = (('top_left', s[:c, :c]), ('top_right', s[:c, -c:]), ('bottom_left', s[-c:, :c]),
              ('bottom_right', s[-c:, -c:]))
   for name, corner in corners:
-    out[f'corner_{name}_max'] = float(corner.max())
-    out[f'corner_{name}_std'] = float(corner.std())
+    _, corner_std = cv2.meanStdDev(corner)
+    out[f'corner_{name}_max'] = float(corner.max()) * scale
+    out[f'corner_{name}_std'] = float(corner_std[0, 0]) * scale
   fmt = file_format.lower().replace('jpg', 'jpeg')
   for f in FORMATS:
     out[f'format_{f}'] = 1.0 if fmt == f else 0.0

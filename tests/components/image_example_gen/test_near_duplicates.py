@@ -85,3 +85,22 @@ def test_large_buckets_compare_neighbourhoods_only():
   assert near_duplicates.candidate_pairs([10]) == 45
   n = near_duplicates.MAX_BUCKET * 10
   assert near_duplicates.candidate_pairs([n]) < n * near_duplicates.WINDOW
+
+
+def test_a_crop_in_a_bucket_too_large_for_all_pairs_is_found(tmp_path):
+  """A bucket of more than MAX_BUCKET radiographs of one size is compared in neighbourhoods; a
+  crop (another size) is still checked against its original: crop candidates go by size class
+  and the profile screen, not by the neighbourhood."""
+  import csv
+  import os
+  ds = demo_data.generate(str(tmp_path), scale=0.008, seed=11)  # 170 images of 299x299
+  with open(ds.csv_path, encoding='utf-8') as f:
+    rows = list(csv.DictReader(f))
+  images = [np.asarray(Image.open(os.path.join(ds.root, r['image_path']))) for r in rows]
+  assert len(images) > near_duplicates.MAX_BUCKET
+  members = [(f'img{i:03d}', perceptual.fingerprint(x)) for i, x in enumerate(images)]
+  members.append(('img007-crop', perceptual.fingerprint(images[7][10:-6, 5:-14])))
+  pairs = near_duplicates.verify_bucket('one bucket', members)
+  assert pairs == [('img007', 'img007-crop')]
+  small, big = near_duplicates.crop_candidates([fp for _, fp in members])
+  assert len(small) <= near_duplicates.CROP_NEIGHBOURS  # the crop's best fits only

@@ -1,6 +1,7 @@
 """Perceptual fingerprints and the pixel check, on synthetic radiographs (pure, NumPy)."""
 import io
 
+import cv2
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -9,6 +10,7 @@ from PIL import Image
 from PIL import ImageEnhance
 import pytest
 
+from components import errors
 from components.image_example_gen import perceptual
 from pipeline import demo_data
 
@@ -115,3 +117,40 @@ def test_candidate_keys_are_shared_by_a_copy(radiographs):
   copy = _roundtrip(Image.fromarray(x), 'JPEG', quality=60)
   assert set(perceptual.candidate_keys(_fp(x))) & set(perceptual.candidate_keys(_fp(copy)))
   assert len(perceptual.candidate_keys(_fp(x))) == perceptual.BANDS
+
+
+def test_a_fingerprint_of_an_older_version_says_how_to_re_ingest():
+  old = 'pf1:' + ':'.join(('0' * 16, '0' * 16, '299x299', 'AAAA'))
+  with pytest.raises(perceptual.FingerprintVersionError) as raised:
+    perceptual.Fingerprint.from_text(old)
+  assert isinstance(raised.value, errors.CxrError) and isinstance(raised.value, ValueError)
+  assert '--fresh-splits' in str(raised.value) and '--near-duplicates off' in str(raised.value)
+
+
+@pytest.mark.parametrize('shape', [(299, 299), (377, 410), (40, 33), (1024, 1000), (2900, 3000)])
+def test_the_thumbnail_is_the_exact_area_average_of_any_layout(shape):
+  rng = np.random.default_rng(shape[0])
+  pixels = (rng.random(shape) * 255).astype(np.uint8)
+  grey = perceptual.to_grey(pixels)
+  expected = cv2.resize(grey, (perceptual.THUMB_SIZE,) * 2, interpolation=cv2.INTER_AREA)
+  for layout in (pixels, pixels[:, :, None], grey, np.stack([pixels] * 3, axis=2)):
+    assert np.abs(perceptual.area_thumbnail(layout) - expected).max() < 2e-5
+  # The uint8 pixels as decoded and their float grey give one thumbnail (to a rounding: noise
+  # stretched by the tone normalisation; the workers take one path per decoded layout).
+  as_decoded, as_float = perceptual.fingerprint(pixels), perceptual.fingerprint(grey)
+  assert (as_decoded.width, as_decoded.height) == (as_float.width, as_float.height)
+  assert np.abs(as_decoded.thumbnail() - as_float.thumbnail()).max() <= 1 / 255 + 1e-6
+
+
+def test_look_alike_renders_are_told_apart_but_their_copies_are_not(radiographs):
+  """Distinct renders of the demo template correlate up to ~0.998 on the thumbnail; the
+  threshold sits between them and the copies (bench/results/near_duplicates.md)."""
+  fps = [_fp(x) for x in radiographs]
+  direct = [perceptual.direct_similarity(a, b) for i, a in enumerate(fps) for b in fps[i + 1:]]
+  assert max(direct) < perceptual.NEAR_DUPLICATE_THRESHOLD
+  img = Image.fromarray(radiographs[1])
+  w, h = img.size
+  for copy in (_roundtrip(img.resize((w * 3 // 2, h * 3 // 2), Image.BILINEAR)),
+               _roundtrip(ImageEnhance.Brightness(img).enhance(0.75)),
+               _roundtrip(img, 'JPEG', quality=40)):
+    assert perceptual.direct_similarity(fps[1], _fp(copy)) >= perceptual.NEAR_DUPLICATE_THRESHOLD

@@ -50,3 +50,23 @@ def test_dataset_findings_odd_size_and_grey_colour_mix():
   assert quality.dataset_findings(measures) == {'big': (quality.ODD_SIZE,),
                                                 'rgb': (quality.GRAYSCALE_MIX,)}
   assert quality.dataset_findings({}) == {}
+
+
+def test_uint8_pixels_as_decoded_measure_as_their_float_grey(radiographs):
+  """The workers measure uint8 grey without a float copy (one shared summary); the float path
+  (16-bit, colour) gives the same measures and properties."""
+  from components.image_example_gen import shortcut
+  for x in radiographs[:5] + [np.asarray(Image.fromarray(radiographs[0]).resize((410, 377)))]:
+    h, w = x.shape
+    grey = perceptual.to_grey(x)
+    assert quality.is_grey8(x) and not quality.is_grey8(grey)
+    summary = quality.summarise(x)
+    assert summary.sample.dtype == np.uint8
+    as_decoded = quality.measure(x, w, h, 'L', summary)
+    as_float = quality.measure(grey, w, h, 'L')
+    assert as_decoded.keys() == as_float.keys()
+    assert all(abs(as_decoded[k] - as_float[k]) < 1e-5 for k in as_float), (as_decoded, as_float)
+    props = shortcut.properties(x, w, h, 'L', 8, 'png', summary)
+    props_float = shortcut.properties(grey, w, h, 'L', 8, 'png')
+    assert props.keys() == props_float.keys()
+    assert all(abs(props[k] - props_float[k]) < 1e-5 for k in props), (props, props_float)

@@ -70,3 +70,12 @@ def test_deterministic_and_graceful_on_tiny_or_one_class_sets(demo):
   assert not one.warning and 'fewer than two classes' in one.message
   tiny = shortcut.assess(props[:4], [0, 1, 0, 1])
   assert not tiny.warning and 'not assessed' in tiny.message
+
+
+@pytest.mark.parametrize('shape', [(1, 1), (2, 3), (1, 400), (400, 2)])
+def test_a_tiny_image_is_all_border(shape):
+  """Too small for an inside: its border band is the whole image, as decoded or as float."""
+  for pixels in (np.full(shape, 7, np.uint8), np.full(shape, 7 / 255, np.float32)):
+    props = shortcut.properties(pixels, shape[1], shape[0], 'L', 8, 'png')
+    assert props['border_mean'] == pytest.approx(7 / 255, abs=1e-6)
+    assert props['border_std'] == 0.0
