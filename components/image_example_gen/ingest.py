@@ -68,6 +68,7 @@ from components.image_example_gen import findings as findings_lib
 from components.image_example_gen import index
 from components.image_example_gen import mask_check as mask_check_lib
 from components.image_example_gen import near_duplicates as near_duplicates_lib
+from components.image_example_gen import perceptual
 from components.image_example_gen import shard_sizing
 from components.image_example_gen import staging as staging_lib
 from components.image_example_gen.config import DUPLICATES_FAIL
@@ -335,19 +336,30 @@ def fingerprints_file(manifest_uri: str) -> str:
   return files.join_uri(os.path.dirname(manifest_uri), SPLIT_FINGERPRINTS_FILE)
 
 
+STALE_FINGERPRINTS = 'stale_fingerprints'  # PriorFingerprintsFn's tagged output (and entry)
+
+
 class PriorFingerprintsFn(beam.DoFn):
   """A split manifest's URI -> (sha256, fingerprint text) of every image published with it
   (its SPLIT_FINGERPRINTS_FILE, streamed by the worker: never pickled into the graph, never
-  held whole); nothing when it has none (a manifest from --verify header runs)."""
+  held whole); nothing when it has none (a manifest from --verify header runs). Texts of an
+  older fingerprint version (published by an earlier cxr-tfx) cannot be compared: they are left
+  out, and their count goes out on the STALE_FINGERPRINTS output, so the run reports it."""
 
   def process(self, manifest_uri: str):
     path = fingerprints_file(manifest_uri)
     if not tf.io.gfile.exists(path):
       return
+    stale = 0
     with tf.io.gfile.GFile(path, 'rb') as raw, gzip.GzipFile(fileobj=raw) as f:
       for line in f:
         entry = json.loads(line)
-        yield entry['sha256'], entry['fingerprint']
+        if perceptual.is_current(entry['fingerprint']):
+          yield entry['sha256'], entry['fingerprint']
+        else:
+          stale += 1
+    if stale:
+      yield beam.pvalue.TaggedOutput(STALE_FINGERPRINTS, (STALE_FINGERPRINTS, stale))
 
 
 def _fingerprint_line(kv: Tuple[str, str]) -> str:
@@ -664,13 +676,18 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
   # PCollection[(sha256, fingerprint text)]: this run's measured images, each image once.
   measured = results[FINGERPRINTS] | 'DistinctMeasured' >> beam.Distinct()
   near_groups: Any = []
+  stale: Any = pipeline | 'NoStaleFingerprints' >> beam.Create([])
   if deal_options.near_duplicates != NEAR_DUPLICATES_OFF and options.facts:
     prior = (
         pipeline
         # PCollection[str]: the prior split manifest's URI (none without one)
         | 'PriorManifest' >> beam.Create([membership.prior_uri] if membership.prior_uri else [])
         # PCollection[(sha256, fingerprint text)] of the prior spans' images
-        | 'PriorFingerprints' >> beam.ParDo(PriorFingerprintsFn()))
+        | 'PriorFingerprints' >> beam.ParDo(PriorFingerprintsFn()).with_outputs(
+            STALE_FINGERPRINTS, main='fingerprints'))
+    # PCollection[('stale_fingerprints', n)]: prior texts of an older version, left out
+    stale = prior[STALE_FINGERPRINTS]
+    prior = prior.fingerprints
     fingerprints = (
         (measured, prior)
         | 'AllFingerprints' >> beam.Flatten()
@@ -712,7 +729,7 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
       | 'GroupByShard' >> beam.GroupByKey()
       # PCollection[('shard', entry) | ('problem', entry)]: shard files complete in staging.
       | 'AssembleShards' >> beam.ParDo(AssembleShardFn(staging_dir)))
-  _ = ((planned | 'PlanEntries' >> beam.Filter(lambda kv: kv[0] != 'chunk'), shards)
+  _ = ((planned | 'PlanEntries' >> beam.Filter(lambda kv: kv[0] != 'chunk'), shards, stale)
        | 'Results' >> beam.Flatten()
        # PCollection[str]: one JSON line per manifest entry
        | 'EncodeResults' >> beam.Map(lambda kv: json.dumps(list(kv), sort_keys=True))
@@ -737,6 +754,7 @@ class Manifest:
   quality: Dict[str, Any] = dataclasses.field(default_factory=dict)
   shortcut: Dict[str, Any] = dataclasses.field(default_factory=dict)
   shard_files: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  stale_fingerprints: int = 0  # prior images whose fingerprints are of an older version
 
   @classmethod
   def read(cls, path: str) -> 'Manifest':
@@ -764,6 +782,8 @@ class Manifest:
           out.shortcut = entry
         elif kind == SHARD_FILES:
           out.shard_files = entry
+        elif kind == STALE_FINGERPRINTS:
+          out.stale_fingerprints += entry
         else:
           out.errors.append(entry)
     out.shards.sort(key=lambda s: (s['split'], s['index']))
@@ -862,6 +882,8 @@ def run_ingest(source, config: IngestConfig, examples_uri: str,
     pipeline.run().wait_until_finish()
     result = Manifest.read(files.join_uri(staging, staging_lib.MANIFEST_FILE))
     result.membership.update(source=prior_source, prior_manifest=prior_uri)
+    if result.stale_fingerprints:
+      result.membership['prior_fingerprints_not_compared'] = result.stale_fingerprints
     if config.fresh_splits and previous_manifest:  # say what starting over discards
       result.membership['discarded'] = dict(
           manifest=previous_manifest,

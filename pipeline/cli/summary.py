@@ -128,4 +128,8 @@ def _membership_text(m: Dict, manifest: str, split_order: Sequence[str]) -> str:
     text += f", {m['resent_count']} re-sent from an earlier span (each kept its split)"
   if m.get('conflicts_count'):
     text += f", {m['conflicts_count']} conflict(s) (linked images in several splits)"
+  if m.get('prior_fingerprints_not_compared'):
+    text += (f", {m['prior_fingerprints_not_compared']:,} of its images not compared for "
+             'near-duplicates (fingerprints of an older cxr-tfx; --fresh-splits re-measures '
+             'them)')
   return f'{text}; {published}'

@@ -151,6 +151,27 @@ def test_a_later_spans_copy_keeps_the_published_split(planted, grouped, tmp_path
   assert {m['split'] for m in group['members']} == {_split_of(out)[original]}
 
 
+def test_fingerprints_of_an_older_version_are_left_out_and_reported(planted, grouped, tmp_path):
+  """A manifest published by an earlier cxr-tfx (another fingerprint version): the run goes on,
+  its images keep their splits, and the images not compared are counted in the membership."""
+  import gzip
+  root, rows, copies, _, mapping = planted
+  out, first = grouped
+  published = tmp_path / 'published'
+  shutil.copytree(str(out), str(published))
+  path = published / 'split_fingerprints.jsonl.gz'
+  with gzip.open(str(path), 'rt') as f:
+    entries = [json.loads(line) for line in f]
+  for e in entries[:5]:
+    e['fingerprint'] = 'pf1:' + e['fingerprint'].split(':', 1)[1]
+  with gzip.open(str(path), 'wt') as f:
+    f.writelines(json.dumps(e) + '\n' for e in entries)
+  summary = _ingest(_dataset(root, rows, [c for _, c in copies]), mapping, tmp_path / 'next',
+                    split_manifest=str(published / 'split_manifest.json'))
+  assert summary.membership['prior_fingerprints_not_compared'] == 5
+  assert summary.membership['kept'] == summary.rows_in == first.rows_in
+
+
 def test_a_copy_with_another_label_is_flagged(planted, tmp_path):
   root, rows, copies, _, mapping = planted
   (original, copy) = copies[0]
