@@ -77,8 +77,6 @@ from components.image_example_gen.config import IngestConfig
 from components.image_example_gen.config import NEAR_DUPLICATES_GROUP
 from components.image_example_gen.config import NEAR_DUPLICATES_OFF
 from components.image_example_gen.config import SplitSpec
-from components.image_example_gen.config import VERIFY_FULL
-from components.image_example_gen.config import VERIFY_HEADER
 from components.image_example_gen.summary import CLASS_MAPPING_FILE
 from components.image_example_gen.summary import GROUP_SPLITS_FILE
 from components.image_example_gen.summary import IMAGE_INDEX_FILE
@@ -93,11 +91,12 @@ SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
 # overhead, small enough that 21k rows make ~170 work items. Part of the output format: the
 # shard bytes (their gzip members) depend on it.
 CHUNK_ROWS = 128
-# Threads per worker reading and checking a chunk's rows ahead of the write (WriteChunkFn), by
-# verify level. Measured at 21,165 records on 2 cores (in_memory): a full decode releases the
-# GIL, so 2 threads took 18.1 s against 22.3 s inline; header checks are GIL-bound Python, so
-# threads gained nothing (11.3 s inline, 12.3 s with 2).
-PREFETCH_THREADS = {VERIFY_FULL: 2, VERIFY_HEADER: 1}
+# Threads per worker reading and checking a chunk's rows in the check pass (CheckRowsFn), by
+# verify level: file reads, sha256 and the decoders release the GIL, so the checks of the next
+# rows overlap the serializing of this one. Measured at 21,165 records on 2 cores (in_memory,
+# wall): verify=header 19.0-20.7 s with 2 threads against 21.9-25.6 s inline; verify=full 61 s
+# with 3 against 66 s with 2, for a quarter more CPU, so 2.
+CHECK_THREADS = 2
 METRICS_NAMESPACE = 'ImageExampleGen'
 ROWS_CHECKED = 'rows_checked'
 EXAMPLES_WRITTEN = 'examples_written'
@@ -284,7 +283,7 @@ class CheckRowsFn(beam.DoFn):
   staging (``records_file``); the row carries where (``record``: chunk, offset, length). The
   deal then knows every row's content, problems and near-duplicates, and the write pass only
   copies records into shards: no file is read or decoded twice, and what is written is the bytes
-  that were checked. Rows are checked on a small thread pool (PREFETCH_THREADS: decoders release
+  that were checked. Rows are checked on a small thread pool (CHECK_THREADS: decoders release
   the GIL) while this thread serializes.
 
   A measured image's fingerprint leaves its row here: it goes out on the FINGERPRINTS output as
@@ -299,9 +298,8 @@ class CheckRowsFn(beam.DoFn):
     self._bad = beam.metrics.Metrics.counter(METRICS_NAMESPACE, BAD_ROWS)
 
   def setup(self):
-    threads = PREFETCH_THREADS[self._options.verify]
-    if threads > 1:
-      self._pool = concurrent.futures.ThreadPoolExecutor(threads)
+    if CHECK_THREADS > 1:
+      self._pool = concurrent.futures.ThreadPoolExecutor(CHECK_THREADS)
 
   def teardown(self):
     if self._pool is not None:
