@@ -91,9 +91,9 @@ SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
 # overhead, small enough that 21k rows make ~170 work items. Part of the output format: the
 # shard bytes (their gzip members) depend on it.
 CHUNK_ROWS = 128
-# Threads per worker reading and checking a chunk's rows in the check pass (CheckRowsFn), by
-# verify level: file reads, sha256 and the decoders release the GIL, so the checks of the next
-# rows overlap the serializing of this one. Measured at 21,165 records on 2 cores (in_memory,
+# Threads per worker reading and checking a chunk's rows in the check pass (CheckRowsFn): file
+# reads, sha256 and the decoders release the GIL, so the checks of the next rows overlap the
+# serializing of this one. Measured at 21,165 records on 2 cores (in_memory,
 # wall): verify=header 19.0-20.7 s with 2 threads against 21.9-25.6 s inline; verify=full 61 s
 # with 3 against 66 s with 2, for a quarter more CPU, so 2.
 CHECK_THREADS = 2
