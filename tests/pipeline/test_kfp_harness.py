@@ -14,6 +14,7 @@ import shutil
 import pytest
 
 from tests.support import kfp_harness
+from tests.support import warm_processes
 from tests.support.testutil import shard_files
 
 TASKS = ['ImageExampleGen', 'CuratedSchemaGen']  # the rest: test_kfp_weekly.py
@@ -48,6 +49,7 @@ def _sha_by_id(uri):
 
 @pytest.fixture(scope='module')
 def harness_run(demo_dataset, tmp_path_factory):
+  warm_processes.start()  # its imports overlap the compilation
   out = str(tmp_path_factory.mktemp('kfp_harness'))
   spec = _compile(demo_dataset.csv_path, demo_dataset.class_mapping_path, out)
   cache = {}  # KFP's cache across this module's runs

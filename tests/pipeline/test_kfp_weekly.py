@@ -21,6 +21,7 @@ import sys
 import pytest
 
 from tests.support import kfp_harness
+from tests.support import warm_processes
 
 SPLITS = (('train', 2), ('test', 1))
 COMPILED_FOLDER = 'gs://bucket/weekly'  # the compiled defaults; every run gives local folders
@@ -87,6 +88,7 @@ def _parent(spec_path, out_dir):
 @pytest.fixture(scope='module')
 def weekly(tmp_path_factory):
   from pipeline import demo_data
+  warm_processes.start()  # its imports overlap the data and the compilation
   out = str(tmp_path_factory.mktemp('kfp_weekly'))
   data = demo_data.generate_spans(os.path.join(out, 'weekly'), rows_per_span=40)
   folder = data.root

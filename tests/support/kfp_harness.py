@@ -40,6 +40,12 @@ venv's, and ``path_map`` rewrites paths in parameter values to what the containe
 the in-image schema to the repo's, or a data URI to a local folder. The cache key is computed
 on the compiled values, as KFP's, so mapping a URI to a folder with changed files models "same
 URI, new content".
+
+A TFX task's command is ``python -m <entrypoint> ...``, an interpreter that first imports
+TensorFlow, Beam and TFX (15-40 s of every task): such commands run in warm processes
+(tests/support/warm_processes.py: forks of a server that imported those once; each still its own
+process with the task's argv, cwd, environment, log and exit code, importing the project's
+modules itself). ``CXR_WARM_PROCESSES=0``: a fresh interpreter per task.
 """
 import concurrent.futures
 import dataclasses
@@ -53,6 +59,8 @@ import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import yaml
+
+from tests.support import warm_processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE_SCHEMA = '/opt/cxr-tfx/schemas/schema.pbtxt'  # pipeline.configs.IMAGE_SCHEMA_FILE
@@ -200,14 +208,16 @@ def _run(name: str, container: Mapping[str, Any], executor_input: Mapping[str, A
     argv.append(arg)
   if argv and argv[0] in ('python', 'python3'):
     argv[0] = python
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-      [REPO] + ([os.environ['PYTHONPATH']] if os.environ.get('PYTHONPATH') else [])))
-  with open(log_path, 'w', encoding='utf-8') as log:
-    done = subprocess.run(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                          timeout=timeout, check=False)
-  if done.returncode != 0:
+  env = dict(os.environ, PYTHONPATH=warm_processes.pythonpath())
+  if warm_processes.ENABLED and python == sys.executable and argv[1:2] == ['-m']:
+    returncode = warm_processes.run_python_m(argv, env, log_path, timeout, cwd=REPO)
+  else:
+    with open(log_path, 'w', encoding='utf-8') as log:
+      returncode = subprocess.run(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  timeout=timeout, check=False).returncode
+  if returncode != 0:
     with open(log_path, encoding='utf-8', errors='replace') as f:
-      raise TaskFailed(f'{name} exited {done.returncode}; log {log_path}:\n{f.read()[-4000:]}')
+      raise TaskFailed(f'{name} exited {returncode}; log {log_path}:\n{f.read()[-4000:]}')
 
 
 def _input_artifacts(task, upstream: Mapping[str, TaskRun], name: str) -> Dict[str, Any]:
