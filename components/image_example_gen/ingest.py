@@ -77,6 +77,8 @@ from components.image_example_gen.config import IngestConfig
 from components.image_example_gen.config import NEAR_DUPLICATES_GROUP
 from components.image_example_gen.config import NEAR_DUPLICATES_OFF
 from components.image_example_gen.config import SplitSpec
+from components.image_example_gen.config import VERIFY_FULL
+from components.image_example_gen.config import VERIFY_HEADER
 from components.image_example_gen.summary import CLASS_MAPPING_FILE
 from components.image_example_gen.summary import GROUP_SPLITS_FILE
 from components.image_example_gen.summary import IMAGE_INDEX_FILE
@@ -91,12 +93,14 @@ SPLIT_DIR_PREFIX = 'Split-'  # TFX's layout: <examples uri>/Split-<name>/
 # overhead, small enough that 21k rows make ~170 work items. Part of the output format: the
 # shard bytes (their gzip members) depend on it.
 CHUNK_ROWS = 128
-# Threads per worker reading and checking a chunk's rows in the check pass (CheckRowsFn): file
-# reads, sha256 and the decoders release the GIL, so the checks of the next rows overlap the
-# serializing of this one. Measured at 21,165 records on 2 cores (in_memory,
-# wall): verify=header 19.0-20.7 s with 2 threads against 21.9-25.6 s inline; verify=full 61 s
-# with 3 against 66 s with 2, for a quarter more CPU, so 2.
-CHECK_THREADS = 2
+# Threads per worker reading and checking a chunk's rows in the check pass (CheckRowsFn), by
+# verify level. A full decode (libpng, libjpeg), file reads and sha256 release the GIL, so with
+# verify=full the checks of the next rows overlap the serializing of this one; verify=header's
+# checks are mostly Python (header parse, chunk walk) and threads only contend for the GIL.
+# Measured at 21,165 records on 2 idle cores (in_memory, wall): verify=header 19-24 s inline
+# against 25 s with 2 threads (and 35% more CPU); verify=full 61 s with 3 threads against 66 s
+# with 2, for a quarter more CPU, so 2.
+CHECK_THREADS = {VERIFY_FULL: 2, VERIFY_HEADER: 1}
 METRICS_NAMESPACE = 'ImageExampleGen'
 ROWS_CHECKED = 'rows_checked'
 EXAMPLES_WRITTEN = 'examples_written'
@@ -298,8 +302,9 @@ class CheckRowsFn(beam.DoFn):
     self._bad = beam.metrics.Metrics.counter(METRICS_NAMESPACE, BAD_ROWS)
 
   def setup(self):
-    if CHECK_THREADS > 1:
-      self._pool = concurrent.futures.ThreadPoolExecutor(CHECK_THREADS)
+    threads = CHECK_THREADS[self._options.verify]
+    if threads > 1:
+      self._pool = concurrent.futures.ThreadPoolExecutor(threads)
 
   def teardown(self):
     if self._pool is not None:
