@@ -326,12 +326,11 @@ class CheckRowsFn(beam.DoFn):
             row, loaded.image, loaded.mask, loaded.image_dicom,
             files.written_group(row.group, self._options)).SerializeToString(deterministic=True)
         out.write(record)
-        row = dataclasses.replace(row, record=f'{chunk.chunk}:{offset}:{len(record)}')
-        offset += len(record)
         if row.fingerprint:
           yield beam.pvalue.TaggedOutput(FINGERPRINTS, (row.image_sha256, row.fingerprint))
-          row = dataclasses.replace(row, fingerprint='')
-        yield 'ok', row_to_list(row)
+        yield 'ok', row_to_list(dataclasses.replace(
+            row, record=f'{chunk.chunk}:{offset}:{len(record)}', fingerprint=''))
+        offset += len(record)
 
 
 def fingerprints_file(manifest_uri: str) -> str:
@@ -474,7 +473,8 @@ def _findings(rows: Sequence[index.IndexRow], split_of: Dict[str, str],
 
 @dataclasses.dataclass
 class ChunkResult:
-  """What writing one chunk produced: its piece file, what it holds, the bad rows."""
+  """What writing one chunk produced: its piece file and what it holds (bad rows were left out
+  by the check pass)."""
   split: str
   shard: int
   num_shards: int
@@ -482,7 +482,6 @@ class ChunkResult:
   piece: str
   count: int
   class_counts: Dict[int, int]
-  problems: List[Dict[str, Any]]
   # mask_check: {class name: {count key: n}} over the written rows, and the first few findings
   mask_counts: Dict[str, Dict[str, int]] = dataclasses.field(default_factory=dict)
   mask_findings: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -559,7 +558,7 @@ class WriteChunkFn(beam.DoFn):
       reader.close()
     yield ChunkResult(chunk.split, chunk.shard, chunk.num_shards, chunk.chunk, piece,
                       len(chunk.rows), dict(collections.Counter(r.label for r in chunk.rows)),
-                      [], mask_counts, mask_findings, dicom_counts)
+                      mask_counts, mask_findings, dicom_counts)
 
 
 MAX_MASK_FINDINGS = 20  # mask findings listed by row (per chunk, shard and summary); all counted
@@ -629,7 +628,7 @@ def concatenate(pieces: Sequence[str], target: str) -> int:
 
 class AssembleShardFn(beam.DoFn):
   """(shard key, its chunks' results) -> the shard file in staging, pieces in chunk order.
-  Yields the shard's manifest entry and the rows' problems."""
+  Yields the shard's manifest entry."""
 
   def __init__(self, staging_dir: str):
     self._staging_dir = staging_dir
@@ -650,9 +649,6 @@ class AssembleShardFn(beam.DoFn):
                       bytes=size, class_counts=dict(sorted(class_counts.items())),
                       mask_counts=mask_counts, mask_findings=findings[:MAX_MASK_FINDINGS],
                       dicom_counts=dicom_counts)
-    for r in results:
-      for p in r.problems:
-        yield PROBLEM, p
 
 
 @beam.ptransform_fn
@@ -730,7 +726,7 @@ def IngestImages(pipeline: beam.Pipeline, staging_dir: str, options: files.Check
       # PCollection[((split, shard), ChunkResult)]
       | 'KeyByShard' >> beam.Map(lambda r: ((r.split, r.shard), r))
       | 'GroupByShard' >> beam.GroupByKey()
-      # PCollection[('shard', entry) | ('problem', entry)]: shard files complete in staging.
+      # PCollection[('shard', entry)]: shard files complete in staging.
       | 'AssembleShards' >> beam.ParDo(AssembleShardFn(staging_dir)))
   _ = ((planned | 'PlanEntries' >> beam.Filter(lambda kv: kv[0] != 'chunk'), shards, stale)
        | 'Results' >> beam.Flatten()

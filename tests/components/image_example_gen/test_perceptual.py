@@ -12,18 +12,12 @@ import pytest
 
 from components import errors
 from components.image_example_gen import perceptual
-from pipeline import demo_data
 
 
 @pytest.fixture(scope='module')
-def radiographs(tmp_path_factory):
-  """Grey uint8 demo radiographs (scale 0.002: ~45 images)."""
-  ds = demo_data.generate(str(tmp_path_factory.mktemp('demo')), scale=0.002, seed=3)
-  import csv
-  import os
-  with open(ds.csv_path, encoding='utf-8') as f:
-    rows = list(csv.DictReader(f))
-  return [np.asarray(Image.open(os.path.join(ds.root, r['image_path']))) for r in rows]
+def radiographs(demo_radiographs):
+  """Grey uint8 demo radiographs (~45 images)."""
+  return demo_radiographs(3)
 
 
 def _roundtrip(img: Image.Image, fmt='PNG', **kw) -> np.ndarray:

@@ -1,7 +1,5 @@
 """Image-quality findings: planted dark, light, blurry and blank images are found; demo
 radiographs are not reported."""
-import csv
-import os
 
 import numpy as np
 from PIL import Image
@@ -10,15 +8,12 @@ import pytest
 
 from components.image_example_gen import perceptual
 from components.image_example_gen import quality
-from pipeline import demo_data
 
 
 @pytest.fixture(scope='module')
-def radiographs(tmp_path_factory):
-  ds = demo_data.generate(str(tmp_path_factory.mktemp('demo')), scale=0.002, seed=11)
-  with open(ds.csv_path, encoding='utf-8') as f:
-    rows = list(csv.DictReader(f))
-  return [np.asarray(Image.open(os.path.join(ds.root, r['image_path']))) for r in rows]
+def radiographs(demo_radiographs):
+  """Grey uint8 demo radiographs (~45 images)."""
+  return demo_radiographs(11)
 
 
 def _findings(x, mode='L'):
